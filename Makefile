@@ -1,0 +1,54 @@
+# `make run` and `make test` bootstrap .venv themselves: find Python 3.10, create the venv,
+# install the pinned set (requirements.lock, hash-checked) and the project, then act.
+SHELL := /bin/bash
+PYTHON ?= $(shell scripts/find_python.sh)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+# The prepared TFDS directory beside the checkout, when there is one and nothing else is set.
+SHARED_TFDS := $(abspath ../shared/data/tensorflow_datasets)
+ifeq ($(origin TFDS_DATA_DIR), undefined)
+ifneq ($(wildcard $(SHARED_TFDS)/imdb_reviews),)
+export TFDS_DATA_DIR := $(SHARED_TFDS)
+endif
+endif
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 1
+
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test test-unit test-e2e venv lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock setup.py
+	@test -n "$(PYTHON)" || { echo "Python 3.10 is required (see scripts/find_python.sh)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+## The main job: the whole pipeline on the full IMDB data (pass options with ARGS="...").
+run: $(STAMP)
+	$(BIN)/imdb-tfx run $(ARGS)
+
+## Unit and end-to-end tests (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+## Re-resolve requirements.in into the pinned, hashed requirements.lock.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements.in --python-version 3.10 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

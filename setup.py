@@ -1,0 +1,23 @@
+"""Installs the IMDB TFX pipeline: packages pipeline, components, models and `imdb-tfx`."""
+
+from setuptools import setup
+
+setup(
+    name="imdb-tfx",
+    version="0.1.0",
+    description="Reference TFX pipeline for attention-based IMDB sentiment classifiers",
+    python_requires=">=3.10,<3.11",
+    packages=["pipeline", "components", "models"],
+    package_data={"pipeline": ["schema/*.pbtxt"]},
+    install_requires=[
+        "tfx==1.16.0",
+        "tf_keras==2.16.0",
+        "apache-beam[gcp]==2.60.0",
+        "dill",
+        "tensorflow-datasets",
+        "click",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["imdb-tfx=pipeline.cli:main"]},
+)
