@@ -1,0 +1,96 @@
+"""Hyperparameters of preprocessing and training, overridable through ``custom_config``.
+
+The runner (CLI) builds one ``custom_config`` dict; ``create_pipeline()`` hands the same
+dict to Transform and Trainer, and both read it back with ``HParams.from_custom_config``.
+Unknown keys are an error, so a misspelt override never silently does nothing.
+"""
+
+import dataclasses
+from typing import Any, Dict, Mapping, Optional
+
+MODELS = ("lstm_attention",)
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+  """All tunable settings of preprocessing and the model.
+
+  Attributes:
+    model: model builder name, one of ``MODELS``.
+    vocab_size: number of most frequent train-split tokens kept (``tft`` top_k).
+    num_oov_buckets: hash buckets for tokens outside the vocabulary.
+    max_length: tokens per review after truncation/padding (keeps the first tokens).
+    embedding_dim: width of the token embedding.
+    lstm_units: LSTM state size.
+    dense_units: width of the hidden Dense layer of the classifier head.
+    max_pooling: also pool the attended sequence with a masked max and concatenate it to
+      the attention context.
+    embedding_dropout: SpatialDropout1D rate on the embeddings (drops whole embedding
+      channels), in [0, 1).
+    dropout: dropout rate of the classifier head, in [0, 1); stays on in the export.
+    learning_rate: Adam learning rate.
+    batch_size: examples per replica per step; the global batch is this times replicas.
+    epochs: maximum training epochs (early stopping on the eval split may end sooner).
+    early_stopping_patience: epochs without eval-loss improvement before stopping.
+    strategy: tf.distribute strategy name, one of ``STRATEGIES``.
+    seed: random seed for weight initialisation and shuffling.
+    train_examples: train-split size used to size ``steps_per_epoch``; None = count it.
+  """
+
+  model: str = "lstm_attention"
+  vocab_size: int = 20000
+  num_oov_buckets: int = 1
+  max_length: int = 256
+  embedding_dim: int = 128
+  lstm_units: int = 64
+  dense_units: int = 64
+  max_pooling: bool = False
+  embedding_dropout: float = 0.2
+  dropout: float = 0.5
+  learning_rate: float = 1e-3
+  batch_size: int = 64
+  epochs: int = 3
+  early_stopping_patience: int = 1
+  strategy: str = "auto"
+  seed: int = 42
+  train_examples: Optional[int] = None
+
+  def __post_init__(self):
+    if self.model not in MODELS:
+      raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+    if self.strategy not in STRATEGIES:
+      raise ValueError(
+          f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units", "dense_units",
+                 "batch_size", "epochs", "num_oov_buckets"):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("dropout", "embedding_dropout"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    if self.learning_rate <= 0:
+      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+  @property
+  def embedding_input_dim(self) -> int:
+    """Rows of the embedding table: padding id 0, the vocabulary, then the OOV buckets."""
+    return self.vocab_size + self.num_oov_buckets + 1
+
+  @classmethod
+  def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "HParams":
+    """Reads the overrides under ``custom_config["hparams"]``.
+
+    Raises:
+      ValueError: on an unknown key or an out-of-range value.
+    """
+    overrides = dict((custom_config or {}).get("hparams") or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+      raise ValueError(f"unknown hyperparameter(s) {unknown}; known: {sorted(known)}")
+    return cls(**overrides)
+
+  def to_custom_config(self) -> Dict[str, Any]:
+    """The ``custom_config`` dict that ``from_custom_config`` reads back."""
+    return {"hparams": dataclasses.asdict(self)}
