@@ -1,0 +1,63 @@
+"""A gate that stops the pipeline when ExampleValidator found anomalies.
+
+Why a custom component: TFX 1.16's ExampleValidator records anomalies (and a per-split
+``blessed`` custom property) but never fails, so Transform and Trainer would happily run on
+data that broke the schema. Nothing standard turns that record into a stop; this
+component does, printing every anomaly, and the pipeline makes Transform depend on it.
+"""
+
+import os
+from typing import List
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+
+
+class DataAnomaliesError(RuntimeError):
+  """ExampleValidator found anomalies; the run stops before Transform."""
+
+
+def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> List[str]:
+  """One readable line per anomaly: ``split/feature: short description (long description)``.
+
+  Args:
+    anomalies_uri: an ExampleAnomalies artifact's directory.
+    split_names: splits to read (``Split-<name>/SchemaDiff.pb`` in each).
+
+  Raises:
+    FileNotFoundError: a split's anomalies file is missing.
+  """
+  lines = []
+  for split in split_names:
+    path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
+    anomalies = anomalies_pb2.Anomalies()
+    with tf.io.gfile.GFile(path, "rb") as f:
+      anomalies.ParseFromString(f.read())
+    for feature, info in sorted(anomalies.anomaly_info.items()):
+      lines.append(f"{split}/{feature}: {info.short_description} ({info.description})")
+    if anomalies.HasField("dataset_anomaly_info"):
+      info = anomalies.dataset_anomaly_info
+      lines.append(f"{split}/<dataset>: {info.short_description} ({info.description})")
+  return lines
+
+
+@tfx.dsl.components.component
+def AnomaliesGate(  # pylint: disable=invalid-name
+    anomalies: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ExampleAnomalies],
+) -> tfx.dsl.components.OutputDict(anomaly_count=int):
+  """Passes when no split has anomalies; otherwise raises with every anomaly listed.
+
+  Raises:
+    DataAnomaliesError: at least one anomaly was found.
+  """
+  splits = artifact_utils.decode_split_names(anomalies.split_names)
+  lines = describe_anomalies(anomalies.uri, splits)
+  if lines:
+    raise DataAnomaliesError(
+        f"ExampleValidator found {len(lines)} anomal{'y' if len(lines) == 1 else 'ies'}; "
+        "stopping before Transform. Fix the data or the schema (--schema-path):\n  "
+        + "\n  ".join(lines))
+  return {"anomaly_count": 0}
