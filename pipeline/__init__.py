@@ -1,0 +1,1 @@
+"""The IMDB TFX pipeline definition, its runners and the ``imdb-tfx`` command line."""

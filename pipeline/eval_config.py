@@ -1,0 +1,57 @@
+"""The TFMA EvalConfig the Evaluator blesses models with."""
+
+import tensorflow_model_analysis as tfma
+
+from models import features
+
+PREDICTION_KEY = "probabilities"
+ACCURACY_METRIC = "binary_accuracy"
+
+
+def make_eval_config(min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
+                     ) -> tfma.EvalConfig:
+  """EvalConfig for the candidate (and, when the resolver finds one, the baseline) model.
+
+  Metrics: ExampleCount, BinaryAccuracy, AUC, Precision, Recall, F1Score (decision
+  threshold 0.5), Calibration (mean prediction / mean label) with CalibrationPlot, and a
+  ConfusionMatrixPlot. Slices: overall and by ``length_bucket`` (review word count).
+
+  Blessing requires BinaryAccuracy >= ``min_accuracy`` on the overall slice and, when a
+  baseline exists, no more than ``max_accuracy_drop`` below the baseline's (TFMA applies
+  change thresholds only when a baseline model is present).
+
+  Args:
+    min_accuracy: value threshold on accuracy, in [0, 1].
+    max_accuracy_drop: allowed absolute accuracy drop against the baseline, >= 0.
+
+  Raises:
+    ValueError: a threshold out of range.
+  """
+  if not 0.0 <= min_accuracy <= 1.0:
+    raise ValueError(f"min_accuracy must be in [0, 1], got {min_accuracy}")
+  if max_accuracy_drop < 0:
+    raise ValueError(f"max_accuracy_drop must be >= 0, got {max_accuracy_drop}")
+  accuracy_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+          absolute={"value": -max_accuracy_drop}))
+  metrics = [
+      tfma.MetricConfig(class_name="ExampleCount"),
+      tfma.MetricConfig(class_name="BinaryAccuracy", threshold=accuracy_threshold),
+      tfma.MetricConfig(class_name="AUC"),
+      tfma.MetricConfig(class_name="Precision"),
+      tfma.MetricConfig(class_name="Recall"),
+      tfma.MetricConfig(class_name="F1Score"),
+      tfma.MetricConfig(class_name="Calibration"),
+      tfma.MetricConfig(class_name="CalibrationPlot"),
+      tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+  ]
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name="serving_default", label_key=features.LABEL_KEY,
+          prediction_key=PREDICTION_KEY,
+          preprocessing_function_names=["transform_features"])],
+      slicing_specs=[tfma.SlicingSpec(),
+                     tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
+      metrics_specs=[tfma.MetricsSpec(metrics=metrics)])

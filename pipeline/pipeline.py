@@ -1,0 +1,115 @@
+"""``create_pipeline()``: the IMDB sentiment pipeline as a pure function of its arguments.
+
+ImdbExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleValidator ->
+AnomaliesGate -> Transform -> Trainer -> (latest blessed Model resolver) -> Evaluator ->
+Pusher. Runners (``pipeline.runner``) own paths, metadata and orchestrators.
+"""
+
+import os
+from typing import Optional, Sequence
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.anomalies_gate import AnomaliesGate
+from components.imdb_example_gen import ImdbExampleGen
+from components.imdb_example_gen import TRAIN, EVAL, TEST
+from models.hparams import HParams
+from pipeline.eval_config import make_eval_config
+
+PIPELINE_NAME = "imdb_sentiment"
+CURATED_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "schema.pbtxt")
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.trainer.run_fn"
+
+
+def create_pipeline(
+    *,
+    pipeline_root: str,
+    serving_model_dir: str,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    pipeline_name: str = PIPELINE_NAME,
+    hparams: HParams = HParams(),
+    train_split: str = "train",
+    test_split: str = "test",
+    eval_percent: int = 10,
+    tfds_data_dir: Optional[str] = None,
+    download: bool = False,
+    schema_path: Optional[str] = None,
+    min_accuracy: float = 0.85,
+    max_accuracy_drop: float = 0.01,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+  """Builds the pipeline; has no side effects (nothing is read, written or run).
+
+  Args:
+    pipeline_root: directory (local or ``gs://``) for artifacts.
+    serving_model_dir: TF Serving model directory (``.../<model name>``) the Pusher writes
+      ``<version>/`` into.
+    metadata_connection_config: MLMD connection; None lets the orchestrator supply it.
+    pipeline_name: pipeline (and MLMD context) name.
+    hparams: preprocessing and training hyperparameters, passed as ``custom_config``.
+    train_split: TFDS split spec for train+eval (``"train"``, ``"train[:2%]"``).
+    test_split: TFDS split spec for the final evaluation (``"test"``, ``"test[:2%]"``).
+    eval_percent: percent of ``train_split`` held out as the ``eval`` split.
+    tfds_data_dir: TFDS data dir; None = ``$TFDS_DATA_DIR`` or TFDS's default.
+    download: let TFDS download the dataset when it is not prepared.
+    schema_path: a curated schema (``schema.pbtxt``) imported with ImportSchemaGen instead
+      of inferring one with SchemaGen; ``CURATED_SCHEMA_PATH`` is the checked-in one.
+    min_accuracy: blessing needs test-split accuracy >= this.
+    max_accuracy_drop: and, with a baseline, accuracy no more than this below it.
+    beam_pipeline_args: Beam options for the Beam-powered components.
+    enable_cache: reuse executions whose inputs and properties are unchanged.
+
+  Returns:
+    the ``tfx.dsl.Pipeline``.
+  """
+  custom_config = hparams.to_custom_config()
+  example_gen = ImdbExampleGen(
+      train_split=train_split, test_split=test_split, eval_percent=eval_percent,
+      tfds_data_dir=tfds_data_dir or "", download=download)
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  if schema_path:
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  else:
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
+        exclude_splits=[EVAL, TEST])
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+      preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
+      splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]))
+  transform.add_upstream_node(anomalies_gate)
+  trainer = tfx.components.Trainer(
+      run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      schema=schema_gen.outputs["schema"],
+      train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+      custom_config=custom_config)
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+      baseline_model=model_resolver.outputs["model"],
+      example_splits=[TEST],
+      eval_config=make_eval_config(min_accuracy, max_accuracy_drop))
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+
+  components = [
+      example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
+      trainer, model_resolver, evaluator, pusher]
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
+      enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(beam_pipeline_args))

@@ -1,0 +1,124 @@
+"""Live progress of a pipeline run: which component is running and for how long.
+
+Why our own: TFX's runners report progress only as INFO log lines, whose level the
+Beam-powered components reset while they run. Instead this watches ML Metadata (the
+record every TFX orchestrator keeps): a background thread polls the store for executions
+of this run and prints one line when a component starts, a heartbeat while it runs, and
+one line with its wall time (and whether it was cached) when it ends.
+"""
+
+import sys
+import threading
+import time
+from typing import Callable, Dict, List, Optional, TextIO
+
+from ml_metadata import errors as mlmd_errors
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_TERMINAL = {
+    metadata_store_pb2.Execution.COMPLETE: "finished",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "FAILED",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+
+
+class ComponentProgress:
+  """Prints component start/finish lines of one run by polling its MLMD store.
+
+  Args:
+    connection_config: the run's MLMD connection.
+    pipeline_name: the pipeline's name (node contexts are ``<pipeline>.<node id>``).
+    component_ids: node ids in pipeline order, for "[i/n]" counters.
+    since_ms: only executions created at or after this time (ms since epoch) count.
+    stream: where to print (default stderr).
+    poll_seconds: polling period.
+    heartbeat_seconds: print "still running" this often while a component runs; 0 = never.
+    clock: wall clock in seconds since epoch (tests inject a fake one).
+  """
+
+  def __init__(self, connection_config: metadata_store_pb2.ConnectionConfig,
+               pipeline_name: str, component_ids: List[str], since_ms: int,
+               stream: Optional[TextIO] = None, poll_seconds: float = 2.0,
+               heartbeat_seconds: float = 60.0, clock: Callable[[], float] = time.time):
+    self._config = connection_config
+    self._prefix = f"{pipeline_name}."
+    self._ids = list(component_ids)
+    self._since_ms = since_ms
+    self._stream = stream or sys.stderr
+    self._poll = poll_seconds
+    self._heartbeat = heartbeat_seconds
+    self._clock = clock
+    self._store = None
+    self._started: Dict[int, float] = {}     # execution id -> seconds since epoch
+    self._beats: Dict[int, int] = {}
+    self._done: set = set()
+    self._node_of: Dict[int, str] = {}
+    self._stop = threading.Event()
+    self._thread: Optional[threading.Thread] = None
+    self.lines: List[str] = []
+
+  def _print(self, line: str) -> None:
+    self.lines.append(line)
+    print(line, file=self._stream, flush=True)
+
+  def _position(self, node: str) -> str:
+    width = len(str(len(self._ids)))
+    index = self._ids.index(node) + 1 if node in self._ids else 0
+    return f"[{index:>{width}}/{len(self._ids)}]"
+
+  def _node_id(self, execution_id: int) -> Optional[str]:
+    if execution_id not in self._node_of:
+      for context in self._store.get_contexts_by_execution(execution_id):
+        if context.name.startswith(self._prefix) and context.name[len(self._prefix):] in self._ids:
+          self._node_of[execution_id] = context.name[len(self._prefix):]
+    return self._node_of.get(execution_id)
+
+  def poll_once(self) -> None:
+    """Reads new and changed executions once and prints what changed."""
+    try:
+      if self._store is None:
+        self._store = metadata_store.MetadataStore(self._config)
+      executions = self._store.get_executions()
+    except mlmd_errors.StatusError:
+      return  # store busy or not created yet: try again next poll
+    for execution in sorted(executions, key=lambda e: e.id):
+      if execution.create_time_since_epoch < self._since_ms or execution.id in self._done:
+        continue
+      node = self._node_id(execution.id)
+      if node is None:
+        continue
+      if execution.id not in self._started:
+        self._started[execution.id] = execution.create_time_since_epoch / 1e3
+        if execution.last_known_state not in _TERMINAL:
+          self._print(f"{self._position(node)} {node} running ...")
+      if execution.last_known_state in _TERMINAL:
+        self._done.add(execution.id)
+        seconds = (execution.last_update_time_since_epoch
+                   - execution.create_time_since_epoch) / 1e3
+        self._print(f"{self._position(node)} {node} "
+                    f"{_TERMINAL[execution.last_known_state]} in {seconds:.1f} s")
+      elif self._heartbeat > 0:
+        elapsed = self._clock() - self._started[execution.id]
+        beats = int(elapsed // self._heartbeat)
+        if beats > self._beats.get(execution.id, 0):
+          self._beats[execution.id] = beats
+          self._print(f"{self._position(node)} {node} still running, {elapsed:.0f} s elapsed")
+
+  def _loop(self) -> None:
+    while not self._stop.wait(self._poll):
+      self.poll_once()
+
+  def start(self) -> "ComponentProgress":
+    """Starts polling in a daemon thread."""
+    self._thread = threading.Thread(target=self._loop, name="mlmd-progress", daemon=True)
+    self._thread.start()
+    return self
+
+  def stop(self) -> None:
+    """Stops polling after one last poll, so the final component's line is printed."""
+    self._stop.set()
+    if self._thread:
+      self._thread.join()
+    self.poll_once()

@@ -1,0 +1,146 @@
+"""What a pipeline run did, read back from ML Metadata after it ends.
+
+Everything here comes from MLMD and the artifacts it points to (TFMA's metrics and
+validation result, the ModelBlessing and PushedModel custom properties), not from log
+scraping, so a summary is true for any orchestrator that wrote the same store.
+"""
+
+import dataclasses
+import json
+from typing import Dict, List, Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class ComponentRun:
+  """One component's latest execution: node id, MLMD state name, wall seconds."""
+  node_id: str
+  state: str
+  seconds: float
+
+
+@dataclasses.dataclass
+class RunSummary:
+  """The outcome of one pipeline run.
+
+  Attributes:
+    components: per-component executions in pipeline order (executions created at or
+      after the run's start).
+    metrics: overall-slice candidate metrics on the evaluated split (name -> value).
+    blessed: the Evaluator's verdict, None if the Evaluator did not run.
+    blessing_reasons: failed validations (empty when blessed).
+    pushed_path: where the Pusher wrote the model, None if nothing was pushed.
+  """
+  components: List[ComponentRun]
+  metrics: Dict[str, float]
+  blessed: Optional[bool]
+  blessing_reasons: List[str]
+  pushed_path: Optional[str]
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+  def format(self) -> str:
+    """A human-readable multi-line report."""
+    lines = ["", "Pipeline run summary", "--------------------"]
+    for c in self.components:
+      lines.append(f"  {c.node_id:<32} {c.state:<9} {c.seconds:8.1f} s")
+    lines.append(f"  {'total':<32} {'':<9} {sum(c.seconds for c in self.components):8.1f} s")
+    if self.metrics:
+      lines.append("Test split: accuracy %.4f, AUC %.4f (%d examples)" % (
+          self.metrics.get("binary_accuracy", float("nan")),
+          self.metrics.get("auc", float("nan")),
+          int(self.metrics.get("example_count", 0))))
+    if self.blessed is None:
+      lines.append("Blessing: the Evaluator did not run")
+    elif self.blessed:
+      lines.append("Blessing: BLESSED (all thresholds met)")
+    else:
+      lines.append("Blessing: NOT blessed: " + "; ".join(self.blessing_reasons))
+    lines.append(f"Pushed to: {self.pushed_path}" if self.pushed_path
+                 else "Pushed: nothing (model not blessed or Pusher skipped)")
+    return "\n".join(lines)
+
+
+def _latest_execution(store, context_id: int, since_ms: int):
+  executions = [e for e in store.get_executions_by_context(context_id)
+                if e.create_time_since_epoch >= since_ms]
+  return max(executions, key=lambda e: e.id) if executions else None
+
+
+def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+  events = store.get_events_by_execution_ids([execution_id])
+  by_key: Dict[str, List[int]] = {}
+  for event in events:
+    if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
+      key = event.path.steps[0].key if event.path.steps else ""
+      by_key.setdefault(key, []).append(event.artifact_id)
+  return {k: list(store.get_artifacts_by_id(ids)) for k, ids in by_key.items()}
+
+
+def _custom(artifact, name):
+  value = artifact.custom_properties.get(name)
+  if value is None:
+    return None
+  return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
+  """Overall-slice metrics of the candidate model from an Evaluator's ModelEvaluation
+  (``tfma.load_metrics``; diffs against the baseline are left out)."""
+  metrics: Dict[str, float] = {}
+  for per_slice in tfma.load_metrics(evaluation_uri):
+    if per_slice.slice_key.single_slice_keys:  # only the overall slice
+      continue
+    for item in per_slice.metric_keys_and_values:
+      key = item.key
+      if key.is_diff or key.model_name not in ("", "candidate"):
+        continue
+      if item.value.HasField("double_value"):
+        metrics[key.name] = item.value.double_value.value
+  return metrics
+
+
+def validation_failures(evaluation_uri: str) -> List[str]:
+  """Readable reasons TFMA did not bless, e.g. ``binary_accuracy 0.80 < 0.85 (overall)``."""
+  validation = tfma.load_validation_result(evaluation_uri)
+  reasons = []
+  for per_slice in validation.metric_validations_per_slice:
+    slice_name = str(per_slice.slice_key) if per_slice.slice_key.single_slice_keys else "overall"
+    for failure in per_slice.failures:
+      reasons.append(f"{failure.metric_key.name}: {failure.message} ({slice_name})")
+  if not reasons and not validation.validation_ok:
+    reasons.append(str(validation.validation_details) or "validation failed")
+  return reasons
+
+
+def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
+              node_ids: List[str], since_ms: int) -> RunSummary:
+  """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
+  store = metadata_store.MetadataStore(connection_config)
+  components, metrics, blessed, reasons, pushed = [], {}, None, [], None
+  for node_id in node_ids:
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+    execution = context and _latest_execution(store, context.id, since_ms)
+    if execution is None:
+      continue
+    seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+    components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
+                                   round(seconds, 1)))
+    outputs = _outputs(store, execution.id)
+    if node_id == "Evaluator" and outputs.get("evaluation"):
+      uri = outputs["evaluation"][0].uri
+      metrics = evaluation_metrics(uri)
+      blessing = outputs.get("blessing", [None])[0]
+      blessed = bool(_custom(blessing, "blessed")) if blessing else None
+      reasons = [] if blessed else validation_failures(uri)
+    if node_id == "Pusher" and outputs.get("pushed_model"):
+      artifact = outputs["pushed_model"][0]
+      if _custom(artifact, "pushed"):
+        pushed = _custom(artifact, "pushed_destination")
+  return RunSummary(components, metrics, blessed, reasons, pushed)
