@@ -29,10 +29,14 @@ class HParams:
     embedding_dropout: SpatialDropout1D rate on the embeddings (drops whole embedding
       channels), in [0, 1).
     dropout: dropout rate of the classifier head, in [0, 1); stays on in the export.
-    learning_rate: Adam learning rate.
+    learning_rate: initial Adam learning rate.
+    lr_decay: the learning rate is multiplied by this after every epoch (staircase
+      ExponentialDecay); 1.0 keeps it constant.
     batch_size: examples per replica per step; the global batch is this times replicas.
     epochs: maximum training epochs (early stopping on the eval split may end sooner).
-    early_stopping_patience: epochs without eval-loss improvement before stopping.
+    early_stopping_monitor: the eval-split metric early stopping watches and whose best
+      epoch's weights are kept (``val_accuracy`` or ``val_loss``).
+    early_stopping_patience: epochs without improvement before stopping.
     strategy: tf.distribute strategy name, one of ``STRATEGIES``.
     seed: random seed for weight initialisation and shuffling.
     train_examples: train-split size used to size ``steps_per_epoch``; None = count it.
@@ -41,16 +45,18 @@ class HParams:
   model: str = "lstm_attention"
   vocab_size: int = 20000
   num_oov_buckets: int = 1
-  max_length: int = 256
+  max_length: int = 400
   embedding_dim: int = 128
   lstm_units: int = 64
   dense_units: int = 64
-  max_pooling: bool = False
-  embedding_dropout: float = 0.2
+  max_pooling: bool = True
+  embedding_dropout: float = 0.3
   dropout: float = 0.5
-  learning_rate: float = 1e-3
-  batch_size: int = 64
+  learning_rate: float = 2e-3
+  lr_decay: float = 0.5
+  batch_size: int = 128
   epochs: int = 3
+  early_stopping_monitor: str = "val_accuracy"
   early_stopping_patience: int = 1
   strategy: str = "auto"
   seed: int = 42
@@ -69,6 +75,11 @@ class HParams:
     for name in ("dropout", "embedding_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    if not 0.0 < self.lr_decay <= 1.0:
+      raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+    if self.early_stopping_monitor not in ("val_accuracy", "val_loss"):
+      raise ValueError("early_stopping_monitor must be val_accuracy or val_loss, got "
+                       f"{self.early_stopping_monitor!r}")
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 

@@ -6,7 +6,7 @@ layer and additionally returns the per-token attention weights (float32
 [batch, max_length], zero on padding), which ``predict_text`` exports.
 """
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import tf_keras as keras
 
@@ -57,10 +57,22 @@ BUILDERS: Dict[str, Callable[[HParams], Tuple[keras.Model, keras.Model]]] = {
 }
 
 
-def build(hp: HParams) -> Tuple[keras.Model, keras.Model]:
+def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
+  """Adam's learning rate: ``hp.learning_rate * hp.lr_decay ** epoch`` (staircase
+  ExponentialDecay over ``steps_per_epoch`` steps), or constant when ``steps_per_epoch``
+  is unknown or ``hp.lr_decay`` is 1."""
+  if not steps_per_epoch or hp.lr_decay == 1.0:
+    return hp.learning_rate
+  return keras.optimizers.schedules.ExponentialDecay(
+      hp.learning_rate, decay_steps=steps_per_epoch, decay_rate=hp.lr_decay, staircase=True)
+
+
+def build(hp: HParams, steps_per_epoch: Optional[int] = None
+          ) -> Tuple[keras.Model, keras.Model]:
   """Builds and compiles ``hp.model`` (Adam, binary cross-entropy, accuracy and AUC).
 
-  Call inside ``strategy.scope()`` for distributed training.
+  Call inside ``strategy.scope()`` for distributed training. ``steps_per_epoch`` enables
+  the per-epoch learning-rate decay (see ``learning_rate``).
 
   Raises:
     ValueError: if ``hp.model`` has no builder.
@@ -70,7 +82,7 @@ def build(hp: HParams) -> Tuple[keras.Model, keras.Model]:
   keras.utils.set_random_seed(hp.seed)
   model, explain_model = BUILDERS[hp.model](hp)
   model.compile(
-      optimizer=keras.optimizers.Adam(hp.learning_rate),
+      optimizer=keras.optimizers.Adam(learning_rate(hp, steps_per_epoch)),
       loss=keras.losses.BinaryCrossentropy(),
       metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
   return model, explain_model

@@ -75,10 +75,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                          global_batch, shuffle=False, repeat=False, seed=hp.seed,
                          drop_remainder=is_tpu)
   with strategy.scope():
-    model, explain_model = model_lib.build(hp)
+    model, explain_model = model_lib.build(hp, steps_per_epoch)
 
   callbacks = [
-      keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.early_stopping_patience,
+      keras.callbacks.EarlyStopping(monitor=hp.early_stopping_monitor,
+                                    patience=hp.early_stopping_patience,
                                     restore_best_weights=True, verbose=1),
       keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
   ]

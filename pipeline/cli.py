@@ -12,8 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import warnings  # pylint: disable=wrong-import-position
 
-# google-cloud-aiplatform (a TFX dependency) warns about Python 3.10 on every import.
+# google-cloud-aiplatform (a TFX dependency) warns about Python 3.10 on every import; the
+# environment variable carries the filter into Beam's worker processes.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 import json  # pylint: disable=wrong-import-position
 import sys  # pylint: disable=wrong-import-position
