@@ -111,8 +111,9 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
                  eval_percent: int = 10) -> Dict[str, int]:
   """Writes train/eval/test GZIP TFRecords of tf.Example under ``output_uri``.
 
-  Each file is written under a temporary name and renamed once complete, so an
-  interrupted write never leaves a file that looks finished.
+  Each file is written under a temporary name and renamed once every split is complete;
+  on any error the temporary files are removed, so a failed write leaves nothing that
+  looks finished.
 
   Args:
     output_uri: the Examples artifact's directory.
@@ -136,20 +137,26 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
     temp_paths[name] = os.path.join(split_dir, f".{_FILE_NAME}.incomplete")
     writers[name] = tf.io.TFRecordWriter(temp_paths[name], options)
   try:
-    for text, label in train_records:
-      name = EVAL if is_eval_example(text, eval_percent) else TRAIN
-      writers[name].write(to_tf_example(text, label).SerializeToString())
-      counts[name] += 1
-    for text, label in test_records:
-      writers[TEST].write(to_tf_example(text, label).SerializeToString())
-      counts[TEST] += 1
-  finally:
-    for writer in writers.values():
-      writer.close()
-  empty = [name for name, count in counts.items() if count == 0]
-  if empty:
-    raise ValueError(f"split(s) {empty} would be empty (counts {counts}); use a larger "
-                     "slice of the TFDS splits")
+    try:
+      for text, label in train_records:
+        name = EVAL if is_eval_example(text, eval_percent) else TRAIN
+        writers[name].write(to_tf_example(text, label).SerializeToString())
+        counts[name] += 1
+      for text, label in test_records:
+        writers[TEST].write(to_tf_example(text, label).SerializeToString())
+        counts[TEST] += 1
+    finally:
+      for writer in writers.values():
+        writer.close()
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+      raise ValueError(f"split(s) {empty} would be empty (counts {counts}); use a larger "
+                       "slice of the TFDS splits")
+  except BaseException:
+    for temp in temp_paths.values():
+      if tf.io.gfile.exists(temp):
+        tf.io.gfile.remove(temp)
+    raise
   for name, temp in temp_paths.items():
     tf.io.gfile.rename(temp, os.path.join(os.path.dirname(temp), _FILE_NAME), overwrite=True)
   return counts

@@ -28,7 +28,8 @@ class HParams:
       the attention context.
     embedding_dropout: SpatialDropout1D rate on the embeddings (drops whole embedding
       channels), in [0, 1).
-    dropout: dropout rate of the classifier head, in [0, 1); stays on in the export.
+    dropout: dropout rate of the classifier head, in [0, 1). The Dropout layer is kept in
+      the exported graph but inactive at inference (signatures call with training=False).
     learning_rate: initial Adam learning rate.
     lr_decay: the learning rate is multiplied by this after every epoch (staircase
       ExponentialDecay); 1.0 keeps it constant.
@@ -63,6 +64,7 @@ class HParams:
   train_examples: Optional[int] = None
 
   def __post_init__(self):
+    self._check_types()
     if self.model not in MODELS:
       raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
     if self.strategy not in STRATEGIES:
@@ -82,6 +84,25 @@ class HParams:
                        f"{self.early_stopping_monitor!r}")
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+  def _check_types(self) -> None:
+    """Raises ValueError naming the field whose value has the wrong type."""
+    for field in dataclasses.fields(self):
+      value, kind = getattr(self, field.name), field.type
+      if kind in (int, Optional[int]):
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
+            value is None and kind == Optional[int])
+      elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+      elif kind is bool:
+        ok = isinstance(value, bool)
+      elif kind is str:
+        ok = isinstance(value, str)
+      else:
+        ok = True
+      if not ok:
+        raise ValueError(f"hyperparameter {field.name} must be of type "
+                         f"{getattr(kind, '__name__', kind)}, got {value!r}")
 
   @property
   def embedding_input_dim(self) -> int:

@@ -81,8 +81,10 @@ class ComponentProgress:
       if self._store is None:
         self._store = metadata_store.MetadataStore(self._config)
       executions = self._store.get_executions()
-    except mlmd_errors.StatusError:
-      return  # store busy or not created yet: try again next poll
+    except (mlmd_errors.StatusError, RuntimeError):
+      # Store busy, or its file not created yet (MetadataStore's constructor raises
+      # RuntimeError then): try again next poll.
+      return
     for execution in sorted(executions, key=lambda e: e.id):
       if execution.create_time_since_epoch < self._since_ms or execution.id in self._done:
         continue
