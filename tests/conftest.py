@@ -1,0 +1,20 @@
+"""Test setup: Keras 2 for tf.Transform, the TFDS directory beside the checkout."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # pylint: disable=wrong-import-position
+
+_SHARED_TFDS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                            "data", "tensorflow_datasets"))
+
+
+@pytest.fixture(scope="session")
+def tfds_data_dir() -> str:
+  """The prepared TFDS data dir ($TFDS_DATA_DIR or ../shared/...); skips when absent."""
+  path = os.environ.get("TFDS_DATA_DIR") or _SHARED_TFDS
+  if not os.path.isdir(os.path.join(path, "imdb_reviews")):
+    pytest.skip(f"no prepared imdb_reviews under {path}; set TFDS_DATA_DIR")
+  return path

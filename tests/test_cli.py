@@ -1,0 +1,119 @@
+"""Unit tests of the imdb-tfx command line (pipeline.cli), without running the pipeline."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import cli
+
+RUN_OPTIONS = ["--runner", "--beam-arg", "--model", "--epochs", "--train-split",
+               "--test-split", "--output-dir", "--no-cache", "--tfds-data-dir", "--strategy",
+               "--hparam", "--schema-path", "--min-accuracy", "--max-accuracy-drop",
+               "--eval-percent", "--download", "--quiet"]
+
+
+@pytest.fixture
+def runner():
+  return CliRunner()
+
+
+def test_main_help_lists_commands(runner):
+  result = runner.invoke(cli.main, ["--help"])
+  assert result.exit_code == 0
+  assert "run" in result.output and "evaluate" in result.output
+
+
+def test_run_help_lists_every_option(runner):
+  result = runner.invoke(cli.main, ["run", "--help"])
+  assert result.exit_code == 0, result.output
+  for option in RUN_OPTIONS:
+    assert option in result.output, option
+  assert "lstm_attention" in result.output
+  for runner_name in ("local", "beam"):
+    assert runner_name in result.output
+
+
+def test_run_missing_dataset_fails_before_writing(runner, tmp_path):
+  empty = tmp_path / "empty_tfds"
+  empty.mkdir()
+  out = tmp_path / "out"
+  result = runner.invoke(cli.main, ["run", "--tfds-data-dir", str(empty),
+                                    "--output-dir", str(out)])
+  assert result.exit_code != 0
+  assert str(empty) in result.output
+  assert "--download" in result.output
+  assert not out.exists()
+  assert os.listdir(empty) == []
+
+
+def test_run_unknown_hparam_names_it(runner, tmp_path):
+  out = tmp_path / "out"
+  result = runner.invoke(cli.main, ["run", "--hparam", "bogus=1", "--output-dir", str(out)])
+  assert result.exit_code != 0
+  assert "bogus" in result.output
+  assert not out.exists()
+
+
+def test_run_hparam_out_of_range_is_a_usage_error(runner, tmp_path):
+  out = tmp_path / "out"
+  result = runner.invoke(cli.main, ["run", "--hparam", "max_length=0", "--output-dir",
+                                    str(out)])
+  assert result.exit_code != 0
+  assert "max_length must be >= 1" in result.output
+  assert not out.exists()
+
+
+@pytest.mark.parametrize("pair", ["dropout=abc", "batch_size=null"])
+def test_run_hparam_wrong_type_is_a_clean_error(runner, tmp_path, pair):
+  result = runner.invoke(cli.main, ["run", "--hparam", pair, "--output-dir",
+                                    str(tmp_path / "out")])
+  assert result.exit_code == 1
+  assert isinstance(result.exception, SystemExit)  # ClickException, not a traceback
+  assert pair.split("=")[0] in result.output
+
+
+def test_run_hparam_without_equals_is_rejected(runner, tmp_path):
+  result = runner.invoke(cli.main, ["run", "--hparam", "dropout", "--output-dir",
+                                    str(tmp_path / "out")])
+  assert result.exit_code != 0
+  assert "KEY=VALUE" in result.output
+
+
+def test_run_bad_split_spec_fails(runner, tmp_path, tfds_data_dir):
+  out = tmp_path / "out"
+  result = runner.invoke(cli.main, ["run", "--tfds-data-dir", tfds_data_dir,
+                                    "--train-split", "train[:abc]", "--output-dir", str(out)])
+  assert result.exit_code != 0
+  assert "train[:abc]" in result.output
+  assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--runner", "kubeflow"], ["--strategy", "gpu"], ["--epochs", "0"],
+    ["--min-accuracy", "1.5"], ["--eval-percent", "0"]])
+def test_run_rejects_bad_option_values(runner, tmp_path, args):
+  result = runner.invoke(cli.main, ["run", *args, "--output-dir", str(tmp_path / "out")])
+  assert result.exit_code == 2  # click usage error
+  assert args[0] in result.output
+
+
+def test_parse_hparams_json_values():
+  parsed = cli._parse_hparams(  # pylint: disable=protected-access
+      ("lstm_units=32", "dropout=0.3", "strategy=mirrored", "train_examples=null",
+       "max_pooling=true"))
+  assert parsed == {"lstm_units": 32, "dropout": 0.3, "strategy": "mirrored",
+                    "train_examples": None, "max_pooling": True}
+  assert cli._parse_hparams(("a=b=c",)) == {"a": "b=c"}  # pylint: disable=protected-access
+
+
+def test_evaluate_missing_model_dir_is_usage_error(runner, tmp_path):
+  result = runner.invoke(cli.main, ["evaluate", "--model-dir", str(tmp_path / "nope")])
+  assert result.exit_code == 2
+  assert "nope" in result.output
+
+
+def test_evaluate_dir_without_saved_model(runner, tmp_path):
+  result = runner.invoke(cli.main, ["evaluate", "--model-dir", str(tmp_path)])
+  assert result.exit_code == 1
+  assert "no SavedModel" in result.output

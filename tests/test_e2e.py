@@ -1,0 +1,220 @@
+"""End-to-end: the whole pipeline on small TFDS slices, checked through ML Metadata.
+
+Mirrors TFX's own imdb/taxi e2e tests: every component completes, the model is blessed
+and pushed, a second run is served from the cache (all but Evaluator and Pusher, whose
+baseline input changed), a failed blessing pushes nothing, anomalies stop the run before
+Transform, and a run killed mid-component is completed by the next run.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.anomalies_gate import DataAnomaliesError
+from models.hparams import HParams
+from pipeline import runner as runner_lib
+from pipeline.pipeline import create_pipeline
+
+pytestmark = pytest.mark.e2e
+
+TRAIN_SPLIT, TEST_SPLIT = "train[:4%]", "test[:2%]"
+HP = HParams(vocab_size=2000, max_length=64, embedding_dim=16, lstm_units=16,
+             dense_units=16, epochs=2, batch_size=32)
+BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+ALL_NODES = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+             "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
+             "Evaluator", "Pusher"]
+
+
+def _pipeline(paths, tfds_data_dir, **overrides):
+  kwargs = dict(
+      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          paths.metadata_path),
+      hparams=HP, train_split=TRAIN_SPLIT, test_split=TEST_SPLIT,
+      tfds_data_dir=tfds_data_dir, min_accuracy=0.0, beam_pipeline_args=BEAM_ARGS)
+  kwargs.update(overrides)
+  return create_pipeline(**kwargs)
+
+
+def _store(paths):
+  return metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+
+
+def _states(summary):
+  return {c.node_id: c.state for c in summary.components}
+
+
+def _versions(paths):
+  if not os.path.isdir(paths.serving_model_dir):
+    return []
+  return sorted(os.listdir(paths.serving_model_dir))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tfds_data_dir):
+  """Runs the pipeline four ways on one MLMD store and returns what each did."""
+  paths = runner_lib.OutputPaths(str(tmp_path_factory.mktemp("e2e")))
+  results = {}
+  results["first"] = runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir), "local")
+  results["first_versions"] = _versions(paths)
+  results["first_counts"] = (len(_store(paths).get_executions()),
+                             len(_store(paths).get_artifacts()))
+  results["second"] = runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir), "beam")
+  results["second_versions"] = _versions(paths)
+  results["second_counts"] = (len(_store(paths).get_executions()),
+                              len(_store(paths).get_artifacts()))
+  results["strict"] = runner_lib.run_pipeline(
+      _pipeline(paths, tfds_data_dir, min_accuracy=1.0), "local")
+  results["strict_versions"] = _versions(paths)
+  return paths, results
+
+
+def test_first_run_completes_every_component_and_pushes(runs):
+  paths, results = runs
+  first = results["first"]
+  assert _states(first) == {node: "COMPLETE" for node in ALL_NODES}
+  assert first.blessed is True
+  assert first.metrics["example_count"] == 500
+  assert 0.0 <= first.metrics["binary_accuracy"] <= 1.0
+  assert {"auc", "precision", "recall", "f1_score", "calibration"} <= set(first.metrics)
+  assert first.pushed_path and first.pushed_path.startswith(paths.serving_model_dir)
+  assert len(results["first_versions"]) == 1
+  assert os.path.isfile(os.path.join(first.pushed_path, "saved_model.pb"))
+
+
+def test_examples_artifact_has_three_splits(runs):
+  paths, _ = runs
+  store = _store(paths)
+  examples = [a for a in store.get_artifacts_by_type("Examples")
+              if "num_examples_train" in a.custom_properties]
+  assert examples, "no Examples artifact from ImdbExampleGen"
+  props = examples[0].custom_properties
+  assert props["num_examples_test"].int_value == 500
+  assert props["num_examples_train"].int_value + props["num_examples_eval"].int_value == 1000
+  for split in ("train", "eval", "test"):
+    assert tf.io.gfile.glob(os.path.join(examples[0].uri, f"Split-{split}", "*.gz"))
+
+
+def test_pushed_model_answers_predict_text_on_raw_strings(runs):
+  _, results = runs
+  loaded = tf.saved_model.load(results["first"].pushed_path)
+  assert {"serving_default", "predict_text", "transform_features"} <= set(loaded.signatures)
+  reviews = ["A wonderful, moving film.<br /><br />Loved it!", "Dull, boring and far too long.",
+             ""]
+  out = loaded.signatures["predict_text"](text=tf.constant(reviews))
+  probabilities = out["probabilities"].numpy()
+  assert probabilities.shape == (3,)
+  assert ((probabilities >= 0) & (probabilities <= 1)).all()
+  assert out["label"].numpy().tolist() == (probabilities >= 0.5).astype(int).tolist()
+  weights, tokens = out["attention_weights"].numpy(), out["tokens"].numpy()
+  assert weights.shape == tokens.shape == (3, HP.max_length)
+  assert (weights[tokens == b""] == 0).all()
+  assert abs(weights[0].sum() - 1.0) < 1e-5
+  assert tokens[0][:3].tolist() == [b"a", b"wonderful", b"moving"]
+
+
+def test_second_run_is_cached_except_evaluator_and_pusher(runs):
+  _, results = runs
+  states = _states(results["second"])
+  cached = {n for n in ALL_NODES if n not in ("Evaluator", "Pusher",
+                                              "latest_blessed_model_resolver")}
+  assert {n: states[n] for n in cached} == {n: "CACHED" for n in cached}
+  # The resolver now finds the first run's blessed model as baseline, so the Evaluator
+  # compares against it (as TFX's own e2e tests expect) and blesses again.
+  assert states["Evaluator"] == states["Pusher"] == "COMPLETE"
+  executions_1, artifacts_1 = results["first_counts"]
+  executions_2, artifacts_2 = results["second_counts"]
+  assert executions_2 == 2 * executions_1
+  assert artifacts_2 == artifacts_1 + 3  # evaluation, blessing, pushed model
+  assert results["second"].blessed is True
+
+
+def test_failed_blessing_pushes_nothing(runs):
+  _, results = runs
+  strict = results["strict"]
+  assert strict.blessed is False
+  assert any("binary_accuracy" in reason for reason in strict.blessing_reasons)
+  assert strict.pushed_path is None
+  assert results["strict_versions"] == results["second_versions"]
+
+
+def test_anomalies_stop_the_run_before_transform(tmp_path, tfds_data_dir):
+  schema = tmp_path / "schema.pbtxt"
+  # A curated schema the data violates: labels restricted to {0}.
+  with open(os.path.join(os.path.dirname(__file__), "..", "pipeline", "schema",
+                         "schema.pbtxt"), encoding="utf-8") as f:
+    schema.write_text(f.read().replace("int_domain { min: 0 max: 1", "int_domain { min: 0 max: 0"))
+  paths = runner_lib.OutputPaths(str(tmp_path / "out"))
+  with pytest.raises(DataAnomaliesError, match=r"label"):
+    runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir, schema_path=str(schema)), "local",
+                            show_progress=False)
+  store = _store(paths)
+  executed = {t.name for t in store.get_execution_types()}
+  assert not any("Transform" in name or "Trainer" in name for name in executed)
+  assert _versions(paths) == []
+
+
+def _wait_for_running(paths, node, timeout):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if os.path.exists(paths.metadata_path):
+      store = _store(paths)
+      for context in store.get_contexts_by_type("node"):
+        if context.name.endswith("." + node):
+          for execution in store.get_executions_by_context(context.id):
+            if execution.last_known_state == metadata_store_pb2.Execution.RUNNING:
+              return True
+    time.sleep(1)
+  return False
+
+
+def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
+  paths = runner_lib.OutputPaths(str(tmp_path / "out"))
+  command = [sys.executable, "-m", "pipeline.cli", "run", "--quiet",
+             "--train-split", TRAIN_SPLIT, "--test-split", TEST_SPLIT,
+             "--tfds-data-dir", tfds_data_dir, "--output-dir", paths.output_dir,
+             "--min-accuracy", "0", "--epochs", "1"]
+  command += [f"--beam-arg={arg}" for arg in BEAM_ARGS]
+  command += ["--hparam", f"vocab_size={HP.vocab_size}", "--hparam",
+              f"max_length={HP.max_length}", "--hparam", "lstm_units=8"]
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+  try:
+    assert _wait_for_running(paths, "Trainer", timeout=600), "Trainer never started"
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  killed = [e for e in _store(paths).get_executions()
+            if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+  assert killed, "the kill left no interrupted execution"
+  assert _versions(paths) == []
+
+  completed = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                             timeout=900, check=False)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert "Pushed to:" in completed.stdout
+  store = _store(paths)
+  trainer_context = store.get_context_by_type_and_name("node", "imdb_sentiment.Trainer")
+  trainer_runs = store.get_executions_by_context(trainer_context.id)
+  assert [e.last_known_state for e in trainer_runs] == [
+      metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.COMPLETE]
+  # Upstream work of the killed run was reused, not redone.
+  transform_context = store.get_context_by_type_and_name("node", "imdb_sentiment.Transform")
+  assert [e.last_known_state for e in store.get_executions_by_context(transform_context.id)] \
+      == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
+  versions = _versions(paths)
+  assert len(versions) == 1
+  loaded = tf.saved_model.load(os.path.join(paths.serving_model_dir, versions[0]))
+  assert loaded.signatures["predict_text"](text=tf.constant(["fine"]))["label"].shape == (1,)

@@ -1,0 +1,203 @@
+"""Unit tests of components.imdb_example_gen (and models.features.length_bucket)."""
+
+import glob
+import os
+
+import pytest
+import tensorflow as tf
+
+from components import imdb_example_gen as eg
+from models import features
+
+RAW_SPEC = {
+    features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
+    features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+    features.REVIEW_LENGTH_KEY: tf.io.FixedLenFeature([1], tf.int64),
+    features.LENGTH_BUCKET_KEY: tf.io.FixedLenFeature([1], tf.string),
+}
+
+
+def _read_split(uri, split):
+  path = os.path.join(uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+  records = list(tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator())
+  return [tf.io.parse_single_example(r, RAW_SPEC) for r in records]
+
+
+# --- length_bucket ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_words, bucket", [
+    (0, "0000-0127"), (127, "0000-0127"), (128, "0128-0255"), (255, "0128-0255"),
+    (256, "0256-0511"), (511, "0256-0511"), (512, "0512+"), (10_000, "0512+"),
+])
+def test_length_bucket_boundaries(num_words, bucket):
+  assert features.length_bucket(num_words) == bucket
+
+
+def test_length_bucket_custom_boundaries_and_negative():
+  assert features.length_bucket(5, boundaries=(10,)) == "0000-0009"
+  assert features.length_bucket(10, boundaries=(10,)) == "0010+"
+  with pytest.raises(ValueError, match="-1"):
+    features.length_bucket(-1)
+
+
+def test_length_bucket_names_are_the_curated_schema_domain():
+  names = {features.length_bucket(n) for n in range(0, 1000)}
+  assert names == {"0000-0127", "0128-0255", "0256-0511", "0512+"}
+
+
+# --- is_eval_example / to_tf_example ------------------------------------------------
+
+
+def test_is_eval_example_deterministic_and_about_ten_percent():
+  texts = [f"synthetic review number {i}".encode() for i in range(2000)]
+  first = [eg.is_eval_example(t, 10) for t in texts]
+  assert first == [eg.is_eval_example(t, 10) for t in texts]
+  share = sum(first) / len(texts)
+  assert 0.07 <= share <= 0.13
+  # A larger percentage only adds examples (bucket < p is monotone in p).
+  at_30 = [eg.is_eval_example(t, 30) for t in texts]
+  assert all(b for a, b in zip(first, at_30) if a)
+  assert 0.25 <= sum(at_30) / len(texts) <= 0.35
+
+
+def test_is_eval_example_extremes():
+  texts = [f"t{i}".encode() for i in range(200)]
+  assert not any(eg.is_eval_example(t, 0) for t in texts)
+  assert all(eg.is_eval_example(t, 100) for t in texts)
+
+
+def test_to_tf_example_features():
+  text = b"A fine film<br />with   five words"  # 6 whitespace-separated words
+  example = eg.to_tf_example(text, 1)
+  f = example.features.feature
+  assert set(f) == {"text", "label", "review_length", "length_bucket"}
+  assert list(f["text"].bytes_list.value) == [text]
+  assert list(f["label"].int64_list.value) == [1]
+  assert list(f["review_length"].int64_list.value) == [6]
+  assert list(f["length_bucket"].bytes_list.value) == [b"0000-0127"]
+  long = eg.to_tf_example(b" ".join([b"w"] * 300), 0).features.feature
+  assert list(long["review_length"].int64_list.value) == [300]
+  assert list(long["length_bucket"].bytes_list.value) == [b"0256-0511"]
+  assert list(long["label"].int64_list.value) == [0]
+
+
+# --- write_splits -------------------------------------------------------------------
+
+TRAIN_RECORDS = [(f"train review {i} " .encode() + b"word " * (i % 300), i % 2)
+                 for i in range(200)]
+TEST_RECORDS = [(f"test review {i}".encode(), (i + 1) % 2) for i in range(30)]
+
+
+def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
+  uri = str(tmp_path / "examples")
+  counts = eg.write_splits(uri, iter(TRAIN_RECORDS), iter(TEST_RECORDS), eval_percent=20)
+  expected_eval = sum(eg.is_eval_example(t, 20) for t, _ in TRAIN_RECORDS)
+  assert counts == {"train": 200 - expected_eval, "eval": expected_eval, "test": 30}
+  assert 0 < expected_eval < 200
+  for split in ("train", "eval", "test"):
+    files = os.listdir(os.path.join(uri, f"Split-{split}"))
+    assert files == ["data_tfrecord-00000-of-00001.gz"]  # no temp file left behind
+    parsed = _read_split(uri, split)
+    assert len(parsed) == counts[split]
+  train = _read_split(uri, "train")
+  eval_ = _read_split(uri, "eval")
+  texts = {ex["text"].numpy()[0] for ex in train + eval_}
+  assert texts == {t for t, _ in TRAIN_RECORDS}  # every train record in exactly one split
+  assert all(eg.is_eval_example(ex["text"].numpy()[0], 20) for ex in eval_)
+  by_text = dict(TRAIN_RECORDS)
+  for ex in train:
+    text = ex["text"].numpy()[0]
+    assert ex["label"].numpy()[0] == by_text[text]
+    assert ex["review_length"].numpy()[0] == len(text.split())
+    assert ex["length_bucket"].numpy()[0].decode() == features.length_bucket(len(text.split()))
+  test = _read_split(uri, "test")
+  assert [ex["text"].numpy()[0] for ex in test] == [t for t, _ in TEST_RECORDS]  # in order
+
+
+@pytest.mark.parametrize("eval_percent", [0, 100, -5])
+def test_write_splits_eval_percent_out_of_range(tmp_path, eval_percent):
+  with pytest.raises(ValueError, match="eval_percent"):
+    eg.write_splits(str(tmp_path), TRAIN_RECORDS, TEST_RECORDS, eval_percent=eval_percent)
+  assert not glob.glob(str(tmp_path / "**" / "*.gz"), recursive=True)
+
+
+def test_write_splits_empty_split_raises_and_leaves_no_finished_file(tmp_path):
+  uri = str(tmp_path / "examples")
+  with pytest.raises(ValueError, match="test"):
+    eg.write_splits(uri, iter(TRAIN_RECORDS), iter([]), eval_percent=10)
+  assert not glob.glob(os.path.join(uri, "Split-*", "data_tfrecord-*.gz"))
+  assert not glob.glob(os.path.join(uri, "Split-*", ".*incomplete"))
+
+
+def test_write_splits_removes_partial_files_when_reading_fails(tmp_path):
+  def failing_records():
+    yield from TRAIN_RECORDS[:3]
+    raise IOError("source went away")
+
+  uri = str(tmp_path / "examples")
+  with pytest.raises(IOError, match="went away"):
+    eg.write_splits(uri, failing_records(), TEST_RECORDS)
+  assert not [f for f in glob.glob(os.path.join(uri, "Split-*", "*"))] + glob.glob(
+      os.path.join(uri, "Split-*", ".*"))
+
+
+def test_write_splits_single_train_record_leaves_a_split_empty(tmp_path):
+  # One distinct text goes to train or eval, never both, so one of them is empty.
+  with pytest.raises(ValueError, match="would be empty"):
+    eg.write_splits(str(tmp_path), [(b"only one", 1)], TEST_RECORDS)
+
+
+# --- data directory / builder -------------------------------------------------------
+
+
+def test_resolve_data_dir(monkeypatch, tmp_path):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "from_env"))
+  assert eg.resolve_data_dir(None) == str(tmp_path / "from_env")
+  assert eg.resolve_data_dir("") == str(tmp_path / "from_env")
+  assert eg.resolve_data_dir(str(tmp_path / "explicit")) == str(tmp_path / "explicit")
+  monkeypatch.chdir(tmp_path)
+  assert eg.resolve_data_dir("rel") == os.path.join(str(tmp_path), "rel")
+  monkeypatch.delenv("TFDS_DATA_DIR")
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  resolved = eg.resolve_data_dir(None)
+  assert os.path.isabs(resolved) and not resolved.startswith("~")
+
+
+def test_prepare_builder_missing_dataset_message(tmp_path):
+  empty = str(tmp_path / "empty_tfds")
+  os.makedirs(empty)
+  with pytest.raises(eg.DatasetNotFoundError) as info:
+    eg.prepare_builder(empty, "train", "test", download=False)
+  message = str(info.value)
+  assert empty in message
+  for hint in ("--tfds-data-dir", "TFDS_DATA_DIR", "--download"):
+    assert hint in message
+  assert isinstance(info.value, FileNotFoundError)
+  assert os.listdir(empty) == []  # nothing downloaded or prepared
+
+
+@pytest.fixture(scope="module")
+def builder(tfds_data_dir):
+  return eg.prepare_builder(tfds_data_dir, "train[:1%]", "test[:1%]")
+
+
+@pytest.mark.parametrize("train_split, test_split", [
+    ("train[:abc]", "test"), ("train", "test[:1%"), ("validation", "test")])
+def test_prepare_builder_bad_split_spec(tfds_data_dir, train_split, test_split):
+  with pytest.raises(ValueError, match="invalid TFDS split spec"):
+    eg.prepare_builder(tfds_data_dir, train_split, test_split)
+
+
+def test_write_splits_on_real_imdb_slices(builder, tmp_path):
+  uri = str(tmp_path / "examples")
+  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),  # pylint: disable=protected-access
+                           eg._records(builder, "test[:1%]"))  # pylint: disable=protected-access
+  assert counts["test"] == 250
+  assert counts["train"] + counts["eval"] == 250
+  assert 0.03 <= counts["eval"] / 250 <= 0.20
+  for split in ("train", "eval", "test"):
+    parsed = _read_split(uri, split)
+    assert len(parsed) == counts[split]
+    assert {int(ex["label"].numpy()[0]) for ex in parsed} <= {0, 1}
+    assert all(ex["review_length"].numpy()[0] > 0 for ex in parsed)

@@ -1,0 +1,311 @@
+"""Unit tests of models.model, models.hparams and the exported SavedModel signatures."""
+
+import dataclasses
+import os
+import functools
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+import tf_keras as keras
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import metadata_io
+from tensorflow_transform.tf_metadata import schema_utils
+
+from models import features
+from models import model as model_lib
+from models import preprocessing
+from models import signatures
+from models.hparams import HParams
+
+HP = HParams(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, lstm_units=4,
+             dense_units=4, max_pooling=False, embedding_dropout=0.1, dropout=0.5,
+             learning_rate=1e-3, batch_size=4, epochs=1)
+
+TOKENS = np.array([
+    [5, 3, 9, 1, 2, 7, 4, 6],    # full row
+    [4, 8, 2, 0, 0, 0, 0, 0],    # three real tokens
+    [32, 0, 0, 0, 0, 0, 0, 0],   # one OOV token
+], np.int64)
+
+
+@pytest.fixture(scope="module")
+def built():
+  return model_lib.build(HP)
+
+
+# --- model.build --------------------------------------------------------------------
+
+
+def test_model_output_is_probability_per_example(built):
+  model, _ = built
+  probabilities = model(TOKENS, training=False).numpy()
+  assert probabilities.shape == (3, 1)
+  assert probabilities.dtype == np.float32
+  assert np.all((probabilities > 0) & (probabilities < 1))
+
+
+def test_explain_model_weights_zero_on_padding_rows_sum_to_one(built):
+  model, explain_model = built
+  probabilities, weights = explain_model(TOKENS, training=False)
+  weights = weights.numpy()
+  assert weights.shape == (3, HP.max_length)
+  assert np.all(weights[TOKENS == 0] == 0.0)
+  assert np.all(weights[TOKENS != 0] > 0.0)
+  np.testing.assert_allclose(weights.sum(-1), np.ones(3), rtol=1e-5)
+  # The explanation twin shares the layers, so its probabilities are the model's.
+  np.testing.assert_allclose(probabilities.numpy(), model(TOKENS, training=False).numpy(),
+                             rtol=1e-6)
+
+
+def test_prediction_depends_on_real_tokens_not_on_batch(built):
+  model, _ = built
+  batch = model(TOKENS, training=False).numpy()
+  alone = model(TOKENS[1:2], training=False).numpy()
+  np.testing.assert_allclose(alone, batch[1:2], rtol=1e-5)
+  changed = TOKENS[1:2].copy()
+  changed[0, 2] = 3  # a different real token
+  assert not np.allclose(model(changed, training=False).numpy(), alone)
+
+
+def test_model_layers_and_compile(built):
+  model, _ = built
+  dropout = model.get_layer("dropout")
+  assert isinstance(dropout, keras.layers.Dropout)
+  assert dropout.rate == pytest.approx(0.5)
+  embedding = model.get_layer("embedding")
+  assert embedding.input_dim == HP.vocab_size + HP.num_oov_buckets + 1 == HP.embedding_input_dim
+  assert embedding.output_dim == HP.embedding_dim
+  assert model.input_shape == (None, HP.max_length)
+  assert model.loss.__class__ is keras.losses.BinaryCrossentropy
+  assert model.optimizer.learning_rate.numpy() == pytest.approx(HP.learning_rate)
+
+
+def test_build_with_max_pooling_concatenates_pools():
+  hp = dataclasses.replace(HP, max_pooling=True)
+  model, explain_model = model_lib.build(hp)
+  assert model.get_layer("pooled").output.shape[-1] == 2 * hp.lstm_units
+  probabilities, weights = explain_model(TOKENS, training=False)
+  assert probabilities.shape == (3, 1) and weights.shape == (3, hp.max_length)
+  assert np.all(weights.numpy()[TOKENS == 0] == 0.0)
+
+
+def test_learning_rate_constant_or_per_epoch_staircase_decay():
+  hp = dataclasses.replace(HP, learning_rate=0.01, lr_decay=0.5)
+  assert model_lib.learning_rate(hp) == 0.01
+  assert model_lib.learning_rate(dataclasses.replace(hp, lr_decay=1.0), 10) == 0.01
+  schedule = model_lib.learning_rate(hp, steps_per_epoch=10)
+  values = [float(schedule(step)) for step in (0, 9, 10, 19, 20)]
+  np.testing.assert_allclose(values, [0.01, 0.01, 0.005, 0.005, 0.0025], rtol=1e-6)
+
+
+def test_build_is_deterministic_given_seed(built):
+  model, _ = built
+  again, _ = model_lib.build(HP)
+  np.testing.assert_allclose(model(TOKENS, training=False).numpy(),
+                             again(TOKENS, training=False).numpy(), rtol=1e-6)
+
+
+def test_build_unknown_model_raises(monkeypatch):
+  monkeypatch.setattr(model_lib, "BUILDERS", {})
+  with pytest.raises(ValueError, match="lstm_attention"):
+    model_lib.build(HParams(max_length=8))
+
+
+# --- HParams ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": "transformer"}, "unknown model"),
+    ({"strategy": "gpu"}, "unknown strategy"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"dropout": -0.1}, "dropout"),
+    ({"embedding_dropout": 1.5}, "embedding_dropout"),
+    ({"max_length": 0}, "max_length"),
+    ({"vocab_size": 0}, "vocab_size"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"lr_decay": 0.0}, "lr_decay"),
+    ({"lr_decay": 1.5}, "lr_decay"),
+    ({"early_stopping_monitor": "accuracy"}, "early_stopping_monitor"),
+])
+def test_hparams_validation(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    HParams(**kwargs)
+
+
+def test_hparams_rejects_non_integer_size():
+  with pytest.raises(ValueError, match="max_length"):
+    HParams(max_length=2.5)
+
+
+def test_hparams_from_custom_config_unknown_key_named():
+  with pytest.raises(ValueError, match="lstm_unit"):
+    HParams.from_custom_config({"hparams": {"lstm_unit": 3}})
+
+
+def test_hparams_from_custom_config_defaults_and_overrides():
+  assert HParams.from_custom_config(None) == HParams()
+  assert HParams.from_custom_config({}) == HParams()
+  hp = HParams.from_custom_config({"hparams": {"max_length": 12, "dropout": 0.25}})
+  assert (hp.max_length, hp.dropout, hp.vocab_size) == (12, 0.25, HParams().vocab_size)
+
+
+def test_hparams_custom_config_round_trip():
+  config = HP.to_custom_config()
+  assert set(config) == {"hparams"}
+  assert config["hparams"]["max_length"] == 8
+  assert config["hparams"] == dataclasses.asdict(HP)
+  assert HParams.from_custom_config(config) == HP
+
+
+# --- export -------------------------------------------------------------------------
+
+REVIEWS = [
+    (b"a great film, great acting and a wonderful story", 1),
+    (b"terrible movie, bad acting, awful plot", 0),
+    (b"I loved it<br /><br />wonderful and great", 1),
+    (b"boring and bad, I hated it", 0),
+    (b"great great great", 1),
+    (b"awful awful, just bad", 0),
+    (b"wonderful cast and a great ending", 1),
+    (b"the plot was boring and the acting terrible", 0),
+    (b"a joy to watch, loved the story", 1),
+    (b"waste of time, bad bad bad", 0),
+    (b"brilliant and moving film", 1),
+    (b"dull, slow and boring", 0),
+    (b"one of the best films I have seen", 1),
+    (b"the worst film of the year", 0),
+    (b"great story, great cast", 1),
+    (b"don't watch it, awful", 0),
+    (b"superb acting, loved it", 1),
+    (b"bad script and bad direction", 0),
+    (b"charming, funny and great", 1),
+    (b"poor, boring, terrible", 0),
+]
+LONG_REVIEW = "great acting and a wonderful story but the ending was bad and boring " * 3
+TEXTS = ["Great film, loved it!", "", LONG_REVIEW, "terrible, awful, bad", "zzz qqq"]
+
+
+def _tf_example(text: bytes) -> bytes:
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))})
+                         ).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """(loaded SavedModel, Keras model, transformed tokens, TFTransformOutput).
+
+  The model is not fitted: tracing a training step costs ~20 s on a busy CPU and the
+  signatures' contracts do not depend on the weights' values."""
+  root = tmp_path_factory.mktemp("export")
+  spec = {features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
+          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  raw = [{features.TEXT_KEY: [t], features.LABEL_KEY: [y]} for t, y in REVIEWS]
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config=HP.to_custom_config())
+  transform_dir = str(root / "transform")
+  with beam.Pipeline() as pipeline:
+    with tft_beam.Context(temp_dir=str(root / "tmp")):
+      transform_fn = ((pipeline | beam.Create(raw), metadata)
+                      | tft_beam.AnalyzeDataset(fn))
+      _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+  # TFX's Transform also writes the raw metadata, which raw_feature_spec() reads.
+  metadata_io.write_metadata(
+      metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+  tf_transform_output = tft.TFTransformOutput(transform_dir)
+  transformed = tf_transform_output.transform_raw_features(
+      {features.TEXT_KEY: tf.constant([[t] for t, _ in REVIEWS]),
+       features.LABEL_KEY: tf.constant([[y] for _, y in REVIEWS], tf.int64)})
+
+  model, explain_model = model_lib.build(HP)
+  assert model.get_layer("dropout").rate == pytest.approx(0.5)
+  x = transformed[features.TOKENS_KEY].numpy()
+  export_dir = str(root / "model")
+  signatures.export_saved_model(model, explain_model, tf_transform_output, HP, export_dir)
+  return tf.saved_model.load(export_dir), model, x, tf_transform_output
+
+
+def test_transformed_tokens_follow_written_vocabulary(exported):
+  _, _, x, tf_transform_output = exported
+  vocab = [w.decode() for w in tf_transform_output.vocabulary_by_name(
+      features.VOCABULARY_NAME)]
+  assert len(vocab) == HP.vocab_size
+  assert x.shape == (len(REVIEWS), HP.max_length) and x.dtype == np.int64
+  # "a great film, great acting and a wonderful story": all in the top 30 words.
+  words = "a great film great acting and a wonderful".split()
+  np.testing.assert_array_equal(x[0], [vocab.index(w) + 1 for w in words])
+  # "great great great" -> 3 ids then padding.
+  np.testing.assert_array_equal(x[4], [vocab.index("great") + 1] * 3 + [0] * 5)
+  assert vocab[:3] == ["great", "and", "bad"]  # the three most frequent train words
+
+
+def test_export_has_signatures(exported):
+  loaded = exported[0]
+  assert {"serving_default", "predict_text", "transform_features"} <= set(loaded.signatures)
+
+
+def test_predict_text_outputs(exported):
+  loaded = exported[0]
+  out = loaded.signatures["predict_text"](text=tf.constant(TEXTS))
+  n = len(TEXTS)
+  probabilities = out["probabilities"].numpy()
+  assert out["probabilities"].dtype == tf.float32 and probabilities.shape == (n,)
+  assert np.all((probabilities >= 0) & (probabilities <= 1))
+  assert out["label"].dtype == tf.int64
+  np.testing.assert_array_equal(out["label"].numpy(), (probabilities >= 0.5).astype(np.int64))
+  tokens = out["tokens"].numpy()
+  assert out["tokens"].dtype == tf.string and tokens.shape == (n, HP.max_length)
+  assert tokens[0].tolist() == [b"great", b"film", b"loved", b"it"] + [b""] * 4
+  assert tokens[1].tolist() == [b""] * HP.max_length
+  assert tokens[2].tolist() == [w.encode() for w in LONG_REVIEW.split()[:HP.max_length]]
+  weights = out["attention_weights"].numpy()
+  assert out["attention_weights"].dtype == tf.float32 and weights.shape == (n, HP.max_length)
+  assert np.all(weights[tokens == b""] == 0.0)
+  non_empty = (tokens != b"").any(axis=1)
+  np.testing.assert_allclose(weights[non_empty].sum(-1), np.ones(non_empty.sum()), rtol=1e-5)
+  assert np.all(weights[1] == 0.0)  # empty review attends to nothing
+
+
+def test_predict_text_matches_keras_model_on_transformed_tokens(exported):
+  loaded, model, x, _ = exported
+  texts = [t.decode() for t, _ in REVIEWS[:4]]
+  out = loaded.signatures["predict_text"](text=tf.constant(texts))["probabilities"].numpy()
+  expected = model(x[:4], training=False).numpy().reshape(-1)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_serving_default_matches_predict_text(exported):
+  loaded = exported[0]
+  examples = tf.constant([_tf_example(t.encode()) for t in TEXTS])
+  served = loaded.signatures["serving_default"](examples=examples)["probabilities"].numpy()
+  predicted = loaded.signatures["predict_text"](text=tf.constant(TEXTS))["probabilities"]
+  assert served.shape == (len(TEXTS),)
+  np.testing.assert_allclose(served, predicted.numpy(), rtol=1e-6)
+
+
+def test_predict_text_is_deterministic_dropout_inactive(exported):
+  loaded, model, _, _ = exported
+  assert model.get_layer("dropout").rate == pytest.approx(0.5)
+  predict = loaded.signatures["predict_text"]
+  first = predict(text=tf.constant(TEXTS))
+  second = predict(text=tf.constant(TEXTS))
+  np.testing.assert_array_equal(first["probabilities"].numpy(),
+                                second["probabilities"].numpy())
+  np.testing.assert_array_equal(first["attention_weights"].numpy(),
+                                second["attention_weights"].numpy())
+
+
+def test_transform_features_signature(exported):
+  loaded, _, x, _ = exported
+  raw = [tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t])),
+      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[y]))}))
+         .SerializeToString() for t, y in REVIEWS[:3]]
+  out = loaded.signatures["transform_features"](examples=tf.constant(raw))
+  np.testing.assert_array_equal(out[features.TOKENS_KEY].numpy(), x[:3])
+  np.testing.assert_array_equal(np.reshape(out[features.LABEL_KEY].numpy(), [-1]),
+                                [y for _, y in REVIEWS[:3]])

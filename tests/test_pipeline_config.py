@@ -1,0 +1,219 @@
+"""Unit tests of pipeline.eval_config, pipeline.pipeline and pipeline.runner (no runs)."""
+
+import json
+import os
+
+import pytest
+import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
+from tfx import v1 as tfx
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+from models.hparams import HParams
+from pipeline import eval_config
+from pipeline import runner
+from pipeline.pipeline import CURATED_SCHEMA_PATH, PIPELINE_NAME, PREPROCESSING_FN, RUN_FN
+from pipeline.pipeline import create_pipeline
+
+EXPECTED_IDS = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+                "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
+                "Evaluator", "Pusher"]
+HP = HParams(max_length=32, vocab_size=500, epochs=1, batch_size=8)
+
+
+# --- eval_config --------------------------------------------------------------------
+
+
+def _metric(config, class_name):
+  (spec,) = config.metrics_specs
+  matches = [m for m in spec.metrics if m.class_name == class_name]
+  assert len(matches) == 1, class_name
+  return matches[0]
+
+
+def test_eval_config_accuracy_thresholds():
+  config = eval_config.make_eval_config(min_accuracy=0.7, max_accuracy_drop=0.02)
+  threshold = _metric(config, "BinaryAccuracy").threshold
+  assert threshold.value_threshold.lower_bound.value == pytest.approx(0.7)
+  assert not threshold.value_threshold.HasField("upper_bound")
+  assert threshold.change_threshold.absolute.value == pytest.approx(-0.02)
+  assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+
+
+def test_eval_config_metrics_slices_and_model_spec():
+  config = eval_config.make_eval_config()
+  (spec,) = config.metrics_specs
+  names = [m.class_name for m in spec.metrics]
+  for name in ("ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "F1Score",
+               "Calibration"):
+    assert name in names
+  # Only accuracy gates the blessing.
+  assert [m.class_name for m in spec.metrics if m.HasField("threshold")] == ["BinaryAccuracy"]
+  assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["length_bucket"]]
+  (model_spec,) = config.model_specs
+  assert model_spec.signature_name == "serving_default"
+  assert model_spec.label_key == "label"
+  assert model_spec.prediction_key == eval_config.PREDICTION_KEY == "probabilities"
+  assert list(model_spec.preprocessing_function_names) == ["transform_features"]
+  default = _metric(config, "BinaryAccuracy").threshold
+  assert default.value_threshold.lower_bound.value == pytest.approx(0.85)
+  assert default.change_threshold.absolute.value == pytest.approx(-0.01)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_accuracy": 1.5}, "min_accuracy"),
+    ({"min_accuracy": -0.1}, "min_accuracy"),
+    ({"max_accuracy_drop": -0.01}, "max_accuracy_drop"),
+])
+def test_eval_config_rejects_bad_thresholds(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    eval_config.make_eval_config(**kwargs)
+
+
+# --- create_pipeline ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+  root = tmp_path_factory.mktemp("pipeline")
+  return create_pipeline(
+      pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"),
+      hparams=HP, train_split="train[:2%]", test_split="test[:1%]", eval_percent=15,
+      tfds_data_dir=str(root / "tfds"), min_accuracy=0.6, max_accuracy_drop=0.05,
+      beam_pipeline_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"],
+      enable_cache=False)
+
+
+def _component(pipeline, component_id):
+  (component,) = [c for c in pipeline.components if c.id == component_id]
+  return component
+
+
+def test_pipeline_components_and_dependency_order(pipeline):
+  ids = [c.id for c in pipeline.components]
+  assert sorted(ids) == sorted(EXPECTED_IDS)
+  chain = [i for i in ids if i != "latest_blessed_model_resolver"]
+  assert chain == [i for i in EXPECTED_IDS if i != "latest_blessed_model_resolver"]
+  assert ids.index("latest_blessed_model_resolver") < ids.index("Evaluator")
+
+
+def test_pipeline_has_no_side_effects(tmp_path):
+  create_pipeline(pipeline_root=str(tmp_path / "root"),
+                  serving_model_dir=str(tmp_path / "serving"))
+  assert os.listdir(tmp_path) == []
+
+
+def test_pipeline_metadata_and_beam_args(pipeline, tmp_path_factory):
+  assert pipeline.pipeline_info.pipeline_name == PIPELINE_NAME
+  assert pipeline.pipeline_info.pipeline_root.endswith(os.path.join("pipeline0", "root"))
+  assert pipeline.beam_pipeline_args == ["--direct_num_workers=1",
+                                         "--direct_running_mode=in_memory"]
+  assert pipeline.enable_cache is False
+
+
+def test_pipeline_example_gen_parameters(pipeline):
+  props = _component(pipeline, "ImdbExampleGen").exec_properties
+  assert props["train_split"] == "train[:2%]"
+  assert props["test_split"] == "test[:1%]"
+  assert props["eval_percent"] == 15
+  assert props["tfds_data_dir"].endswith("tfds")
+  assert props["download"] is False
+
+
+def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
+  transform = _component(pipeline, "Transform")
+  props = transform.exec_properties
+  splits = json.loads(props["splits_config"])
+  assert splits == {"analyze": ["train"], "transform": ["train", "eval", "test"]}
+  assert props["preprocessing_fn"] == PREPROCESSING_FN
+  assert json.loads(props["custom_config"]) == HP.to_custom_config()
+  assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
+
+
+def test_trainer_custom_config_and_splits(pipeline):
+  props = _component(pipeline, "Trainer").exec_properties
+  assert props["run_fn"] == RUN_FN
+  config = json.loads(props["custom_config"])
+  assert config == HP.to_custom_config()
+  assert HParams.from_custom_config(config) == HP
+  assert json.loads(props["train_args"])["splits"] == ["train"]
+  assert json.loads(props["eval_args"])["splits"] == ["eval"]
+
+
+def test_evaluator_uses_test_split_and_thresholds(pipeline):
+  props = _component(pipeline, "Evaluator").exec_properties
+  assert json.loads(props["example_splits"]) == ["test"]
+  config = json_format.Parse(props["eval_config"], tfma.EvalConfig())
+  assert config == eval_config.make_eval_config(0.6, 0.05)
+
+
+def test_pusher_destination(pipeline):
+  props = _component(pipeline, "Pusher").exec_properties
+  destination = json.loads(props["push_destination"])
+  assert destination["filesystem"]["base_directory"].endswith("serving")
+
+
+def test_schema_gen_excludes_eval_and_test(pipeline):
+  schema_gen = _component(pipeline, "SchemaGen")
+  assert isinstance(schema_gen, tfx.components.SchemaGen)
+  assert bool(schema_gen.exec_properties["infer_feature_shape"]) is True
+  assert json.loads(schema_gen.exec_properties["exclude_splits"]) == ["eval", "test"]
+
+
+def test_curated_schema_uses_import_schema_gen(tmp_path):
+  p = create_pipeline(pipeline_root=str(tmp_path / "root"),
+                      serving_model_dir=str(tmp_path / "serving"),
+                      schema_path=CURATED_SCHEMA_PATH)
+  ids = [c.id for c in p.components]
+  assert "ImportSchemaGen" in ids and "SchemaGen" not in ids
+  assert len(ids) == len(EXPECTED_IDS)
+  schema_gen = _component(p, "ImportSchemaGen")
+  assert schema_gen.exec_properties["schema_file"] == CURATED_SCHEMA_PATH
+
+
+def test_curated_schema_parses_with_four_features():
+  schema = tfdv.load_schema_text(CURATED_SCHEMA_PATH)
+  by_name = {f.name: f for f in schema.feature}
+  assert set(by_name) == {"text", "label", "review_length", "length_bucket"}
+  assert by_name["label"].int_domain.min == 0 and by_name["label"].int_domain.max == 1
+  domain = tfdv.get_domain(schema, "length_bucket")
+  from models import features  # pylint: disable=import-outside-toplevel
+  assert set(domain.value) == {features.length_bucket(n) for n in (0, 200, 300, 600)}
+  assert all(f.shape.dim[0].size == 1 for f in schema.feature)
+
+
+# --- runner -------------------------------------------------------------------------
+
+
+def test_output_paths_layout():
+  paths = runner.OutputPaths("/tmp/out")
+  assert paths.metadata_path == "/tmp/out/metadata.sqlite"
+  assert paths.pipeline_root == "/tmp/out/pipeline_root"
+  assert paths.serving_model_dir == "/tmp/out/serving_model/imdb_sentiment"
+  assert paths.summary_path == "/tmp/out/run_summary.json"
+  assert runner.OutputPaths().output_dir == "outputs"
+
+
+def test_default_beam_pipeline_args():
+  assert runner.default_beam_pipeline_args(1) == [
+      "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+  assert runner.default_beam_pipeline_args(2) == [
+      "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+  assert len(runner.default_beam_pipeline_args()) == 2
+
+
+def test_merge_beam_args_overrides_option_by_option():
+  defaults = ["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--flag"]
+  merged = runner.merge_beam_args(defaults, ["--direct_num_workers=4", "--runner=DirectRunner"])
+  assert merged == ["--direct_running_mode=multi_processing", "--flag",
+                    "--direct_num_workers=4", "--runner=DirectRunner"]
+  assert runner.merge_beam_args(defaults, []) == defaults
+  assert runner.merge_beam_args(defaults, ["--flag=false"]) == defaults[:2] + ["--flag=false"]
+
+
+def test_orchestrator_names():
+  assert isinstance(runner.orchestrator("local"), tfx.orchestration.LocalDagRunner)
+  assert isinstance(runner.orchestrator("beam"), BeamDagRunner)
+  with pytest.raises(ValueError, match="nope"):
+    runner.orchestrator("nope")

@@ -1,0 +1,166 @@
+"""Unit tests of models.preprocessing, including preprocessing_fn under tf.Transform Beam."""
+
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import schema_utils
+
+from models import features
+from models import preprocessing
+
+HPARAMS = {"vocab_size": 3, "max_length": 6, "num_oov_buckets": 1}
+
+
+def _clean(values):
+  return [s.decode() for s in preprocessing.clean_text(tf.constant(values)).numpy()]
+
+
+# --- clean_text ---------------------------------------------------------------------
+
+
+def test_clean_text_lowercases_and_removes_tags():
+  assert _clean(["Great MOVIE<br /><br />Loved it", "a<b>bold</b>word", "x<br/>y<br>z"]) == [
+      "great movie loved it", "a bold word", "x y z"]
+
+
+def test_clean_text_removes_punctuation_and_collapses_whitespace():
+  assert _clean(["  Wow!!! It's... 10/10, (really)?  ", "a--b\tc\n\nd"]) == [
+      "wow its 10 10 really", "a b c d"]
+
+
+def test_clean_text_drops_apostrophes_inside_words():
+  assert _clean(["Don't", "I didn`t", "won\u2019t stop"]) == ["dont", "i didnt", "wont stop"]
+
+
+def test_clean_text_keeps_shape_and_handles_empty():
+  out = preprocessing.clean_text(tf.constant([["A!", ""], ["<br />", "b c"]]))
+  assert out.shape == (2, 2)
+  assert out.numpy().tolist() == [[b"a", b""], [b"", b"b c"]]
+
+
+def test_clean_text_invalid_utf8_does_not_crash():
+  out = preprocessing.clean_text(tf.constant([b"caf\xe9 good\xff\xfe movie", b"ok"]))
+  words = out.numpy()[0].decode("ascii").split()  # output is plain ASCII
+  assert "good" in words and "movie" in words
+  assert out.numpy()[1] == b"ok"
+
+
+def test_clean_text_non_ascii_letters_split_words():
+  # Non a-z0-9 characters (after lowercasing) separate words.
+  assert _clean(["Caf\u00e9 Na\u00efve"]) == ["caf na ve"]
+
+
+def test_tokenize_splits_into_ragged_words():
+  words = preprocessing.tokenize(tf.constant(["Hello, World!", "", "one"]))
+  assert words.to_list() == [[b"hello", b"world"], [], [b"one"]]
+
+
+# --- pad_or_truncate ----------------------------------------------------------------
+
+
+def test_pad_or_truncate_keeps_first_ids_and_pads_with_zero():
+  ids = tf.ragged.constant([[5, 6, 7, 8, 9], [1], []], dtype=tf.int64)
+  out = preprocessing.pad_or_truncate(ids, 3)
+  assert out.dtype == tf.int64
+  np.testing.assert_array_equal(out.numpy(), [[5, 6, 7], [1, 0, 0], [0, 0, 0]])
+
+
+def test_pad_or_truncate_strings_keeps_first_words_and_pads_with_empty():
+  words = tf.ragged.constant([["a", "b", "c", "d"], ["x"], []])
+  out = preprocessing.pad_or_truncate_strings(words, 3)
+  assert out.shape == (3, 3)
+  assert out.numpy().tolist() == [[b"a", b"b", b"c"], [b"x", b"", b""], [b"", b"", b""]]
+
+
+def test_pad_or_truncate_all_rows_shorter_still_full_width():
+  ids = tf.ragged.constant([[1, 2], [3]], dtype=tf.int64)
+  assert preprocessing.pad_or_truncate(ids, 5).shape == (2, 5)
+
+
+# --- preprocessing_fn under tf.Transform ---------------------------------------------
+
+# Train token frequencies: movie 5, good 4, bad 3, plot 2, boring 1, others 1.
+RAW_DATA = [
+    {"text": [b"Movie movie GOOD good bad"], "label": [1]},
+    {"text": [b"movie good<br />bad plot"], "label": [0]},
+    {"text": [b"movie, good! bad plot boring"], "label": [1]},
+    {"text": [b"Movie good."], "label": [0]},
+]
+
+
+def _analyze_and_transform(tmp_path, raw_data, feature_spec):
+  metadata = dataset_metadata.DatasetMetadata(
+      schema_utils.schema_from_feature_spec(feature_spec))
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": HPARAMS})
+  with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
+    (transformed, _), transform_fn = (
+        (raw_data, metadata) | tft_beam.AnalyzeAndTransformDataset(fn))
+  return transformed, transform_fn
+
+
+@pytest.fixture(scope="module")
+def transformed_dense(tmp_path_factory):
+  spec = {"text": tf.io.FixedLenFeature([1], tf.string),
+          "label": tf.io.FixedLenFeature([1], tf.int64)}
+  transformed, _ = _analyze_and_transform(tmp_path_factory.mktemp("tft"), RAW_DATA, spec)
+  return transformed
+
+
+def test_preprocessing_fn_vocabulary_ids_in_frequency_order(transformed_dense):
+  tokens = np.array([t[features.TOKENS_KEY] for t in transformed_dense])
+  movie, good, bad, oov = 1, 2, 3, 4
+  np.testing.assert_array_equal(tokens[0], [movie, movie, good, good, bad, 0])
+  np.testing.assert_array_equal(tokens[1], [movie, good, bad, oov, 0, 0])
+  # "boring" and "plot" are outside the top 3 -> the single OOV bucket id 4.
+  np.testing.assert_array_equal(tokens[2], [movie, good, bad, oov, oov, 0])
+  np.testing.assert_array_equal(tokens[3], [movie, good, 0, 0, 0, 0])
+
+
+def test_preprocessing_fn_output_shape_dtype_and_label(transformed_dense):
+  tokens = np.array([t[features.TOKENS_KEY] for t in transformed_dense])
+  assert tokens.shape == (4, HPARAMS["max_length"])
+  assert tokens.dtype == np.int64
+  assert tokens.min() >= 0 and tokens.max() <= HPARAMS["vocab_size"] + HPARAMS["num_oov_buckets"]
+  labels = [int(np.asarray(t[features.LABEL_KEY]).reshape(())) for t in transformed_dense]
+  assert labels == [1, 0, 1, 0]
+
+
+def test_preprocessing_fn_sparse_text_truncates_and_handles_missing(tmp_path):
+  spec = {"text": tf.io.VarLenFeature(tf.string)}
+  raw = [
+      # movie 4, good 3, bad 2, others 1; 10 words -> truncated to the first 6.
+      {"text": [b"movie movie movie movie good good bad zz yy xx"]},
+      {"text": [b"bad good"]},
+      {"text": []},  # missing text -> all padding
+  ]
+  transformed, _ = _analyze_and_transform(tmp_path, raw, spec)
+  tokens = np.array([t[features.TOKENS_KEY] for t in transformed])
+  assert tokens.shape == (3, 6)
+  np.testing.assert_array_equal(tokens[0], [1, 1, 1, 1, 2, 2])
+  np.testing.assert_array_equal(tokens[1], [3, 2, 0, 0, 0, 0])
+  np.testing.assert_array_equal(tokens[2], [0] * 6)
+  assert all(features.LABEL_KEY not in t for t in transformed)
+
+
+def test_preprocessing_fn_rejects_unknown_hparam():
+  with pytest.raises(ValueError, match="vocab_sise"):
+    preprocessing.preprocessing_fn({"text": tf.constant([["a"]])},
+                                   custom_config={"hparams": {"vocab_sise": 3}})
+
+
+def test_preprocessing_fn_writes_vocabulary_file(tmp_path):
+  spec = {"text": tf.io.FixedLenFeature([1], tf.string),
+          "label": tf.io.FixedLenFeature([1], tf.int64)}
+  out_dir = str(tmp_path / "transform_output")
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": HPARAMS})
+  with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+    transform_fn = (RAW_DATA, metadata) | tft_beam.AnalyzeDataset(fn)
+    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+  output = tft.TFTransformOutput(out_dir)
+  assert output.vocabulary_by_name(features.VOCABULARY_NAME) == [b"movie", b"good", b"bad"]
