@@ -20,7 +20,10 @@ class HParams:
     model: model builder name, one of ``MODELS``.
     vocab_size: number of most frequent train-split tokens kept (``tft`` top_k).
     num_oov_buckets: hash buckets for tokens outside the vocabulary.
-    max_length: tokens per review after truncation/padding (keeps the first tokens).
+    max_length: tokens per review after truncation/padding.
+    head_tokens: of a review longer than max_length, the first head_tokens tokens and the
+      last max_length - head_tokens are kept (head+tail truncation); head_tokens >=
+      max_length keeps only the first max_length.
     embedding_dim: width of the token embedding.
     lstm_units: LSTM state size.
     dense_units: width of the hidden Dense layer of the classifier head.
@@ -46,7 +49,8 @@ class HParams:
   model: str = "lstm_attention"
   vocab_size: int = 20000
   num_oov_buckets: int = 1
-  max_length: int = 400
+  max_length: int = 500
+  head_tokens: int = 128
   embedding_dim: int = 128
   lstm_units: int = 64
   dense_units: int = 64
@@ -77,6 +81,8 @@ class HParams:
     for name in ("dropout", "embedding_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    if self.head_tokens < 0:
+      raise ValueError(f"head_tokens must be >= 0, got {self.head_tokens}")
     if not 0.0 < self.lr_decay <= 1.0:
       raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
     if self.early_stopping_monitor not in ("val_accuracy", "val_loss"):

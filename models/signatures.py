@@ -44,6 +44,7 @@ class ExportModule(tf.Module):
     self.tft_layer = tf_transform_output.transform_features_layer()
     self._raw_spec = tf_transform_output.raw_feature_spec()
     self._max_length = hp.max_length
+    self._head_tokens = hp.head_tokens
 
   def _transform_text(self, text: tf.Tensor) -> tf.Tensor:
     raw = {features.TEXT_KEY: _as_raw_feature(text, self._raw_spec[features.TEXT_KEY])}
@@ -62,7 +63,7 @@ class ExportModule(tf.Module):
     probabilities, weights = self.explain_model(token_ids, training=False)
     probabilities = tf.reshape(probabilities, [-1])
     words = preprocessing.pad_or_truncate_strings(preprocessing.tokenize(text),
-                                                  self._max_length)
+                                                  self._max_length, self._head_tokens)
     return {
         "probabilities": probabilities,
         "label": tf.cast(probabilities >= DECISION_THRESHOLD, tf.int64),

@@ -106,16 +106,42 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
   return metrics
 
 
+def _slice_name(slice_key) -> str:
+  parts = [f"{k.column}={k.bytes_value.decode() if k.HasField('bytes_value') else k.int64_value if k.HasField('int64_value') else k.float_value}"
+           for k in slice_key.single_slice_keys]
+  return ", ".join(parts) or "overall"
+
+
+def _threshold_text(threshold) -> str:
+  if threshold.HasField("value_threshold"):
+    bound = threshold.value_threshold
+    pieces = []
+    if bound.HasField("lower_bound"):
+      pieces.append(f">= {bound.lower_bound.value:g}")
+    if bound.HasField("upper_bound"):
+      pieces.append(f"<= {bound.upper_bound.value:g}")
+    return " and ".join(pieces)
+  if threshold.HasField("change_threshold"):
+    change = threshold.change_threshold
+    return f"change vs baseline {change.absolute.value:+g} or better"
+  return "threshold"
+
+
 def validation_failures(evaluation_uri: str) -> List[str]:
-  """Readable reasons TFMA did not bless, e.g. ``binary_accuracy 0.80 < 0.85 (overall)``."""
+  """Readable reasons TFMA did not bless, e.g.
+  ``binary_accuracy 0.8012 (overall) failed >= 0.85``."""
   validation = tfma.load_validation_result(evaluation_uri)
   reasons = []
   for per_slice in validation.metric_validations_per_slice:
-    slice_name = str(per_slice.slice_key) if per_slice.slice_key.single_slice_keys else "overall"
     for failure in per_slice.failures:
-      reasons.append(f"{failure.metric_key.name}: {failure.message} ({slice_name})")
+      value = failure.metric_value
+      shown = (f"{value.double_value.value:.4f}" if value.HasField("double_value")
+               else str(value).strip())
+      kind = "change " if failure.metric_key.is_diff else ""
+      reasons.append(f"{failure.metric_key.name} {kind}{shown} ({_slice_name(per_slice.slice_key)})"
+                     f" failed {_threshold_text(failure.metric_threshold)}")
   if not reasons and not validation.validation_ok:
-    reasons.append(str(validation.validation_details) or "validation failed")
+    reasons.append(str(validation.validation_details).strip() or "validation failed")
   return reasons
 
 

@@ -32,9 +32,17 @@ def _metric(config, class_name):
   return matches[0]
 
 
+def _overall_threshold(config):
+  (per_slice,) = _metric(config, "BinaryAccuracy").per_slice_thresholds
+  # Gated on the overall slice only; the length slices are reported, not gated.
+  assert [list(s.feature_keys) for s in per_slice.slicing_specs] == [[]]
+  return per_slice.threshold
+
+
 def test_eval_config_accuracy_thresholds():
   config = eval_config.make_eval_config(min_accuracy=0.7, max_accuracy_drop=0.02)
-  threshold = _metric(config, "BinaryAccuracy").threshold
+  assert not _metric(config, "BinaryAccuracy").HasField("threshold")
+  threshold = _overall_threshold(config)
   assert threshold.value_threshold.lower_bound.value == pytest.approx(0.7)
   assert not threshold.value_threshold.HasField("upper_bound")
   assert threshold.change_threshold.absolute.value == pytest.approx(-0.02)
@@ -49,14 +57,15 @@ def test_eval_config_metrics_slices_and_model_spec():
                "Calibration"):
     assert name in names
   # Only accuracy gates the blessing.
-  assert [m.class_name for m in spec.metrics if m.HasField("threshold")] == ["BinaryAccuracy"]
+  assert [m.class_name for m in spec.metrics
+          if m.HasField("threshold") or m.per_slice_thresholds] == ["BinaryAccuracy"]
   assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["length_bucket"]]
   (model_spec,) = config.model_specs
   assert model_spec.signature_name == "serving_default"
   assert model_spec.label_key == "label"
   assert model_spec.prediction_key == eval_config.PREDICTION_KEY == "probabilities"
   assert list(model_spec.preprocessing_function_names) == ["transform_features"]
-  default = _metric(config, "BinaryAccuracy").threshold
+  default = _overall_threshold(config)
   assert default.value_threshold.lower_bound.value == pytest.approx(0.85)
   assert default.change_threshold.absolute.value == pytest.approx(-0.01)
 
