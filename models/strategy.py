@@ -19,6 +19,10 @@ def _tpu_configured() -> bool:
 
 
 def _tpu_strategy() -> tf.distribute.Strategy:
+  if not _tpu_configured():
+    raise StrategyUnavailableError(
+        "no TPU configured: set TPU_NAME to your TPU's name or grpc:// address, or run on a "
+        "Cloud TPU VM; use --strategy auto to fall back to GPU/CPU")
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
         tpu=os.environ.get("TPU_NAME", "local" if os.path.exists("/dev/accel0") else None))

@@ -18,3 +18,14 @@ def tfds_data_dir() -> str:
   if not os.path.isdir(os.path.join(path, "imdb_reviews")):
     pytest.skip(f"no prepared imdb_reviews under {path}; set TFDS_DATA_DIR")
   return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_argv():
+  """TFX's BaseBeamExecutor parses all of sys.argv with absl flags (a TODO in TFX 1.16), so
+  pytest's own arguments (``-v`` reads as absl's ``--verbosity``) must not reach it."""
+  import sys  # pylint: disable=import-outside-toplevel
+  saved = sys.argv
+  sys.argv = saved[:1]
+  yield
+  sys.argv = saved

@@ -207,13 +207,15 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   assert "Pushed to:" in completed.stdout
   store = _store(paths)
   trainer_context = store.get_context_by_type_and_name("node", "imdb_sentiment.Trainer")
-  trainer_runs = store.get_executions_by_context(trainer_context.id)
+  trainer_runs = sorted(store.get_executions_by_context(trainer_context.id), key=lambda e: e.id)
   assert [e.last_known_state for e in trainer_runs] == [
       metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.COMPLETE]
   # Upstream work of the killed run was reused, not redone.
   transform_context = store.get_context_by_type_and_name("node", "imdb_sentiment.Transform")
-  assert [e.last_known_state for e in store.get_executions_by_context(transform_context.id)] \
-      == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
+  transform_runs = sorted(store.get_executions_by_context(transform_context.id),
+                          key=lambda e: e.id)
+  assert [e.last_known_state for e in transform_runs] == [
+      metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
   versions = _versions(paths)
   assert len(versions) == 1
   loaded = tf.saved_model.load(os.path.join(paths.serving_model_dir, versions[0]))
