@@ -10,6 +10,7 @@ import json
 from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.slicer import slicer_lib
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -107,9 +108,8 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
 
 
 def _slice_name(slice_key) -> str:
-  parts = [f"{k.column}={k.bytes_value.decode() if k.HasField('bytes_value') else k.int64_value if k.HasField('int64_value') else k.float_value}"
-           for k in slice_key.single_slice_keys]
-  return ", ".join(parts) or "overall"
+  """``length_bucket:0512+`` or ``Overall`` (TFMA's own slice-key formatting)."""
+  return slicer_lib.stringify_slice_key(slicer_lib.deserialize_slice_key(slice_key))
 
 
 def _threshold_text(threshold) -> str:
@@ -129,7 +129,7 @@ def _threshold_text(threshold) -> str:
 
 def validation_failures(evaluation_uri: str) -> List[str]:
   """Readable reasons TFMA did not bless, e.g.
-  ``binary_accuracy 0.8012 (overall) failed >= 0.85``."""
+  ``binary_accuracy 0.8012 (Overall) failed >= 0.85``."""
   validation = tfma.load_validation_result(evaluation_uri)
   reasons = []
   for per_slice in validation.metric_validations_per_slice:
@@ -138,8 +138,9 @@ def validation_failures(evaluation_uri: str) -> List[str]:
       shown = (f"{value.double_value.value:.4f}" if value.HasField("double_value")
                else str(value).strip())
       kind = "change " if failure.metric_key.is_diff else ""
-      reasons.append(f"{failure.metric_key.name} {kind}{shown} ({_slice_name(per_slice.slice_key)})"
-                     f" failed {_threshold_text(failure.metric_threshold)}")
+      reasons.append(f"{failure.metric_key.name} {kind}{shown} "
+                     f"({_slice_name(per_slice.slice_key)}) "
+                     f"failed {_threshold_text(failure.metric_threshold)}")
   if not reasons and not validation.validation_ok:
     reasons.append(str(validation.validation_details).strip() or "validation failed")
   return reasons

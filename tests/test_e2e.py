@@ -143,7 +143,10 @@ def test_failed_blessing_pushes_nothing(runs):
   _, results = runs
   strict = results["strict"]
   assert strict.blessed is False
-  assert any("binary_accuracy" in reason for reason in strict.blessing_reasons)
+  # Only the overall slice is gated, and the reason names value, slice and threshold.
+  assert len(strict.blessing_reasons) == 1
+  assert strict.blessing_reasons[0].startswith("binary_accuracy 0.")
+  assert strict.blessing_reasons[0].endswith("(Overall) failed >= 1")
   assert strict.pushed_path is None
   assert results["strict_versions"] == results["second_versions"]
 
