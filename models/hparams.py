@@ -9,6 +9,9 @@ import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
 MODELS = ("lstm_attention",)
+# The fields preprocessing_fn reads. Transform gets only these, so changing a training-only
+# setting (epochs, seed, model, ...) reuses the cached TransformGraph.
+PREPROCESSING_FIELDS = ("vocab_size", "num_oov_buckets", "max_length", "head_tokens")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -130,5 +133,9 @@ class HParams:
     return cls(**overrides)
 
   def to_custom_config(self) -> Dict[str, Any]:
-    """The ``custom_config`` dict that ``from_custom_config`` reads back."""
+    """The ``custom_config`` dict that ``from_custom_config`` reads back (the Trainer's)."""
     return {"hparams": dataclasses.asdict(self)}
+
+  def preprocessing_custom_config(self) -> Dict[str, Any]:
+    """Transform's ``custom_config``: only ``PREPROCESSING_FIELDS``."""
+    return {"hparams": {name: getattr(self, name) for name in PREPROCESSING_FIELDS}}

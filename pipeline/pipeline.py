@@ -49,7 +49,9 @@ def create_pipeline(
       ``<version>/`` into.
     metadata_connection_config: MLMD connection; None lets the orchestrator supply it.
     pipeline_name: pipeline (and MLMD context) name.
-    hparams: preprocessing and training hyperparameters, passed as ``custom_config``.
+    hparams: preprocessing and training hyperparameters, passed as ``custom_config``
+      (Transform gets only the preprocessing ones, so training-only changes keep its
+      cache).
     train_split: TFDS split spec for train+eval (``"train"``, ``"train[:2%]"``).
     test_split: TFDS split spec for the final evaluation (``"test"``, ``"test[:2%]"``).
     eval_percent: percent of ``train_split`` held out as the ``eval`` split.
@@ -65,7 +67,6 @@ def create_pipeline(
   Returns:
     the ``tfx.dsl.Pipeline``.
   """
-  custom_config = hparams.to_custom_config()
   example_gen = ImdbExampleGen(
       train_split=train_split, test_split=test_split, eval_percent=eval_percent,
       tfds_data_dir=tfds_data_dir or "", download=download)
@@ -81,7 +82,7 @@ def create_pipeline(
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-      preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
+      preprocessing_fn=PREPROCESSING_FN, custom_config=hparams.preprocessing_custom_config(),
       splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]))
   transform.add_upstream_node(anomalies_gate)
   trainer = tfx.components.Trainer(
@@ -90,7 +91,7 @@ def create_pipeline(
       schema=schema_gen.outputs["schema"],
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-      custom_config=custom_config)
+      custom_config=hparams.to_custom_config())
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

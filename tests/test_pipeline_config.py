@@ -1,5 +1,6 @@
 """Unit tests of pipeline.eval_config, pipeline.pipeline and pipeline.runner (no runs)."""
 
+import dataclasses
 import json
 import os
 
@@ -136,7 +137,15 @@ def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
   splits = json.loads(props["splits_config"])
   assert splits == {"analyze": ["train"], "transform": ["train", "eval", "test"]}
   assert props["preprocessing_fn"] == PREPROCESSING_FN
-  assert json.loads(props["custom_config"]) == HP.to_custom_config()
+  transform_config = json.loads(props["custom_config"])
+  assert transform_config == {"hparams": {"vocab_size": HP.vocab_size,
+                                          "num_oov_buckets": HP.num_oov_buckets,
+                                          "max_length": HP.max_length,
+                                          "head_tokens": HP.head_tokens}}
+  # What preprocessing_fn reads back agrees with the full hyperparameters.
+  restored = HParams.from_custom_config(transform_config)
+  assert (restored.vocab_size, restored.max_length, restored.head_tokens) == (
+      HP.vocab_size, HP.max_length, HP.head_tokens)
   assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
 
 
@@ -226,3 +235,14 @@ def test_orchestrator_names():
   assert isinstance(runner.orchestrator("beam"), BeamDagRunner)
   with pytest.raises(ValueError, match="nope"):
     runner.orchestrator("nope")
+
+
+def test_training_only_change_keeps_transform_properties(tmp_path):
+  def transform_props(hparams):
+    built = create_pipeline(pipeline_root=str(tmp_path / "root"),
+                            serving_model_dir=str(tmp_path / "serving"), hparams=hparams)
+    return _component(built, "Transform").exec_properties["custom_config"]
+
+  base = transform_props(HP)
+  assert transform_props(dataclasses.replace(HP, seed=7, epochs=5, dropout=0.3)) == base
+  assert transform_props(dataclasses.replace(HP, max_length=HP.max_length + 1)) != base
