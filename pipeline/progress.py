@@ -2,8 +2,8 @@
 
 Why our own: TFX's runners report progress only as INFO log lines, whose level the
 Beam-powered components reset while they run. Instead this watches ML Metadata (the
-record every TFX orchestrator keeps): a background thread polls the store for executions
-of this run and prints one line when a component starts, a heartbeat while it runs, and
+record every TFX orchestrator keeps): a background thread polls each component's node
+context for executions of this run and prints one line when a component starts, a heartbeat while it runs, and
 one line with its wall time (and whether it was cached) when it ends.
 """
 
@@ -15,6 +15,8 @@ from typing import Callable, Dict, List, Optional, TextIO
 from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import mlmd_queries
 
 _TERMINAL = {
     metadata_store_pb2.Execution.COMPLETE: "finished",
@@ -43,7 +45,7 @@ class ComponentProgress:
                stream: Optional[TextIO] = None, poll_seconds: float = 2.0,
                heartbeat_seconds: float = 60.0, clock: Callable[[], float] = time.time):
     self._config = connection_config
-    self._prefix = f"{pipeline_name}."
+    self._pipeline_name = pipeline_name
     self._ids = list(component_ids)
     self._since_ms = since_ms
     self._stream = stream or sys.stderr
@@ -54,7 +56,6 @@ class ComponentProgress:
     self._started: Dict[int, float] = {}     # execution id -> seconds since epoch
     self._beats: Dict[int, int] = {}
     self._done: set = set()
-    self._node_of: Dict[int, str] = {}
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
     self.lines: List[str] = []
@@ -68,28 +69,20 @@ class ComponentProgress:
     index = self._ids.index(node) + 1 if node in self._ids else 0
     return f"[{index:>{width}}/{len(self._ids)}]"
 
-  def _node_id(self, execution_id: int) -> Optional[str]:
-    if execution_id not in self._node_of:
-      for context in self._store.get_contexts_by_execution(execution_id):
-        if context.name.startswith(self._prefix) and context.name[len(self._prefix):] in self._ids:
-          self._node_of[execution_id] = context.name[len(self._prefix):]
-    return self._node_of.get(execution_id)
-
   def poll_once(self) -> None:
     """Reads new and changed executions once and prints what changed."""
     try:
       if self._store is None:
         self._store = metadata_store.MetadataStore(self._config)
-      executions = self._store.get_executions()
+      executions = [(execution, node) for node in self._ids
+                    for execution in mlmd_queries.node_executions(
+                        self._store, self._pipeline_name, node, self._since_ms)]
     except (mlmd_errors.StatusError, RuntimeError):
       # Store busy, or its file not created yet (MetadataStore's constructor raises
       # RuntimeError then): try again next poll.
       return
-    for execution in sorted(executions, key=lambda e: e.id):
-      if execution.create_time_since_epoch < self._since_ms or execution.id in self._done:
-        continue
-      node = self._node_id(execution.id)
-      if node is None:
+    for execution, node in sorted(executions, key=lambda pair: pair[0].id):
+      if execution.id in self._done:
         continue
       if execution.id not in self._started:
         self._started[execution.id] = execution.create_time_since_epoch / 1e3
@@ -97,10 +90,8 @@ class ComponentProgress:
           self._print(f"{self._position(node)} {node} running ...")
       if execution.last_known_state in _TERMINAL:
         self._done.add(execution.id)
-        seconds = (execution.last_update_time_since_epoch
-                   - execution.create_time_since_epoch) / 1e3
-        self._print(f"{self._position(node)} {node} "
-                    f"{_TERMINAL[execution.last_known_state]} in {seconds:.1f} s")
+        self._print(f"{self._position(node)} {node} {_TERMINAL[execution.last_known_state]} "
+                    f"in {mlmd_queries.execution_seconds(execution):.1f} s")
       elif self._heartbeat > 0:
         elapsed = self._clock() - self._started[execution.id]
         beats = int(elapsed // self._heartbeat)

@@ -14,6 +14,8 @@ from tensorflow_model_analysis.slicer import slicer_lib
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import mlmd_queries
+
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
@@ -66,12 +68,6 @@ class RunSummary:
     lines.append(f"Pushed to: {self.pushed_path}" if self.pushed_path
                  else "Pushed: nothing (model not blessed or Pusher skipped)")
     return "\n".join(lines)
-
-
-def _latest_execution(store, context_id: int, since_ms: int):
-  executions = [e for e in store.get_executions_by_context(context_id)
-                if e.create_time_since_epoch >= since_ms]
-  return max(executions, key=lambda e: e.id) if executions else None
 
 
 def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
@@ -152,11 +148,11 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
   store = metadata_store.MetadataStore(connection_config)
   components, metrics, blessed, reasons, pushed = [], {}, None, [], None
   for node_id in node_ids:
-    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
-    execution = context and _latest_execution(store, context.id, since_ms)
-    if execution is None:
+    executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
+    if not executions:
       continue
-    seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+    execution = executions[-1]
+    seconds = mlmd_queries.execution_seconds(execution)
     components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
                                    round(seconds, 1)))
     outputs = _outputs(store, execution.id)

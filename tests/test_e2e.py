@@ -21,7 +21,8 @@ from tfx import v1 as tfx
 from components.anomalies_gate import DataAnomaliesError
 from models.hparams import HParams
 from pipeline import runner as runner_lib
-from pipeline.pipeline import create_pipeline
+from pipeline import mlmd_queries
+from pipeline.pipeline import PIPELINE_NAME, create_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -171,12 +172,9 @@ def _wait_for_running(paths, node, timeout):
   deadline = time.time() + timeout
   while time.time() < deadline:
     if os.path.exists(paths.metadata_path):
-      store = _store(paths)
-      for context in store.get_contexts_by_type("node"):
-        if context.name.endswith("." + node):
-          for execution in store.get_executions_by_context(context.id):
-            if execution.last_known_state == metadata_store_pb2.Execution.RUNNING:
-              return True
+      executions = mlmd_queries.node_executions(_store(paths), PIPELINE_NAME, node, 0)
+      if any(e.last_known_state == metadata_store_pb2.Execution.RUNNING for e in executions):
+        return True
     time.sleep(1)
   return False
 
@@ -209,14 +207,11 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert "Pushed to:" in completed.stdout
   store = _store(paths)
-  trainer_context = store.get_context_by_type_and_name("node", "imdb_sentiment.Trainer")
-  trainer_runs = sorted(store.get_executions_by_context(trainer_context.id), key=lambda e: e.id)
+  trainer_runs = mlmd_queries.node_executions(store, PIPELINE_NAME, "Trainer", 0)
   assert [e.last_known_state for e in trainer_runs] == [
       metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.COMPLETE]
   # Upstream work of the killed run was reused, not redone.
-  transform_context = store.get_context_by_type_and_name("node", "imdb_sentiment.Transform")
-  transform_runs = sorted(store.get_executions_by_context(transform_context.id),
-                          key=lambda e: e.id)
+  transform_runs = mlmd_queries.node_executions(store, PIPELINE_NAME, "Transform", 0)
   assert [e.last_known_state for e in transform_runs] == [
       metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
   versions = _versions(paths)

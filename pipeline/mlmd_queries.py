@@ -1,0 +1,30 @@
+"""The ML Metadata lookups the progress display and the run summary share.
+
+TFX's orchestrators record each component's executions under a context of type ``node``
+named ``<pipeline name>.<node id>``; both readers go through that context, so a poll costs
+one small query per component however many runs the store already holds.
+"""
+
+from typing import List
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+NODE_CONTEXT_TYPE = "node"
+
+
+def node_executions(store: metadata_store.MetadataStore, pipeline_name: str, node_id: str,
+                    since_ms: int) -> List[metadata_store_pb2.Execution]:
+  """Executions of one component created at or after ``since_ms`` (ms since epoch), oldest
+  first; empty when the component has not been registered yet."""
+  context = store.get_context_by_type_and_name(NODE_CONTEXT_TYPE, f"{pipeline_name}.{node_id}")
+  if context is None:
+    return []
+  executions = [e for e in store.get_executions_by_context(context.id)
+                if e.create_time_since_epoch >= since_ms]
+  return sorted(executions, key=lambda e: e.id)
+
+
+def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
+  """Wall seconds from an execution's registration to its last update."""
+  return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
