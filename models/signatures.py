@@ -9,11 +9,20 @@ Signatures (all run the model with ``training=False``; dropout stays in the grap
   float32 [batch, max_length] (zero on padding, rows sum to 1 over the real tokens) and
   ``tokens`` string [batch, max_length], the cleaned words the weights align with ("" on
   padding).
+* ``classify``: TF Serving's Classify API. ``inputs`` string [batch] of serialized
+  tf.Example -> ``classes`` string [batch, 2] (``negative``, ``positive``) and ``scores``
+  float32 [batch, 2] (their probabilities). Its SignatureDef's ``method_name`` is set to
+  ``tensorflow/serving/classify`` after saving (``tf.saved_model.save`` writes every
+  signature as a predict one, and TF Serving serves Classify only on classify signatures).
 * ``transform_features``: ``examples`` string [batch] of serialized raw tf.Example ->
   the transformed features, for TFMA's ``preprocessing_function_names``.
+
+Beside the model, ``assets.extra/tf_serving_warmup_requests`` holds TF Serving warmup
+requests for ``predict_text``, ``serving_default`` and ``classify`` (``serving.warmup``).
 """
 
-from typing import Dict
+import os
+from typing import Dict, Mapping
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -22,8 +31,11 @@ import tf_keras as keras
 from models import features
 from models import preprocessing
 from models.hparams import HParams
+from serving import warmup
 
 DECISION_THRESHOLD = 0.5
+CLASS_NAMES = ("negative", "positive")
+CLASSIFY_METHOD_NAME = tf.compat.v1.saved_model.signature_constants.CLASSIFY_METHOD_NAME
 
 
 def _as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor:
@@ -71,6 +83,13 @@ class ExportModule(tf.Module):
         "tokens": words,
     }
 
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+  def classify(self, inputs):
+    probabilities = self.serve_examples(inputs)["probabilities"]
+    scores = tf.stack([1.0 - probabilities, probabilities], axis=1)
+    classes = tf.tile(tf.constant([CLASS_NAMES]), [tf.shape(probabilities)[0], 1])
+    return {"classes": classes, "scores": scores}
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def transform_features(self, examples):
     raw = tf.io.parse_example(examples, self._raw_spec)
@@ -80,6 +99,7 @@ class ExportModule(tf.Module):
     return {
         "serving_default": self.serve_examples.get_concrete_function(),
         "predict_text": self.predict_text.get_concrete_function(),
+        "classify": self.classify.get_concrete_function(),
         "transform_features": self.transform_features.get_concrete_function(),
     }
 
@@ -87,6 +107,34 @@ class ExportModule(tf.Module):
 def export_saved_model(model: keras.Model, explain_model: keras.Model,
                        tf_transform_output: tft.TFTransformOutput, hp: HParams,
                        export_dir: str) -> None:
-  """Saves the model with the signatures above to ``export_dir`` (tf.saved_model.save)."""
+  """Saves the model with the signatures above to ``export_dir`` (tf.saved_model.save),
+  marks ``classify`` as a classification signature and writes the warmup requests."""
   module = ExportModule(model, explain_model, tf_transform_output, hp)
-  tf.saved_model.save(module, export_dir, signatures=module.signatures())
+  signature_functions = module.signatures()
+  tf.saved_model.save(module, export_dir, signatures=signature_functions)
+  set_method_names(export_dir, {"classify": CLASSIFY_METHOD_NAME})
+  warmup.write_warmup_file(export_dir, list(signature_functions))
+
+
+def set_method_names(export_dir: str, method_names: Mapping[str, str]) -> None:
+  """Rewrites ``saved_model.pb`` so each SignatureDef in ``method_names`` has that
+  ``method_name`` (TF Serving checks it for Classify and Regress; TensorFlow's loader
+  ignores it). The file is replaced by a rename, never left half-written.
+
+  Raises:
+    KeyError: a signature in ``method_names`` is not in the SavedModel.
+  """
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  path = os.path.join(export_dir, "saved_model.pb")
+  saved_model = saved_model_pb2.SavedModel()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    saved_model.ParseFromString(f.read())
+  for meta_graph in saved_model.meta_graphs:
+    for name, method_name in method_names.items():
+      if name not in meta_graph.signature_def:
+        raise KeyError(f"signature {name!r} is not in {path}; it has "
+                       f"{sorted(meta_graph.signature_def)}")
+      meta_graph.signature_def[name].method_name = method_name
+  with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+    f.write(saved_model.SerializeToString())
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)

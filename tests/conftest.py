@@ -29,3 +29,10 @@ def _plain_argv():
   sys.argv = saved[:1]
   yield
   sys.argv = saved
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+  """A tiny exported model (``tiny_model.TinyExport``), built once per session (~15 s)."""
+  import tiny_model  # pylint: disable=import-outside-toplevel
+  return tiny_model.export_tiny_model(tmp_path_factory.mktemp("tiny_export"))

@@ -1,29 +1,18 @@
 """Unit tests of models.model, models.hparams and the exported SavedModel signatures."""
 
 import dataclasses
-import os
-import functools
 
-import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
 import tf_keras as keras
-from tensorflow_transform.tf_metadata import dataset_metadata
-from tensorflow_transform.tf_metadata import metadata_io
-from tensorflow_transform.tf_metadata import schema_utils
 
 from models import features
 from models import model as model_lib
-from models import preprocessing
 from models import signatures
 from models.hparams import HParams
-
-HP = HParams(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, lstm_units=4,
-             dense_units=4, max_pooling=False, embedding_dropout=0.1, dropout=0.5,
-             learning_rate=1e-3, batch_size=4, epochs=1)
+from serving import warmup
+from tiny_model import HP, REVIEWS
 
 TOKENS = np.array([
     [5, 3, 9, 1, 2, 7, 4, 6],    # full row
@@ -163,28 +152,6 @@ def test_hparams_custom_config_round_trip():
 
 # --- export -------------------------------------------------------------------------
 
-REVIEWS = [
-    (b"a great film, great acting and a wonderful story", 1),
-    (b"terrible movie, bad acting, awful plot", 0),
-    (b"I loved it<br /><br />wonderful and great", 1),
-    (b"boring and bad, I hated it", 0),
-    (b"great great great", 1),
-    (b"awful awful, just bad", 0),
-    (b"wonderful cast and a great ending", 1),
-    (b"the plot was boring and the acting terrible", 0),
-    (b"a joy to watch, loved the story", 1),
-    (b"waste of time, bad bad bad", 0),
-    (b"brilliant and moving film", 1),
-    (b"dull, slow and boring", 0),
-    (b"one of the best films I have seen", 1),
-    (b"the worst film of the year", 0),
-    (b"great story, great cast", 1),
-    (b"don't watch it, awful", 0),
-    (b"superb acting, loved it", 1),
-    (b"bad script and bad direction", 0),
-    (b"charming, funny and great", 1),
-    (b"poor, boring, terrible", 0),
-]
 LONG_REVIEW = "great acting and a wonderful story but the ending was bad and boring " * 3
 TEXTS = ["Great film, loved it!", "", LONG_REVIEW, "terrible, awful, bad", "zzz qqq"]
 
@@ -196,41 +163,16 @@ def _tf_example(text: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  """(loaded SavedModel, Keras model, transformed tokens, TFTransformOutput).
-
-  The model is not fitted: tracing a training step costs ~20 s on a busy CPU and the
-  signatures' contracts do not depend on the weights' values."""
-  root = tmp_path_factory.mktemp("export")
-  spec = {features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
-          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
-  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-  raw = [{features.TEXT_KEY: [t], features.LABEL_KEY: [y]} for t, y in REVIEWS]
-  fn = functools.partial(preprocessing.preprocessing_fn, custom_config=HP.to_custom_config())
-  transform_dir = str(root / "transform")
-  with beam.Pipeline() as pipeline:
-    with tft_beam.Context(temp_dir=str(root / "tmp")):
-      transform_fn = ((pipeline | beam.Create(raw), metadata)
-                      | tft_beam.AnalyzeDataset(fn))
-      _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
-  # TFX's Transform also writes the raw metadata, which raw_feature_spec() reads.
-  metadata_io.write_metadata(
-      metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
-  tf_transform_output = tft.TFTransformOutput(transform_dir)
-  transformed = tf_transform_output.transform_raw_features(
-      {features.TEXT_KEY: tf.constant([[t] for t, _ in REVIEWS]),
-       features.LABEL_KEY: tf.constant([[y] for _, y in REVIEWS], tf.int64)})
-
-  model, explain_model = model_lib.build(HP)
-  assert model.get_layer("dropout").rate == pytest.approx(0.5)
-  x = transformed[features.TOKENS_KEY].numpy()
-  export_dir = str(root / "model")
-  signatures.export_saved_model(model, explain_model, tf_transform_output, HP, export_dir)
-  return tf.saved_model.load(export_dir), model, x, tf_transform_output
+def exported(tiny_export):
+  """(loaded SavedModel, Keras model, transformed tokens, TFTransformOutput, export dir)."""
+  export = tiny_export
+  assert export.model.get_layer("dropout").rate == pytest.approx(0.5)
+  return (tf.saved_model.load(export.export_dir), export.model, export.tokens,
+          export.tf_transform_output, export.export_dir)
 
 
 def test_transformed_tokens_follow_written_vocabulary(exported):
-  _, _, x, tf_transform_output = exported
+  _, _, x, tf_transform_output, _ = exported
   vocab = [w.decode() for w in tf_transform_output.vocabulary_by_name(
       features.VOCABULARY_NAME)]
   assert len(vocab) == HP.vocab_size
@@ -245,7 +187,49 @@ def test_transformed_tokens_follow_written_vocabulary(exported):
 
 def test_export_has_signatures(exported):
   loaded = exported[0]
-  assert {"serving_default", "predict_text", "transform_features"} <= set(loaded.signatures)
+  assert set(loaded.signatures) == {"serving_default", "predict_text", "classify",
+                                    "transform_features"}
+
+
+def test_classify_signature_is_a_tf_serving_classification_signature(exported):
+  loaded, export_dir = exported[0], exported[4]
+  from tensorflow.python.tools import saved_model_utils  # pylint: disable=import-outside-toplevel
+  meta_graph = saved_model_utils.get_meta_graph_def(export_dir, "serve")
+  assert meta_graph.signature_def["classify"].method_name == "tensorflow/serving/classify"
+  assert meta_graph.signature_def["predict_text"].method_name == "tensorflow/serving/predict"
+  out = loaded.signatures["classify"](inputs=tf.constant([_tf_example(t.encode())
+                                                           for t in TEXTS]))
+  served = loaded.signatures["predict_text"](text=tf.constant(TEXTS))["probabilities"].numpy()
+  assert out["classes"].numpy().tolist() == [[b"negative", b"positive"]] * len(TEXTS)
+  scores = out["scores"].numpy()
+  assert scores.shape == (len(TEXTS), 2) and scores.dtype == np.float32
+  np.testing.assert_allclose(scores[:, 1], served, rtol=1e-6)
+  np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_export_writes_warmup_requests_that_run(exported):
+  loaded, export_dir = exported[0], exported[4]
+  logs = list(warmup.read_warmup_file(warmup.warmup_path(export_dir)))
+  predict = [log.predict_log.request for log in logs if log.HasField("predict_log")]
+  classify = [log.classify_log.request for log in logs if log.HasField("classify_log")]
+  assert sorted(r.model_spec.signature_name for r in predict) == [
+      "predict_text"] * len(warmup.PREDICT_TEXT_BATCH_SIZES) + ["serving_default"]
+  assert [r.model_spec.signature_name for r in classify] == ["classify"]
+  for request in predict:
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    out = loaded.signatures[request.model_spec.signature_name](**inputs)
+    assert out["probabilities"].shape[0] == next(iter(inputs.values())).shape[0]
+  sizes = sorted(tf.make_ndarray(r.inputs["text"]).shape[0] for r in predict
+                 if r.model_spec.signature_name == "predict_text")
+  assert sizes == sorted(warmup.PREDICT_TEXT_BATCH_SIZES)
+
+
+def test_read_warmup_file_rejects_foreign_records(tmp_path):
+  path = str(tmp_path / "warmup")
+  with tf.io.TFRecordWriter(path) as writer:
+    writer.write(b"\xff\xfenot a proto")
+  with pytest.raises(ValueError, match="not a tensorflow.serving.PredictionLog"):
+    list(warmup.read_warmup_file(path))
 
 
 def test_predict_text_outputs(exported):
@@ -271,7 +255,7 @@ def test_predict_text_outputs(exported):
 
 
 def test_predict_text_matches_keras_model_on_transformed_tokens(exported):
-  loaded, model, x, _ = exported
+  loaded, model, x, _, _ = exported
   texts = [t.decode() for t, _ in REVIEWS[:4]]
   out = loaded.signatures["predict_text"](text=tf.constant(texts))["probabilities"].numpy()
   expected = model(x[:4], training=False).numpy().reshape(-1)
@@ -288,7 +272,7 @@ def test_serving_default_matches_predict_text(exported):
 
 
 def test_predict_text_is_deterministic_dropout_inactive(exported):
-  loaded, model, _, _ = exported
+  loaded, model, _, _, _ = exported
   assert model.get_layer("dropout").rate == pytest.approx(0.5)
   predict = loaded.signatures["predict_text"]
   first = predict(text=tf.constant(TEXTS))
@@ -300,7 +284,7 @@ def test_predict_text_is_deterministic_dropout_inactive(exported):
 
 
 def test_transform_features_signature(exported):
-  loaded, _, x, _ = exported
+  loaded, _, x, _, _ = exported
   raw = [tf.train.Example(features=tf.train.Features(feature={
       features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t])),
       features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[y]))}))

@@ -1,0 +1,90 @@
+"""A tiny exported model (tf.Transform graph + untrained model + signatures) built in
+seconds from 20 hand-written reviews, for tests of the export and of serving."""
+
+import dataclasses
+import functools
+import os
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+import tf_keras as keras
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import metadata_io
+from tensorflow_transform.tf_metadata import schema_utils
+
+from models import features
+from models import model as model_lib
+from models import preprocessing
+from models import signatures
+from models.hparams import HParams
+
+HP = HParams(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, lstm_units=4,
+             dense_units=4, max_pooling=False, embedding_dropout=0.1, dropout=0.5,
+             learning_rate=1e-3, batch_size=4, epochs=1)
+
+REVIEWS = [
+    (b"a great film, great acting and a wonderful story", 1),
+    (b"terrible movie, bad acting, awful plot", 0),
+    (b"I loved it<br /><br />wonderful and great", 1),
+    (b"boring and bad, I hated it", 0),
+    (b"great great great", 1),
+    (b"awful awful, just bad", 0),
+    (b"wonderful cast and a great ending", 1),
+    (b"the plot was boring and the acting terrible", 0),
+    (b"a joy to watch, loved the story", 1),
+    (b"waste of time, bad bad bad", 0),
+    (b"brilliant and moving film", 1),
+    (b"dull, slow and boring", 0),
+    (b"one of the best films I have seen", 1),
+    (b"the worst film of the year", 0),
+    (b"great story, great cast", 1),
+    (b"don't watch it, awful", 0),
+    (b"superb acting, loved it", 1),
+    (b"bad script and bad direction", 0),
+    (b"charming, funny and great", 1),
+    (b"poor, boring, terrible", 0),
+]
+
+
+@dataclasses.dataclass
+class TinyExport:
+  export_dir: str
+  model: keras.Model
+  tokens: np.ndarray  # int64 [len(REVIEWS), hp.max_length], REVIEWS transformed
+  tf_transform_output: tft.TFTransformOutput
+
+
+def export_tiny_model(root, hp: HParams = HP) -> TinyExport:
+  """Analyzes REVIEWS with ``preprocessing_fn``, builds an (unfitted) model and exports it
+  with ``signatures.export_saved_model`` to ``<root>/model``.
+
+  The model is not fitted: tracing a training step costs ~20 s on a busy CPU and the
+  signatures' contracts do not depend on the weights' values."""
+  root = str(root)
+  spec = {features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
+          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  raw = [{features.TEXT_KEY: [t], features.LABEL_KEY: [y]} for t, y in REVIEWS]
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config=hp.to_custom_config())
+  transform_dir = os.path.join(root, "transform")
+  with beam.Pipeline() as pipeline:
+    with tft_beam.Context(temp_dir=os.path.join(root, "tmp")):
+      transform_fn = ((pipeline | beam.Create(raw), metadata)
+                      | tft_beam.AnalyzeDataset(fn))
+      _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+  # TFX's Transform also writes the raw metadata, which raw_feature_spec() reads.
+  metadata_io.write_metadata(
+      metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+  tf_transform_output = tft.TFTransformOutput(transform_dir)
+  transformed = tf_transform_output.transform_raw_features(
+      {features.TEXT_KEY: tf.constant([[t] for t, _ in REVIEWS]),
+       features.LABEL_KEY: tf.constant([[y] for _, y in REVIEWS], tf.int64)})
+
+  model, explain_model = model_lib.build(hp)
+  export_dir = os.path.join(root, "model")
+  signatures.export_saved_model(model, explain_model, tf_transform_output, hp, export_dir)
+  return TinyExport(export_dir, model, transformed[features.TOKENS_KEY].numpy(),
+                    tf_transform_output)
