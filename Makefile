@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-e2e venv lock clean
+.PHONY: run test test-unit test-e2e bench bench-serving serve venv lock clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,30 @@ test-unit: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+## Benchmarks (write JSON under outputs/bench/; never part of `make test`).
+bench: bench-serving
+
+# The pushed model to benchmark; without one, a small pipeline run (1 epoch on train[:4%],
+# default architecture, so the latency is representative) provides it.
+BENCH_MODEL_DIR ?= outputs/serving_model/imdb_sentiment
+BENCH_ARGS ?=
+bench-serving: $(STAMP)
+	@model_dir="$(BENCH_MODEL_DIR)"; \
+	if [ ! -d "$$model_dir" ]; then \
+	  model_dir=outputs/bench/pipeline/serving_model/imdb_sentiment; \
+	  if [ ! -d "$$model_dir" ]; then \
+	    echo "No pushed model in $(BENCH_MODEL_DIR): training a small one into outputs/bench/pipeline"; \
+	    $(BIN)/imdb-tfx run --train-split 'train[:4%]' --test-split 'test[:2%]' --epochs 1 \
+	      --min-accuracy 0 --output-dir outputs/bench/pipeline --quiet || exit 1; \
+	  fi; \
+	fi; \
+	$(BIN)/python -m serving.bench --model-dir "$$model_dir" $(BENCH_ARGS)
+
+## The development server (TF Serving's gRPC API) on the pushed model, port 8500.
+serve: $(STAMP)
+	$(BIN)/imdb-tfx serve --port=8500 --model_name=imdb_sentiment \
+	  --model_base_path=outputs/serving_model/imdb_sentiment $(ARGS)
 
 ## Re-resolve requirements.in into the pinned, hashed requirements.lock.
 lock: $(STAMP)

@@ -94,8 +94,14 @@ def build_server(options: ServeOptions) -> DevServer:
 def serve_forever(options: ServeOptions) -> None:
   """Starts the server, re-reads the model config file when asked to, and on SIGTERM or
   SIGINT stops taking requests, lets in-flight ones finish and returns."""
-  logging.basicConfig(level=logging.INFO,
-                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  # absl (imported by TensorFlow) owns the root logger; the server logs on its own handler.
+  logger = logging.getLogger("imdb_tfx")
+  if not logger.handlers:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
   server = build_server(options)
   stop = threading.Event()
   for sig in (signal.SIGTERM, signal.SIGINT):

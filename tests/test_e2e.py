@@ -7,11 +7,15 @@ Transform, and a run killed mid-component is completed by the next run.
 """
 
 import os
+import queue
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import grpc
 import pytest
 import tensorflow as tf
 from ml_metadata import metadata_store
@@ -23,6 +27,8 @@ from models.hparams import HParams
 from pipeline import runner as runner_lib
 from pipeline import mlmd_queries
 from pipeline.pipeline import PIPELINE_NAME, create_pipeline
+from serving import warmup
+from serving.client import SentimentClient, ServingRequestError
 
 pytestmark = pytest.mark.e2e
 
@@ -218,3 +224,94 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   assert len(versions) == 1
   loaded = tf.saved_model.load(os.path.join(paths.serving_model_dir, versions[0]))
   assert loaded.signatures["predict_text"](text=tf.constant(["fine"]))["label"].shape == (1,)
+
+
+def _copy_version_like_pusher(src, base, version):
+  """Copies a pushed version as TFX's Pusher writes it: saved_model.pb last."""
+  dst = os.path.join(base, str(version))
+  shutil.copytree(src, dst, ignore=shutil.ignore_patterns("saved_model.pb"))
+  shutil.copy(os.path.join(src, "saved_model.pb"), dst)
+
+
+def _start_serve(args, log_path, timeout_s=180):
+  """Starts ``imdb-tfx serve`` and returns (process, port) once it prints its port."""
+  log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+  proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", *args],
+                          stdout=subprocess.PIPE, stderr=log, text=True)
+  lines = queue.Queue()
+  threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
+                   daemon=True).start()
+  deadline = time.monotonic() + timeout_s
+  while time.monotonic() < deadline:
+    try:
+      line = lines.get(timeout=1)
+    except queue.Empty:
+      if proc.poll() is not None:
+        break
+      continue
+    if line.startswith("serving on port "):
+      return proc, int(line.split()[-1])
+  proc.kill()
+  with open(log_path, encoding="utf-8") as f:
+    raise AssertionError(f"imdb-tfx serve did not start:\n{f.read()[-3000:]}")
+
+
+def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
+  paths, results = runs
+  pushed = [os.path.join(paths.serving_model_dir, v) for v in results["second_versions"]]
+  assert len(pushed) == 2
+  assert os.path.isfile(warmup.warmup_path(pushed[0]))  # the pipeline wrote warmup requests
+  base = str(tmp_path / "imdb_sentiment")
+  _copy_version_like_pusher(pushed[0], base, 1)
+  proc, port = _start_serve(
+      ["--port=0", "--model_name=imdb_sentiment", f"--model_base_path={base}",
+       "--file_system_poll_wait_seconds=1", "--bind_address=127.0.0.1"],
+      str(tmp_path / "serve.log"))
+  try:
+    client = SentimentClient(f"127.0.0.1:{port}", "imdb_sentiment", timeout_s=60)
+    assert client.wait_until_ready(60) == 1
+    reviews = ["A wonderful, moving film.<br /><br />Loved it!", "Dull, boring, too long."]
+    predictions = client.predict_text(reviews)
+    expected = tf.saved_model.load(pushed[0]).signatures["predict_text"](
+        text=tf.constant(reviews))
+    for p, probability in zip(predictions, expected["probabilities"].numpy()):
+      assert p.model_version == 1
+      assert abs(p.probability - probability) < 1e-5
+    assert [t.token for t in predictions[0].attention][:3] == ["a", "wonderful", "moving"]
+    examples, version = client.predict_examples(reviews)
+    assert version == 1
+    assert abs(examples - expected["probabilities"].numpy()).max() < 1e-5
+    classified, _ = client.classify(reviews)
+    assert abs(classified[0]["positive"] - predictions[0].probability) < 1e-5
+    assert [(s.version, s.state) for s in client.model_status()] == [(1, "AVAILABLE")]
+    _, signatures = client.model_metadata()
+    assert {"predict_text", "serving_default", "classify"} <= set(signatures)
+    with open(tmp_path / "serve.log", encoding="utf-8") as f:
+      assert "version 1: AVAILABLE" in f.read()  # after its warmup requests ran
+    # Bad requests get TF Serving's codes, and the server keeps answering.
+    with pytest.raises(ServingRequestError) as raised:
+      SentimentClient(f"127.0.0.1:{port}", "imdb_sentiment", version=99).predict_text("x")
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(ServingRequestError) as raised:
+      client.predict_raw("predict_text", {"text": tf.constant([1.0]).numpy()})
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.predict_text("still serving")[0].model_version == 1
+    # The second pushed version is picked up while serving.
+    _copy_version_like_pusher(pushed[1], base, 2)
+    deadline = time.monotonic() + 120
+    while client.predict_text("new version?")[0].model_version != 2:
+      assert time.monotonic() < deadline, "version 2 was not picked up"
+      time.sleep(0.5)
+    # SIGTERM lets an in-flight request finish, then the server exits cleanly.
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(
+        client.predict_text(["a long review " * 400] * 64)))
+    caller.start()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    caller.join(60)
+    assert proc.wait(60) == 0
+    assert len(answers) == 1 and len(answers[0]) == 64
+  finally:
+    if proc.poll() is None:
+      proc.kill()

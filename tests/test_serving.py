@@ -555,3 +555,16 @@ def test_serve_options_errors(tmp_path):
       enable_batching=True, batching_parameters_file=deploy))
   assert options.max_batch_size == max(warmup.PREDICT_TEXT_BATCH_SIZES)
   assert set(options.allowed_batch_sizes) <= set(warmup.PREDICT_TEXT_BATCH_SIZES)
+
+
+def test_bench_load_generator_counts_requests_and_latencies(served):
+  from serving import bench  # pylint: disable=import-outside-toplevel
+  server, _, _ = served
+  stats = bench.run_load(f"127.0.0.1:{server.port}", ["a great film", "awful"],
+                         concurrency=3, seconds=1.0)
+  assert stats["concurrency"] == 3 and stats["errors"] == 0
+  assert stats["requests"] > 3
+  assert stats["throughput_rps"] == pytest.approx(stats["requests"] / stats["seconds"])
+  assert 0 < stats["p50_ms"] <= stats["p99_ms"]
+  summary = bench.latency_summary([0.001, 0.002, 0.003])
+  assert summary["p50_ms"] == pytest.approx(2.0) and summary["mean_ms"] == pytest.approx(2.0)
