@@ -284,38 +284,48 @@ def _make_client(server, model_name, model_version, version_label, timeout, retr
               "(tf.Example) or classify (TF Serving's Classify API).")
 @click.option("--top-tokens", type=click.IntRange(min=0), default=5, show_default=True,
               help="Most attended tokens to print per review (predict_text).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Reviews per request (a batching server refuses requests above its "
+              "max_batch_size).")
 @_client_options
-def predict(reviews, review_file, signature, top_tokens, server, model_name, model_version,
-            version_label, timeout, retries, max_message_mb, tls_ca, tls_server_name,
-            wait_ready, as_json):
-  """Score reviews with a served model over TF Serving's gRPC API (one request)."""
+def predict(reviews, review_file, signature, top_tokens, batch_size, server, model_name,
+            model_version, version_label, timeout, retries, max_message_mb, tls_ca,
+            tls_server_name, wait_ready, as_json):
+  """Score reviews with a served model over TF Serving's gRPC API (one request per
+  --batch-size reviews)."""
   from serving import client as client_lib  # pylint: disable=import-outside-toplevel
   texts = list(reviews) + (client_lib.read_reviews(review_file) if review_file else [])
   if not texts:
     raise click.UsageError("give reviews as arguments or with --file")
   client = _make_client(server, model_name, model_version, version_label, timeout, retries,
                         max_message_mb, tls_ca, tls_server_name, wait_ready)
+  chunks = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
   try:
     if signature == "predict_text":
-      predictions = client.predict_text(texts)
+      predictions = [p for chunk in chunks for p in client.predict_text(chunk)]
       if as_json:
         click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
       else:
         for p in predictions:
           click.echo(client_lib.format_prediction(p, top_tokens))
     elif signature == "serving_default":
-      probabilities, version = client.predict_examples(texts)
-      rows = [{"text": t, "probability": float(p), "model_version": version}
-              for t, p in zip(texts, probabilities)]
+      rows = []
+      for chunk in chunks:
+        probabilities, version = client.predict_examples(chunk)
+        rows += [{"text": t, "probability": float(p), "model_version": version}
+                 for t, p in zip(chunk, probabilities)]
       click.echo(json.dumps(rows, indent=2) if as_json else "\n".join(
-          f"p(positive)={r['probability']:.4f}  v{version}  {r['text']!r}" for r in rows))
+          f"p(positive)={r['probability']:.4f}  v{r['model_version']}  {r['text']!r}"
+          for r in rows))
     else:
-      results, version = client.classify(texts)
-      rows = [{"text": t, "scores": r, "model_version": version}
-              for t, r in zip(texts, results)]
+      rows = []
+      for chunk in chunks:
+        results, version = client.classify(chunk)
+        rows += [{"text": t, "scores": r, "model_version": version}
+                 for t, r in zip(chunk, results)]
       click.echo(json.dumps(rows, indent=2) if as_json else "\n".join(
           "  ".join(f"{label}={score:.4f}" for label, score in r["scores"].items())
-          + f"  v{version}  {r['text']!r}" for r in rows))
+          + f"  v{r['model_version']}  {r['text']!r}" for r in rows))
   except client_lib.ServingRequestError as e:
     raise click.ClickException(str(e)) from e
   finally:

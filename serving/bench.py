@@ -23,9 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json  # pylint: disable=wrong-import-position
 import platform  # pylint: disable=wrong-import-position
-import queue  # pylint: disable=wrong-import-position
-import subprocess  # pylint: disable=wrong-import-position
-import sys  # pylint: disable=wrong-import-position
 import threading  # pylint: disable=wrong-import-position
 import time  # pylint: disable=wrong-import-position
 from typing import Dict, List, Optional, Sequence  # pylint: disable=wrong-import-position
@@ -35,6 +32,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from serving import warmup  # pylint: disable=wrong-import-position
 from serving.client import SentimentClient, ServingRequestError  # pylint: disable=wrong-import-position
+from serving.server_process import ServerProcess  # pylint: disable=wrong-import-position
 
 MODEL_NAME = "imdb_sentiment"
 
@@ -123,40 +121,6 @@ def bench_reviews(tfds_data_dir: Optional[str], count: int = 256) -> List[str]:
     return [ex["text"].decode("utf-8") for ex in tfds.as_numpy(dataset)]
   except Exception:  # pylint: disable=broad-except
     return list(warmup.SAMPLE_REVIEWS)
-
-
-class ServerProcess:
-  """``imdb-tfx serve`` in a child process, started with ``args``; ``port`` once ready."""
-
-  def __init__(self, args: Sequence[str], log_path: str, timeout_s: float = 300):
-    self._log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
-    self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", "--port=0",
-                                  "--bind_address=127.0.0.1", *args],
-                                 stdout=subprocess.PIPE, stderr=self._log, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout],
-                     daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    self.port = None
-    while self.port is None:
-      if time.monotonic() > deadline or self.proc.poll() is not None:
-        self.stop()
-        raise RuntimeError(f"imdb-tfx serve did not start; see {log_path}")
-      try:
-        line = lines.get(timeout=1)
-      except queue.Empty:
-        continue
-      if line.startswith("serving on port "):
-        self.port = int(line.split()[-1])
-
-  def stop(self) -> None:
-    if self.proc.poll() is None:
-      self.proc.terminate()
-      try:
-        self.proc.wait(60)
-      except subprocess.TimeoutExpired:
-        self.proc.kill()
-    self._log.close()
 
 
 @click.command()

@@ -163,8 +163,16 @@ def _model_spec_target(spec) -> Tuple[str, Optional[int], Optional[str]]:
   return spec.name, version, label
 
 
-def _abort(context: grpc.ServicerContext, error: errors.ServingError):
-  context.abort(error.code, error.message)
+def _answer(context: grpc.ServicerContext, handler):
+  """Runs ``handler()``; a ServingError becomes its status code, anything else INTERNAL
+  (logged), so one bad request never takes the server down."""
+  try:
+    return handler()
+  except errors.ServingError as e:
+    context.abort(e.code, e.message)
+  except Exception as e:  # pylint: disable=broad-except
+    LOG.exception("request failed")
+    context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -178,50 +186,46 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     return self._manager.get_servable(*_model_spec_target(spec))
 
   def Predict(self, request, context):
-    try:
-      return self._inference.predict(self._servable(request.model_spec), request)
-    except errors.ServingError as e:
-      _abort(context, e)
+    return _answer(context, lambda: self._inference.predict(
+        self._servable(request.model_spec), request))
 
   def Classify(self, request, context):
-    try:
-      return self._inference.classify(self._servable(request.model_spec), request)
-    except errors.ServingError as e:
-      _abort(context, e)
+    return _answer(context, lambda: self._inference.classify(
+        self._servable(request.model_spec), request))
 
   def Regress(self, request, context):
-    try:
-      servable = self._servable(request.model_spec)
-      signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-      method = servable.signature(signature_name).method_name
-      if method != REGRESS_METHOD_NAME:
-        raise errors.invalid_argument(
-            f"Expected regression signature method_name to be {REGRESS_METHOD_NAME}. "
-            f"Was: {method}")
-      raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                                "Regress is not implemented by this development server")
-    except errors.ServingError as e:
-      _abort(context, e)
+    return _answer(context, lambda: self._regress(request))
+
+  def _regress(self, request):
+    servable = self._servable(request.model_spec)
+    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    method = servable.signature(signature_name).method_name
+    if method != REGRESS_METHOD_NAME:
+      raise errors.invalid_argument(
+          f"Expected regression signature method_name to be {REGRESS_METHOD_NAME}. "
+          f"Was: {method}")
+    raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                              "Regress is not implemented by this development server")
 
   def GetModelMetadata(self, request, context):
-    try:
-      fields = list(request.metadata_field)
-      if fields != ["signature_def"]:
-        raise errors.invalid_argument(
-            f"Metadata field(s) {fields} not supported; only ['signature_def'] is.")
-      servable = self._servable(request.model_spec)
-      response = get_model_metadata_pb2.GetModelMetadataResponse()
-      response.model_spec.name = servable.name
-      response.model_spec.version.value = servable.version
-      signature_map = get_model_metadata_pb2.SignatureDefMap()
-      for key, signature in servable.signature_defs.items():
-        signature_map.signature_def[key].CopyFrom(signature)
-      packed = any_pb2.Any()
-      packed.Pack(signature_map)
-      response.metadata["signature_def"].CopyFrom(packed)
-      return response
-    except errors.ServingError as e:
-      _abort(context, e)
+    return _answer(context, lambda: self._metadata(request))
+
+  def _metadata(self, request):
+    fields = list(request.metadata_field)
+    if fields != ["signature_def"]:
+      raise errors.invalid_argument(
+          f"Metadata field(s) {fields} not supported; only ['signature_def'] is.")
+    servable = self._servable(request.model_spec)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = servable.name
+    response.model_spec.version.value = servable.version
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, signature in servable.signature_defs.items():
+      signature_map.signature_def[key].CopyFrom(signature)
+    packed = any_pb2.Any()
+    packed.Pack(signature_map)
+    response.metadata["signature_def"].CopyFrom(packed)
+    return response
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -231,15 +235,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     self._manager = manager
 
   def GetModelStatus(self, request, context):
-    try:
-      name, version, label = _model_spec_target(request.model_spec)
-      if label:
-        version = self._manager.get_servable(name, label=label).version
-      response = get_model_status_pb2.GetModelStatusResponse()
-      response.model_version_status.extend(self._manager.statuses(name, version))
-      return response
-    except errors.ServingError as e:
-      _abort(context, e)
+    return _answer(context, lambda: self._status(request))
+
+  def _status(self, request):
+    name, version, label = _model_spec_target(request.model_spec)
+    if label:
+      version = self._manager.get_servable(name, label=label).version
+    response = get_model_status_pb2.GetModelStatusResponse()
+    response.model_version_status.extend(self._manager.statuses(name, version))
+    return response
 
 
 def make_warmup_fn(inference: _Inference, enabled: bool = True):

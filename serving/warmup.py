@@ -32,8 +32,8 @@ SAMPLE_REVIEWS = (
     " ".join(["The first half drags, but the ending is worth the wait."] * 80),
 )
 # Batch sizes to warm for predict_text: one review, and the sizes server-side batching
-# pads to with deploy/batching_parameters.txt (allowed_batch_sizes 8, 16 and 32).
-PREDICT_TEXT_BATCH_SIZES = (1, 8, 16, 32)
+# pads to with deploy/batching_parameters.txt (allowed_batch_sizes 1, 4, 8, 16 and 32).
+PREDICT_TEXT_BATCH_SIZES = (1, 4, 8, 16, 32)
 
 
 def warmup_path(version_dir: str) -> str:

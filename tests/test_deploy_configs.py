@@ -349,9 +349,8 @@ def test_probes_fit_tf_serving(container):
     assert "grpc" not in container[probe], probe
   assert container["startupProbe"]["tcpSocket"]["port"] == GRPC_PORT
   assert container["livenessProbe"]["tcpSocket"]["port"] == GRPC_PORT
-  readiness = container["readinessProbe"]["httpGet"]
-  assert readiness["port"] == REST_PORT
-  assert readiness["path"] == f"/v1/models/{MODEL_NAME}"
+  # Readiness on the gRPC port, which TF Serving opens once the models have loaded.
+  assert container["readinessProbe"]["tcpSocket"]["port"] == GRPC_PORT
 
 
 def test_deployment_drains_and_has_resources(k8s, container):

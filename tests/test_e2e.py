@@ -7,8 +7,6 @@ Transform, and a run killed mid-component is completed by the next run.
 """
 
 import os
-import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +27,8 @@ from pipeline import mlmd_queries
 from pipeline.pipeline import PIPELINE_NAME, create_pipeline
 from serving import warmup
 from serving.client import SentimentClient, ServingRequestError
+from serving.server_process import ServerProcess
+from tiny_model import copy_version
 
 pytestmark = pytest.mark.e2e
 
@@ -226,47 +226,16 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   assert loaded.signatures["predict_text"](text=tf.constant(["fine"]))["label"].shape == (1,)
 
 
-def _copy_version_like_pusher(src, base, version):
-  """Copies a pushed version as TFX's Pusher writes it: saved_model.pb last."""
-  dst = os.path.join(base, str(version))
-  shutil.copytree(src, dst, ignore=shutil.ignore_patterns("saved_model.pb"))
-  shutil.copy(os.path.join(src, "saved_model.pb"), dst)
-
-
-def _start_serve(args, log_path, timeout_s=180):
-  """Starts ``imdb-tfx serve`` and returns (process, port) once it prints its port."""
-  log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
-  proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", *args],
-                          stdout=subprocess.PIPE, stderr=log, text=True)
-  lines = queue.Queue()
-  threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
-                   daemon=True).start()
-  deadline = time.monotonic() + timeout_s
-  while time.monotonic() < deadline:
-    try:
-      line = lines.get(timeout=1)
-    except queue.Empty:
-      if proc.poll() is not None:
-        break
-      continue
-    if line.startswith("serving on port "):
-      return proc, int(line.split()[-1])
-  proc.kill()
-  with open(log_path, encoding="utf-8") as f:
-    raise AssertionError(f"imdb-tfx serve did not start:\n{f.read()[-3000:]}")
-
-
 def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
   paths, results = runs
   pushed = [os.path.join(paths.serving_model_dir, v) for v in results["second_versions"]]
   assert len(pushed) == 2
   assert os.path.isfile(warmup.warmup_path(pushed[0]))  # the pipeline wrote warmup requests
   base = str(tmp_path / "imdb_sentiment")
-  _copy_version_like_pusher(pushed[0], base, 1)
-  proc, port = _start_serve(
-      ["--port=0", "--model_name=imdb_sentiment", f"--model_base_path={base}",
-       "--file_system_poll_wait_seconds=1", "--bind_address=127.0.0.1"],
-      str(tmp_path / "serve.log"))
+  copy_version(pushed[0], base, 1)
+  server = ServerProcess(["--model_name=imdb_sentiment", f"--model_base_path={base}",
+                          "--file_system_poll_wait_seconds=1"], str(tmp_path / "serve.log"))
+  proc, port = server.proc, server.port
   try:
     client = SentimentClient(f"127.0.0.1:{port}", "imdb_sentiment", timeout_s=60)
     assert client.wait_until_ready(60) == 1
@@ -297,7 +266,7 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert client.predict_text("still serving")[0].model_version == 1
     # The second pushed version is picked up while serving.
-    _copy_version_like_pusher(pushed[1], base, 2)
+    copy_version(pushed[1], base, 2)
     deadline = time.monotonic() + 120
     while client.predict_text("new version?")[0].model_version != 2:
       assert time.monotonic() < deadline, "version 2 was not picked up"
@@ -313,5 +282,4 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
     assert proc.wait(60) == 0
     assert len(answers) == 1 and len(answers[0]) == 64
   finally:
-    if proc.poll() is None:
-      proc.kill()
+    server.stop()

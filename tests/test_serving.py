@@ -25,17 +25,10 @@ from serving.batching import BatchingOptions
 from serving.client import SentimentClient, ServingRequestError
 from serving.model_manager import sources_from_config, sources_from_flags
 from serving.server import DevServer, parse_channel_arguments
+from tiny_model import copy_version
 
 MODEL = "imdb_sentiment"
 TEXTS = ["Great film, loved it!", "terrible, awful, bad", "", "zzz qqq great"]
-
-
-def copy_version(src: str, base: str, version: int) -> str:
-  """Copies a SavedModel as TFX's Pusher does: everything, then saved_model.pb last."""
-  dst = os.path.join(base, str(version))
-  shutil.copytree(src, dst, ignore=shutil.ignore_patterns("saved_model.pb"))
-  shutil.copy(os.path.join(src, "saved_model.pb"), dst)
-  return dst
 
 
 def start_server(base_or_sources, **kwargs) -> DevServer:
@@ -568,3 +561,61 @@ def test_bench_load_generator_counts_requests_and_latencies(served):
   assert 0 < stats["p50_ms"] <= stats["p99_ms"]
   summary = bench.latency_summary([0.001, 0.002, 0.003])
   assert summary["p50_ms"] == pytest.approx(2.0) and summary["mean_ms"] == pytest.approx(2.0)
+
+
+# --- command line -----------------------------------------------------------------------
+
+
+def test_cli_predict_and_status(served, tmp_path):
+  import json  # pylint: disable=import-outside-toplevel
+  from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
+  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  server, client, _ = served
+  target = ["--server", f"127.0.0.1:{server.port}", "--model-name", MODEL]
+  runner = CliRunner()
+  result = runner.invoke(cli.main, ["predict", *target, "Great film, loved it!", "bad"])
+  assert result.exit_code == 0, result.output
+  assert result.output.count("p(positive)=") == 2 and "attention: great" in result.output
+  reviews = tmp_path / "reviews.txt"
+  reviews.write_text("\n".join(TEXTS[:2] + ["one", "two", "three"]) + "\n")
+  result = runner.invoke(cli.main, ["predict", *target, "--file", str(reviews), "--json",
+                                    "--batch-size", "2"])
+  assert result.exit_code == 0, result.output
+  rows = json.loads(result.output)
+  assert [r["text"] for r in rows] == TEXTS[:2] + ["one", "two", "three"]
+  expected = [p.probability for p in client.predict_text([r["text"] for r in rows])]
+  assert [r["probability"] for r in rows] == pytest.approx(expected, rel=1e-6)
+  assert rows[0]["attention"][0][0] == "great"
+  for signature in ("serving_default", "classify"):
+    result = runner.invoke(cli.main, ["predict", *target, "--signature", signature, "--json",
+                                      "--batch-size", "1", "a", "b", "c"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 3
+  result = runner.invoke(cli.main, ["status", *target, "--json", "--wait-ready", "5"])
+  assert result.exit_code == 0, result.output
+  status = json.loads(result.output)
+  assert status["versions"][0]["state"] == "AVAILABLE"
+  assert status["signatures"]["predict_text"]["inputs"] == ["text"]
+  result = runner.invoke(cli.main, ["predict", "--server", f"127.0.0.1:{server.port}",
+                                    "--model-name", "nope", "x"])
+  assert result.exit_code == 1 and "NOT_FOUND" in result.output
+  result = runner.invoke(cli.main, ["predict", *target])
+  assert result.exit_code == 2 and "give reviews" in result.output
+
+
+def test_cli_serve_help_and_errors():
+  from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
+  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  runner = CliRunner()
+  result = runner.invoke(cli.main, ["serve", "--help"])
+  assert result.exit_code == 0
+  flat = " ".join(result.output.split())
+  assert "DEVELOPMENT server compatible with TF Serving's gRPC API" in flat
+  assert "It is not TF Serving" in flat
+  for flag in ("--port", "--model_name", "--model_base_path", "--model_config_file",
+               "--file_system_poll_wait_seconds", "--enable_batching",
+               "--batching_parameters_file"):
+    assert flag in result.output
+  result = runner.invoke(cli.main, ["serve", "--port=0"])
+  assert result.exit_code == 1
+  assert "either --model_config_file or --model_base_path" in result.output

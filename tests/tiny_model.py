@@ -4,6 +4,7 @@ seconds from 20 hand-written reviews, for tests of the export and of serving."""
 import dataclasses
 import functools
 import os
+import shutil
 
 import apache_beam as beam
 import numpy as np
@@ -88,3 +89,12 @@ def export_tiny_model(root, hp: HParams = HP) -> TinyExport:
   signatures.export_saved_model(model, explain_model, tf_transform_output, hp, export_dir)
   return TinyExport(export_dir, model, transformed[features.TOKENS_KEY].numpy(),
                     tf_transform_output)
+
+
+def copy_version(src: str, base: str, version: int) -> str:
+  """Copies a SavedModel to ``<base>/<version>`` as TFX's Pusher does: everything else
+  first, ``saved_model.pb`` last. Returns the version directory."""
+  dst = os.path.join(base, str(version))
+  shutil.copytree(src, dst, ignore=shutil.ignore_patterns("saved_model.pb"))
+  shutil.copy(os.path.join(src, "saved_model.pb"), dst)
+  return dst
