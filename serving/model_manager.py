@@ -14,6 +14,7 @@ this development server supports (``tensorflow_serving/config/model_server_confi
   (TF Serving's availability-preserving policy); requests already holding it finish.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -69,7 +70,8 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig,
                         config_dir: str = ".") -> List[ModelSource]:
   """``--model_config_file``'s ``model_config_list``.
 
-  Relative base paths are taken relative to ``config_dir``.
+  Relative base paths are taken relative to ``config_dir`` (``imdb-tfx serve`` passes the
+  working directory, as ``tensorflow_model_server`` resolves them).
 
   Raises:
     ValueError: no ``model_config_list``, a repeated or empty name, a platform other than
@@ -132,38 +134,59 @@ class ModelManager:
 
   # --- lookup -------------------------------------------------------------------------
 
+  @contextlib.contextmanager
+  def servable(self, name: str, version: Optional[int] = None,
+               label: Optional[str] = None):
+    """``with manager.servable(...) as servable:`` the AVAILABLE servable for a request's
+    model spec, kept loaded until the block ends (an unload waits for it).
+
+    Raises:
+      ServingError: as ``get_servable``.
+    """
+    with self._lock:
+      servable = self._lookup(name, version, label)
+      servable.acquire()
+    try:
+      yield servable
+    finally:
+      servable.release()
+
   def get_servable(self, name: str, version: Optional[int] = None,
                    label: Optional[str] = None) -> Servable:
-    """The AVAILABLE servable for a request's model spec.
+    """The AVAILABLE servable for a request's model spec, for a look at its metadata
+    (requests use ``servable()``, which keeps it loaded while they run).
 
     Raises:
       ServingError: NOT_FOUND (unknown model, version or label, or nothing AVAILABLE);
         INVALID_ARGUMENT (both version and label).
     """
+    with self._lock:
+      return self._lookup(name, version, label)
+
+  def _lookup(self, name: str, version: Optional[int], label: Optional[str]) -> Servable:
     if version is not None and label:
       raise errors.invalid_argument("model_spec has both a version and a version_label")
-    with self._lock:
-      source = self._sources.get(name)
-      if source is None:
-        raise errors.not_found(f"Servable not found for request: Latest({name}). "
-                               f"Served models: {sorted(self._sources)}")
-      if label:
-        labels = dict(source.labels)
-        if label not in labels:
-          raise errors.not_found(f"Unrecognized servable version label: {label} for model "
-                                 f"{name}; labels: {sorted(labels)}")
-        version = labels[label]
-      available = {v: entry for v, entry in self._versions[name].items()
-                   if entry.state == State.AVAILABLE}
-      if version is None:
-        if not available:
-          raise errors.not_found(f"Servable not found for request: Latest({name}); no "
-                                 "version is available yet")
-        return available[max(available)].servable
-      if version not in available:
-        raise errors.not_found(f"Servable not found for request: Specific({name}, "
-                               f"{version}); available versions: {sorted(available)}")
-      return available[version].servable
+    source = self._sources.get(name)
+    if source is None:
+      raise errors.not_found(f"Servable not found for request: Latest({name}). "
+                             f"Served models: {sorted(self._sources)}")
+    if label:
+      labels = dict(source.labels)
+      if label not in labels:
+        raise errors.not_found(f"Unrecognized servable version label: {label} for model "
+                               f"{name}; labels: {sorted(labels)}")
+      version = labels[label]
+    available = {v: entry for v, entry in self._versions[name].items()
+                 if entry.state == State.AVAILABLE}
+    if version is None:
+      if not available:
+        raise errors.not_found(f"Servable not found for request: Latest({name}); no "
+                               "version is available yet")
+      return available[max(available)].servable
+    if version not in available:
+      raise errors.not_found(f"Servable not found for request: Specific({name}, "
+                             f"{version}); available versions: {sorted(available)}")
+    return available[version].servable
 
   def model_names(self) -> List[str]:
     return sorted(self._sources)
@@ -323,8 +346,8 @@ class ModelManager:
     with self._lock:
       entry.state = State.UNLOADING
       servable, entry.servable = entry.servable, None
-    # Requests that already hold the servable keep their reference and finish; queued
-    # batches run before the schedulers stop.
+    # No new request gets it now; close() waits for those using it, lets queued batches
+    # run, then frees its functions.
     servable.close()
     with self._lock:
       entry.state = State.END

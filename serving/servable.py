@@ -6,6 +6,8 @@ an unknown signature is FAILED_PRECONDITION; missing or extra input keys, a wron
 wrong rank or a malformed TensorProto are INVALID_ARGUMENT, each naming the input.
 """
 
+import contextlib
+import gc
 import os
 import threading
 from typing import Dict, List, Mapping, Optional
@@ -17,6 +19,56 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.tools import saved_model_utils
 
 from serving import errors
+
+class RuntimeLock:
+  """A readers-writer lock around TensorFlow's process-wide eager runtime.
+
+  Running restored functions (shared) while ``tf.saved_model.load`` registers a new
+  version's functions, or while an unloaded version's functions are freed (exclusive),
+  crashed the process (a segfault seen in this project's version-switch tests). TF Serving
+  does the same work in C++; in Python the safe order is: loads and frees wait for running
+  calls, and calls wait while a load or free is under way (a pause of about a second for
+  a load, no request dropped). Writers have priority so a load cannot starve.
+  """
+
+  def __init__(self):
+    self._cond = threading.Condition()
+    self._readers = 0
+    self._writer = False
+    self._writers_waiting = 0
+
+  @contextlib.contextmanager
+  def shared(self):
+    with self._cond:
+      while self._writer or self._writers_waiting:
+        self._cond.wait()
+      self._readers += 1
+    try:
+      yield
+    finally:
+      with self._cond:
+        self._readers -= 1
+        if self._readers == 0:
+          self._cond.notify_all()
+
+  @contextlib.contextmanager
+  def exclusive(self):
+    with self._cond:
+      self._writers_waiting += 1
+      while self._writer or self._readers:
+        self._cond.wait()
+      self._writers_waiting -= 1
+      self._writer = True
+    try:
+      yield
+    finally:
+      with self._cond:
+        self._writer = False
+        self._cond.notify_all()
+
+
+# TensorFlow's eager context is one per process, so its guard is too.
+RUNTIME_LOCK = RuntimeLock()
 
 DEFAULT_SIGNATURE = "serving_default"
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
@@ -47,11 +99,14 @@ class Servable:
     meta_graph = saved_model_utils.get_meta_graph_def(path, "serve")
     self.signature_defs: Dict[str, meta_graph_pb2.SignatureDef] = dict(
         meta_graph.signature_def)
-    self._loaded = tf.saved_model.load(path, tags=["serve"])
+    with RUNTIME_LOCK.exclusive():
+      self._loaded = tf.saved_model.load(path, tags=["serve"])
     self._functions = {key: self._loaded.signatures[key] for key in self.signature_defs
                        if key in self._loaded.signatures}
     self._batchers = {}
     self._lock = threading.Lock()
+    self._users = 0
+    self._idle = threading.Condition(self._lock)
 
   def signature(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
     """The SignatureDef, or FAILED_PRECONDITION naming the known ones (TF Serving's code)."""
@@ -123,11 +178,12 @@ class Servable:
       ServingError: the model failed; the code is the TensorFlow error's code.
     """
     function = self._functions[signature_name or DEFAULT_SIGNATURE]
-    try:
-      outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
-    except tf.errors.OpError as e:
-      raise errors.from_tf_error(e) from e
-    return {k: v.numpy() for k, v in outputs.items()}
+    with RUNTIME_LOCK.shared():
+      try:
+        outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+      except tf.errors.OpError as e:
+        raise errors.from_tf_error(e) from e
+      return {k: v.numpy() for k, v in outputs.items()}
 
   def batcher(self, signature_name: str, factory):
     """The batch scheduler of one signature of this version, created on first use by
@@ -138,12 +194,31 @@ class Servable:
             lambda inputs: self.run(signature_name, inputs))
       return self._batchers[signature_name]
 
-  def close(self) -> None:
-    """Stops this version's batch schedulers (their queued requests finish first)."""
+  def acquire(self) -> None:
+    """Marks one request as using this version (``ModelManager`` calls it under its lock,
+    so a version being unloaded is never handed out)."""
     with self._lock:
+      self._users += 1
+
+  def release(self) -> None:
+    with self._lock:
+      self._users -= 1
+      if self._users == 0:
+        self._idle.notify_all()
+
+  def close(self) -> None:
+    """Waits for the requests using this version, stops its batch schedulers (queued work
+    finishes first), then frees its functions under the runtime's exclusive lock."""
+    with self._lock:
+      while self._users:
+        self._idle.wait()
       batchers, self._batchers = list(self._batchers.values()), {}
     for batcher in batchers:
       batcher.close()
+    with RUNTIME_LOCK.exclusive():
+      self._functions = {}
+      self._loaded = None
+      gc.collect()
 
 
 def version_dir_problem(path: str) -> Optional[str]:

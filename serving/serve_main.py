@@ -47,8 +47,8 @@ def model_sources(options: ServeOptions) -> List[ModelSource]:
                      "(with --model_name)")
   if options.model_config_file:
     config = tf_serving_protos.load_model_server_config(options.model_config_file)
-    return sources_from_config(config, os.path.dirname(os.path.abspath(
-        options.model_config_file)))
+    # Relative base paths are relative to the working directory, as in tensorflow_model_server.
+    return sources_from_config(config, os.getcwd())
   return sources_from_flags(options.model_name, options.model_base_path)
 
 

@@ -182,24 +182,31 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     self._manager = manager
     self._inference = inference
 
-  def _servable(self, spec) -> Servable:
-    return self._manager.get_servable(*_model_spec_target(spec))
+  def _servable(self, spec):
+    """Context manager holding the request's servable loaded while it runs."""
+    return self._manager.servable(*_model_spec_target(spec))
 
   def Predict(self, request, context):
-    return _answer(context, lambda: self._inference.predict(
-        self._servable(request.model_spec), request))
+    return _answer(context, lambda: self._predict(request))
+
+  def _predict(self, request):
+    with self._servable(request.model_spec) as servable:
+      return self._inference.predict(servable, request)
 
   def Classify(self, request, context):
-    return _answer(context, lambda: self._inference.classify(
-        self._servable(request.model_spec), request))
+    return _answer(context, lambda: self._classify(request))
+
+  def _classify(self, request):
+    with self._servable(request.model_spec) as servable:
+      return self._inference.classify(servable, request)
 
   def Regress(self, request, context):
     return _answer(context, lambda: self._regress(request))
 
   def _regress(self, request):
-    servable = self._servable(request.model_spec)
-    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    method = servable.signature(signature_name).method_name
+    with self._servable(request.model_spec) as servable:
+      signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+      method = servable.signature(signature_name).method_name
     if method != REGRESS_METHOD_NAME:
       raise errors.invalid_argument(
           f"Expected regression signature method_name to be {REGRESS_METHOD_NAME}. "
@@ -215,7 +222,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     if fields != ["signature_def"]:
       raise errors.invalid_argument(
           f"Metadata field(s) {fields} not supported; only ['signature_def'] is.")
-    servable = self._servable(request.model_spec)
+    servable = self._manager.get_servable(*_model_spec_target(request.model_spec))
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = servable.name
     response.model_spec.version.value = servable.version

@@ -395,6 +395,40 @@ def test_model_config_labels_and_specific_versions(tiny_export, tmp_path):
     server.stop(0)
 
 
+def test_reloaded_config_adds_relabels_and_removes_models(tiny_export, tmp_path):
+  for version in (1, 2):
+    copy_version(tiny_export.export_dir, str(tmp_path / "a"), version)
+  copy_version(tiny_export.export_dir, str(tmp_path / "b"), 1)
+
+  def config(text):
+    return sources_from_config(text_format.Parse(
+        text, model_server_config_pb2.ModelServerConfig()), str(tmp_path))
+
+  server = start_server(config(
+      'model_config_list { config { name: "a" base_path: "a" model_version_policy '
+      '{ all {} } version_labels { key: "stable" value: 1 } } }'), enable_warmup=False)
+  try:
+    target = f"127.0.0.1:{server.port}"
+    SentimentClient(target, "a").wait_until_ready(30)
+    assert SentimentClient(target, "a", version_label="stable").predict_text(
+        "x")[0].model_version == 1
+    server.manager.set_sources(config(
+        'model_config_list { config { name: "a" base_path: "a" model_version_policy '
+        '{ all {} } version_labels { key: "stable" value: 2 } } '
+        'config { name: "b" base_path: "b" } }'))
+    assert SentimentClient(target, "a", version_label="stable").predict_text(
+        "x")[0].model_version == 2
+    assert SentimentClient(target, "b").predict_text("x")[0].model_version == 1
+    server.manager.set_sources(config('model_config_list { config { name: "b" '
+                                      'base_path: "b" } }'))
+    with pytest.raises(ServingRequestError) as raised:
+      SentimentClient(target, "a", retries=0).predict_text("x")
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    assert SentimentClient(target, "b").predict_text("x")[0].model_version == 1
+  finally:
+    server.stop(0)
+
+
 def test_model_config_errors():
   def parse(text):
     return sources_from_config(text_format.Parse(
@@ -557,7 +591,7 @@ def test_bench_load_generator_counts_requests_and_latencies(served):
                          concurrency=3, seconds=1.0)
   assert stats["concurrency"] == 3 and stats["errors"] == 0
   assert stats["requests"] > 3
-  assert stats["throughput_rps"] == pytest.approx(stats["requests"] / stats["seconds"])
+  assert stats["throughput_rps"] == pytest.approx(stats["requests"] / stats["seconds"], rel=1e-2)
   assert 0 < stats["p50_ms"] <= stats["p99_ms"]
   summary = bench.latency_summary([0.001, 0.002, 0.003])
   assert summary["p50_ms"] == pytest.approx(2.0) and summary["mean_ms"] == pytest.approx(2.0)
@@ -575,7 +609,8 @@ def test_cli_predict_and_status(served, tmp_path):
   runner = CliRunner()
   result = runner.invoke(cli.main, ["predict", *target, "Great film, loved it!", "bad"])
   assert result.exit_code == 0, result.output
-  assert result.output.count("p(positive)=") == 2 and "attention: great" in result.output
+  assert result.output.count("p(positive)=") == 2
+  assert "attention: " in result.output and "great 0." in result.output
   reviews = tmp_path / "reviews.txt"
   reviews.write_text("\n".join(TEXTS[:2] + ["one", "two", "three"]) + "\n")
   result = runner.invoke(cli.main, ["predict", *target, "--file", str(reviews), "--json",
