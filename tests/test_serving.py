@@ -361,7 +361,8 @@ def test_warmup_replays_every_record(served, tiny_export):
   from serving.server import _Inference, make_warmup_fn  # pylint: disable=import-outside-toplevel
   servable = server.manager.get_servable(MODEL)
   expected = len(list(warmup.read_warmup_file(warmup.warmup_path(tiny_export.export_dir))))
-  assert make_warmup_fn(_Inference(None))(servable) == expected == 6
+  assert make_warmup_fn(_Inference(None))(servable) == expected == len(
+      warmup.PREDICT_TEXT_BATCH_SIZES) + 2
   assert make_warmup_fn(_Inference(None), enabled=False)(servable) == 0
 
 
