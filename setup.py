@@ -18,6 +18,8 @@ setup(
         "click",
         "tqdm",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"],
+                    # Scheduled runs with TFX's AirflowDagRunner (pinned in requirements.lock).
+                    "airflow": ["apache-airflow>=2.10,<3"]},
     entry_points={"console_scripts": ["imdb-tfx=pipeline.cli:main"]},
 )

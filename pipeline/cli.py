@@ -151,6 +151,66 @@ def evaluate(model_dir, split, tfds_data_dir, batch_size, as_json):
                f"({result['examples_per_second']:.0f} examples/s)")
 
 
+@main.group()
+def schedule():
+  """Scheduled runs of the pipeline in an orchestrator."""
+
+
+@schedule.command("airflow")
+@click.option("--output", "output_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the DAG module here (e.g. $AIRFLOW_HOME/dags/imdb_sentiment.py); "
+              "default: print it.")
+@click.option("--output-dir", type=click.Path(file_okay=False), default="outputs",
+              show_default=True, help="Pipeline outputs on the Airflow workers (made "
+              "absolute): pipeline_root/, serving_model/, SQLite MLMD.")
+@click.option("--schedule", "schedule_", default="@daily", show_default=True,
+              help="Cron expression ('0 3 * * *') or Airflow preset ('@daily', '@weekly').")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries of a failed component task (5 minutes apart).")
+@click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
+              show_default=True)
+@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter (repeatable), as in `imdb-tfx run`.")
+@click.option("--train-split", default="train", show_default=True)
+@click.option("--test-split", default="test", show_default=True)
+@click.option("--eval-percent", type=click.IntRange(1, 99), default=10, show_default=True)
+@click.option("--tfds-data-dir", default=None,
+              help="TFDS data directory on the workers [default: their $TFDS_DATA_DIR].")
+@click.option("--download/--no-download", default=False, show_default=True)
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.85, show_default=True)
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.01,
+              show_default=True)
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
+              help="Beam option for the Beam-powered components (repeatable).")
+def schedule_airflow(output_file, output_dir, schedule_, retries, epochs, hparams,
+                     train_split, test_split, eval_percent, tfds_data_dir, download,
+                     min_accuracy, max_accuracy_drop, beam_args):
+  """Print or write the Airflow 2.x DAG module (TFX's AirflowDagRunner): the schedule,
+  max_active_runs=1, retries, no catch-up; MLMD on SQLite, or MySQL from the workers'
+  IMDB_TFX_MLMD_MYSQL_* environment variables."""
+  from pipeline import airflow_dag  # pylint: disable=import-outside-toplevel
+  kwargs = dict(output_dir=os.path.abspath(output_dir), schedule=schedule_, retries=retries,
+                hparams={"epochs": epochs, **_parse_hparams(hparams)},
+                train_split=train_split, test_split=test_split, eval_percent=eval_percent,
+                tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
+                download=download, min_accuracy=min_accuracy,
+                max_accuracy_drop=max_accuracy_drop, beam_args=list(beam_args))
+  try:
+    source = airflow_dag.render_dag_file(**kwargs)
+  except ValueError as e:
+    raise click.ClickException(str(e)) from e
+  if not output_file:
+    click.echo(source, nl=False)
+    return
+  directory = os.path.dirname(os.path.abspath(output_file))
+  os.makedirs(directory, exist_ok=True)
+  tmp = output_file + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(source)
+  os.replace(tmp, output_file)  # Airflow's DAG parser never sees half a file
+  click.echo(f"DAG imdb_sentiment written to {output_file} (schedule {schedule_})")
+
+
 _DEV_SERVER_NOTE = (
     "This is a DEVELOPMENT server compatible with TF Serving's gRPC API "
     "(tensorflow.serving.PredictionService and ModelService), for local work and tests. "

@@ -1,0 +1,177 @@
+"""Scheduled runs on Apache Airflow 2.x with TFX's ``AirflowDagRunner`` (the ``airflow``
+extra: ``pip install .[airflow]``).
+
+``build_dag()`` turns the one ``create_pipeline()`` into an Airflow DAG with a schedule
+(daily by default, or any cron expression), ``max_active_runs=1`` so two scheduled runs
+never overlap, task retries, and catch-up off. ``render_dag_file()`` writes the small DAG
+module an Airflow deployment puts in its ``dags/`` folder (``imdb-tfx schedule airflow``).
+
+ML Metadata: SQLite under the output directory by default; MySQL when
+``IMDB_TFX_MLMD_MYSQL_HOST`` is set, with ``IMDB_TFX_MLMD_MYSQL_PORT`` (3306),
+``IMDB_TFX_MLMD_MYSQL_DATABASE`` (``imdb_tfx_mlmd``), ``IMDB_TFX_MLMD_MYSQL_USER`` and
+``IMDB_TFX_MLMD_MYSQL_PASSWORD`` read from the environment of the Airflow worker at parse
+time. Credentials are never written into the DAG file and never logged.
+"""
+
+import datetime
+import os
+import pprint
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from models.hparams import HParams
+from pipeline import runner as runner_lib
+from pipeline.pipeline import PIPELINE_NAME, create_pipeline
+
+MYSQL_ENV_PREFIX = "IMDB_TFX_MLMD_MYSQL_"
+DEFAULT_SCHEDULE = "@daily"
+DEFAULT_START_DATE = datetime.datetime(2026, 1, 1)
+
+
+def metadata_connection_config(output_dir: str, environ: Mapping[str, str] = os.environ
+                               ) -> metadata_store_pb2.ConnectionConfig:
+  """MLMD on MySQL when ``IMDB_TFX_MLMD_MYSQL_HOST`` is set, else SQLite in
+  ``<output_dir>/metadata.sqlite``.
+
+  Raises:
+    ValueError: MySQL is selected but the user is missing or the port is not a number
+      (the message names the variable, never its value).
+  """
+  host = environ.get(MYSQL_ENV_PREFIX + "HOST")
+  if not host:
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        runner_lib.OutputPaths(output_dir).metadata_path)
+  user = environ.get(MYSQL_ENV_PREFIX + "USER")
+  if not user:
+    raise ValueError(f"{MYSQL_ENV_PREFIX}HOST is set but {MYSQL_ENV_PREFIX}USER is not")
+  port = environ.get(MYSQL_ENV_PREFIX + "PORT", "3306")
+  if not port.isdigit():
+    raise ValueError(f"{MYSQL_ENV_PREFIX}PORT must be a number")
+  return tfx.orchestration.metadata.mysql_metadata_connection_config(
+      host=host, port=int(port),
+      database=environ.get(MYSQL_ENV_PREFIX + "DATABASE", "imdb_tfx_mlmd"),
+      username=user, password=environ.get(MYSQL_ENV_PREFIX + "PASSWORD", ""))
+
+
+def airflow_dag_config(schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
+                       retry_delay_minutes: float = 5.0,
+                       start_date: datetime.datetime = DEFAULT_START_DATE
+                       ) -> Dict[str, Any]:
+  """Arguments of ``airflow.models.DAG``: the schedule (cron expression or preset),
+  ``max_active_runs=1`` (runs never overlap: they share one pipeline root and MLMD),
+  ``catchup=False`` (no backfill of missed intervals) and task retries.
+
+  Raises:
+    ValueError: an empty schedule or a negative retry count.
+  """
+  if not schedule.strip():
+    raise ValueError("the schedule must be a cron expression or an Airflow preset")
+  if retries < 0:
+    raise ValueError(f"retries must be >= 0, got {retries}")
+  return {
+      "schedule": schedule,
+      "start_date": start_date,
+      "max_active_runs": 1,
+      "catchup": False,
+      "default_args": {"retries": retries,
+                       "retry_delay": datetime.timedelta(minutes=retry_delay_minutes)},
+  }
+
+
+def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
+              hparams: Optional[Mapping[str, Any]] = None, train_split: str = "train",
+              test_split: str = "test", eval_percent: int = 10,
+              tfds_data_dir: Optional[str] = None, download: bool = False,
+              min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
+              beam_args: Sequence[str] = (), environ: Mapping[str, str] = os.environ):
+  """The Airflow DAG (``dag_id`` ``imdb_sentiment``) running ``create_pipeline()``.
+
+  Args:
+    output_dir: holds ``pipeline_root/``, ``serving_model/`` and (SQLite) MLMD.
+    schedule: cron expression (``"0 3 * * *"``) or Airflow preset (``"@daily"``).
+    hparams: ``HParams`` overrides, as ``imdb-tfx run --hparam``.
+    beam_args: Beam options over the DirectRunner defaults.
+    The rest: as ``create_pipeline()``.
+
+  Raises:
+    ValueError: bad hyperparameters, schedule or MLMD environment.
+  """
+  from tfx.orchestration.airflow.airflow_dag_runner import (  # pylint: disable=import-outside-toplevel
+      AirflowDagRunner, AirflowPipelineConfig)
+  hp = HParams.from_custom_config({"hparams": dict(hparams or {})})
+  paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
+  pipeline = create_pipeline(
+      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
+      metadata_connection_config=metadata_connection_config(paths.output_dir, environ),
+      pipeline_name=PIPELINE_NAME, hparams=hp, train_split=train_split,
+      test_split=test_split, eval_percent=eval_percent, tfds_data_dir=tfds_data_dir,
+      download=download, min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
+      beam_pipeline_args=runner_lib.merge_beam_args(
+          runner_lib.default_beam_pipeline_args(), beam_args))
+  for node in pipeline.components:
+    if node.id == "Evaluator":
+      node.driver_class = _evaluator_driver_class()
+  config = AirflowPipelineConfig(airflow_dag_config=airflow_dag_config(schedule, retries))
+  return AirflowDagRunner(config).run(pipeline)
+
+
+def _evaluator_driver_class():
+  """The Evaluator's driver under ``AirflowDagRunner``'s (legacy) launcher.
+
+  When a scheduled run sees unchanged data, the Trainer is served from the cache, so its
+  Model is the very artifact the resolver returns as the last blessed baseline. The legacy
+  driver records one MLMD input event per (key, artifact), and MLMD refuses a second
+  INPUT event for the same artifact and execution (``AlreadyExistsError``), failing the
+  Evaluator. The orchestrators built on TFX's IR (LocalDagRunner, BeamDagRunner,
+  Kubeflow V2) do not have this problem. This driver drops the baseline when it is the
+  candidate itself: comparing a model with itself cannot fail the no-drop threshold, and
+  the absolute threshold still applies.
+  """
+  from tfx.dsl.components.base import base_driver  # pylint: disable=import-outside-toplevel
+
+  class BaselineIsCandidateDriver(base_driver.BaseDriver):
+    """Resolves inputs as usual, then drops ``baseline_model`` if it is ``model``."""
+
+    def resolve_input_artifacts(self, input_dict, exec_properties, driver_args,
+                                pipeline_info):
+      resolved = super().resolve_input_artifacts(input_dict, exec_properties,
+                                                 driver_args, pipeline_info)
+      candidates = {a.id for a in resolved.get("model", [])}
+      if any(a.id in candidates for a in resolved.get("baseline_model", [])):
+        resolved["baseline_model"] = []
+      return resolved
+
+  return BaselineIsCandidateDriver
+
+
+_DAG_FILE = '''"""Airflow DAG for the IMDB sentiment TFX pipeline (written by `imdb-tfx schedule airflow`).
+
+Put this file in Airflow's dags/ folder on workers where the project is installed with its
+`airflow` extra. MLMD uses SQLite under the output directory unless the worker's
+environment sets {prefix}HOST (and _PORT, _DATABASE, _USER, _PASSWORD).
+"""
+
+import os
+
+# tf.Transform 1.16 needs Keras 2: set before TensorFlow is imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from pipeline.airflow_dag import build_dag  # noqa: E402  pylint: disable=wrong-import-position
+
+DAG = build_dag(**{kwargs})
+'''
+
+
+def render_dag_file(**kwargs: Any) -> str:
+  """The DAG module's source: ``build_dag(**kwargs)`` at import time. ``kwargs`` must be
+  literals (strings, numbers, lists, dicts); it is checked by building the DAG config.
+
+  Raises:
+    ValueError: bad arguments (checked before anything is written).
+  """
+  airflow_dag_config(kwargs.get("schedule", DEFAULT_SCHEDULE), kwargs.get("retries", 2))
+  HParams.from_custom_config({"hparams": dict(kwargs.get("hparams") or {})})
+  body = pprint.pformat(kwargs, indent=4, width=88, sort_dicts=True)
+  return _DAG_FILE.format(prefix=MYSQL_ENV_PREFIX, kwargs=body)
