@@ -25,6 +25,7 @@ from typing import Dict, Optional, Tuple  # pylint: disable=wrong-import-positio
 import click  # pylint: disable=wrong-import-position
 
 from models.hparams import HParams, MODELS, STRATEGIES  # pylint: disable=wrong-import-position
+from pipeline.kubeflow import compile_group  # pylint: disable=wrong-import-position
 from pipeline.runner import RUNNERS  # pylint: disable=wrong-import-position
 
 
@@ -422,6 +423,10 @@ def status(server, model_name, model_version, version_label, timeout, retries,
   for name, d in signatures.items():
     click.echo(f"  signature {name} ({d['method_name']}): {', '.join(d['inputs'])} -> "
                f"{', '.join(d['outputs'])}")
+
+
+# `imdb-tfx compile kubeflow` lives beside its compiler in pipeline/kubeflow.py.
+main.add_command(compile_group)
 
 
 if __name__ == "__main__":

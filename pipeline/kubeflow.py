@@ -1,0 +1,256 @@
+"""Kubeflow Pipelines v2 / Vertex AI Pipelines: compile the pipeline into a pipeline spec.
+
+``compile_kubeflow_v2()`` turns the one ``create_pipeline()`` into the pipeline spec that
+TFX's ``KubeflowV2DagRunner`` writes (``imdb-tfx compile kubeflow``). Every component runs
+in one container image, built from ``deploy/Dockerfile``; the spec names the command
+(``python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor``) and the
+arguments of each container itself. Submission and recurring schedules (Vertex AI's
+``PipelineJob``, the ``kfp`` client) are in ``deploy/kubeflow.md``.
+
+The compiler needs the ``kfp-pipeline-spec`` package (TFX's ``kfp`` extra); without it TFX
+leaves ``KubeflowV2DagRunner`` out of ``tfx.v1.orchestration.experimental`` and compiling
+raises ``ImportError`` saying so.
+
+The spec is written with pipeline spec schema 2.1.0 (constants as ``google.protobuf.Value``),
+which both Vertex AI Pipelines and the open-source Kubeflow Pipelines v2 backend read.
+"""
+
+import os
+import re
+from typing import Any, Dict, Optional
+
+import click
+from tfx import v1 as tfx
+
+from models.hparams import HParams
+from pipeline import runner as runner_lib
+from pipeline.pipeline import create_pipeline
+
+# Kubeflow V2 pipeline (and MLMD context) names must match [a-z0-9][a-z0-9-]{0,127}: the
+# local runs' "imdb_sentiment" is not allowed.
+KUBEFLOW_PIPELINE_NAME = "imdb-sentiment"
+DEFAULT_OUTPUT = os.path.join("outputs", "kubeflow", "imdb_sentiment_pipeline.json")
+# The Beam-powered components run inside their container with the DirectRunner: one worker
+# process per core of whatever machine the task lands on (0 = os.cpu_count() at run time).
+CONTAINER_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+
+_PIPELINE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
+_REMOTE_URI_RE = re.compile(r"([a-z][a-z0-9+.-]*)://[^/\s]+")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def is_remote_uri(path: str) -> bool:
+  """Whether every container can reach ``path``.
+
+  Args:
+    path: a path or URI.
+
+  Returns:
+    True for ``scheme://host/...`` (``gs://bucket/...``, ``s3://...``); False for a local
+    path, a ``file://`` URI or an empty string.
+  """
+  match = _REMOTE_URI_RE.match(path or "")
+  return bool(match) and match.group(1) != "file"
+
+
+def check_remote_uri(path: Optional[str], what: str) -> None:
+  """Checks that ``path`` is a remote URI.
+
+  Args:
+    path: the path to check.
+    what: what the path is, for the message (e.g. ``"pipeline_root"``).
+
+  Raises:
+    ValueError: ``path`` is empty, a local path or a ``file://`` URI.
+  """
+  if not is_remote_uri(path or ""):
+    raise ValueError(
+        f"{what} must be a remote URI such as gs://BUCKET/PATH, got {path!r}: on Kubeflow "
+        "Pipelines and Vertex AI every component runs in its own container, which cannot "
+        "see a local directory")
+
+
+def check_image(image: str) -> None:
+  """Checks that a container image reference is pinned: a digest (``@sha256:...``) or an
+  explicit tag other than ``latest``.
+
+  Args:
+    image: e.g. ``europe-docker.pkg.dev/PROJECT/REPO/imdb-tfx:0.1.0``.
+
+  Raises:
+    ValueError: the image is empty, has no tag or digest, is tagged ``latest``, or is
+      malformed.
+  """
+  image = (image or "").strip()
+  if not image:
+    raise ValueError("the container image must not be empty")
+  if any(c.isspace() for c in image):
+    raise ValueError(f"the container image {image!r} contains whitespace")
+  if "@" in image:
+    name, digest = image.split("@", 1)
+    if not name or not _DIGEST_RE.fullmatch(digest):
+      raise ValueError(f"the container image {image!r} has a malformed digest; expected "
+                       "NAME@sha256:<64 hex digits>")
+    return
+  name = image.rsplit("/", 1)[-1]  # a registry port (host:5000/...) is not a tag
+  if ":" not in name:
+    raise ValueError(
+        f"the container image {image!r} has no tag: pin it with an explicit tag "
+        "(IMAGE:1.0.0) or a digest (IMAGE@sha256:...) so every run uses the same build")
+  tag = name.split(":", 1)[1]
+  if tag == "latest":
+    raise ValueError(
+        f"the container image {image!r} is tagged 'latest', which moves with every push: "
+        "pin an explicit tag (IMAGE:1.0.0) or a digest (IMAGE@sha256:...)")
+  if not _TAG_RE.fullmatch(tag):
+    raise ValueError(f"the container image {image!r} has an invalid tag {tag!r}")
+
+
+def _dag_runner_classes():
+  """``(KubeflowV2DagRunner, KubeflowV2DagRunnerConfig)`` from ``tfx.v1``.
+
+  Raises:
+    ImportError: the ``kfp-pipeline-spec`` package is not installed.
+  """
+  experimental = tfx.orchestration.experimental
+  if not hasattr(experimental, "KubeflowV2DagRunner"):
+    raise ImportError(
+        "TFX's KubeflowV2DagRunner needs the kfp-pipeline-spec package (TFX's 'kfp' extra), "
+        "which is not installed: pip install 'kfp-pipeline-spec>=0.2.2'")
+  return experimental.KubeflowV2DagRunner, experimental.KubeflowV2DagRunnerConfig
+
+
+def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, image: str,
+                        output_path: str) -> Dict[str, Any]:
+  """Compiles ``pipeline`` with TFX's ``KubeflowV2DagRunner`` into a pipeline spec file.
+
+  A ``.json`` output is the ``PipelineJob`` (``pipelineSpec`` plus ``runtimeConfig`` with
+  the pipeline root): the template Vertex AI's ``PipelineJob(template_path=...)`` takes.
+  A ``.yaml``/``.yml`` output is the bare ``PipelineSpec``: the package the ``kfp`` client's
+  ``create_run_from_pipeline_package`` / ``create_recurring_run`` take.
+
+  Args:
+    pipeline: a ``tfx.dsl.Pipeline`` whose root is remote and whose metadata connection is
+      None (Kubeflow and Vertex AI supply ML Metadata), named as Kubeflow requires
+      (``[a-z0-9][a-z0-9-]{0,127}``, e.g. ``KUBEFLOW_PIPELINE_NAME``).
+    image: the pinned image every component runs in (built from ``deploy/Dockerfile``).
+    output_path: the file to write (local or remote), ending in .json, .yaml or .yml.
+
+  Returns:
+    the compiled ``PipelineJob`` as a dict (what a ``.json`` output holds).
+
+  Raises:
+    ValueError: an unpinned image, a local pipeline root, a metadata connection, a name
+      Kubeflow refuses, or an output path with another extension.
+    ImportError: the ``kfp-pipeline-spec`` package is not installed.
+  """
+  check_image(image)
+  info = pipeline.pipeline_info
+  check_remote_uri(info.pipeline_root, "pipeline_root")
+  if pipeline.metadata_connection_config is not None:
+    raise ValueError(
+        "the pipeline has a metadata connection config; build it with "
+        "metadata_connection_config=None: Kubeflow Pipelines and Vertex AI supply ML Metadata")
+  if not _PIPELINE_NAME_RE.fullmatch(info.pipeline_name):
+    raise ValueError(
+        f"pipeline name {info.pipeline_name!r} is not allowed on Kubeflow: use lowercase "
+        f"letters, digits and '-' (pattern [a-z0-9][a-z0-9-]{{0,127}}), e.g. "
+        f"{KUBEFLOW_PIPELINE_NAME!r}")
+  if not output_path or not output_path.endswith((".json", ".yaml", ".yml")):
+    raise ValueError(
+        f"output path {output_path!r} must end in .json (PipelineJob, for Vertex AI) or "
+        ".yaml (PipelineSpec, for the kfp client)")
+
+  dag_runner_class, config_class = _dag_runner_classes()
+  if not is_remote_uri(output_path):
+    output_path = os.path.abspath(output_path)
+  output_dir, output_filename = os.path.split(output_path)
+  dag_runner = dag_runner_class(
+      config=config_class(default_image=image, use_pipeline_spec_2_1=True),
+      output_dir=output_dir, output_filename=output_filename)
+  return dag_runner.run(pipeline)
+
+
+def _executor_images(pipeline_job: Dict[str, Any]) -> Dict[str, str]:
+  """Executor label -> image of the container executors in a compiled ``PipelineJob``."""
+  executors = pipeline_job["pipelineSpec"]["deploymentSpec"]["executors"]
+  return {label: spec["container"]["image"] for label, spec in executors.items()
+          if "container" in spec}
+
+
+@click.group("compile")
+def compile_group():
+  """Compile the pipeline for an orchestrator."""
+
+
+@compile_group.command("kubeflow")
+@click.option("--image", required=True,
+              help="Pinned pipeline image built from deploy/Dockerfile, e.g. "
+              "europe-docker.pkg.dev/PROJECT/REPO/imdb-tfx:0.1.0 (a tag other than 'latest', "
+              "or @sha256:...).")
+@click.option("--pipeline-root", required=True,
+              help="Remote root of the pipeline's artifacts, e.g. gs://BUCKET/imdb-tfx/root.")
+@click.option("--serving-model-dir", required=True,
+              help="Remote TF Serving model directory the Pusher writes <version>/ into, e.g. "
+              "gs://BUCKET/serving_model/imdb_sentiment.")
+@click.option("--output", "output_path", default=DEFAULT_OUTPUT, show_default=True,
+              help="Spec file: .json = PipelineJob (Vertex AI), .yaml = PipelineSpec "
+              "(kfp client). Local or gs://.")
+@click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
+              show_default=True, help="Maximum epochs.")
+@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter (repeatable), as in `imdb-tfx run`.")
+@click.option("--train-split", default="train", show_default=True,
+              help="TFDS split spec for train+eval, e.g. 'train[:2%]'.")
+@click.option("--test-split", default="test", show_default=True,
+              help="TFDS split spec the Evaluator blesses on, e.g. 'test[:2%]'.")
+@click.option("--eval-percent", type=click.IntRange(1, 99), default=10, show_default=True,
+              help="Percent of the train split held out as the eval split.")
+@click.option("--tfds-data-dir", default=None,
+              help="Remote TFDS data directory holding a prepared imdb_reviews, e.g. "
+              "gs://BUCKET/tensorflow_datasets. Required unless --download.")
+@click.option("--download/--no-download", default=False, show_default=True,
+              help="Let the ImdbExampleGen task download imdb_reviews (into --tfds-data-dir, "
+              "else the container's own disk, so on every run).")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+              help="Blessing threshold: test accuracy must be at least this.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.01,
+              show_default=True,
+              help="Blessing threshold: at most this far below the last blessed model.")
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
+              help="Beam option for the Beam-powered components (repeatable); overrides the "
+              "in-container DirectRunner defaults (multi_processing, one worker per core). "
+              "For scale: --beam-arg=--runner=DataflowRunner --beam-arg=--project=PROJECT "
+              "--beam-arg=--region=REGION --beam-arg=--temp_location=gs://BUCKET/tmp.")
+def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epochs, hparams,
+                     train_split, test_split, eval_percent, tfds_data_dir, download,
+                     min_accuracy, max_accuracy_drop, beam_args):
+  """Compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (TFX's
+  KubeflowV2DagRunner): every component runs in --image. Submit and schedule the spec as
+  deploy/kubeflow.md shows."""
+  from pipeline.cli import _parse_hparams  # pylint: disable=import-outside-toplevel
+  try:
+    hp = HParams.from_custom_config(
+        {"hparams": {"epochs": epochs, **_parse_hparams(hparams)}})
+    check_remote_uri(serving_model_dir, "--serving-model-dir")
+    if tfds_data_dir:
+      check_remote_uri(tfds_data_dir, "--tfds-data-dir")
+    elif not download:
+      raise ValueError("give --tfds-data-dir gs://... (a prepared TFDS directory) or "
+                       "--download: the pipeline image holds no dataset")
+    pipeline = create_pipeline(
+        pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
+        metadata_connection_config=None, pipeline_name=KUBEFLOW_PIPELINE_NAME, hparams=hp,
+        train_split=train_split, test_split=test_split, eval_percent=eval_percent,
+        tfds_data_dir=tfds_data_dir, download=download, min_accuracy=min_accuracy,
+        max_accuracy_drop=max_accuracy_drop,
+        beam_pipeline_args=runner_lib.merge_beam_args(CONTAINER_BEAM_ARGS, beam_args))
+    pipeline_job = compile_kubeflow_v2(pipeline, image, output_path)
+  except (ValueError, ImportError) as e:
+    raise click.ClickException(str(e)) from e
+  node_ids = [node.id for node in pipeline.components]
+  click.echo(f"Kubeflow V2 pipeline spec written to {output_path}")
+  click.echo(f"  pipeline {KUBEFLOW_PIPELINE_NAME}, root {pipeline_root}, image {image}")
+  click.echo(f"  {len(node_ids)} nodes: {', '.join(node_ids)}")
+  click.echo(f"  {len(_executor_images(pipeline_job))} container executors")
