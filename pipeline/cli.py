@@ -25,7 +25,11 @@ from typing import Dict, Optional, Tuple  # pylint: disable=wrong-import-positio
 import click  # pylint: disable=wrong-import-position
 
 from models.hparams import HParams, MODELS, STRATEGIES  # pylint: disable=wrong-import-position
+from pipeline import beam_profiles  # pylint: disable=wrong-import-position
+from pipeline.beam_profiles import ENVIRONMENT_TYPES  # pylint: disable=wrong-import-position
+from pipeline.beam_profiles import PROFILES as BEAM_PROFILES  # pylint: disable=C0413
 from pipeline.kubeflow import compile_group  # pylint: disable=wrong-import-position
+from pipeline.pipeline import NODE_IDS  # pylint: disable=wrong-import-position
 from pipeline.runner import RUNNERS  # pylint: disable=wrong-import-position
 
 
@@ -52,9 +56,38 @@ def main():
 @main.command()
 @click.option("--runner", type=click.Choice(RUNNERS), default="local", show_default=True,
               help="Orchestrator: TFX LocalDagRunner or BeamDagRunner.")
+@click.option("--beam-profile", type=click.Choice(tuple(BEAM_PROFILES)), default="direct",
+              show_default=True,
+              help="Where the Beam-powered components (StatisticsGen, Transform, Evaluator) "
+              "run: direct = DirectRunner here; portable = a Beam job service "
+              "(--beam-endpoint embed runs Beam's own in-process); flink; spark; dataflow. "
+              "See the README's 'Scaling out'.")
+@click.option("--beam-endpoint", default=None,
+              help="portable: job service host:port or 'embed'; flink: Flink master "
+              "host:8081; spark: Spark master spark://host:7077.")
+@click.option("--beam-environment-type", type=click.Choice(ENVIRONMENT_TYPES),
+              default=None, help="Where Beam's SDK workers run [default: DOCKER for "
+              "flink/spark and a remote job service, LOOPBACK for --beam-endpoint embed].")
+@click.option("--beam-sdk-image", default=None,
+              help="SDK worker image with the project installed, pinned by tag or digest "
+              "(docker build -f deploy/Dockerfile --target beam-sdk).")
+@click.option("--beam-environment-config", default=None,
+              help="EXTERNAL: the worker pool's host:port; PROCESS: Beam's JSON command.")
+@click.option("--beam-parallelism", type=click.IntRange(min=1), default=None,
+              help="direct: worker processes; flink: --parallelism; portable/spark: SDK "
+              "workers per worker; dataflow: --max_num_workers.")
+@click.option("--beam-project", default=None, help="dataflow: Google Cloud project.")
+@click.option("--beam-region", default=None, help="dataflow: region, e.g. europe-west4.")
+@click.option("--beam-temp-location", default=None,
+              help="dataflow: gs://BUCKET/tmp for Dataflow's temporary files.")
 @click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="A Beam pipeline option for the Beam-powered components (repeatable); "
-              "overrides the DirectRunner defaults (multi_processing, one worker per core).")
+              help="A raw Beam pipeline option (repeatable); wins over the profile's.")
+@click.option("--pipeline-root", default=None,
+              help="Artifact root [default: OUTPUT_DIR/pipeline_root]; shared storage such "
+              "as gs://BUCKET/PATH when Beam's workers run off this machine.")
+@click.option("--until", "last_node", type=click.Choice(NODE_IDS + ("ImportSchemaGen",)),
+              default=None, help="Run the pipeline only up to this component, e.g. "
+              "Transform for the data components alone.")
 @click.option("--model", type=click.Choice(MODELS), default="lstm_attention",
               show_default=True, help="Model builder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
@@ -89,9 +122,11 @@ def main():
 @click.option("--no-cache", is_flag=True, help="Re-run every component instead of reusing "
               "cached executions.")
 @click.option("--quiet", is_flag=True, help="No per-component progress lines.")
-def run(runner, beam_args, model, epochs, strategy, hparams, train_split, test_split,
-        eval_percent, tfds_data_dir, download, schema_path, min_accuracy, max_accuracy_drop,
-        output_dir, no_cache, quiet):
+def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_image,
+        beam_environment_config, beam_parallelism, beam_project, beam_region,
+        beam_temp_location, beam_args, pipeline_root, last_node, model, epochs, strategy,
+        hparams, train_split, test_split, eval_percent, tfds_data_dir, download, schema_path,
+        min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet):
   """Run the whole pipeline and push a blessed model to the serving directory."""
   from components.imdb_example_gen import prepare_builder  # pylint: disable=import-outside-toplevel
   from pipeline import runner as runner_lib  # pylint: disable=import-outside-toplevel
@@ -100,26 +135,37 @@ def run(runner, beam_args, model, epochs, strategy, hparams, train_split, test_s
 
   overrides = {"model": model, "epochs": epochs, "strategy": strategy,
                **_parse_hparams(hparams)}
+  paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
+  if pipeline_root and not beam_profiles.is_remote_uri(pipeline_root):
+    pipeline_root = os.path.abspath(pipeline_root)
+  pipeline_root = pipeline_root or paths.pipeline_root
   try:
     hp = HParams.from_custom_config({"hparams": overrides})
+    pipeline_beam_args = beam_profiles.beam_args_for(beam_profile, beam_profiles.BeamSettings(
+        endpoint=beam_endpoint, environment_type=beam_environment_type,
+        sdk_image=beam_sdk_image, environment_config=beam_environment_config,
+        parallelism=beam_parallelism, project=beam_project, region=beam_region,
+        temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
+    if schema_path and last_node == "SchemaGen" or not schema_path and (
+        last_node == "ImportSchemaGen"):
+      raise ValueError(f"--until {last_node}: the schema node is "
+                       f"{'ImportSchemaGen' if schema_path else 'SchemaGen'} "
+                       f"{'with' if schema_path else 'without'} --schema-path")
     # Fail before anything is written when the data is missing or a split spec is bad.
     prepare_builder(tfds_data_dir, train_split, test_split, download)
   except (ValueError, FileNotFoundError) as e:
     raise click.ClickException(str(e)) from e
 
-  paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
   os.makedirs(paths.output_dir, exist_ok=True)
   pipeline = create_pipeline(
-      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
+      pipeline_root=pipeline_root, serving_model_dir=paths.serving_model_dir,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           paths.metadata_path),
       hparams=hp, train_split=train_split, test_split=test_split, eval_percent=eval_percent,
       tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
       download=download, schema_path=os.path.abspath(schema_path) if schema_path else None,
       min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=runner_lib.merge_beam_args(
-          runner_lib.default_beam_pipeline_args(), beam_args),
-      enable_cache=not no_cache)
+      beam_pipeline_args=pipeline_beam_args, enable_cache=not no_cache, last_node=last_node)
   result = runner_lib.run_pipeline(pipeline, runner, show_progress=not quiet)
   with open(paths.summary_path, "w", encoding="utf-8") as f:
     f.write(result.to_json())

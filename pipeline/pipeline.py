@@ -21,6 +21,10 @@ PIPELINE_NAME = "imdb_sentiment"
 CURATED_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "schema.pbtxt")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
+# Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place).
+NODE_IDS = ("ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+            "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
+            "Evaluator", "Pusher")
 
 
 def create_pipeline(
@@ -40,6 +44,7 @@ def create_pipeline(
     max_accuracy_drop: float = 0.01,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
+    last_node: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; has no side effects (nothing is read, written or run).
 
@@ -63,28 +68,65 @@ def create_pipeline(
     max_accuracy_drop: and, with a baseline, accuracy no more than this below it.
     beam_pipeline_args: Beam options for the Beam-powered components.
     enable_cache: reuse executions whose inputs and properties are unchanged.
+    last_node: build the pipeline only up to this node id (one of ``NODE_IDS``; with
+      ``schema_path``, ``ImportSchemaGen`` stands for ``SchemaGen``), e.g. ``"Transform"``
+      for the data components alone. Nodes after it are never constructed, so none of
+      the built ones references them. None = the whole pipeline.
 
   Returns:
     the ``tfx.dsl.Pipeline``.
+
+  Raises:
+    ValueError: ``last_node`` is not a node of this pipeline.
   """
+  schema_node = "ImportSchemaGen" if schema_path else "SchemaGen"
+  node_ids = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
+  if last_node is not None and last_node not in node_ids:
+    raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
+                     f"of {', '.join(node_ids)}")
+  components = []
+
+  def add(*nodes) -> bool:
+    """Adds ``nodes``; True once ``last_node`` is among the nodes built."""
+    components.extend(nodes)
+    return last_node is not None and last_node in {n.id for n in nodes}
+
+  def build() -> tfx.dsl.Pipeline:
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
+        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args))
+
   example_gen = ImdbExampleGen(
       train_split=train_split, test_split=test_split, eval_percent=eval_percent,
       tfds_data_dir=tfds_data_dir or "", download=download)
+  if add(example_gen):
+    return build()
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  if add(statistics_gen):
+    return build()
   if schema_path:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   else:
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
         exclude_splits=[EVAL, TEST])
+  if add(schema_gen):
+    return build()
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+  if add(example_validator):
+    return build()
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  if add(anomalies_gate):
+    return build()
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN, custom_config=hparams.preprocessing_custom_config(),
       splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]))
   transform.add_upstream_node(anomalies_gate)
+  if add(transform):
+    return build()
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
@@ -92,25 +134,25 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
       custom_config=hparams.to_custom_config())
+  if add(trainer):
+    return build()
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id("latest_blessed_model_resolver")
+  if add(model_resolver):
+    return build()
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
       baseline_model=model_resolver.outputs["model"],
       example_splits=[TEST],
       eval_config=make_eval_config(min_accuracy, max_accuracy_drop))
+  if add(evaluator):
+    return build()
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
-
-  components = [
-      example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-      trainer, model_resolver, evaluator, pusher]
-  return tfx.dsl.Pipeline(
-      pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
-      enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(beam_pipeline_args))
+  add(pusher)
+  return build()

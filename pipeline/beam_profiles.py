@@ -1,0 +1,246 @@
+"""Named Beam runner profiles for the pipeline's Beam-powered components.
+
+StatisticsGen, Transform and Evaluator run Apache Beam pipelines with the pipeline's
+``beam_pipeline_args``. A profile turns a few named settings into those arguments, for
+whichever TFX orchestrator drives the run (``--runner local`` or ``--runner beam``):
+
+============  ==============================================================================
+profile       what runs the Beam pipelines
+============  ==============================================================================
+direct        Beam's DirectRunner on this machine (multi-processing, one worker per core).
+portable      Beam's PortableRunner against a job service (``--job_endpoint``); ``embed``
+              starts Beam's own job service in-process, which is how this project tests the
+              portable path (``environment_type=LOOPBACK``). Flink and Spark job servers
+              speak the same API.
+flink         FlinkRunner (portable) submitting to a Flink cluster (``--flink_master``).
+spark         SparkRunner (portable) submitting to a Spark cluster (``--spark_master_url``).
+dataflow      Google Cloud Dataflow (``DataflowRunner``, Runner v2).
+============  ==============================================================================
+
+The option names are Beam 2.60's (``apache_beam.options.pipeline_options``:
+``PortableOptions``, ``FlinkRunnerOptions``, ``SparkRunnerOptions``, ``GoogleCloudOptions``,
+``WorkerOptions``); see https://beam.apache.org/documentation/runners/capability-matrix/ and
+each runner's page. This module writes arguments only: Beam itself validates and uses them.
+
+Only what Beam's option classes cannot know is checked here: that every setting a profile
+needs is given, that workers outside this machine get a container image with the project
+installed (``deploy/Dockerfile``, target ``beam-sdk``) pinned by tag or digest, and that
+they can reach the pipeline root (a remote URI such as ``gs://``), because Transform's and
+StatisticsGen's workers read and write artifacts there.
+"""
+
+import dataclasses
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from pipeline.kubeflow import check_image, is_remote_uri
+from pipeline.runner import default_beam_pipeline_args, merge_beam_args
+
+# Beam's SDK harness environments (PortableOptions.environment_type).
+ENVIRONMENT_TYPES = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
+# Environments whose SDK workers run in this process or on this machine.
+_LOCAL_ENVIRONMENTS = ("LOOPBACK", "PROCESS")
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamProfile:
+  """One named way of running the Beam-powered components.
+
+  Attributes:
+    name: the profile's name (``--beam-profile``).
+    summary: one line for ``--help`` and error messages.
+    required: settings that must be given (keys of ``BeamSettings``' fields).
+    remote_workers: whether Beam's SDK workers run off this machine with the default
+      settings, so they need the SDK container image and a shared pipeline root.
+  """
+  name: str
+  summary: str
+  required: Tuple[str, ...]
+  remote_workers: bool
+  _build: Callable[["BeamSettings"], List[str]] = dataclasses.field(repr=False)
+
+  def beam_args(self, settings: "BeamSettings") -> List[str]:
+    """The ``--option=value`` list for ``settings`` under this profile.
+
+    Raises:
+      ValueError: a required setting is missing, or a setting is invalid for this profile
+        (see ``BeamSettings``).
+    """
+    missing = [key for key in self.required if getattr(settings, key) in (None, "")]
+    if missing:
+      flags = ", ".join("--beam-" + key.replace("_", "-") for key in missing)
+      raise ValueError(f"Beam profile {self.name!r} needs {flags} ({self.summary})")
+    if settings.environment_type and settings.environment_type not in ENVIRONMENT_TYPES:
+      raise ValueError(f"unknown Beam environment type {settings.environment_type!r}; "
+                       f"choose one of {', '.join(ENVIRONMENT_TYPES)}")
+    if settings.parallelism is not None and settings.parallelism < 1:
+      raise ValueError(f"Beam parallelism must be >= 1, got {settings.parallelism}")
+    return self._build(settings)
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamSettings:
+  """What a profile turns into Beam options; unset fields take the profile's default.
+
+  Attributes:
+    endpoint: the portable job service (``host:port`` or ``embed``), the Flink master
+      (``host:8081``) or the Spark master (``spark://host:7077``).
+    environment_type: where SDK workers run: ``DOCKER`` (the image), ``PROCESS``,
+      ``EXTERNAL`` (a worker pool at ``environment_config``) or ``LOOPBACK`` (this
+      process; local testing only).
+    sdk_image: the SDK worker container image with the project installed, pinned by tag or
+      digest (``deploy/Dockerfile``, target ``beam-sdk``).
+    environment_config: for ``EXTERNAL``, the worker pool's ``host:port``; for
+      ``PROCESS``, Beam's JSON ``{"command": "/opt/apache/beam/boot"}``.
+    parallelism: Flink's ``--parallelism``, the portable runner's
+      ``--sdk_worker_parallelism`` for the others, Dataflow's ``--max_num_workers``.
+    project, region, temp_location: Dataflow's Google Cloud project, region and a
+      ``gs://`` scratch location.
+    pipeline_root: the pipeline root the run writes artifacts to (checked to be shared
+      when workers run elsewhere).
+  """
+  endpoint: Optional[str] = None
+  environment_type: Optional[str] = None
+  sdk_image: Optional[str] = None
+  environment_config: Optional[str] = None
+  parallelism: Optional[int] = None
+  project: Optional[str] = None
+  region: Optional[str] = None
+  temp_location: Optional[str] = None
+  pipeline_root: Optional[str] = None
+
+
+def _environment_args(settings: BeamSettings, default_type: str) -> List[str]:
+  """``--environment_type`` / ``--environment_config`` for a portable runner.
+
+  Raises:
+    ValueError: DOCKER without a pinned image; EXTERNAL without its endpoint; workers off
+      this machine with a local pipeline root.
+  """
+  env_type = settings.environment_type or default_type
+  args = [f"--environment_type={env_type}"]
+  if env_type == "DOCKER":
+    if not settings.sdk_image:
+      raise ValueError("environment type DOCKER needs --beam-sdk-image (the image built "
+                       "from deploy/Dockerfile --target beam-sdk, with the project installed)")
+    check_image(settings.sdk_image)
+    args.append(f"--environment_config={settings.sdk_image}")
+  elif env_type in ("EXTERNAL", "PROCESS"):
+    if not settings.environment_config:
+      raise ValueError(f"environment type {env_type} needs --beam-environment-config "
+                       "(EXTERNAL: the worker pool's host:port; PROCESS: "
+                       "'{\"command\": \"/opt/apache/beam/boot\"}')")
+    args.append(f"--environment_config={settings.environment_config}")
+  if env_type not in _LOCAL_ENVIRONMENTS:
+    _check_shared_root(settings.pipeline_root, f"environment type {env_type}")
+  return args
+
+
+def _check_shared_root(pipeline_root: Optional[str], why: str) -> None:
+  """Raises ValueError when ``pipeline_root`` is a local path that remote workers can't see."""
+  if pipeline_root is not None and not is_remote_uri(pipeline_root):
+    raise ValueError(
+        f"with {why} Beam's workers run off this machine and read and write the "
+        f"pipeline's artifacts, so the pipeline root must be shared storage such as "
+        f"gs://BUCKET/PATH (--pipeline-root), not the local {pipeline_root!r}")
+
+
+def _direct(settings: BeamSettings) -> List[str]:
+  if settings.parallelism:
+    return ["--direct_running_mode=multi_processing",
+            f"--direct_num_workers={settings.parallelism}"]
+  return default_beam_pipeline_args()
+
+
+def _portable(settings: BeamSettings) -> List[str]:
+  args = ["--runner=PortableRunner", f"--job_endpoint={settings.endpoint}"]
+  args += _environment_args(settings, "LOOPBACK" if settings.endpoint == "embed" else
+                            "DOCKER")
+  if settings.parallelism:
+    args.append(f"--sdk_worker_parallelism={settings.parallelism}")
+  return args
+
+
+def _flink(settings: BeamSettings) -> List[str]:
+  args = ["--runner=FlinkRunner", f"--flink_master={settings.endpoint}"]
+  args += _environment_args(settings, "DOCKER")
+  if settings.parallelism:
+    args.append(f"--parallelism={settings.parallelism}")
+  return args
+
+
+def _spark(settings: BeamSettings) -> List[str]:
+  args = ["--runner=SparkRunner", f"--spark_master_url={settings.endpoint}"]
+  args += _environment_args(settings, "DOCKER")
+  if settings.parallelism:
+    args.append(f"--sdk_worker_parallelism={settings.parallelism}")
+  return args
+
+
+def _dataflow(settings: BeamSettings) -> List[str]:
+  if not (settings.temp_location or "").startswith("gs://"):
+    raise ValueError(f"Dataflow needs --beam-temp-location gs://BUCKET/tmp, got "
+                     f"{settings.temp_location!r}")
+  if settings.pipeline_root is not None and not settings.pipeline_root.startswith("gs://"):
+    raise ValueError("with Dataflow the pipeline root must be in Cloud Storage "
+                     f"(--pipeline-root gs://BUCKET/PATH), not {settings.pipeline_root!r}")
+  check_image(settings.sdk_image)
+  args = ["--runner=DataflowRunner", f"--project={settings.project}",
+          f"--region={settings.region}", f"--temp_location={settings.temp_location}",
+          f"--sdk_container_image={settings.sdk_image}",
+          # The image already has the project and the pinned set installed.
+          "--experiments=use_runner_v2"]
+  if settings.parallelism:
+    args.append(f"--max_num_workers={settings.parallelism}")
+  return args
+
+
+PROFILES: Dict[str, BeamProfile] = {p.name: p for p in (
+    BeamProfile("direct", "Beam's DirectRunner on this machine", (), False, _direct),
+    BeamProfile("portable", "Beam's PortableRunner against a job service", ("endpoint",),
+                False, _portable),
+    BeamProfile("flink", "FlinkRunner on a Flink cluster", ("endpoint",), True, _flink),
+    BeamProfile("spark", "SparkRunner on a Spark cluster", ("endpoint",), True, _spark),
+    BeamProfile("dataflow", "Google Cloud Dataflow",
+                ("project", "region", "temp_location", "sdk_image"), True, _dataflow),
+)}
+
+
+def beam_args_for(profile: str, settings: BeamSettings = BeamSettings(),
+                  extra: Sequence[str] = ()) -> List[str]:
+  """The Beam pipeline arguments of ``profile`` with ``settings``, then ``extra``.
+
+  Args:
+    profile: one of ``PROFILES``.
+    settings: the profile's settings.
+    extra: raw ``--option=value`` arguments (``--beam-arg``); they win over the profile's
+      option by option.
+
+  Returns:
+    the argument list for ``create_pipeline(beam_pipeline_args=...)``.
+
+  Raises:
+    ValueError: an unknown profile, a missing or invalid setting (the message names the
+      flag), or a local pipeline root with workers off this machine.
+  """
+  if profile not in PROFILES:
+    raise ValueError(f"unknown Beam profile {profile!r}; choose one of {', '.join(PROFILES)}")
+  return merge_beam_args(PROFILES[profile].beam_args(settings), extra)
+
+
+def settings_from_mapping(values: Mapping[str, object]) -> BeamSettings:
+  """``BeamSettings`` from CLI-style values; None and empty strings mean unset.
+
+  Raises:
+    ValueError: a key that is not a ``BeamSettings`` field.
+  """
+  fields = {f.name for f in dataclasses.fields(BeamSettings)}
+  unknown = sorted(set(values) - fields)
+  if unknown:
+    raise ValueError(f"unknown Beam settings {unknown}; known: {sorted(fields)}")
+  return BeamSettings(**{k: (None if v == "" else v) for k, v in values.items()})
+
+
+def describe() -> str:
+  """One line per profile, for ``--help``."""
+  return "; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
+
