@@ -3,13 +3,17 @@ strategy, early-stops on ``eval``, writes TensorBoard logs, exports the SavedMod
 
 import math
 import sys
-from typing import List
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from tfx import v1 as tfx
+# tfx.v1.components.DataAccessor and FnArgs, imported from their module: `from tfx import v1`
+# also imports every TFX extension (Vertex AI's client library: ~9 s), which each training
+# worker would pay for at startup.
+from tfx.components.trainer.fn_args_utils import DataAccessor
+from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
 from models import features
@@ -17,6 +21,9 @@ from models import model as model_lib
 from models import signatures
 from models.hparams import HParams
 from models.strategy import make_strategy
+from models.strategy import wait_for_workers
+from models.strategy import worker_role
+from models.strategy import worker_write_dir
 
 
 def count_records(file_patterns: List[str]) -> int:
@@ -27,11 +34,46 @@ def count_records(file_patterns: List[str]) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def make_dataset(file_patterns: List[str], data_accessor: tfx.components.DataAccessor,
+def count_files(file_patterns: List[str]) -> int:
+  """Number of distinct files matching ``file_patterns``."""
+  return len({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
+
+
+def auto_shard_policy(num_files: int, num_workers: int
+                      ) -> tf.data.experimental.AutoShardPolicy:
+  """How MultiWorkerMirroredStrategy splits a split of ``num_files`` files among
+  ``num_workers`` workers.
+
+  ``FILE`` (each worker reads its own files; what ``AUTO`` picks for a file-based
+  dataset) when every worker can get at least one file, else ``DATA``: every worker reads
+  all files and keeps its share of each global batch. ``AUTO`` would choose ``FILE`` for a
+  split of fewer files than workers (Transform writes a small split as ONE file) and the
+  workers' iterators fail with "Could not apply FILE based sharding: the dataset only has
+  1 file(s), which is not enough for the required 2 shards/workers". ``DATA`` needs the
+  same element order on every worker, which ``make_dataset`` gives: a seeded shuffle of a
+  deterministic read.
+
+  Raises:
+    ValueError: ``num_workers`` < 1.
+  """
+  if num_workers < 1:
+    raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+  if num_files >= num_workers:
+    return tf.data.experimental.AutoShardPolicy.FILE
+  return tf.data.experimental.AutoShardPolicy.DATA
+
+
+def make_dataset(file_patterns: List[str], data_accessor: DataAccessor,
                  tf_transform_output: tft.TFTransformOutput, batch_size: int,
                  shuffle: bool, repeat: bool, seed: int,
-                 drop_remainder: bool = False) -> tf.data.Dataset:
-  """Batches of (``{"tokens": int64 [batch, max_length]}``, float32 labels [batch, 1])."""
+                 drop_remainder: bool = False,
+                 shard_policy: Optional[tf.data.experimental.AutoShardPolicy] = None
+                 ) -> tf.data.Dataset:
+  """Batches of (``{"tokens": int64 [batch, max_length]}``, float32 labels [batch, 1]).
+
+  ``shard_policy`` (multi-worker training only) is set as the dataset's
+  ``experimental_distribute.auto_shard_policy``; None leaves tf.data's default (AUTO).
+  """
   dataset = data_accessor.tf_dataset_factory(
       file_patterns,
       tfxio.TensorFlowDatasetOptions(
@@ -39,24 +81,58 @@ def make_dataset(file_patterns: List[str], data_accessor: tfx.components.DataAcc
           shuffle_seed=seed, num_epochs=None if repeat else 1,
           drop_final_batch=drop_remainder),
       tf_transform_output.transformed_metadata.schema)
-  return dataset.map(
+  dataset = dataset.map(
       lambda x, y: ({features.TOKENS_KEY: x[features.TOKENS_KEY]},
                     tf.reshape(tf.cast(y, tf.float32), [-1, 1])),
       num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+  if shard_policy is not None:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = shard_policy
+    dataset = dataset.with_options(options)
+  return dataset
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def single_device_copy(model: keras.Model, hp: HParams) -> Tuple[keras.Model, keras.Model]:
+  """``(model, explain_model)`` built afresh outside any strategy scope, holding
+  ``model``'s weights in plain variables.
+
+  A multi-worker model's variables are MirroredVariables, which the traced serving
+  signatures read on this worker's device (``/job:worker/task:N``): a SavedModel holding
+  those ops loads nowhere outside that cluster ("Cannot assign a device for operation
+  ... was explicitly assigned to /job:worker/task:0", tensorflow/tfx#2894), so neither
+  TF Serving nor the Evaluator could use it. The copy exports as a single-device model.
+  """
+  copy, explain_copy = model_lib.build(hp)
+  copy.set_weights(model.get_weights())
+  return copy, explain_copy
+
+
+def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (``Trainer(run_fn="models.trainer.run_fn")``).
 
   Hyperparameters come from ``fn_args.custom_config`` (see ``HParams``). The global batch
   is ``hp.batch_size * strategy.num_replicas_in_sync``.
 
+  With ``strategy="multi_worker"`` every worker of the cluster in its ``$TF_CONFIG`` runs
+  this function with the same ``fn_args`` (TensorFlow's multi-worker Keras recipe): the
+  datasets are sharded among the workers (``auto_shard_policy``); only the chief writes the
+  TensorBoard logs to ``fn_args.model_run_dir`` and the SavedModel to
+  ``fn_args.serving_model_dir``, the other workers run the same writes into temporary
+  directories they remove (``strategy.worker_write_dir``); the model is exported
+  from a single-device copy (``single_device_copy``); and no worker returns before all
+  have exported (``strategy.wait_for_workers``). With any other strategy it trains and
+  writes exactly as before.
+
   Raises:
     ValueError: bad hyperparameters or an empty train split.
+    models.strategy.StrategyUnavailableError: the strategy cannot run here.
   """
   hp = HParams.from_custom_config(fn_args.custom_config)
-  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be created at
+  # program startup (it configures the collective ops).
   strategy = make_strategy(hp.strategy)
+  role = worker_role(strategy)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   replicas = strategy.num_replicas_in_sync
   global_batch = hp.batch_size * replicas
   train_examples = hp.train_examples or count_records(fn_args.train_files)
@@ -68,23 +144,39 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                type(strategy).__name__, global_batch, steps_per_epoch)
 
   is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+  shard_policies = {"train": None, "eval": None}
+  if role.num_workers > 1:
+    for split, files in (("train", fn_args.train_files), ("eval", fn_args.eval_files)):
+      shard_policies[split] = auto_shard_policy(count_files(files), role.num_workers)
+    logging.info("Task %s %d of %d workers (chief: %s); tf.data auto-shard policy: %s",
+                 role.task_type, role.task_id, role.num_workers, role.is_chief,
+                 {k: v.name for k, v in shard_policies.items()})
   train_ds = make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                           global_batch, shuffle=True, repeat=True, seed=hp.seed,
-                          drop_remainder=is_tpu)
+                          drop_remainder=is_tpu, shard_policy=shard_policies["train"])
   eval_ds = make_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                          global_batch, shuffle=False, repeat=False, seed=hp.seed,
-                         drop_remainder=is_tpu)
+                         drop_remainder=is_tpu, shard_policy=shard_policies["eval"])
   with strategy.scope():
     model, explain_model = model_lib.build(hp, steps_per_epoch)
 
-  callbacks = [
-      keras.callbacks.EarlyStopping(monitor=hp.early_stopping_monitor,
-                                    patience=hp.early_stopping_patience,
-                                    restore_best_weights=True, verbose=1),
-      keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
-  ]
-  model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
-            validation_data=eval_ds, callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2)
-  signatures.export_saved_model(model, explain_model, tf_transform_output, hp,
-                                fn_args.serving_model_dir)
+  # Every worker trains (in lock-step) and exports, as TensorFlow's multi-worker guide
+  # prescribes; only the chief's logs and model land in model_run_dir / serving_model_dir,
+  # the others' in temporary directories.
+  with worker_write_dir(fn_args.model_run_dir, role) as log_dir, \
+       worker_write_dir(fn_args.serving_model_dir, role) as export_dir:
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=hp.early_stopping_monitor,
+                                      patience=hp.early_stopping_patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
+    ]
+    model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
+              validation_data=eval_ds, callbacks=callbacks,
+              verbose=1 if sys.stdout.isatty() else 2)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      # Also with a one-task cluster: its variables live on /job:chief or /job:worker too.
+      model, explain_model = single_device_copy(model, hp)
+    signatures.export_saved_model(model, explain_model, tf_transform_output, hp,
+                                  export_dir)
+  wait_for_workers(strategy, role)

@@ -1,9 +1,16 @@
-"""models.strategy: which tf.distribute strategy each name gives on this (CPU) machine."""
+"""models.strategy: which tf.distribute strategy each name gives on this (CPU) machine, and
+the multi-worker helpers (roles from TF_CONFIG, where each worker writes, dataset sharding)."""
 
+import json
+import os
+import tempfile
+
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from models import strategy as strategy_lib
+from models import trainer
 from models.trainer import count_records
 
 
@@ -59,3 +66,163 @@ def test_count_records_counts_gzip_tfrecords(tmp_path):
         writer.write(f"record {i}".encode())
   assert count_records([str(tmp_path / "*.gz")]) == 7
   assert count_records([str(tmp_path / "none-*.gz")]) == 0
+
+
+# --- Multi-worker roles (fake TF_CONFIG values; no cluster is started) -------------------
+
+TWO_WORKERS = {"worker": ["w0:2222", "w1:2222"]}
+CHIEF_AND_WORKERS = {"chief": ["c0:2222"], "worker": ["w0:2222", "w1:2222"]}
+
+
+def _tf_config(cluster, task_type, index, **extra) -> str:
+  return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index},
+                     **extra})
+
+
+@pytest.mark.parametrize("cluster, task_type, index, is_chief, num_workers", [
+    (TWO_WORKERS, "worker", 0, True, 2),
+    (TWO_WORKERS, "worker", 1, False, 2),
+    (CHIEF_AND_WORKERS, "chief", 0, True, 3),
+    (CHIEF_AND_WORKERS, "worker", 0, False, 3),  # with a chief, worker 0 is not chief
+    (CHIEF_AND_WORKERS, "worker", 1, False, 3),
+    ({"worker": ["w0:2222"]}, "worker", 0, True, 1),
+])
+def test_role_from_tf_config(cluster, task_type, index, is_chief, num_workers):
+  role = strategy_lib.role_from_tf_config(_tf_config(cluster, task_type, index))
+  assert role == strategy_lib.WorkerRole(task_type=task_type, task_id=index,
+                                         num_workers=num_workers, is_chief=is_chief)
+
+
+def test_role_from_vertex_ai_tf_config_ignores_extra_keys():
+  # What Vertex AI sets for the first replica of worker pool 1 (pool 0 is the chief).
+  config = _tf_config(CHIEF_AND_WORKERS, "worker", 1, job={"worker_pool_specs": []},
+                      environment="cloud")
+  role = strategy_lib.role_from_tf_config(config)
+  assert (role.task_type, role.task_id, role.is_chief) == ("worker", 1, False)
+  assert strategy_lib.role_from_tf_config(json.loads(config)) == role
+
+
+@pytest.mark.parametrize("tf_config", [None, "", "  ", "{}", '{"task": {"type": "worker"}}',
+                                       '{"cluster": {}}'])
+def test_no_cluster_is_a_single_chief_worker(tf_config):
+  role = strategy_lib.role_from_tf_config(tf_config)
+  assert role is strategy_lib.SINGLE_WORKER
+  assert role.is_chief and role.num_workers == 1 and role.task_type is None
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": "worker"}', "'task' must be an object"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}}', "no task type"),
+    (_tf_config(TWO_WORKERS, "chief", 0), "task type 'chief' is not a job"),
+    (_tf_config(TWO_WORKERS, "worker", 2), "out of range"),
+    (_tf_config(TWO_WORKERS, "worker", -1), "out of range"),
+    (_tf_config(TWO_WORKERS, "worker", None), "must be an integer"),
+    (_tf_config(TWO_WORKERS, "worker", "1"), "must be an integer"),
+    (_tf_config(TWO_WORKERS, "worker", True), "must be an integer"),
+    (_tf_config({"worker": ["a:1"], "ps": ["p:1"]}, "worker", 0), r"job\(s\) \['ps'\]"),
+    (_tf_config({"worker": ["a:1"], "evaluator": ["e:1"]}, "evaluator", 0), "evaluator"),
+    (_tf_config({"chief": ["a:1", "b:1"]}, "chief", 0), "at most one"),
+])
+def test_bad_tf_config_raises_value_error(tf_config, message):
+  with pytest.raises(ValueError, match=message):
+    strategy_lib.role_from_tf_config(tf_config)
+
+
+def test_multi_worker_with_a_bad_tf_config_names_the_problem(monkeypatch):
+  monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 5))
+  with pytest.raises(strategy_lib.StrategyUnavailableError, match="TF_CONFIG.*out of range"):
+    strategy_lib.make_strategy("multi_worker")
+  monkeypatch.setenv("TF_CONFIG", '{"task": {"type": "worker", "index": 0}}')
+  with pytest.raises(strategy_lib.StrategyUnavailableError, match="'cluster'"):
+    strategy_lib.make_strategy("multi_worker")
+
+
+def test_worker_role_of_single_process_strategies():
+  for name in ("default", "one_device", "mirrored"):
+    assert strategy_lib.worker_role(
+        strategy_lib.make_strategy(name)) is strategy_lib.SINGLE_WORKER
+
+
+def test_chief_writes_to_the_path_itself(tmp_path):
+  target = str(tmp_path / "serving")
+  role = strategy_lib.role_from_tf_config(_tf_config(TWO_WORKERS, "worker", 0))
+  with strategy_lib.worker_write_dir(target, role) as path:
+    assert path == target
+    assert not os.path.exists(target)  # left to the writer, as without a cluster
+    os.makedirs(path)
+  assert os.path.isdir(target)  # never removed
+  with strategy_lib.worker_write_dir(target, strategy_lib.SINGLE_WORKER) as path:
+    assert path == target
+
+
+def test_non_chief_writes_to_a_temporary_dir_removed_afterwards(tmp_path, monkeypatch):
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+  os.makedirs(tempfile.tempdir)
+  target = str(tmp_path / "serving")
+  role = strategy_lib.role_from_tf_config(_tf_config(CHIEF_AND_WORKERS, "worker", 0))
+  with strategy_lib.worker_write_dir(target, role) as path:
+    assert path != target
+    assert os.path.dirname(path) == tempfile.tempdir
+    assert os.path.basename(path).startswith("workertemp_worker_0_")
+    assert os.path.isdir(path) and not os.listdir(path)
+    with open(os.path.join(path, "saved_model.pb"), "w", encoding="utf-8") as f:
+      f.write("x")
+  assert not os.path.exists(path)
+  assert not os.path.exists(target)
+
+  with pytest.raises(RuntimeError, match="boom"):
+    with strategy_lib.worker_write_dir(target, role) as path:
+      os.makedirs(os.path.join(path, "variables"))
+      raise RuntimeError("boom")
+  assert not os.path.exists(path)
+  assert os.listdir(tempfile.tempdir) == []
+
+
+def test_wait_for_workers_returns_at_once_without_a_cluster():
+  strategy = strategy_lib.make_strategy("default")
+  strategy_lib.wait_for_workers(strategy, strategy_lib.SINGLE_WORKER)
+
+
+@pytest.mark.parametrize("num_files, num_workers, policy", [
+    (1, 2, "DATA"),   # Transform writes a small split as one file
+    (3, 4, "DATA"),
+    (0, 2, "DATA"),
+    (2, 2, "FILE"),
+    (10, 3, "FILE"),
+    (1, 1, "FILE"),
+])
+def test_auto_shard_policy(num_files, num_workers, policy):
+  assert trainer.auto_shard_policy(num_files, num_workers) == getattr(
+      tf.data.experimental.AutoShardPolicy, policy)
+
+
+def test_auto_shard_policy_rejects_no_workers():
+  with pytest.raises(ValueError, match="num_workers"):
+    trainer.auto_shard_policy(1, 0)
+
+
+def test_count_files(tmp_path):
+  for name in ("a.gz", "b.gz", "c.txt"):
+    (tmp_path / name).write_text("x")
+  assert trainer.count_files([str(tmp_path / "*.gz"), str(tmp_path / "a*")]) == 2
+  assert trainer.count_files([str(tmp_path / "none-*")]) == 0
+
+
+def test_single_device_copy_holds_the_weights_in_new_variables():
+  from models import model as model_lib  # pylint: disable=import-outside-toplevel
+  from tiny_model import HP  # pylint: disable=import-outside-toplevel
+  model, _ = model_lib.build(HP)
+  trained = [w + 0.25 for w in model.get_weights()]  # unlike any fresh build
+  model.set_weights(trained)
+  copy, explain_copy = trainer.single_device_copy(model, HP)
+  assert len(copy.get_weights()) == len(trained)
+  for got, want in zip(copy.get_weights(), trained):
+    np.testing.assert_array_equal(got, want)
+  assert not {id(v) for v in copy.weights} & {id(v) for v in model.weights}
+  tokens = np.array([[3, 5, 2, 0, 0, 0, 0, 0], [7, 1, 1, 4, 9, 2, 6, 8]], np.int64)
+  probabilities, weights = explain_copy(tokens, training=False)
+  np.testing.assert_allclose(probabilities.numpy(), model(tokens, training=False).numpy(),
+                             rtol=1e-6)
+  assert weights.shape == (2, HP.max_length)

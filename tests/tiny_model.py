@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import os
 import shutil
+from typing import Dict, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -58,6 +59,38 @@ class TinyExport:
   tf_transform_output: tft.TFTransformOutput
 
 
+def analyze_reviews(transform_dir: str, hp: HParams = HP,
+                    reviews: Sequence[Tuple[bytes, int]] = REVIEWS) -> tft.TFTransformOutput:
+  """Analyzes ``reviews`` with ``preprocessing_fn`` and writes the transform graph to
+  ``transform_dir`` as TFX's Transform writes its TransformGraph (transform_fn,
+  transformed_metadata and the raw metadata)."""
+  spec = {features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
+          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  raw = [{features.TEXT_KEY: [t], features.LABEL_KEY: [y]} for t, y in reviews]
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config=hp.to_custom_config())
+  temp_dir = os.path.join(os.path.dirname(os.path.abspath(transform_dir)), "tft_tmp")
+  with beam.Pipeline() as pipeline:
+    with tft_beam.Context(temp_dir=temp_dir):
+      transform_fn = ((pipeline | beam.Create(raw), metadata)
+                      | tft_beam.AnalyzeDataset(fn))
+      _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+  # TFX's Transform also writes the raw metadata, which raw_feature_spec() reads.
+  metadata_io.write_metadata(
+      metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+  return tft.TFTransformOutput(transform_dir)
+
+
+def transform_reviews(tf_transform_output: tft.TFTransformOutput,
+                      reviews: Sequence[Tuple[bytes, int]]) -> Dict[str, np.ndarray]:
+  """``reviews`` through the transform graph: {"tokens": int64 [n, max_length],
+  "label": int64 [n]}."""
+  transformed = tf_transform_output.transform_raw_features(
+      {features.TEXT_KEY: tf.constant([[t] for t, _ in reviews]),
+       features.LABEL_KEY: tf.constant([[y] for _, y in reviews], tf.int64)})
+  return {k: v.numpy() for k, v in transformed.items()}
+
+
 def export_tiny_model(root, hp: HParams = HP) -> TinyExport:
   """Analyzes REVIEWS with ``preprocessing_fn``, builds an (unfitted) model and exports it
   with ``signatures.export_saved_model`` to ``<root>/model``.
@@ -65,30 +98,57 @@ def export_tiny_model(root, hp: HParams = HP) -> TinyExport:
   The model is not fitted: tracing a training step costs ~20 s on a busy CPU and the
   signatures' contracts do not depend on the weights' values."""
   root = str(root)
-  spec = {features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
-          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
-  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-  raw = [{features.TEXT_KEY: [t], features.LABEL_KEY: [y]} for t, y in REVIEWS]
-  fn = functools.partial(preprocessing.preprocessing_fn, custom_config=hp.to_custom_config())
-  transform_dir = os.path.join(root, "transform")
-  with beam.Pipeline() as pipeline:
-    with tft_beam.Context(temp_dir=os.path.join(root, "tmp")):
-      transform_fn = ((pipeline | beam.Create(raw), metadata)
-                      | tft_beam.AnalyzeDataset(fn))
-      _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
-  # TFX's Transform also writes the raw metadata, which raw_feature_spec() reads.
-  metadata_io.write_metadata(
-      metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
-  tf_transform_output = tft.TFTransformOutput(transform_dir)
-  transformed = tf_transform_output.transform_raw_features(
-      {features.TEXT_KEY: tf.constant([[t] for t, _ in REVIEWS]),
-       features.LABEL_KEY: tf.constant([[y] for _, y in REVIEWS], tf.int64)})
+  tf_transform_output = analyze_reviews(os.path.join(root, "transform"), hp)
+  transformed = transform_reviews(tf_transform_output, REVIEWS)
 
   model, explain_model = model_lib.build(hp)
   export_dir = os.path.join(root, "model")
   signatures.export_saved_model(model, explain_model, tf_transform_output, hp, export_dir)
-  return TinyExport(export_dir, model, transformed[features.TOKENS_KEY].numpy(),
+  return TinyExport(export_dir, model, transformed[features.TOKENS_KEY],
                     tf_transform_output)
+
+
+@dataclasses.dataclass
+class TinyTransformedData:
+  """What TFX's Transform hands the Trainer, for REVIEWS.
+
+  Attributes:
+    examples_uri: a transformed Examples artifact's directory: ``Split-train/`` and
+      ``Split-eval/``, each ONE GZIP TFRecord file of tf.Example with ``tokens`` (int64
+      [max_length]) and ``label`` (int64), as Transform writes small splits.
+    transform_graph_uri: the TransformGraph artifact's directory (``TFTransformOutput``).
+    train_examples: records in the train split.
+  """
+  examples_uri: str
+  transform_graph_uri: str
+  train_examples: int
+
+
+def write_transformed_data(root, hp: HParams = HP, train_copies: int = 1
+                           ) -> TinyTransformedData:
+  """Analyzes REVIEWS and writes them transformed as the Trainer's inputs under ``root``:
+  ``train`` holds REVIEWS ``train_copies`` times, ``eval`` holds them once."""
+  root = str(root)
+  transform_dir = os.path.join(root, "transform_graph")
+  tf_transform_output = analyze_reviews(transform_dir, hp)
+  transformed = transform_reviews(tf_transform_output, REVIEWS)
+  examples_uri = os.path.join(root, "transformed_examples")
+  options = tf.io.TFRecordOptions(compression_type="GZIP")
+  for split, copies in (("train", train_copies), ("eval", 1)):
+    split_dir = os.path.join(examples_uri, f"Split-{split}")
+    os.makedirs(split_dir)
+    path = os.path.join(split_dir, "transformed_examples-00000-of-00001.gz")
+    with tf.io.TFRecordWriter(path, options) as writer:
+      for _ in range(copies):
+        for tokens, label in zip(transformed[features.TOKENS_KEY],
+                                 transformed[features.LABEL_KEY].reshape(-1)):
+          writer.write(tf.train.Example(features=tf.train.Features(feature={
+              features.TOKENS_KEY: tf.train.Feature(
+                  int64_list=tf.train.Int64List(value=tokens.tolist())),
+              features.LABEL_KEY: tf.train.Feature(
+                  int64_list=tf.train.Int64List(value=[int(label)])),
+          })).SerializeToString())
+  return TinyTransformedData(examples_uri, transform_dir, len(REVIEWS) * train_copies)
 
 
 def copy_version(src: str, base: str, version: int) -> str:
