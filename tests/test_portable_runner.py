@@ -9,13 +9,15 @@ pipeline root and the job servers.
 
 Compared per output artifact of every node (found through MLMD): the same files; Examples
 and transformed Examples record for record (parsed tf.Examples, since a proto map's byte
-order may differ between processes); statistics, schemas and anomalies as parsed protos;
-the TransformGraph's vocabulary and asset map byte for byte, its schemas as protos, and its
-transform_fn by applying both to the same raw reviews. The analyzer cache is left out: its
+order may differ between processes); statistics as parsed protos, floats to 1e-9 relative
+(a runner may sum partial results in another order); schemas and anomalies as parsed
+protos; the TransformGraph's vocabulary and asset map byte for byte, its schemas as protos,
+and its transform_fn by applying both to the same raw reviews. The analyzer cache is left out: its
 key embeds the input artifact's path, which differs between the two pipeline roots, and
 what it caches is checked through the TransformGraph it produced.
 """
 
+import math
 import os
 
 import apache_beam as beam
@@ -24,7 +26,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
 from ml_metadata import metadata_store
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx import v1 as tfx
@@ -124,6 +126,26 @@ def _proto(path, message_type):
   return message
 
 
+def _assert_same_statistics(a, b, where):
+  """Equal statistics: every count, string and histogram bound equal, every float equal
+  to 1e-9 relative. Floating sums (mean, std_dev) may differ in the last bit when a runner
+  merges partial sums in another order (seen: std_dev 214.41513815959516 vs ...513)."""
+  def check(x, y, path):
+    if isinstance(x, dict):
+      assert isinstance(y, dict) and set(x) == set(y), f"{where}: {path} fields differ"
+      for key in x:
+        check(x[key], y[key], f"{path}.{key}")
+    elif isinstance(x, list):
+      assert isinstance(y, list) and len(x) == len(y), f"{where}: {path} lengths differ"
+      for i, (xi, yi) in enumerate(zip(x, y)):
+        check(xi, yi, f"{path}[{i}]")
+    elif isinstance(x, float):
+      assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {path} {x} != {y}"
+    else:
+      assert x == y, f"{where}: {path} {x!r} != {y!r}"
+  check(json_format.MessageToDict(a), json_format.MessageToDict(b), "")
+
+
 _PROTO_FILES = {"FeatureStats.pb": statistics_pb2.DatasetFeatureStatisticsList,
                 "SchemaDiff.pb": anomalies_pb2.Anomalies,
                 "schema.pbtxt": schema_pb2.Schema}
@@ -152,6 +174,9 @@ def test_artifact_matches_the_direct_runs(runs, node, key):
     if base.endswith(".gz"):
       records = _examples(pa)
       assert records and records == _examples(pb), name
+    elif base == "FeatureStats.pb":
+      _assert_same_statistics(_proto(pa, _PROTO_FILES[base]), _proto(pb, _PROTO_FILES[base]),
+                              name)
     elif base in _PROTO_FILES:
       assert _proto(pa, _PROTO_FILES[base]) == _proto(pb, _PROTO_FILES[base]), name
     else:
