@@ -30,7 +30,7 @@ StatisticsGen's workers read and write artifacts there.
 """
 
 import dataclasses
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pipeline.kubeflow import check_image, is_remote_uri
 from pipeline.runner import default_beam_pipeline_args, merge_beam_args
@@ -151,29 +151,30 @@ def _direct(settings: BeamSettings) -> List[str]:
   return default_beam_pipeline_args()
 
 
-def _portable(settings: BeamSettings) -> List[str]:
-  args = ["--runner=PortableRunner", f"--job_endpoint={settings.endpoint}"]
-  args += _environment_args(settings, "LOOPBACK" if settings.endpoint == "embed" else
-                            "DOCKER")
-  if settings.parallelism:
-    args.append(f"--sdk_worker_parallelism={settings.parallelism}")
-  return args
+def _portable_runner(runner: List[str], parallelism_option: str,
+                     default_environment: Union[str, Callable[[BeamSettings], str]]
+                     ) -> Callable[[BeamSettings], List[str]]:
+  """A builder for a runner on Beam's portability framework (portable, Flink, Spark):
+  ``runner`` options, then the SDK environment, then ``parallelism_option``."""
+  def build(settings: BeamSettings) -> List[str]:
+    args = [arg.format(endpoint=settings.endpoint) for arg in runner]
+    args += _environment_args(settings, default_environment(settings) if callable(
+        default_environment) else default_environment)
+    if settings.parallelism:
+      args.append(f"--{parallelism_option}={settings.parallelism}")
+    return args
+  return build
 
 
-def _flink(settings: BeamSettings) -> List[str]:
-  args = ["--runner=FlinkRunner", f"--flink_master={settings.endpoint}"]
-  args += _environment_args(settings, "DOCKER")
-  if settings.parallelism:
-    args.append(f"--parallelism={settings.parallelism}")
-  return args
-
-
-def _spark(settings: BeamSettings) -> List[str]:
-  args = ["--runner=SparkRunner", f"--spark_master_url={settings.endpoint}"]
-  args += _environment_args(settings, "DOCKER")
-  if settings.parallelism:
-    args.append(f"--sdk_worker_parallelism={settings.parallelism}")
-  return args
+_portable = _portable_runner(
+    ["--runner=PortableRunner", "--job_endpoint={endpoint}"], "sdk_worker_parallelism",
+    # Beam's in-process job service runs workers here; a job server elsewhere needs them
+    # in containers.
+    lambda settings: "LOOPBACK" if settings.endpoint == "embed" else "DOCKER")
+_flink = _portable_runner(["--runner=FlinkRunner", "--flink_master={endpoint}"],
+                          "parallelism", "DOCKER")
+_spark = _portable_runner(["--runner=SparkRunner", "--spark_master_url={endpoint}"],
+                          "sdk_worker_parallelism", "DOCKER")
 
 
 def _dataflow(settings: BeamSettings) -> List[str]:

@@ -20,31 +20,18 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 import json  # pylint: disable=wrong-import-position
 import sys  # pylint: disable=wrong-import-position
-from typing import Dict, Optional, Tuple  # pylint: disable=wrong-import-position
 
 import click  # pylint: disable=wrong-import-position
 
 from models.hparams import HParams, MODELS, STRATEGIES  # pylint: disable=wrong-import-position
 from pipeline import beam_profiles  # pylint: disable=wrong-import-position
+from pipeline.cli_options import blessing_options, parse_hparams  # pylint: disable=C0413
+from pipeline.cli_options import split_options, training_options  # pylint: disable=C0413
 from pipeline.beam_profiles import ENVIRONMENT_TYPES  # pylint: disable=wrong-import-position
 from pipeline.beam_profiles import PROFILES as BEAM_PROFILES  # pylint: disable=C0413
 from pipeline.kubeflow import compile_group  # pylint: disable=wrong-import-position
 from pipeline.pipeline import NODE_IDS  # pylint: disable=wrong-import-position
 from pipeline.runner import RUNNERS  # pylint: disable=wrong-import-position
-
-
-def _parse_hparams(pairs: Tuple[str, ...]) -> Dict[str, object]:
-  """``("lstm_units=32", "dropout=0.3")`` -> ``{"lstm_units": 32, "dropout": 0.3}``."""
-  parsed = {}
-  for pair in pairs:
-    if "=" not in pair:
-      raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--hparam")
-    key, value = pair.split("=", 1)
-    try:
-      parsed[key] = json.loads(value)
-    except json.JSONDecodeError:
-      parsed[key] = value
-  return parsed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,20 +77,11 @@ def main():
               "Transform for the data components alone.")
 @click.option("--model", type=click.Choice(MODELS), default="lstm_attention",
               show_default=True, help="Model builder.")
-@click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
-              show_default=True, help="Maximum epochs (early stopping on eval may stop sooner).")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="tf.distribute strategy; auto = TPU if resolvable, Mirrored for >1 GPU, "
               "one GPU, else the default CPU strategy.")
-@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
-              help="Override any hyperparameter of models.hparams.HParams (repeatable), "
-              "e.g. --hparam max_length=200.")
-@click.option("--train-split", default="train", show_default=True,
-              help="TFDS split spec for train+eval, e.g. 'train[:2%]'.")
-@click.option("--test-split", default="test", show_default=True,
-              help="TFDS split spec the Evaluator blesses on, e.g. 'test[:2%]'.")
-@click.option("--eval-percent", type=click.IntRange(1, 99), default=10, show_default=True,
-              help="Percent of the train split held out as the eval split.")
+@training_options
+@split_options
 @click.option("--tfds-data-dir", type=click.Path(file_okay=False), default=None,
               help="TFDS data directory [default: $TFDS_DATA_DIR, else ~/tensorflow_datasets].")
 @click.option("--download/--no-download", default=False, show_default=True,
@@ -111,11 +89,7 @@ def main():
 @click.option("--schema-path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Curated schema.pbtxt to import instead of inferring one "
               "(pipeline/schema/schema.pbtxt is the checked-in one).")
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.85, show_default=True,
-              help="Blessing threshold: test accuracy must be at least this.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.01,
-              show_default=True,
-              help="Blessing threshold: at most this far below the last blessed model.")
+@blessing_options
 @click.option("--output-dir", type=click.Path(file_okay=False), default="outputs",
               show_default=True,
               help="Holds metadata.sqlite, pipeline_root/, serving_model/imdb_sentiment/.")
@@ -134,7 +108,7 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
 
   overrides = {"model": model, "epochs": epochs, "strategy": strategy,
-               **_parse_hparams(hparams)}
+               **parse_hparams(hparams)}
   paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
   if pipeline_root and not beam_profiles.is_remote_uri(pipeline_root):
     pipeline_root = os.path.abspath(pipeline_root)
@@ -214,19 +188,12 @@ def schedule():
               help="Cron expression ('0 3 * * *') or Airflow preset ('@daily', '@weekly').")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failed component task (5 minutes apart).")
-@click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
-              show_default=True)
-@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
-              help="Override a hyperparameter (repeatable), as in `imdb-tfx run`.")
-@click.option("--train-split", default="train", show_default=True)
-@click.option("--test-split", default="test", show_default=True)
-@click.option("--eval-percent", type=click.IntRange(1, 99), default=10, show_default=True)
+@training_options
+@split_options
 @click.option("--tfds-data-dir", default=None,
               help="TFDS data directory on the workers [default: their $TFDS_DATA_DIR].")
 @click.option("--download/--no-download", default=False, show_default=True)
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.85, show_default=True)
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.01,
-              show_default=True)
+@blessing_options
 @click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
               help="Beam option for the Beam-powered components (repeatable).")
 def schedule_airflow(output_file, output_dir, schedule_, retries, epochs, hparams,
@@ -237,7 +204,7 @@ def schedule_airflow(output_file, output_dir, schedule_, retries, epochs, hparam
   IMDB_TFX_MLMD_MYSQL_* environment variables."""
   from pipeline import airflow_dag  # pylint: disable=import-outside-toplevel
   kwargs = dict(output_dir=os.path.abspath(output_dir), schedule=schedule_, retries=retries,
-                hparams={"epochs": epochs, **_parse_hparams(hparams)},
+                hparams={"epochs": epochs, **parse_hparams(hparams)},
                 train_split=train_split, test_split=test_split, eval_percent=eval_percent,
                 tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
                 download=download, min_accuracy=min_accuracy,

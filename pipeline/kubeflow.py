@@ -24,6 +24,8 @@ from tfx import v1 as tfx
 
 from models.hparams import HParams
 from pipeline import runner as runner_lib
+from pipeline.cli_options import blessing_options, parse_hparams, split_options
+from pipeline.cli_options import training_options
 from pipeline.pipeline import create_pipeline
 
 # Kubeflow V2 pipeline (and MLMD context) names must match [a-z0-9][a-z0-9-]{0,127}: the
@@ -197,27 +199,15 @@ def compile_group():
 @click.option("--output", "output_path", default=DEFAULT_OUTPUT, show_default=True,
               help="Spec file: .json = PipelineJob (Vertex AI), .yaml = PipelineSpec "
               "(kfp client). Local or gs://.")
-@click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
-              show_default=True, help="Maximum epochs.")
-@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
-              help="Override a hyperparameter (repeatable), as in `imdb-tfx run`.")
-@click.option("--train-split", default="train", show_default=True,
-              help="TFDS split spec for train+eval, e.g. 'train[:2%]'.")
-@click.option("--test-split", default="test", show_default=True,
-              help="TFDS split spec the Evaluator blesses on, e.g. 'test[:2%]'.")
-@click.option("--eval-percent", type=click.IntRange(1, 99), default=10, show_default=True,
-              help="Percent of the train split held out as the eval split.")
+@training_options
+@split_options
 @click.option("--tfds-data-dir", default=None,
               help="Remote TFDS data directory holding a prepared imdb_reviews, e.g. "
               "gs://BUCKET/tensorflow_datasets. Required unless --download.")
 @click.option("--download/--no-download", default=False, show_default=True,
               help="Let the ImdbExampleGen task download imdb_reviews (into --tfds-data-dir, "
               "else the container's own disk, so on every run).")
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.85, show_default=True,
-              help="Blessing threshold: test accuracy must be at least this.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.01,
-              show_default=True,
-              help="Blessing threshold: at most this far below the last blessed model.")
+@blessing_options
 @click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
               help="Beam option for the Beam-powered components (repeatable); overrides the "
               "in-container DirectRunner defaults (multi_processing, one worker per core). "
@@ -229,10 +219,9 @@ def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epoch
   """Compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (TFX's
   KubeflowV2DagRunner): every component runs in --image. Submit and schedule the spec as
   deploy/kubeflow.md shows."""
-  from pipeline.cli import _parse_hparams  # pylint: disable=import-outside-toplevel
   try:
     hp = HParams.from_custom_config(
-        {"hparams": {"epochs": epochs, **_parse_hparams(hparams)}})
+        {"hparams": {"epochs": epochs, **parse_hparams(hparams)}})
     check_remote_uri(serving_model_dir, "--serving-model-dir")
     if tfds_data_dir:
       check_remote_uri(tfds_data_dir, "--tfds-data-dir")

@@ -99,12 +99,12 @@ def test_run_rejects_bad_option_values(runner, tmp_path, args):
 
 
 def test_parse_hparams_json_values():
-  parsed = cli._parse_hparams(  # pylint: disable=protected-access
+  parsed = cli.parse_hparams(
       ("lstm_units=32", "dropout=0.3", "strategy=mirrored", "train_examples=null",
        "max_pooling=true"))
   assert parsed == {"lstm_units": 32, "dropout": 0.3, "strategy": "mirrored",
                     "train_examples": None, "max_pooling": True}
-  assert cli._parse_hparams(("a=b=c",)) == {"a": "b=c"}  # pylint: disable=protected-access
+  assert cli.parse_hparams(("a=b=c",)) == {"a": "b=c"}
 
 
 def test_evaluate_missing_model_dir_is_usage_error(runner, tmp_path):

@@ -1,0 +1,67 @@
+"""Command-line options shared by ``imdb-tfx run``, ``schedule airflow`` and
+``compile kubeflow``: the three build the same ``create_pipeline()``, so the options that
+feed it are declared once, with one meaning and one default."""
+
+import json
+from typing import Callable, Dict, Tuple
+
+import click
+
+from models.hparams import HParams
+
+
+def parse_hparams(pairs: Tuple[str, ...]) -> Dict[str, object]:
+  """``("lstm_units=32", "dropout=0.3")`` -> ``{"lstm_units": 32, "dropout": 0.3}``.
+
+  Values are JSON when they parse as JSON, else strings.
+
+  Raises:
+    click.BadParameter: a pair without ``=`` (named in the message).
+  """
+  parsed = {}
+  for pair in pairs:
+    if "=" not in pair:
+      raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--hparam")
+    key, value = pair.split("=", 1)
+    try:
+      parsed[key] = json.loads(value)
+    except json.JSONDecodeError:
+      parsed[key] = value
+  return parsed
+
+
+def _apply(*decorators: Callable) -> Callable:
+  def wrap(command):
+    for decorator in reversed(decorators):
+      command = decorator(command)
+    return command
+  return wrap
+
+
+# --epochs and --hparam KEY=VALUE (repeatable): the Trainer's custom_config.
+training_options = _apply(
+    click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
+                 show_default=True,
+                 help="Maximum epochs (early stopping on eval may stop sooner)."),
+    click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
+                 help="Override any hyperparameter of models.hparams.HParams (repeatable), "
+                 "e.g. --hparam max_length=200."))
+
+# --train-split, --test-split, --eval-percent: what ImdbExampleGen reads and holds out.
+split_options = _apply(
+    click.option("--train-split", default="train", show_default=True,
+                 help="TFDS split spec for train+eval, e.g. 'train[:2%]'."),
+    click.option("--test-split", default="test", show_default=True,
+                 help="TFDS split spec the Evaluator blesses on, e.g. 'test[:2%]'."),
+    click.option("--eval-percent", type=click.IntRange(1, 99), default=10,
+                 show_default=True,
+                 help="Percent of the train split held out as the eval split."))
+
+# --min-accuracy, --max-accuracy-drop: the Evaluator's blessing thresholds.
+blessing_options = _apply(
+    click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.85,
+                 show_default=True,
+                 help="Blessing threshold: test accuracy must be at least this."),
+    click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.01,
+                 show_default=True,
+                 help="Blessing threshold: at most this far below the last blessed model."))
