@@ -22,6 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from models.hparams import HParams
+from pipeline import beam_profiles
 from pipeline import runner as runner_lib
 from pipeline.pipeline import PIPELINE_NAME, create_pipeline
 
@@ -92,7 +93,7 @@ def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int
     output_dir: holds ``pipeline_root/``, ``serving_model/`` and (SQLite) MLMD.
     schedule: cron expression (``"0 3 * * *"``) or Airflow preset (``"@daily"``).
     hparams: ``HParams`` overrides, as ``imdb-tfx run --hparam``.
-    beam_args: Beam options over the DirectRunner defaults.
+    beam_args: Beam options over the ``direct`` profile's (``pipeline.beam_profiles``).
     The rest: as ``create_pipeline()``.
 
   Raises:
@@ -108,8 +109,7 @@ def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int
       pipeline_name=PIPELINE_NAME, hparams=hp, train_split=train_split,
       test_split=test_split, eval_percent=eval_percent, tfds_data_dir=tfds_data_dir,
       download=download, min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=runner_lib.merge_beam_args(
-          runner_lib.default_beam_pipeline_args(), beam_args))
+      beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args))
   for node in pipeline.components:
     if node.id == "Evaluator":
       node.driver_class = _evaluator_driver_class()

@@ -32,7 +32,7 @@ StatisticsGen's workers read and write artifacts there.
 import dataclasses
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from pipeline.kubeflow import check_image, is_remote_uri
+from pipeline.remote import check_image, is_remote_uri
 from pipeline.runner import default_beam_pipeline_args, merge_beam_args
 
 # Beam's SDK harness environments (PortableOptions.environment_type).
@@ -49,13 +49,10 @@ class BeamProfile:
     name: the profile's name (``--beam-profile``).
     summary: one line for ``--help`` and error messages.
     required: settings that must be given (keys of ``BeamSettings``' fields).
-    remote_workers: whether Beam's SDK workers run off this machine with the default
-      settings, so they need the SDK container image and a shared pipeline root.
   """
   name: str
   summary: str
   required: Tuple[str, ...]
-  remote_workers: bool
   _build: Callable[["BeamSettings"], List[str]] = dataclasses.field(repr=False)
 
   def beam_args(self, settings: "BeamSettings") -> List[str]:
@@ -196,13 +193,13 @@ def _dataflow(settings: BeamSettings) -> List[str]:
 
 
 PROFILES: Dict[str, BeamProfile] = {p.name: p for p in (
-    BeamProfile("direct", "Beam's DirectRunner on this machine", (), False, _direct),
+    BeamProfile("direct", "Beam's DirectRunner on this machine", (), _direct),
     BeamProfile("portable", "Beam's PortableRunner against a job service", ("endpoint",),
-                False, _portable),
-    BeamProfile("flink", "FlinkRunner on a Flink cluster", ("endpoint",), True, _flink),
-    BeamProfile("spark", "SparkRunner on a Spark cluster", ("endpoint",), True, _spark),
+                _portable),
+    BeamProfile("flink", "FlinkRunner on a Flink cluster", ("endpoint",), _flink),
+    BeamProfile("spark", "SparkRunner on a Spark cluster", ("endpoint",), _spark),
     BeamProfile("dataflow", "Google Cloud Dataflow",
-                ("project", "region", "temp_location", "sdk_image"), True, _dataflow),
+                ("project", "region", "temp_location", "sdk_image"), _dataflow),
 )}
 
 
@@ -239,9 +236,4 @@ def settings_from_mapping(values: Mapping[str, object]) -> BeamSettings:
   if unknown:
     raise ValueError(f"unknown Beam settings {unknown}; known: {sorted(fields)}")
   return BeamSettings(**{k: (None if v == "" else v) for k, v in values.items()})
-
-
-def describe() -> str:
-  """One line per profile, for ``--help``."""
-  return "; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
 

@@ -25,6 +25,7 @@ import click  # pylint: disable=wrong-import-position
 
 from models.hparams import HParams, MODELS, STRATEGIES  # pylint: disable=wrong-import-position
 from pipeline import beam_profiles  # pylint: disable=wrong-import-position
+from pipeline import remote  # pylint: disable=wrong-import-position
 from pipeline.cli_options import blessing_options, parse_hparams  # pylint: disable=C0413
 from pipeline.cli_options import split_options, training_options  # pylint: disable=C0413
 from pipeline.beam_profiles import ENVIRONMENT_TYPES  # pylint: disable=wrong-import-position
@@ -104,13 +105,13 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
   """Run the whole pipeline and push a blessed model to the serving directory."""
   from components.imdb_example_gen import prepare_builder  # pylint: disable=import-outside-toplevel
   from pipeline import runner as runner_lib  # pylint: disable=import-outside-toplevel
-  from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+  from pipeline.pipeline import check_last_node, create_pipeline  # pylint: disable=C0415
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
 
   overrides = {"model": model, "epochs": epochs, "strategy": strategy,
                **parse_hparams(hparams)}
   paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
-  if pipeline_root and not beam_profiles.is_remote_uri(pipeline_root):
+  if pipeline_root and not remote.is_remote_uri(pipeline_root):
     pipeline_root = os.path.abspath(pipeline_root)
   pipeline_root = pipeline_root or paths.pipeline_root
   try:
@@ -120,11 +121,7 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
         sdk_image=beam_sdk_image, environment_config=beam_environment_config,
         parallelism=beam_parallelism, project=beam_project, region=beam_region,
         temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
-    if schema_path and last_node == "SchemaGen" or not schema_path and (
-        last_node == "ImportSchemaGen"):
-      raise ValueError(f"--until {last_node}: the schema node is "
-                       f"{'ImportSchemaGen' if schema_path else 'SchemaGen'} "
-                       f"{'with' if schema_path else 'without'} --schema-path")
+    check_last_node(last_node, curated_schema=bool(schema_path))
     # Fail before anything is written when the data is missing or a split spec is bad.
     prepare_builder(tfds_data_dir, train_split, test_split, download)
   except (ValueError, FileNotFoundError) as e:

@@ -27,6 +27,24 @@ NODE_IDS = ("ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
             "Evaluator", "Pusher")
 
 
+def check_last_node(last_node: Optional[str], curated_schema: bool) -> None:
+  """Checks ``last_node`` (``create_pipeline``'s) against the pipeline's node ids.
+
+  Args:
+    last_node: a node id, or None for the whole pipeline.
+    curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
+      ``SchemaGen``'s place).
+
+  Raises:
+    ValueError: ``last_node`` is not a node of this pipeline (the message lists them).
+  """
+  schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
+  node_ids = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
+  if last_node is not None and last_node not in node_ids:
+    raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
+                     f"of {', '.join(node_ids)}")
+
+
 def create_pipeline(
     *,
     pipeline_root: str,
@@ -79,11 +97,7 @@ def create_pipeline(
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline.
   """
-  schema_node = "ImportSchemaGen" if schema_path else "SchemaGen"
-  node_ids = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
-  if last_node is not None and last_node not in node_ids:
-    raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
-                     f"of {', '.join(node_ids)}")
+  check_last_node(last_node, curated_schema=bool(schema_path))
   components = []
 
   def add(*nodes) -> bool:
