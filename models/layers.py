@@ -2,49 +2,143 @@
 
 Every layer here follows Keras's masking protocol: ``supports_masking = True`` and a
 ``mask`` argument of shape [batch, time] (bool, True = real token). Attention weights on
-masked (padding) positions are exactly 0.0 and each row over the real tokens sums to 1.
+masked (padding) keys are exactly 0.0 and each row of weights sums to 1 over the real keys
+(a row with no real key is all zeros). Scores and softmax are computed in float32 also
+under a mixed-precision policy, then cast to the layer's compute dtype.
+
+Layers:
+
+* ``DotProductAttention``: Luong dot / Vaswani scaled dot-product attention, no weights.
+* ``AdditiveAttention``: Bahdanau additive attention.
+* ``SelfAttention``: projected (Q = X W_q, K = X W_k, V = X W_v) dot or scaled-dot
+  self-attention with a residual connection.
+* ``AttentionPooling``: a learned query attends over time; returns the context vector and
+  the weights (the model's explanation).
+* ``TokenAndPositionEmbedding`` and ``TransformerEncoder``: the transformer encoder block on
+  Keras's ``MultiHeadAttention``.
+* ``MaskedGlobalMaxPooling1D``.
+
+Keras's own ``Attention`` / ``AdditiveAttention`` are not used: ``Attention(use_scale=True)``
+scales by a learned scalar rather than 1/sqrt(d_k), and both give a row whose keys are all
+padding uniform weight over that padding instead of zeros.
 """
+
+from typing import Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
+
+from models.hparams import ATTENTIONS as ATTENTION_SCORES
 
 
 def masked_softmax(scores: tf.Tensor, mask: tf.Tensor = None, axis: int = -1) -> tf.Tensor:
   """Softmax over ``axis`` that gives exactly zero weight to masked positions.
 
   Args:
-    scores: float tensor, e.g. [batch, time] or [batch, query_time, value_time].
+    scores: float tensor, e.g. [batch, time] or [batch, query_time, value_time]; float16
+      and bfloat16 scores are normalised in float32 and the result cast back.
     mask: bool tensor broadcastable to ``scores`` (True = attend), or None.
     axis: the axis normalised over.
 
   Returns:
-    float tensor like ``scores``; rows with no unmasked position are all zeros
+    a tensor like ``scores`` (same dtype); rows with no unmasked position are all zeros
     (an empty review attends to nothing) instead of NaN.
   """
+  dtype = scores.dtype
+  if dtype != tf.float32 and dtype != tf.float64:
+    scores = tf.cast(scores, tf.float32)
   if mask is None:
-    return tf.nn.softmax(scores, axis=axis)
+    return tf.cast(tf.nn.softmax(scores, axis=axis), dtype)
   mask = tf.cast(mask, scores.dtype)
   # Subtracting the row max keeps exp() finite; masked entries are removed afterwards by
   # multiplication, so they are exactly 0 whatever their score.
   shifted = scores - tf.reduce_max(scores + (1.0 - mask) * scores.dtype.min, axis=axis,
                                    keepdims=True)
   exp = tf.exp(tf.minimum(shifted, 0.0)) * mask
-  return tf.math.divide_no_nan(exp, tf.reduce_sum(exp, axis=axis, keepdims=True))
+  return tf.cast(tf.math.divide_no_nan(exp, tf.reduce_sum(exp, axis=axis, keepdims=True)),
+                 dtype)
+
+
+def _key_mask(mask: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
+  """[batch, key_time] padding mask -> bool [batch, 1, key_time] (broadcast over queries)."""
+  return None if mask is None else tf.cast(mask, tf.bool)[:, tf.newaxis, :]
+
+
+def _zero_masked_queries(outputs: tf.Tensor, query_mask: Optional[tf.Tensor]) -> tf.Tensor:
+  if query_mask is None:
+    return outputs
+  return outputs * tf.cast(query_mask, outputs.dtype)[..., tf.newaxis]
+
+
+def _split_inputs(inputs, mask):
+  """``[query, value]`` or ``[query, value, key]`` (key defaults to value) and
+  ``[query_mask, value_mask]`` (either may be None; the key shares the value's mask)."""
+  if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
+    raise ValueError("attention inputs must be [query, value] or [query, value, key], got "
+                     f"{inputs!r}")
+  query, value = inputs[0], inputs[1]
+  key = inputs[2] if len(inputs) == 3 else value
+  query_mask = value_mask = None
+  if mask is not None:
+    query_mask, value_mask = mask[0], mask[1]
+  return query, value, key, query_mask, value_mask
 
 
 @keras.utils.register_keras_serializable(package="imdb_tfx")
-class AttentionPooling(keras.layers.Layer):
-  """Attention pooling over time: a learned, masked weighted average of the time steps.
+class DotProductAttention(keras.layers.Layer):
+  """Dot-product attention, ``softmax(Q K^T) V`` (Luong, Pham & Manning 2015, "Effective
+  Approaches to Attention-based Neural Machine Translation", the ``dot`` score), or scaled,
+  ``softmax(Q K^T / sqrt(d_k)) V`` (Vaswani et al. 2017, "Attention Is All You Need",
+  eq. 1). No trainable weights.
 
-  Scores each step with an additive (Bahdanau) scorer against a learned query vector,
-  ``e_t = v^T tanh(W h_t + b)``, normalises them with a masked softmax
-  ``alpha_t = exp(e_t) / sum_s exp(e_s)`` over the real tokens and returns the context
-  ``c = sum_t alpha_t h_t`` together with ``alpha`` (Bahdanau, Cho & Bengio 2015, "Neural
-  Machine Translation by Jointly Learning to Align and Translate"; used for document
-  classification by Yang et al. 2016, "Hierarchical Attention Networks").
+  Inputs: ``[query, value]`` or ``[query, value, key]``: query float [batch, Tq, d_k],
+  value float [batch, Tv, d_v], key float [batch, Tv, d_k] (default: value).
+  Mask: ``[query_mask, value_mask]``, bool [batch, Tq] and [batch, Tv], either None.
+  Output: float [batch, Tq, d_v], zero at masked query positions (mask: query_mask); with
+  ``return_attention_scores=True`` also the weights, float [batch, Tq, Tv], exactly 0 on
+  masked keys, rows summing to 1.
 
-  Input: float [batch, time, features]; mask: bool [batch, time] (optional).
-  Output: ``(context, weights)``: float [batch, features] and float [batch, time].
+  Raises:
+    ValueError: inputs are not a list of 2 or 3 tensors.
+  """
+
+  def __init__(self, scale: bool = True, **kwargs):
+    super().__init__(**kwargs)
+    self.scale = scale
+    self.supports_masking = True
+
+  def call(self, inputs, mask=None, return_attention_scores=False):
+    query, value, key, query_mask, value_mask = _split_inputs(inputs, mask)
+    scores = tf.matmul(query, key, transpose_b=True)
+    if self.scale:
+      scores = scores / tf.sqrt(tf.cast(tf.shape(key)[-1], scores.dtype))
+    weights = masked_softmax(scores, _key_mask(value_mask))
+    outputs = _zero_masked_queries(tf.matmul(weights, value), query_mask)
+    if return_attention_scores:
+      return outputs, weights
+    return outputs
+
+  def compute_mask(self, inputs, mask=None):
+    return None if mask is None else mask[0]
+
+  def get_config(self):
+    return {**super().get_config(), "scale": self.scale}
+
+
+@keras.utils.register_keras_serializable(package="imdb_tfx")
+class AdditiveAttention(keras.layers.Layer):
+  """Additive attention (Bahdanau, Cho & Bengio 2015, "Neural Machine Translation by
+  Jointly Learning to Align and Translate"): ``score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s])``,
+  ``alpha_ts = softmax_s(score)``, context ``c_t = sum_s alpha_ts h_s``. ``W_a [h_t; h_s]``
+  is computed as ``h_t W_q + h_s W_k + b`` (W_a split by columns; the bias is ours).
+
+  Inputs: ``[query, value]`` or ``[query, value, key]``: query float [batch, Tq, d_q],
+  value float [batch, Tv, d_v], key float [batch, Tv, d_k] (default: value).
+  Mask: ``[query_mask, value_mask]`` as ``DotProductAttention``.
+  Output: float [batch, Tq, d_v] (zero at masked queries); with
+  ``return_attention_scores=True`` also the weights, float [batch, Tq, Tv].
+  Memory: the scores need a [batch, Tq, Tv, units] intermediate, so use it with short
+  queries (``AttentionPooling`` has Tq = 1), not as self-attention over long sequences.
   """
 
   def __init__(self, units: int = 64, **kwargs):
@@ -53,45 +147,123 @@ class AttentionPooling(keras.layers.Layer):
     self.supports_masking = True
 
   def build(self, input_shape):
-    features = int(input_shape[-1])
-    self.w = self.add_weight(name="w", shape=(features, self.units),
-                             initializer="glorot_uniform")
-    self.b = self.add_weight(name="b", shape=(self.units,), initializer="zeros")
+    query_shape, value_shape = input_shape[0], input_shape[1]
+    key_shape = input_shape[2] if len(input_shape) == 3 else value_shape
+    self.w_query = self.add_weight(name="w_query", shape=(int(query_shape[-1]), self.units),
+                                   initializer="glorot_uniform")
+    self.w_key = self.add_weight(name="w_key", shape=(int(key_shape[-1]), self.units),
+                                 initializer="glorot_uniform")
+    self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
     self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
     super().build(input_shape)
 
-  def call(self, inputs, mask=None):
-    hidden = tf.tanh(tf.tensordot(inputs, self.w, axes=1) + self.b)  # [B, T, units]
-    scores = tf.tensordot(hidden, self.v, axes=1)  # [B, T]
-    weights = masked_softmax(scores, mask)
-    context = tf.reduce_sum(inputs * weights[..., tf.newaxis], axis=1)
-    return context, weights
+  def call(self, inputs, mask=None, return_attention_scores=False):
+    query, value, key, query_mask, value_mask = _split_inputs(inputs, mask)
+    q = tf.tensordot(query, self.w_query, axes=1)  # [B, Tq, units]
+    k = tf.tensordot(key, self.w_key, axes=1)  # [B, Tv, units]
+    hidden = tf.tanh(q[:, :, tf.newaxis, :] + k[:, tf.newaxis, :, :] + self.bias)
+    scores = tf.tensordot(hidden, self.v, axes=1)  # [B, Tq, Tv]
+    weights = masked_softmax(scores, _key_mask(value_mask))
+    outputs = _zero_masked_queries(tf.matmul(weights, value), query_mask)
+    if return_attention_scores:
+      return outputs, weights
+    return outputs
 
   def compute_mask(self, inputs, mask=None):
-    return None  # time is pooled away
+    return None if mask is None else mask[0]
 
   def get_config(self):
     return {**super().get_config(), "units": self.units}
 
 
+def _check_score(score: str, allowed: Sequence[str]) -> None:
+  if score not in allowed:
+    raise ValueError(f"unknown attention score {score!r}; choose one of {', '.join(allowed)}")
+
+
+@keras.utils.register_keras_serializable(package="imdb_tfx")
+class AttentionPooling(keras.layers.Layer):
+  """Attention pooling over time: a learned query attends over the time steps and the
+  context (their masked weighted average) represents the sequence.
+
+  ``score="additive"``: ``e_t = v^T tanh(q W_q + h_t W_k + b)`` (``AdditiveAttention``;
+  with a constant learned query this is the pooling of Yang et al. 2016, "Hierarchical
+  Attention Networks for Document Classification"). ``"dot"`` / ``"scaled_dot"``:
+  ``e_t = q . (h_t W_k)``, divided by ``sqrt(units)`` when scaled (``DotProductAttention``).
+  ``alpha = masked softmax(e)``, context ``c = sum_t alpha_t h_t``.
+
+  Input: float [batch, time, features]; mask: bool [batch, time] (optional).
+  Output: ``(context, weights)``: float [batch, features] and float [batch, time] (0 on
+  padding, summing to 1 over the real steps).
+
+  Raises:
+    ValueError: an unknown ``score``.
+  """
+
+  def __init__(self, units: int = 64, score: str = "additive", **kwargs):
+    super().__init__(**kwargs)
+    _check_score(score, ATTENTION_SCORES)
+    self.units = units
+    self.score = score
+    self.supports_masking = True
+
+  def build(self, input_shape):
+    self.query = self.add_weight(name="query", shape=(self.units,),
+                                 initializer="glorot_uniform")
+    if self.score == "additive":
+      self.attention = AdditiveAttention(self.units, name="additive_attention")
+      self.attention.build([(None, 1, self.units), tuple(input_shape)])
+    else:
+      self.key_projection = keras.layers.Dense(self.units, use_bias=False, name="key")
+      self.key_projection.build(input_shape)
+      self.attention = DotProductAttention(scale=self.score == "scaled_dot",
+                                           name="dot_product_attention")
+    super().build(input_shape)
+
+  def call(self, inputs, mask=None):
+    batch = tf.shape(inputs)[0]
+    query = tf.tile(tf.cast(self.query, inputs.dtype)[tf.newaxis, tf.newaxis, :],
+                    [batch, 1, 1])  # [B, 1, units]
+    key = inputs if self.score == "additive" else self.key_projection(inputs)
+    attention_mask = None if mask is None else [None, mask]
+    context, weights = self.attention([query, inputs, key], mask=attention_mask,
+                                      return_attention_scores=True)
+    return context[:, 0, :], weights[:, 0, :]
+
+  def compute_mask(self, inputs, mask=None):
+    return None  # time is pooled away
+
+  def get_config(self):
+    return {**super().get_config(), "units": self.units, "score": self.score}
+
+
 @keras.utils.register_keras_serializable(package="imdb_tfx")
 class SelfAttention(keras.layers.Layer):
-  """Scaled dot-product self-attention over a sequence, honouring the padding mask.
+  """Dot-product or scaled dot-product self-attention over a sequence, honouring the
+  padding mask.
 
-  ``softmax(Q K^T / sqrt(d_k)) V`` with Q = X W_q, K = X W_k, V = X W_v (Vaswani et al.
-  2017, "Attention Is All You Need", eq. 1). Keys on padding positions get exactly zero
-  weight; outputs at padding query positions are zeroed. A residual connection adds the
-  input back, so the layer can start close to the identity.
+  ``softmax(Q K^T / sqrt(d_k)) V`` (``score="scaled_dot"``, Vaswani et al. 2017, eq. 1) or
+  ``softmax(Q K^T) V`` (``"dot"``, Luong et al. 2015), with Q = X W_q, K = X W_k (d_k =
+  ``units``) and V = X W_v. Keys on padding get exactly zero weight; outputs at padding
+  positions are zeroed. A residual connection adds the input back, so the layer can start
+  close to the identity. (Additive scores are not offered here: over T steps they need a
+  [batch, T, T, units] intermediate.)
 
   Input: float [batch, time, features]; mask: bool [batch, time] (optional).
   Output: float [batch, time, features] (mask propagated unchanged). With
   ``return_attention_scores=True`` also the weights, float [batch, time, time].
+
+  Raises:
+    ValueError: ``score`` is not ``dot`` or ``scaled_dot``.
   """
 
-  def __init__(self, units: int = 64, residual: bool = True, **kwargs):
+  def __init__(self, units: int = 64, residual: bool = True, score: str = "scaled_dot",
+               **kwargs):
     super().__init__(**kwargs)
+    _check_score(score, ("dot", "scaled_dot"))
     self.units = units
     self.residual = residual
+    self.score = score
     self.supports_masking = True
 
   def build(self, input_shape):
@@ -101,18 +273,16 @@ class SelfAttention(keras.layers.Layer):
     self.value = keras.layers.Dense(features, use_bias=False, name="value")
     for layer in (self.query, self.key, self.value):
       layer.build(input_shape)
+    self.attention = DotProductAttention(scale=self.score == "scaled_dot", name="attention")
     super().build(input_shape)
 
   def call(self, inputs, mask=None, return_attention_scores=False):
     q, k, v = self.query(inputs), self.key(inputs), self.value(inputs)
-    scores = tf.matmul(q, k, transpose_b=True) / tf.sqrt(tf.cast(self.units, q.dtype))
-    key_mask = None if mask is None else tf.cast(mask, tf.bool)[:, tf.newaxis, :]
-    weights = masked_softmax(scores, key_mask)  # [B, Tq, Tk]
-    outputs = tf.matmul(weights, v)
+    outputs, weights = self.attention([q, v, k], mask=None if mask is None else [None, mask],
+                                      return_attention_scores=True)
     if self.residual:
       outputs = outputs + inputs
-    if mask is not None:
-      outputs = outputs * tf.cast(mask, outputs.dtype)[..., tf.newaxis]
+    outputs = _zero_masked_queries(outputs, mask)
     if return_attention_scores:
       return outputs, weights
     return outputs
@@ -121,7 +291,108 @@ class SelfAttention(keras.layers.Layer):
     return mask
 
   def get_config(self):
-    return {**super().get_config(), "units": self.units, "residual": self.residual}
+    return {**super().get_config(), "units": self.units, "residual": self.residual,
+            "score": self.score}
+
+
+@keras.utils.register_keras_serializable(package="imdb_tfx")
+class TokenAndPositionEmbedding(keras.layers.Layer):
+  """Token embedding plus a learned position embedding (as in BERT; Vaswani et al. 2017
+  §3.5 found learned and sinusoidal positions equivalent).
+
+  Input: int [batch, max_length] token ids, 0 = padding.
+  Output: float [batch, max_length, embed_dim]; mask: bool [batch, max_length],
+  ``ids != 0``.
+
+  Raises:
+    tf.errors.InvalidArgumentError (at call): a sequence longer than ``max_length``.
+  """
+
+  def __init__(self, input_dim: int, max_length: int, embed_dim: int, **kwargs):
+    super().__init__(**kwargs)
+    self.input_dim = input_dim
+    self.max_length = max_length
+    self.embed_dim = embed_dim
+    self.token_embedding = keras.layers.Embedding(input_dim, embed_dim, name="token")
+    self.position_embedding = keras.layers.Embedding(max_length, embed_dim, name="position")
+
+  def call(self, inputs):
+    length = tf.shape(inputs)[-1]
+    tf.debugging.assert_less_equal(length, self.max_length,
+                                   message="sequence longer than max_length")
+    positions = self.position_embedding(tf.range(length))
+    return self.token_embedding(inputs) + positions
+
+  def compute_mask(self, inputs, mask=None):
+    return tf.not_equal(inputs, 0)
+
+  def get_config(self):
+    return {**super().get_config(), "input_dim": self.input_dim,
+            "max_length": self.max_length, "embed_dim": self.embed_dim}
+
+
+@keras.utils.register_keras_serializable(package="imdb_tfx")
+class TransformerEncoder(keras.layers.Layer):
+  """One transformer encoder block (Vaswani et al. 2017, §3.1, post-LayerNorm):
+  ``x = LayerNorm(x + Dropout(MultiHeadAttention(x, x)))``, then
+  ``x = LayerNorm(x + Dropout(Dense(ReLU(Dense(x)))))``.
+
+  Keras's ``MultiHeadAttention`` gets an attention mask built from the keys' padding mask
+  alone (bool [batch, 1, time]): every query row, padding rows included, puts exactly zero
+  weight on padding keys (Keras's adder is -1e9, whose exp underflows to 0). Left to
+  itself, MultiHeadAttention also masks padding query rows entirely, and such a row's
+  softmax is uniform over all keys, padding included.
+
+  Input: float [batch, time, embed_dim]; mask: bool [batch, time] (optional, propagated).
+  Output: float [batch, time, embed_dim]; with ``return_attention_scores=True`` also the
+  weights, float [batch, num_heads, time, time].
+  """
+
+  def __init__(self, num_heads: int = 2, key_dim: int = 32, ff_dim: int = 128,
+               dropout: float = 0.1, **kwargs):
+    super().__init__(**kwargs)
+    self.num_heads = num_heads
+    self.key_dim = key_dim
+    self.ff_dim = ff_dim
+    self.dropout = dropout
+    self.supports_masking = True
+
+  def build(self, input_shape):
+    embed_dim = int(input_shape[-1])
+    self.attention = keras.layers.MultiHeadAttention(
+        num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout,
+        name="multi_head_attention")
+    self.attention._build_from_signature(input_shape, input_shape)  # pylint: disable=protected-access
+    self.feed_forward = keras.Sequential([
+        keras.layers.Dense(self.ff_dim, activation="relu"),
+        keras.layers.Dense(embed_dim)], name="feed_forward")
+    self.feed_forward.build(input_shape)
+    self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
+    self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")
+    self.attention_norm.build(input_shape)
+    self.output_norm.build(input_shape)
+    self.attention_dropout = keras.layers.Dropout(self.dropout)
+    self.output_dropout = keras.layers.Dropout(self.dropout)
+    super().build(input_shape)
+
+  def call(self, inputs, mask=None, training=None, return_attention_scores=False):
+    # tf.identity: a tensor without the Keras mask, so MultiHeadAttention uses only
+    # attention_mask (see the class docstring).
+    x = tf.identity(inputs)
+    attended, weights = self.attention(x, x, attention_mask=_key_mask(mask),
+                                       training=training, return_attention_scores=True)
+    x = self.attention_norm(x + self.attention_dropout(attended, training=training))
+    x = self.output_norm(x + self.output_dropout(self.feed_forward(x), training=training))
+    if return_attention_scores:
+      return x, weights
+    return x
+
+  def compute_mask(self, inputs, mask=None):
+    return mask
+
+  def get_config(self):
+    return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+            "ff_dim": self.ff_dim, "dropout": self.dropout}
 
 
 @keras.utils.register_keras_serializable(package="imdb_tfx")
