@@ -8,7 +8,9 @@ Unknown keys are an error, so a misspelt override never silently does nothing.
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
-MODELS = ("lstm_attention",)
+MODELS = ("lstm_attention", "bilstm_attention", "multi_head")
+# Score functions of the attention pooling (models.layers.AttentionPooling).
+ATTENTIONS = ("dot", "scaled_dot", "additive")
 # The fields preprocessing_fn reads. Transform gets only these, so changing a training-only
 # setting (epochs, seed, model, ...) reuses the cached TransformGraph.
 PREPROCESSING_FIELDS = ("vocab_size", "num_oov_buckets", "max_length", "head_tokens")
@@ -20,7 +22,13 @@ class HParams:
   """All tunable settings of preprocessing and the model.
 
   Attributes:
-    model: model builder name, one of ``MODELS``.
+    model: model builder name, one of ``MODELS``: ``lstm_attention`` (LSTM -> scaled
+      dot-product self-attention -> attention pooling), ``bilstm_attention`` (the same on a
+      bidirectional LSTM), ``multi_head`` (token + position embedding -> ``num_layers``
+      transformer encoder blocks -> attention pooling).
+    attention: score function of the attention pooling that every model ends with and
+      whose weights ``predict_text`` returns: ``additive`` (Bahdanau), ``dot`` (Luong) or
+      ``scaled_dot`` (Vaswani), see ``models.layers.AttentionPooling``.
     vocab_size: number of most frequent train-split tokens kept (``tft`` top_k).
     num_oov_buckets: hash buckets for tokens outside the vocabulary.
     max_length: tokens per review after truncation/padding.
@@ -28,7 +36,12 @@ class HParams:
       last max_length - head_tokens are kept (head+tail truncation); head_tokens >=
       max_length keeps only the first max_length.
     embedding_dim: width of the token embedding.
-    lstm_units: LSTM state size.
+    lstm_units: LSTM state size (per direction for ``bilstm_attention``); also the
+      scoring width of the self-attention and attention pooling layers.
+    num_heads: attention heads of each ``multi_head`` encoder block; ``embedding_dim``
+      must divide evenly among them (key_dim = embedding_dim / num_heads).
+    ff_dim: hidden width of each encoder block's feed-forward network.
+    num_layers: transformer encoder blocks of ``multi_head``.
     dense_units: width of the hidden Dense layer of the classifier head.
     max_pooling: also pool the attended sequence with a masked max and concatenate it to
       the attention context.
@@ -36,37 +49,55 @@ class HParams:
       channels), in [0, 1).
     dropout: dropout rate of the classifier head, in [0, 1). The Dropout layer is kept in
       the exported graph but inactive at inference (signatures call with training=False).
+    l2: L2 penalty (``l2 * sum(w ** 2)`` added to the loss) on the kernels of the
+      classifier head's Dense layers and of the LSTM / encoder feed-forward layers; 0 = off.
     learning_rate: initial Adam learning rate.
     lr_decay: the learning rate is multiplied by this after every epoch (staircase
       ExponentialDecay); 1.0 keeps it constant.
     batch_size: examples per replica per step; the global batch is this times replicas.
+    length_buckets: training and eval batches are made of reviews of similar length and
+      cut to their longest review, rounded up to a multiple of max_length /
+      length_buckets (tf.data ``bucket_by_sequence_length``): the recurrent and attention
+      layers then skip most padding (IMDB's median review is about half of max_length).
+      0 or 1 = off (every batch max_length wide); always off on TPU (static shapes) and
+      with several workers.
     epochs: maximum training epochs (early stopping on the eval split may end sooner).
     early_stopping_monitor: the eval-split metric early stopping watches and whose best
       epoch's weights are kept (``val_accuracy`` or ``val_loss``).
     early_stopping_patience: epochs without improvement before stopping.
     strategy: tf.distribute strategy name, one of ``STRATEGIES``.
+    mixed_precision: train and run with Keras's ``mixed_float16`` policy on GPU or
+      ``mixed_bfloat16`` on TPU (the output layer stays float32); refused on CPU-only
+      machines (see ``models.strategy.precision_policy``).
     seed: random seed for weight initialisation and shuffling.
     train_examples: train-split size used to size ``steps_per_epoch``; None = count it.
   """
 
   model: str = "lstm_attention"
+  attention: str = "additive"
   vocab_size: int = 20000
   num_oov_buckets: int = 1
   max_length: int = 500
   head_tokens: int = 128
   embedding_dim: int = 128
   lstm_units: int = 64
+  num_heads: int = 2
+  ff_dim: int = 128
+  num_layers: int = 1
   dense_units: int = 64
   max_pooling: bool = True
   embedding_dropout: float = 0.3
   dropout: float = 0.5
+  l2: float = 0.0
   learning_rate: float = 2e-3
   lr_decay: float = 0.5
   batch_size: int = 128
+  length_buckets: int = 8
   epochs: int = 3
   early_stopping_monitor: str = "val_accuracy"
   early_stopping_patience: int = 1
   strategy: str = "auto"
+  mixed_precision: bool = False
   seed: int = 42
   train_examples: Optional[int] = None
 
@@ -77,13 +108,19 @@ class HParams:
     if self.strategy not in STRATEGIES:
       raise ValueError(
           f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if self.attention not in ATTENTIONS:
+      raise ValueError(f"unknown attention {self.attention!r}; choose one of "
+                       f"{', '.join(ATTENTIONS)}")
     for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units", "dense_units",
-                 "batch_size", "epochs", "num_oov_buckets"):
+                 "batch_size", "epochs", "num_oov_buckets", "num_heads", "ff_dim",
+                 "num_layers"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("dropout", "embedding_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    if self.length_buckets < 0:
+      raise ValueError(f"length_buckets must be >= 0, got {self.length_buckets}")
     if self.head_tokens < 0:
       raise ValueError(f"head_tokens must be >= 0, got {self.head_tokens}")
     if not 0.0 < self.lr_decay <= 1.0:
@@ -91,6 +128,11 @@ class HParams:
     if self.early_stopping_monitor not in ("val_accuracy", "val_loss"):
       raise ValueError("early_stopping_monitor must be val_accuracy or val_loss, got "
                        f"{self.early_stopping_monitor!r}")
+    if self.model == "multi_head" and self.embedding_dim % self.num_heads:
+      raise ValueError(f"embedding_dim {self.embedding_dim} must be divisible by num_heads "
+                       f"{self.num_heads} for multi_head")
+    if self.l2 < 0:
+      raise ValueError(f"l2 must be >= 0, got {self.l2}")
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 

@@ -1,59 +1,146 @@
 """Keras model builders. Each returns the training model and its explanation twin.
 
-The training model maps ``tokens`` (int64 [batch, max_length], 0 = padding) to the
-probability of a positive review (float32 [batch, 1]). The explanation model shares every
-layer and additionally returns the per-token attention weights (float32
-[batch, max_length], zero on padding), which ``predict_text`` exports.
+The training model maps ``tokens`` (int64 [batch, time], time <= max_length, right-padded
+with 0; the exported signatures always feed max_length) to the
+probability of a positive review (float32 [batch, 1], also under a mixed-precision policy).
+The explanation model shares every layer and additionally returns the attention pooling's
+per-token weights (float32 [batch, time], zero on padding, summing to 1 over the real
+tokens), which ``predict_text`` exports.
+
+Models (``HParams.model``):
+
+* ``lstm_attention`` (the seeds' model): Embedding -> SpatialDropout1D -> LSTM -> scaled
+  dot-product self-attention -> attention pooling [+ masked max pool] -> head.
+* ``bilstm_attention``: the same with a bidirectional LSTM (forward and backward states
+  concatenated, 2 * lstm_units wide).
+* ``multi_head``: token + position embedding -> Dropout -> ``num_layers`` transformer
+  encoder blocks (MultiHeadAttention, Vaswani et al. 2017) -> attention pooling [+ masked
+  max pool] -> head.
+
+The head is Dense(dense_units, ReLU) -> Dropout -> Dense(1, sigmoid, float32).
 """
 
 from typing import Callable, Dict, Optional, Tuple
 
+import tensorflow as tf
 import tf_keras as keras
 
 from models import features
 from models import layers
 from models.hparams import HParams
 
+Models = Tuple[keras.Model, keras.Model]
 
-def build_lstm_attention(hp: HParams) -> Tuple[keras.Model, keras.Model]:
-  """The seeds' attention-LSTM.
 
-  Embedding -> SpatialDropout1D -> LSTM(return_sequences) -> masked self-attention ->
-  attention pooling (optionally concatenated with a masked max pool) -> Dense -> Dropout
-  -> sigmoid.
+def _initializer(hp: HParams, offset: int) -> keras.initializers.Initializer:
+  return keras.initializers.GlorotUniform(seed=hp.seed + offset)
 
-  Args:
-    hp: hyperparameters (vocab_size, num_oov_buckets, max_length, embedding_dim,
-      lstm_units, dense_units, embedding_dropout, dropout, seed).
 
-  Returns:
-    ``(model, explain_model)`` sharing weights; see the module docstring for shapes.
-  """
-  init = lambda offset: keras.initializers.GlorotUniform(seed=hp.seed + offset)
-  tokens = keras.Input(shape=(hp.max_length,), dtype="int64", name=features.TOKENS_KEY)
+def _regularizer(hp: HParams) -> Optional[keras.regularizers.Regularizer]:
+  return keras.regularizers.L2(hp.l2) if hp.l2 > 0 else None
+
+
+def _tokens_input(hp: HParams) -> tf.Tensor:
+  # Any length up to max_length: training batches are cut to their longest review
+  # (HParams.length_buckets); serving always feeds max_length.
+  del hp
+  return keras.Input(shape=(None,), dtype="int64", name=features.TOKENS_KEY)
+
+
+def _embedded_tokens(hp: HParams, tokens: tf.Tensor) -> tf.Tensor:
   x = keras.layers.Embedding(hp.embedding_input_dim, hp.embedding_dim, mask_zero=True,
                              name="embedding")(tokens)
-  x = keras.layers.SpatialDropout1D(hp.embedding_dropout, seed=hp.seed,
-                                    name="embedding_dropout")(x)
-  x = keras.layers.LSTM(hp.lstm_units, return_sequences=True, kernel_initializer=init(1),
-                        name="lstm")(x)
-  x = layers.SelfAttention(units=hp.lstm_units, name="self_attention")(x)
-  context, weights = layers.AttentionPooling(units=hp.lstm_units, name="attention_pooling")(x)
+  return keras.layers.SpatialDropout1D(hp.embedding_dropout, seed=hp.seed,
+                                       name="embedding_dropout")(x)
+
+
+def _lstm(hp: HParams, bidirectional: bool) -> keras.layers.Layer:
+  lstm = keras.layers.LSTM(hp.lstm_units, return_sequences=True,
+                           kernel_initializer=_initializer(hp, 1),
+                           kernel_regularizer=_regularizer(hp), name="lstm")
+  return keras.layers.Bidirectional(lstm, name="bilstm") if bidirectional else lstm
+
+
+def _pool_and_classify(hp: HParams, tokens: tf.Tensor, sequence: tf.Tensor) -> Models:
+  """Attention pooling (+ masked max pool) and the classifier head on ``sequence`` (float
+  [batch, max_length, features], masked); returns ``(model, explain_model)``."""
+  context, weights = layers.AttentionPooling(units=hp.lstm_units, score=hp.attention,
+                                             name="attention_pooling")(sequence)
   if hp.max_pooling:
-    pooled = layers.MaskedGlobalMaxPooling1D(name="max_pooling")(x)
+    pooled = layers.MaskedGlobalMaxPooling1D(name="max_pooling")(sequence)
     context = keras.layers.Concatenate(name="pooled")([context, pooled])
-  h = keras.layers.Dense(hp.dense_units, activation="relu", kernel_initializer=init(2),
-                         name="dense")(context)
+  h = keras.layers.Dense(hp.dense_units, activation="relu",
+                         kernel_initializer=_initializer(hp, 2),
+                         kernel_regularizer=_regularizer(hp), name="dense")(context)
   h = keras.layers.Dropout(hp.dropout, seed=hp.seed, name="dropout")(h)
+  # float32 under mixed precision too: the sigmoid and the loss need its range.
   probabilities = keras.layers.Dense(1, activation="sigmoid", dtype="float32",
-                                     kernel_initializer=init(3), name="probabilities")(h)
+                                     kernel_initializer=_initializer(hp, 3),
+                                     kernel_regularizer=_regularizer(hp),
+                                     name="probabilities")(h)
+  weights = keras.layers.Activation("linear", dtype="float32", name="attention_weights")(
+      weights)
   model = keras.Model(tokens, probabilities, name=hp.model)
   explain_model = keras.Model(tokens, [probabilities, weights], name=f"{hp.model}_explain")
   return model, explain_model
 
 
-BUILDERS: Dict[str, Callable[[HParams], Tuple[keras.Model, keras.Model]]] = {
+def _build_recurrent(hp: HParams, bidirectional: bool) -> Models:
+  tokens = _tokens_input(hp)
+  x = _lstm(hp, bidirectional)(_embedded_tokens(hp, tokens))
+  x = layers.SelfAttention(units=hp.lstm_units, name="self_attention")(x)
+  return _pool_and_classify(hp, tokens, x)
+
+
+def build_lstm_attention(hp: HParams) -> Models:
+  """The seeds' attention-LSTM (see the module docstring).
+
+  Args:
+    hp: hyperparameters (vocab_size, num_oov_buckets, max_length, embedding_dim,
+      lstm_units, dense_units, attention, max_pooling, embedding_dropout, dropout, l2,
+      seed).
+
+  Returns:
+    ``(model, explain_model)`` sharing weights; see the module docstring for shapes.
+  """
+  return _build_recurrent(hp, bidirectional=False)
+
+
+def build_bilstm_attention(hp: HParams) -> Models:
+  """``lstm_attention`` on a bidirectional LSTM (Schuster & Paliwal 1997): each step sees
+  the review's left and right context. Args and returns as ``build_lstm_attention``."""
+  return _build_recurrent(hp, bidirectional=True)
+
+
+def build_multi_head(hp: HParams) -> Models:
+  """A transformer encoder classifier (Vaswani et al. 2017; as keras-io's "Text
+  classification with Transformer", with masking and attention pooling instead of
+  average pooling).
+
+  Args:
+    hp: as ``build_lstm_attention``, plus num_heads (key_dim = embedding_dim / num_heads),
+      ff_dim, num_layers; ``embedding_dropout`` is the rate of the Dropout after the
+      embedding and ``dropout`` also that inside each encoder block.
+
+  Returns:
+    ``(model, explain_model)``; see the module docstring.
+  """
+  tokens = _tokens_input(hp)
+  x = layers.TokenAndPositionEmbedding(hp.embedding_input_dim, hp.max_length,
+                                       hp.embedding_dim, name="embedding")(tokens)
+  x = keras.layers.Dropout(hp.embedding_dropout, seed=hp.seed, name="embedding_dropout")(x)
+  for i in range(hp.num_layers):
+    x = layers.TransformerEncoder(num_heads=hp.num_heads,
+                                  key_dim=hp.embedding_dim // hp.num_heads,
+                                  ff_dim=hp.ff_dim, dropout=hp.dropout,
+                                  name=f"encoder_{i}")(x)
+  return _pool_and_classify(hp, tokens, x)
+
+
+BUILDERS: Dict[str, Callable[[HParams], Models]] = {
     "lstm_attention": build_lstm_attention,
+    "bilstm_attention": build_bilstm_attention,
+    "multi_head": build_multi_head,
 }
 
 
@@ -67,12 +154,14 @@ def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
       hp.learning_rate, decay_steps=steps_per_epoch, decay_rate=hp.lr_decay, staircase=True)
 
 
-def build(hp: HParams, steps_per_epoch: Optional[int] = None
-          ) -> Tuple[keras.Model, keras.Model]:
+def build(hp: HParams, steps_per_epoch: Optional[int] = None) -> Models:
   """Builds and compiles ``hp.model`` (Adam, binary cross-entropy, accuracy and AUC).
 
-  Call inside ``strategy.scope()`` for distributed training. ``steps_per_epoch`` enables
-  the per-epoch learning-rate decay (see ``learning_rate``).
+  Call inside ``strategy.scope()`` for distributed training, and with the Keras
+  mixed-precision policy already set when ``hp.mixed_precision`` (``models.strategy.
+  precision_policy``): compile then wraps Adam in a LossScaleOptimizer under
+  ``mixed_float16``. ``steps_per_epoch`` enables the per-epoch learning-rate decay (see
+  ``learning_rate``).
 
   Raises:
     ValueError: if ``hp.model`` has no builder.

@@ -8,9 +8,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from models import features
+from models import layers
 from models import model as model_lib
 from models import signatures
-from models.hparams import HParams
+from models import strategy as strategy_lib
+from models.hparams import ATTENTIONS, HParams, MODELS
 from serving import warmup
 from tiny_model import HP, REVIEWS
 
@@ -68,7 +70,11 @@ def test_model_layers_and_compile(built):
   embedding = model.get_layer("embedding")
   assert embedding.input_dim == HP.vocab_size + HP.num_oov_buckets + 1 == HP.embedding_input_dim
   assert embedding.output_dim == HP.embedding_dim
-  assert model.input_shape == (None, HP.max_length)
+  # Any width: bucketed training batches are cut to their longest review.
+  assert model.input_shape == (None, None)
+  narrow = model(TOKENS[:, :4], training=False).numpy()
+  np.testing.assert_allclose(narrow[1:], model(TOKENS, training=False).numpy()[1:],
+                             rtol=1e-5)  # rows 1, 2 have <= 4 real tokens
   assert model.loss.__class__ is keras.losses.BinaryCrossentropy
   assert model.optimizer.learning_rate.numpy() == pytest.approx(HP.learning_rate)
 
@@ -104,6 +110,78 @@ def test_build_unknown_model_raises(monkeypatch):
     model_lib.build(HParams(max_length=8))
 
 
+# --- the model family ---------------------------------------------------------------
+
+FAMILY = [(m, a) for m in MODELS for a in ATTENTIONS]
+
+
+@pytest.fixture(scope="module", params=FAMILY, ids=[f"{m}-{a}" for m, a in FAMILY])
+def family_member(request):
+  model_name, attention = request.param
+  hp = dataclasses.replace(HP, model=model_name, attention=attention, max_pooling=True)
+  return hp, model_lib.build(hp)
+
+
+def test_every_model_and_attention_gives_probabilities_and_masked_weights(family_member):
+  hp, (model, explain_model) = family_member
+  probabilities, weights = explain_model(TOKENS, training=False)
+  assert probabilities.shape == (3, 1) and probabilities.dtype == tf.float32
+  assert np.all((probabilities.numpy() > 0) & (probabilities.numpy() < 1))
+  weights = weights.numpy()
+  assert weights.shape == (3, hp.max_length) and weights.dtype == np.float32
+  assert np.all(weights[TOKENS == 0] == 0.0)
+  np.testing.assert_allclose(weights.sum(-1), np.ones(3), rtol=1e-5)
+  np.testing.assert_allclose(probabilities.numpy(), model(TOKENS, training=False).numpy(),
+                             rtol=1e-6)
+  assert model.get_layer("attention_pooling").score == hp.attention
+  # A review alone gets the answer it gets in a batch (padding never leaks across rows).
+  np.testing.assert_allclose(model(TOKENS[1:2], training=False).numpy(),
+                             model(TOKENS, training=False).numpy()[1:2], rtol=1e-5)
+
+
+def test_model_architectures():
+  bilstm, _ = model_lib.build(dataclasses.replace(HP, model="bilstm_attention"))
+  assert isinstance(bilstm.get_layer("bilstm"), keras.layers.Bidirectional)
+  assert bilstm.get_layer("bilstm").output.shape[-1] == 2 * HP.lstm_units
+  hp = dataclasses.replace(HP, model="multi_head", num_layers=2, num_heads=4, ff_dim=16)
+  encoder, _ = model_lib.build(hp)
+  blocks = [layer for layer in encoder.layers if isinstance(layer, layers.TransformerEncoder)]
+  assert [b.name for b in blocks] == ["encoder_0", "encoder_1"]
+  assert blocks[0].num_heads == 4 and blocks[0].key_dim == HP.embedding_dim // 4
+  assert blocks[0].ff_dim == 16
+  assert isinstance(encoder.get_layer("embedding"), layers.TokenAndPositionEmbedding)
+
+
+def test_l2_adds_a_penalty_per_regularized_kernel():
+  plain, _ = model_lib.build(HP)
+  assert not plain.losses
+  regularized, _ = model_lib.build(dataclasses.replace(HP, l2=1e-3))
+  # LSTM kernel, dense kernel, output kernel.
+  assert len(regularized.losses) == 3
+  kernel = regularized.get_layer("dense").kernel.numpy()
+  assert any(np.isclose(float(loss), 1e-3 * np.sum(kernel ** 2), rtol=1e-5)
+             for loss in regularized.losses)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
+  hp = dataclasses.replace(HP, model=model_name, mixed_precision=True)
+  with strategy_lib.keras_precision_policy("mixed_float16"):
+    model, explain_model = model_lib.build(hp)
+  assert keras.mixed_precision.global_policy().name == "float32"  # restored
+  assert model.get_layer("embedding").compute_dtype == "float16"
+  assert model.get_layer("attention_pooling").compute_dtype == "float16"
+  assert model.get_layer("probabilities").compute_dtype == "float32"
+  assert isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer)
+  probabilities, weights = explain_model(TOKENS, training=False)
+  assert probabilities.dtype == tf.float32 and weights.dtype == tf.float32
+  weights = weights.numpy()
+  assert np.all(weights[TOKENS == 0] == 0.0)
+  np.testing.assert_allclose(weights.sum(-1), np.ones(3), rtol=2e-3)
+  # The variables stay float32 (only the arithmetic is float16).
+  assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+
+
 # --- HParams ------------------------------------------------------------------------
 
 
@@ -119,6 +197,11 @@ def test_build_unknown_model_raises(monkeypatch):
     ({"lr_decay": 0.0}, "lr_decay"),
     ({"lr_decay": 1.5}, "lr_decay"),
     ({"early_stopping_monitor": "accuracy"}, "early_stopping_monitor"),
+    ({"attention": "cosine"}, "unknown attention 'cosine'"),
+    ({"model": "multi_head", "embedding_dim": 10, "num_heads": 3}, "divisible by num_heads"),
+    ({"l2": -1e-4}, "l2 must be >= 0"),
+    ({"num_layers": 0}, "num_layers"),
+    ({"num_heads": 0}, "num_heads"),
 ])
 def test_hparams_validation(kwargs, message):
   with pytest.raises(ValueError, match=message):
