@@ -18,6 +18,7 @@ import tempfile
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
+import tf_keras as keras
 from absl import logging
 
 # The task types that train under MultiWorkerMirroredStrategy. TensorFlow's TF_CONFIG also
@@ -76,7 +77,8 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     GPU, OneDeviceStrategy on the one GPU, else TensorFlow's default (CPU) strategy.
   * ``default``: ``tf.distribute.get_strategy()`` (no distribution).
   * ``one_device``: the first GPU, else the CPU.
-  * ``mirrored``: MirroredStrategy over all local GPUs (or the CPU when there are none).
+  * ``mirrored``: MirroredStrategy over all local GPUs; with none, over all logical CPU
+    devices (one unless ``tf.config.set_logical_device_configuration`` split the CPU).
   * ``multi_worker``: MultiWorkerMirroredStrategy configured by ``$TF_CONFIG``.
   * ``tpu``: TPUStrategy via TPUClusterResolver (``$TPU_NAME`` or a TPU VM).
 
@@ -108,10 +110,54 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
   if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
+    if gpus:
+      return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
   if name == "tpu":
     return _tpu_strategy()
   raise ValueError(f"unknown strategy {name!r}")
+
+
+def precision_policy(strategy: tf.distribute.Strategy, mixed_precision: bool
+                     ) -> Optional[str]:
+  """The Keras mixed-precision policy to train ``strategy``'s model under.
+
+  Mixed precision (Micikevicius et al. 2018; TensorFlow's mixed precision guide,
+  https://www.tensorflow.org/guide/mixed_precision) computes in 16 bits and keeps
+  variables in float32: ``mixed_bfloat16`` on TPU, ``mixed_float16`` (with loss scaling,
+  which Keras's compile adds) on GPU. The model builders keep the output layer in float32.
+
+  Returns:
+    None when ``mixed_precision`` is False (float32 throughout), else the policy name.
+
+  Raises:
+    StrategyUnavailableError: mixed precision asked for with neither a TPU strategy nor a
+      visible GPU (float16 on CPU is slower than float32, not faster).
+  """
+  if not mixed_precision:
+    return None
+  if isinstance(strategy, tf.distribute.TPUStrategy):
+    return "mixed_bfloat16"
+  if tf.config.list_logical_devices("GPU"):
+    return "mixed_float16"
+  raise StrategyUnavailableError(
+      "mixed_precision needs a GPU (mixed_float16) or a TPU (mixed_bfloat16); none is "
+      "visible here: drop --hparam mixed_precision=true to train in float32")
+
+
+@contextlib.contextmanager
+def keras_precision_policy(policy: Optional[str]) -> Iterator[None]:
+  """Sets Keras's global dtype policy to ``policy`` for the block (None: unchanged) and
+  restores the previous one afterwards, also on error."""
+  if policy is None:
+    yield
+    return
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(policy)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
 
 
 @dataclasses.dataclass(frozen=True)

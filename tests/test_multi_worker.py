@@ -1,4 +1,5 @@
-"""--strategy multi_worker: two local worker processes train with the real ``run_fn``.
+"""--strategy multi_worker: two local worker processes train with the real ``run_fn``; and
+--strategy mirrored over two logical CPU devices in one process.
 
 Each worker is a ``tests/trainer_process.py`` subprocess with its own TF_CONFIG
 (``{"cluster": {"worker": ["localhost:P0", "localhost:P1"]}, "task": {"type": "worker",
@@ -11,6 +12,10 @@ events); only the chief wrote logs and a SavedModel (signatures, warmup file), t
 non-chief's temporary directory is gone; both workers ended with identical weights; and
 the result equals single-device training: same weights (to float rounding) and the same
 ``predict_text`` outputs, shapes and dtypes.
+
+A fourth process trains with MirroredStrategy over the CPU split into two logical devices
+(two replicas, per-replica batch 4): it converges and its model equals the single-device
+one in the same way.
 
 What this does not cover (needs a cluster): workers on separate hosts, shared storage
 between them, and the TF_CONFIG that Vertex AI or a Kubernetes Job sets
@@ -34,6 +39,7 @@ import pytest
 import tensorflow as tf
 
 import tiny_model
+from models import throughput
 from serving import warmup
 
 pytestmark = pytest.mark.e2e
@@ -49,8 +55,9 @@ HPARAMS = dict(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, 
                dense_units=4, max_pooling=False, embedding_dropout=0.0, dropout=0.0,
                learning_rate=0.02, lr_decay=1.0, batch_size=4, epochs=EPOCHS,
                early_stopping_monitor="val_loss", early_stopping_patience=EPOCHS,
-               strategy="multi_worker")
+               strategy="multi_worker", length_buckets=0)
 SINGLE_HPARAMS = dict(HPARAMS, strategy="default", batch_size=8)
+MIRRORED_HPARAMS = dict(HPARAMS, strategy="mirrored")
 TEXTS = [t.decode() for t, _ in tiny_model.REVIEWS] + ["", "zzz qqq unknown words"]
 
 
@@ -92,12 +99,12 @@ class Run:
 
 
 def _start(run: Run, data: tiny_model.TinyTransformedData, hparams: dict,
-           tf_config: dict = None) -> None:
+           tf_config: dict = None, logical_cpus: int = 0) -> None:
   for path in (run.root, run.tmpdir):
     os.makedirs(path, exist_ok=True)
   job = dict(examples_uri=data.examples_uri, transform_graph_uri=data.transform_graph_uri,
              serving_model_dir=run.serving_model_dir, model_run_dir=run.model_run_dir,
-             hparams=hparams, weights_path=run.weights_path)
+             hparams=hparams, weights_path=run.weights_path, logical_cpus=logical_cpus)
   job_path = os.path.join(run.root, "job.json")
   with open(job_path, "w", encoding="utf-8") as f:
     json.dump(job, f)
@@ -147,13 +154,14 @@ def _wait_all(runs: List[Run], started: float) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Dict[str, Run]:
-  """Trains two MultiWorkerMirroredStrategy workers and one default-strategy process
-  concurrently; returns their ``Run``s by name (``worker0``, ``worker1``, ``single``)."""
+  """Trains two MultiWorkerMirroredStrategy workers, one default-strategy process and one
+  MirroredStrategy process over two logical CPUs concurrently; returns their ``Run``s by
+  name (``worker0``, ``worker1``, ``single``, ``mirrored``)."""
   root = str(tmp_path_factory.mktemp("multi_worker"))
   data = tiny_model.write_transformed_data(os.path.join(root, "data"),
                                            train_copies=TRAIN_COPIES)
   runs = {}
-  for name in ("worker0", "worker1", "single"):
+  for name in ("worker0", "worker1", "single", "mirrored"):
     base = os.path.join(root, name)
     runs[name] = Run(name=name, root=base,
                      serving_model_dir=os.path.join(base, "Format-Serving"),
@@ -168,6 +176,7 @@ def trained(tmp_path_factory) -> Dict[str, Run]:
       _start(runs[f"worker{i}"], data, HPARAMS,
              {"cluster": cluster, "task": {"type": "worker", "index": i}})
     _start(runs["single"], data, SINGLE_HPARAMS)
+    _start(runs["mirrored"], data, MIRRORED_HPARAMS, logical_cpus=2)
     _wait_all(list(runs.values()), started)
   finally:
     for run in runs.values():  # no orphans, whatever happened
@@ -199,7 +208,7 @@ def served(trained) -> Dict[str, dict]:
   """Each export (``worker0``: the chief's, ``single``), loaded in this process, which has
   no cluster: its signature names and ``predict_text`` outputs for TEXTS."""
   result = {}
-  for name in ("worker0", "single"):
+  for name in ("worker0", "single", "mirrored"):
     loaded = tf.saved_model.load(trained[name].serving_model_dir)
     result[name] = {
         "signatures": set(loaded.signatures),
@@ -310,3 +319,21 @@ def test_chief_export_loads_outside_the_cluster(trained):
     for function in meta_graph.graph_def.library.function:
       devices.update(n.device for n in function.node_def)
   assert not [d for d in devices if "/job:" in d], devices
+
+
+def test_mirrored_over_two_logical_cpus_converges_and_equals_single_device(trained, served):
+  mirrored = trained["mirrored"]
+  assert "2 replica(s) (MirroredStrategy), global batch 8" in mirrored.log()
+  summary = throughput.read_summary(mirrored.model_run_dir)
+  assert summary["replicas"] == 2 and summary["strategy"] == "MirroredStrategy"
+  losses = summary["history"]["loss"]
+  assert len(losses) == EPOCHS and losses[-1] < 0.5 * losses[0], losses
+  assert summary["examples_per_second"] > 0
+  for a, b in zip(_weights(mirrored), _weights(trained["single"])):
+    np.testing.assert_allclose(a, b, atol=1e-3)
+  ours, single = served["mirrored"]["predict_text"], served["single"]["predict_text"]
+  np.testing.assert_allclose(ours["probabilities"].numpy(),
+                             single["probabilities"].numpy(), atol=1e-3)
+  np.testing.assert_array_equal(ours["label"].numpy(), single["label"].numpy())
+  np.testing.assert_allclose(ours["attention_weights"].numpy(),
+                             single["attention_weights"].numpy(), atol=1e-3)

@@ -226,3 +226,34 @@ def test_single_device_copy_holds_the_weights_in_new_variables():
   np.testing.assert_allclose(probabilities.numpy(), model(tokens, training=False).numpy(),
                              rtol=1e-6)
   assert weights.shape == (2, HP.max_length)
+
+
+def test_mixed_precision_off_is_float32_and_refused_without_gpu_or_tpu():
+  strategy = strategy_lib.make_strategy("default")
+  assert strategy_lib.precision_policy(strategy, False) is None
+  if tf.config.list_logical_devices("GPU"):
+    assert strategy_lib.precision_policy(strategy, True) == "mixed_float16"
+  else:
+    with pytest.raises(strategy_lib.StrategyUnavailableError, match="needs a GPU"):
+      strategy_lib.precision_policy(strategy, True)
+
+
+def test_keras_precision_policy_is_restored_after_an_error():
+  import tf_keras as keras  # pylint: disable=import-outside-toplevel
+  with strategy_lib.keras_precision_policy(None):
+    assert keras.mixed_precision.global_policy().name == "float32"
+  with pytest.raises(RuntimeError, match="boom"):
+    with strategy_lib.keras_precision_policy("mixed_bfloat16"):
+      assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+      raise RuntimeError("boom")
+  assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_mirrored_without_gpus_replicates_over_the_logical_cpus():
+  if tf.config.list_logical_devices("GPU"):
+    pytest.skip("a GPU is visible")
+  strategy = strategy_lib.make_strategy("mirrored")
+  cpus = tf.config.list_logical_devices("CPU")
+  assert strategy.num_replicas_in_sync == len(cpus)
+  assert {d.split("/device:")[-1] for d in strategy.extended.worker_devices} == {
+      d.name.split("/device:")[-1] for d in cpus}

@@ -9,7 +9,10 @@ each with its own ``$TF_CONFIG``. JOB.json holds:
 * ``hparams``: ``HParams`` overrides (``custom_config["hparams"]``);
 * ``weights_path``: where to save, as ``.npz``, the Keras model's weights at the moment
   ``run_fn`` exports it (on every worker, the chief or not), so the test can check that
-  all workers ended with the same model.
+  all workers ended with the same model;
+* ``logical_cpus`` (optional): split the CPU into this many logical devices before
+  TensorFlow starts, so ``--strategy mirrored`` has that many replicas on a machine
+  without GPUs.
 
 ``FnArgs`` is built by TFX's own ``fn_args_utils.get_common_fn_args`` from Examples and
 TransformGraph artifacts, as TFX's GenericExecutor builds it, then given the output
@@ -84,6 +87,11 @@ def main(argv) -> int:
   # run_fn's worker role, shard policy and barrier, timestamped, on stderr.
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
+  if job.get("logical_cpus"):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * job["logical_cpus"])
   logging.info("Starting run_fn")
   signatures.export_saved_model = _record_weights(job["weights_path"])
   trainer.run_fn(build_fn_args(job))
