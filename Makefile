@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-e2e bench bench-serving serve venv lock clean
+.PHONY: run test test-unit test-e2e bench bench-serving bench-models serve venv lock clean
 
 venv: $(STAMP)
 
@@ -46,7 +46,15 @@ test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 ## Benchmarks (write JSON under outputs/bench/; never part of `make test`).
-bench: bench-serving
+bench: bench-serving bench-models
+
+# Every model x seed trained through the pipeline on the full train split, scored on the
+# 25,000-review test split, against the plain-Keras reference -> outputs/bench/models.json
+# (resumes: runs already in that file are kept). Hours on 2 CPU cores; e.g.
+# BENCH_MODELS_ARGS="--seeds 42 --models lstm_attention" for a part of it.
+BENCH_MODELS_ARGS ?=
+bench-models: $(STAMP)
+	$(BIN)/python -m pipeline.bench_models $(BENCH_MODELS_ARGS)
 
 # The pushed model to benchmark; without one, a small pipeline run (1 epoch on train[:4%],
 # default architecture, so the latency is representative) provides it.

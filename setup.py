@@ -17,6 +17,7 @@ setup(
         "tensorflow-datasets",
         "click",
         "tqdm",
+        "matplotlib",
     ],
     extras_require={"test": ["pytest"],
                     # Scheduled runs with TFX's AirflowDagRunner (pinned in requirements.lock).

@@ -2,13 +2,13 @@
 
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from components.imdb_example_gen import DATASET_NAME, resolve_data_dir
+from components.imdb_example_gen import DATASET_NAME, prepare_builder, resolve_data_dir
 
 
 def latest_version_dir(model_dir: str) -> str:
@@ -27,6 +27,20 @@ def latest_version_dir(model_dir: str) -> str:
     raise FileNotFoundError(f"no SavedModel in {model_dir} nor in a numeric version "
                             "subdirectory of it")
   return os.path.join(model_dir, str(max(versions)))
+
+
+def load_reviews(split: str, tfds_data_dir: Optional[str] = None) -> List[Tuple[str, int]]:
+  """``(text, label)`` pairs of a TFDS ``imdb_reviews`` split spec (e.g. ``"test[:2]"``),
+  in the split's order; label 1 = positive.
+
+  Raises:
+    components.imdb_example_gen.DatasetNotFoundError: the dataset is not prepared under
+      the data dir (a FileNotFoundError).
+    ValueError: a bad split spec.
+  """
+  dataset = prepare_builder(tfds_data_dir, split, split).as_dataset(split=split)
+  return [(example["text"].decode("utf-8", "replace"), int(example["label"]))
+          for example in tfds.as_numpy(dataset)]
 
 
 def evaluate_saved_model(model_dir: str, split: str = "test",

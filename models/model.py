@@ -119,8 +119,8 @@ def build_multi_head(hp: HParams) -> Models:
 
   Args:
     hp: as ``build_lstm_attention``, plus num_heads (key_dim = embedding_dim / num_heads),
-      ff_dim, num_layers; ``embedding_dropout`` is the rate of the Dropout after the
-      embedding and ``dropout`` also that inside each encoder block.
+      ff_dim, num_layers and encoder_dropout (after the embedding and inside each block;
+      ``embedding_dropout`` is not used here, ``dropout`` only in the head).
 
   Returns:
     ``(model, explain_model)``; see the module docstring.
@@ -128,11 +128,11 @@ def build_multi_head(hp: HParams) -> Models:
   tokens = _tokens_input(hp)
   x = layers.TokenAndPositionEmbedding(hp.embedding_input_dim, hp.max_length,
                                        hp.embedding_dim, name="embedding")(tokens)
-  x = keras.layers.Dropout(hp.embedding_dropout, seed=hp.seed, name="embedding_dropout")(x)
+  x = keras.layers.Dropout(hp.encoder_dropout, seed=hp.seed, name="embedding_dropout")(x)
   for i in range(hp.num_layers):
     x = layers.TransformerEncoder(num_heads=hp.num_heads,
                                   key_dim=hp.embedding_dim // hp.num_heads,
-                                  ff_dim=hp.ff_dim, dropout=hp.dropout,
+                                  ff_dim=hp.ff_dim, dropout=hp.encoder_dropout,
                                   name=f"encoder_{i}")(x)
   return _pool_and_classify(hp, tokens, x)
 

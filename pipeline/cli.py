@@ -23,7 +23,7 @@ import sys  # pylint: disable=wrong-import-position
 
 import click  # pylint: disable=wrong-import-position
 
-from models.hparams import HParams, MODELS, STRATEGIES  # pylint: disable=wrong-import-position
+from models.hparams import ATTENTIONS, HParams, MODELS, STRATEGIES  # pylint: disable=C0413
 from pipeline import beam_profiles  # pylint: disable=wrong-import-position
 from pipeline import remote  # pylint: disable=wrong-import-position
 from pipeline.cli_options import blessing_options, parse_hparams  # pylint: disable=C0413
@@ -78,6 +78,11 @@ def main():
               "Transform for the data components alone.")
 @click.option("--model", type=click.Choice(MODELS), default="lstm_attention",
               show_default=True, help="Model builder.")
+@click.option("--attention", type=click.Choice(ATTENTIONS), default=HParams.attention,
+              show_default=True, help="Score function of the attention pooling: additive "
+              "(Bahdanau), dot (Luong) or scaled_dot (Vaswani).")
+@click.option("--mixed-precision", is_flag=True, help="Train with mixed_float16 on GPU or "
+              "mixed_bfloat16 on TPU (refused on CPU); the output layer stays float32.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="tf.distribute strategy; auto = TPU if resolvable, Mirrored for >1 GPU, "
               "one GPU, else the default CPU strategy.")
@@ -99,7 +104,8 @@ def main():
 @click.option("--quiet", is_flag=True, help="No per-component progress lines.")
 def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_image,
         beam_environment_config, beam_parallelism, beam_project, beam_region,
-        beam_temp_location, beam_args, pipeline_root, last_node, model, epochs, strategy,
+        beam_temp_location, beam_args, pipeline_root, last_node, model, attention,
+        mixed_precision, epochs, strategy,
         hparams, train_split, test_split, eval_percent, tfds_data_dir, download, schema_path,
         min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet):
   """Run the whole pipeline and push a blessed model to the serving directory."""
@@ -108,7 +114,8 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
   from pipeline.pipeline import check_last_node, create_pipeline  # pylint: disable=C0415
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
 
-  overrides = {"model": model, "epochs": epochs, "strategy": strategy,
+  overrides = {"model": model, "attention": attention, "epochs": epochs,
+               "strategy": strategy, "mixed_precision": mixed_precision,
                **parse_hparams(hparams)}
   paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
   if pipeline_root and not remote.is_remote_uri(pipeline_root):
@@ -167,6 +174,42 @@ def evaluate(model_dir, split, tfds_data_dir, batch_size, as_json):
     click.echo(f"{result['model_path']}: accuracy {result['accuracy']:.4f} on "
                f"{result['examples']} examples of '{split}' "
                f"({result['examples_per_second']:.0f} examples/s)")
+
+
+@main.command()
+@click.argument("reviews", nargs=-1)
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
+              default=os.path.join("outputs", "serving_model", "imdb_sentiment"),
+              show_default=True,
+              help="A SavedModel, or a TF Serving model directory (its latest version is used).")
+@click.option("--from-split", default=None, metavar="SPLIT",
+              help="Also explain the reviews of this TFDS imdb_reviews split spec, e.g. "
+              "'test[:2]'.")
+@click.option("--tfds-data-dir", type=click.Path(file_okay=False), default=None,
+              help="TFDS data directory for --from-split [default: $TFDS_DATA_DIR].")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              default=os.path.join("outputs", "explain"), show_default=True,
+              help="Where review_<i>.png and review_<i>.html are written.")
+@click.option("--top", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most attended words to print per review.")
+def explain(reviews, model_dir, from_split, tfds_data_dir, output_dir, top):
+  """Render the attention over each review's words as a PNG heatmap and an HTML page."""
+  from models import explain as explain_lib  # pylint: disable=import-outside-toplevel
+  reviews = list(reviews)
+  try:
+    if from_split:
+      from models.evaluation import load_reviews  # pylint: disable=import-outside-toplevel
+      reviews += [text for text, _ in load_reviews(from_split, tfds_data_dir)]
+    if not reviews:
+      raise ValueError("give a review text, or --from-split")
+    explanations = explain_lib.explain(model_dir, reviews)
+  except (ValueError, FileNotFoundError) as e:
+    raise click.ClickException(str(e)) from e
+  paths = explain_lib.write_explanations(explanations, output_dir)
+  for i, e in enumerate(explanations):
+    words = ", ".join(f"{t} {w:.3f}" for t, w in e.top_tokens(top))
+    click.echo(f"[{i}] {e.sentiment} ({e.probability:.3f}): {words}")
+    click.echo(f"    {paths[2 * i]}\n    {paths[2 * i + 1]}")
 
 
 @main.group()

@@ -5,7 +5,7 @@ named ``<pipeline name>.<node id>``; both readers go through that context, so a 
 one small query per component however many runs the store already holds.
 """
 
-from typing import List
+from typing import Dict, List
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -28,3 +28,17 @@ def node_executions(store: metadata_store.MetadataStore, pipeline_name: str, nod
 def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
   """Wall seconds from an execution's registration to its last update."""
   return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+
+
+def execution_outputs(store: metadata_store.MetadataStore, execution_id: int
+                      ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+  """An execution's output artifacts by output key (``model``, ``blessing``, ...); a cached
+  execution lists the artifacts it reused."""
+  events = store.get_events_by_execution_ids([execution_id])
+  by_key: Dict[str, List[int]] = {}
+  for event in events:
+    if event.type in (metadata_store_pb2.Event.OUTPUT,
+                      metadata_store_pb2.Event.DECLARED_OUTPUT):
+      key = event.path.steps[0].key if event.path.steps else ""
+      by_key.setdefault(key, []).append(event.artifact_id)
+  return {k: list(store.get_artifacts_by_id(ids)) for k, ids in by_key.items()}

@@ -70,16 +70,6 @@ class RunSummary:
     return "\n".join(lines)
 
 
-def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-  events = store.get_events_by_execution_ids([execution_id])
-  by_key: Dict[str, List[int]] = {}
-  for event in events:
-    if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
-      key = event.path.steps[0].key if event.path.steps else ""
-      by_key.setdefault(key, []).append(event.artifact_id)
-  return {k: list(store.get_artifacts_by_id(ids)) for k, ids in by_key.items()}
-
-
 def _custom(artifact, name):
   value = artifact.custom_properties.get(name)
   if value is None:
@@ -155,7 +145,7 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
     seconds = mlmd_queries.execution_seconds(execution)
     components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
                                    round(seconds, 1)))
-    outputs = _outputs(store, execution.id)
+    outputs = mlmd_queries.execution_outputs(store, execution.id)
     if node_id == "Evaluator" and outputs.get("evaluation"):
       uri = outputs["evaluation"][0].uri
       metrics = evaluation_metrics(uri)

@@ -143,12 +143,15 @@ def test_model_architectures():
   bilstm, _ = model_lib.build(dataclasses.replace(HP, model="bilstm_attention"))
   assert isinstance(bilstm.get_layer("bilstm"), keras.layers.Bidirectional)
   assert bilstm.get_layer("bilstm").output.shape[-1] == 2 * HP.lstm_units
-  hp = dataclasses.replace(HP, model="multi_head", num_layers=2, num_heads=4, ff_dim=16)
+  hp = dataclasses.replace(HP, model="multi_head", num_layers=2, num_heads=4, ff_dim=16,
+                           encoder_dropout=0.2)
   encoder, _ = model_lib.build(hp)
   blocks = [layer for layer in encoder.layers if isinstance(layer, layers.TransformerEncoder)]
   assert [b.name for b in blocks] == ["encoder_0", "encoder_1"]
   assert blocks[0].num_heads == 4 and blocks[0].key_dim == HP.embedding_dim // 4
-  assert blocks[0].ff_dim == 16
+  assert blocks[0].ff_dim == 16 and blocks[0].dropout == 0.2
+  assert encoder.get_layer("embedding_dropout").rate == 0.2
+  assert encoder.get_layer("dropout").rate == HP.dropout  # the head's
   assert isinstance(encoder.get_layer("embedding"), layers.TokenAndPositionEmbedding)
 
 
@@ -202,6 +205,7 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"l2": -1e-4}, "l2 must be >= 0"),
     ({"num_layers": 0}, "num_layers"),
     ({"num_heads": 0}, "num_heads"),
+    ({"encoder_dropout": 1.0}, "encoder_dropout"),
 ])
 def test_hparams_validation(kwargs, message):
   with pytest.raises(ValueError, match=message):

@@ -257,3 +257,27 @@ def test_mirrored_without_gpus_replicates_over_the_logical_cpus():
   assert strategy.num_replicas_in_sync == len(cpus)
   assert {d.split("/device:")[-1] for d in strategy.extended.worker_devices} == {
       d.name.split("/device:")[-1] for d in cpus}
+
+
+def test_bucket_by_length_groups_similar_lengths_and_cuts_only_padding():
+  rng = np.random.default_rng(3)
+  lengths = rng.integers(0, 9, size=50)  # max_length 8; 0 = an empty review
+  tokens = np.zeros((50, 8), np.int64)
+  for i, n in enumerate(lengths):
+    tokens[i, :n] = rng.integers(1, 30, size=n)
+  labels = np.arange(50, dtype=np.float32).reshape(-1, 1)  # identifies each example
+  dataset = tf.data.Dataset.from_tensor_slices(({"tokens": tokens}, labels))
+  batches = list(trainer.bucket_by_length(dataset, batch_size=4, max_length=8, buckets=4))
+  seen = []
+  for x, y in batches:
+    batch_tokens, ids = x["tokens"].numpy(), y.numpy()[:, 0].astype(int)
+    width = batch_tokens.shape[1]
+    batch_lengths = lengths[ids]
+    assert width in (2, 4, 6, 8) and width == max(2, -(-batch_lengths.max() // 2) * 2)
+    # One bucket per batch: lengths 0..2, 3..4, 5..6, 7..8.
+    assert len({max(0, (n - 1)) // 2 for n in batch_lengths}) == 1, batch_lengths
+    assert len(ids) <= 4
+    np.testing.assert_array_equal(batch_tokens, tokens[ids, :width])  # padding cut only
+    assert np.all(tokens[ids, width:] == 0)
+    seen.extend(ids)
+  assert sorted(seen) == list(range(50))  # every example exactly once

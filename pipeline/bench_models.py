@@ -1,0 +1,246 @@
+"""``make bench-models``: every model of the family trained through the pipeline, scored on
+the official test split, against the seeds' plain-Keras reference.
+
+For each model and seed it runs the pipeline up to the Trainer (``create_pipeline(
+last_node="Trainer")``; the data components run once and are cached after that) on the
+full train split (90% train, 10% eval for early stopping), then scores the exported
+SavedModel's ``predict_text`` on the whole ``test`` split (25,000 reviews) with
+``models.evaluation.evaluate_saved_model``. From the Trainer's ``training_summary.json`` it
+takes seconds per epoch and steady-state training examples/s; it also records parameters
+and the exported model's size in bytes. In the same run, ``keras_reference`` trains the
+default model with plain Keras (no TFX) and its examples/s is the reference the Trainer's
+must reach (ratio >= 1.0).
+
+Results are written to ``--output`` (``outputs/bench/models.json``) after every run, and
+runs already in that file with the same settings are not repeated, so an interrupted
+benchmark resumes. Wall-clock figures depend on the machine and on what else runs on it.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import json  # pylint: disable=wrong-import-position
+import platform  # pylint: disable=wrong-import-position
+import statistics  # pylint: disable=wrong-import-position
+import time  # pylint: disable=wrong-import-position
+from typing import Any, Dict, List, Optional, Sequence  # pylint: disable=wrong-import-position
+
+import click  # pylint: disable=wrong-import-position
+
+from models.hparams import HParams, MODELS  # pylint: disable=wrong-import-position
+from pipeline.cli_options import parse_hparams  # pylint: disable=wrong-import-position
+
+# The issue's targets: mean test accuracy of lstm_attention and of the best model, and the
+# Trainer's training throughput relative to the plain-Keras reference.
+TARGETS = {"lstm_attention_accuracy": 0.885, "best_accuracy": 0.90, "throughput_ratio": 1.0}
+# Published from-scratch baselines on the IMDB test split, for the README's table.
+BASELINES = {"Maas et al. 2011 (word vectors + BoW)": 0.8889,
+             "keras-io transformer": 0.875, "LSTM + attention (mean)": 0.876,
+             "NBSVM-bi (Wang & Manning 2012)": 0.9122}
+
+
+def directory_bytes(path: str) -> int:
+  """Total size in bytes of the files under ``path``."""
+  return sum(os.path.getsize(os.path.join(root, name))
+             for root, _, names in os.walk(path) for name in names)
+
+
+def _mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
+  values = [v for v in values if v is not None]
+  if not values:
+    return {"mean": None, "std": None}
+  return {"mean": statistics.fmean(values),
+          "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def aggregate(runs: List[Dict[str, Any]], reference: Optional[Dict[str, Any]]
+              ) -> Dict[str, Any]:
+  """Per-model means and standard deviations (sample std, n-1) over seeds, and the
+  targets evaluated.
+
+  Args:
+    runs: one dict per (model, seed): ``model``, ``seed``, ``test_accuracy``,
+      ``mean_seconds_per_epoch``, ``examples_per_second``, ``parameters``,
+      ``export_bytes``, ``epochs``.
+    reference: the plain-Keras run (``examples_per_second``), or None.
+
+  Returns:
+    ``{"models": {name: {...}}, "best_model", "targets": {name: {"target", "value",
+    "met"}}}``; a target whose value is missing has ``met`` None.
+  """
+  models: Dict[str, Any] = {}
+  for name in dict.fromkeys(r["model"] for r in runs):
+    mine = [r for r in runs if r["model"] == name]
+    accuracy = _mean_std([r["test_accuracy"] for r in mine])
+    models[name] = {
+        "seeds": [r["seed"] for r in mine],
+        "test_accuracy": accuracy,
+        "seconds_per_epoch": _mean_std([r["mean_seconds_per_epoch"] for r in mine]),
+        "examples_per_second": _mean_std([r["examples_per_second"] for r in mine]),
+        "epochs": [r["epochs"] for r in mine],
+        "parameters": mine[0]["parameters"],
+        "export_bytes": mine[0]["export_bytes"],
+    }
+  best = max(models, key=lambda n: models[n]["test_accuracy"]["mean"] or 0.0, default=None)
+
+  def target(name, value):
+    return {"target": TARGETS[name], "value": value,
+            "met": None if value is None else value >= TARGETS[name]}
+
+  lstm = models.get("lstm_attention", {})
+  trainer_speed = (lstm.get("examples_per_second") or {}).get("mean")
+  reference_speed = (reference or {}).get("examples_per_second")
+  ratio = (trainer_speed / reference_speed if trainer_speed and reference_speed else None)
+  return {
+      "models": models,
+      "best_model": best,
+      "targets": {
+          "lstm_attention_accuracy": target(
+              "lstm_attention_accuracy", (lstm.get("test_accuracy") or {}).get("mean")),
+          "best_accuracy": target(
+              "best_accuracy", models[best]["test_accuracy"]["mean"] if best else None),
+          "throughput_ratio": target("throughput_ratio", ratio),
+      },
+  }
+
+
+def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int):
+  """The Model and ModelRun artifacts of the Trainer execution registered since
+  ``since_ms`` (a cached one included)."""
+  from ml_metadata import metadata_store  # pylint: disable=import-outside-toplevel
+  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from pipeline import mlmd_queries  # pylint: disable=import-outside-toplevel
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+  executions = mlmd_queries.node_executions(store, pipeline_name, "Trainer", since_ms)
+  if not executions:
+    raise RuntimeError("the Trainer did not run")
+  outputs = mlmd_queries.execution_outputs(store, executions[-1].id)
+  return outputs["model"][0].uri, outputs["model_run"][0].uri
+
+
+def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
+                           tfds_data_dir: Optional[str]) -> Dict[str, Any]:
+  """Runs the pipeline up to the Trainer with ``hp``; returns the Trainer's
+  ``training_summary.json`` plus ``model_dir`` (the exported SavedModel) and
+  ``trainer_seconds`` (wall seconds of the whole pipeline call)."""
+  # pylint: disable=import-outside-toplevel
+  from tfx import v1 as tfx
+  from models import throughput
+  from pipeline import runner as runner_lib
+  from pipeline.pipeline import PIPELINE_NAME, create_pipeline
+  paths = runner_lib.OutputPaths(work_dir)
+  pipeline = create_pipeline(
+      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          paths.metadata_path),
+      hparams=hp, train_split=train_split, tfds_data_dir=tfds_data_dir,
+      beam_pipeline_args=runner_lib.default_beam_pipeline_args(), last_node="Trainer")
+  started_ms = int(time.time() * 1000)
+  start = time.perf_counter()
+  runner_lib.run_pipeline(pipeline, "local", show_progress=False)
+  seconds = time.perf_counter() - start
+  model_uri, model_run_uri = _trainer_outputs(paths.metadata_path, PIPELINE_NAME, started_ms)
+  summary = throughput.read_summary(model_run_uri)
+  summary["model_dir"] = os.path.join(model_uri, "Format-Serving")
+  summary["pipeline_seconds"] = round(seconds, 1)
+  return summary
+
+
+def _load(path: str) -> Dict[str, Any]:
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  return {}
+
+
+def _save(path: str, result: Dict[str, Any]) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  temp = path + ".tmp"
+  with open(temp, "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2, sort_keys=True)
+  os.replace(temp, path)
+
+
+@click.command()
+@click.option("--models", "model_names", default=",".join(MODELS), show_default=True,
+              help="Comma-separated models to train.")
+@click.option("--seeds", default="42,7,1234", show_default=True,
+              help="Comma-separated seeds; every model trains once per seed.")
+@click.option("--epochs", type=click.IntRange(min=1), default=HParams.epochs,
+              show_default=True, help="Maximum epochs (early stopping may stop sooner).")
+@click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
+              help="Hyperparameter override for every model (repeatable).")
+@click.option("--train-split", default="train", show_default=True)
+@click.option("--test-split", default="test", show_default=True)
+@click.option("--reference-steps", type=click.IntRange(min=0), default=100,
+              show_default=True,
+              help="Steps the plain-Keras reference is timed for (0 = skip it).")
+@click.option("--tfds-data-dir", default=None)
+@click.option("--work-dir", default="outputs/bench/models", show_default=True,
+              help="Pipeline root and MLMD store of the benchmark's runs.")
+@click.option("--output", default="outputs/bench/models.json", show_default=True)
+def main(model_names, seeds, epochs, hparams, train_split, test_split, reference_steps,
+         tfds_data_dir, work_dir, output):
+  """Train, score and time every model (see the module docstring)."""
+  from models.evaluation import evaluate_saved_model  # pylint: disable=C0415
+  from pipeline.keras_reference import train_reference  # pylint: disable=C0415
+  overrides = parse_hparams(hparams)
+  try:
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    configs = [HParams(**{**overrides, "model": n, "seed": s, "epochs": epochs})
+               for n in names for s in seed_list]
+  except ValueError as e:
+    raise click.ClickException(str(e)) from e
+  work_dir = os.path.abspath(work_dir)
+  result = _load(output)
+  settings = {"train_split": train_split, "test_split": test_split, "epochs": epochs,
+              "hparam_overrides": overrides}
+  if result.get("settings") != settings:
+    result = {"settings": settings, "runs": [], "reference": None}
+  result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                       "python": platform.python_version()}
+  result["baselines"] = BASELINES
+
+  if reference_steps and not result.get("reference"):
+    click.echo(f"Plain-Keras reference ({HParams(**overrides).model}, "
+               f"{reference_steps} steps)...")
+    result["reference"] = train_reference(
+        HParams(**{**overrides, "epochs": 1}), tfds_data_dir=tfds_data_dir,
+        steps=reference_steps)
+    _save(output, result)
+
+  for hp in configs:
+    if any(r["model"] == hp.model and r["seed"] == hp.seed for r in result["runs"]):
+      click.echo(f"{hp.model} seed {hp.seed}: already in {output}, skipped")
+      continue
+    click.echo(f"{hp.model} seed {hp.seed}: training through the pipeline...")
+    trained = train_through_pipeline(hp, work_dir, train_split, tfds_data_dir)
+    scored = evaluate_saved_model(trained["model_dir"], split=test_split,
+                                  tfds_data_dir=tfds_data_dir)
+    run = {"model": hp.model, "seed": hp.seed, "attention": hp.attention,
+           "test_accuracy": scored["accuracy"], "test_examples": scored["examples"],
+           "epochs": trained["epochs"],
+           "seconds_per_epoch": trained["seconds_per_epoch"],
+           "mean_seconds_per_epoch": trained["mean_seconds_per_epoch"],
+           "examples_per_second": trained["examples_per_second"],
+           "parameters": trained["parameters"],
+           "export_bytes": directory_bytes(trained["model_dir"]),
+           "history": trained["history"], "model_dir": trained["model_dir"],
+           "pipeline_seconds": trained["pipeline_seconds"]}
+    result["runs"].append(run)
+    result.update(aggregate(result["runs"], result.get("reference")))
+    _save(output, result)
+    click.echo(f"  test accuracy {run['test_accuracy']:.4f}, "
+               f"{run['mean_seconds_per_epoch']} s/epoch, "
+               f"{run['examples_per_second']} examples/s")
+  result.update(aggregate(result["runs"], result.get("reference")))
+  _save(output, result)
+  click.echo(json.dumps(result["targets"], indent=2))
+
+
+if __name__ == "__main__":
+  main()  # pylint: disable=no-value-for-parameter
