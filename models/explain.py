@@ -75,10 +75,20 @@ def _title(e: Explanation) -> str:
   return f"{e.sentiment} (probability positive {e.probability:.3f})"
 
 
+def _color_range(weights: np.ndarray) -> tuple:
+  """(low, high) of the colour scale: the review's least and most attended weights, so
+  the contrast shows even when attention is spread almost evenly (every weight near
+  1/n); (0, 1) for an empty review."""
+  if not len(weights):
+    return 0.0, 1.0
+  low, high = float(np.min(weights)), float(np.max(weights))
+  return (low, high) if high > low else (0.0, max(high, 1e-12))
+
+
 def render_png(e: Explanation, path: str, words_per_row: int = 12) -> str:
   """Writes a heatmap: the review's words in rows of ``words_per_row``, each cell coloured
-  by its attention weight (matplotlib ``imshow``, colormap ``Reds``, with a colorbar), to
-  ``path`` (PNG). Returns ``path``."""
+  by its attention weight (matplotlib ``imshow``, colormap ``Reds`` from the review's
+  lowest to its highest weight, with a colorbar), to ``path`` (PNG). Returns ``path``."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -87,17 +97,18 @@ def render_png(e: Explanation, path: str, words_per_row: int = 12) -> str:
   grid = np.full((rows, words_per_row), np.nan)
   grid.flat[:len(e.weights)] = e.weights
   figure, axes = plt.subplots(figsize=(words_per_row * 1.05, 0.42 * rows + 1.4))
-  image = axes.imshow(grid, cmap="Reds", aspect="auto", vmin=0.0,
-                      vmax=float(np.max(e.weights)) if len(e.weights) else 1.0)
-  strongest = float(np.nanmax(grid)) if len(e.weights) else 1.0
+  low, high = _color_range(e.weights)
+  image = axes.imshow(grid, cmap="Reds", aspect="auto", vmin=low, vmax=high)
   for index, token in enumerate(e.tokens):
     row, col = divmod(index, words_per_row)
+    strong = (grid[row, col] - low) / (high - low) > 0.6
     axes.text(col, row, token[:14], ha="center", va="center", fontsize=8,
-              color="white" if grid[row, col] > 0.6 * strongest else "black")
+              color="white" if strong else "black")
   axes.set_xticks([])
   axes.set_yticks([])
   axes.set_title(_title(e), fontsize=11)
-  figure.colorbar(image, ax=axes, fraction=0.025, pad=0.01, label="attention weight")
+  figure.colorbar(image, ax=axes, fraction=0.025, pad=0.01,
+                  label=f"weight (uniform 1/n = {1 / count:.4f})")
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   plt.close(figure)
@@ -106,16 +117,18 @@ def render_png(e: Explanation, path: str, words_per_row: int = 12) -> str:
 
 def render_html(e: Explanation, path: str) -> str:
   """Writes an HTML page with every word highlighted by its attention weight (background
-  from matplotlib's ``Reds`` colormap, weight in the hover title) and the top 10 words.
-  Text is HTML-escaped. Returns ``path``."""
+  from matplotlib's ``Reds`` colormap over the review's lowest to highest weight, the
+  weight in the hover title) and the top 10 words. Text is HTML-escaped. Returns
+  ``path``."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   from matplotlib import colors  # pylint: disable=import-outside-toplevel
   colormap = matplotlib.colormaps["Reds"]
-  scale = float(np.max(e.weights)) if len(e.weights) and np.max(e.weights) > 0 else 1.0
+  low, high = _color_range(e.weights)
   spans = []
   for token, weight in zip(e.tokens, e.weights):
-    background = colors.to_hex(colormap(float(weight) / scale))
-    foreground = "#fff" if weight / scale > 0.6 else "#000"
+    level = (float(weight) - low) / (high - low)
+    background = colors.to_hex(colormap(level))
+    foreground = "#fff" if level > 0.6 else "#000"
     spans.append(f'<span style="background:{background};color:{foreground}" '
                  f'title="{weight:.4f}">{html.escape(token)}</span>')
   top = "".join(f"<li>{html.escape(t)}: {w:.4f}</li>" for t, w in e.top_tokens())
@@ -125,7 +138,8 @@ def render_html(e: Explanation, path: str) -> str:
       "margin:2em auto}} .review span{padding:1px 2px;border-radius:3px;line-height:1.9}"
       "</style></head><body>\n"
       f"<h1>{html.escape(_title(e))}</h1>\n"
-      "<p>Background: attention weight of each word the model saw (darker = more).</p>\n"
+      "<p>Background: attention weight of each word the model saw, from the least "
+      "(lightest) to the most attended (darkest) word of this review.</p>\n"
       f"<p class=\"review\">{' '.join(spans)}</p>\n"
       f"<h2>Most attended words</h2><ol>{top}</ol>\n</body></html>\n")
   with open(path, "w", encoding="utf-8") as f:

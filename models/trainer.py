@@ -161,7 +161,7 @@ def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (``Trainer(run_fn="models.trainer.run_fn")``).
 
   Hyperparameters come from ``fn_args.custom_config`` (see ``HParams``). The global batch
-  is ``hp.batch_size * strategy.num_replicas_in_sync``.
+  is ``hp.per_replica_batch_size * strategy.num_replicas_in_sync``.
 
   With ``strategy="multi_worker"`` every worker of the cluster in its ``$TF_CONFIG`` runs
   this function with the same ``fn_args`` (TensorFlow's multi-worker Keras recipe): the
@@ -186,7 +186,7 @@ def run_fn(fn_args: FnArgs) -> None:
   policy = precision_policy(strategy, hp.mixed_precision)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   replicas = strategy.num_replicas_in_sync
-  global_batch = hp.batch_size * replicas
+  global_batch = hp.per_replica_batch_size * replicas
   train_examples = hp.train_examples or count_records(fn_args.train_files)
   if train_examples == 0:
     raise ValueError(f"no training examples in {fn_args.train_files}")

@@ -49,7 +49,7 @@ def train_reference(hp: HParams, split: str = "train[:90%]",
   vectorize.adapt(reviews.map(lambda text, _: text).batch(1024))
   vectorize_seconds = float(tf.timestamp() - adapt_start)
   train = (reviews.shuffle(25_000, seed=hp.seed)
-           .batch(hp.batch_size, drop_remainder=True)
+           .batch(hp.per_replica_batch_size, drop_remainder=True)
            .map(lambda text, label: ({"tokens": tf.cast(vectorize(text), tf.int64)},
                                      tf.reshape(tf.cast(label, tf.float32), [-1, 1])),
                 num_parallel_calls=tf.data.AUTOTUNE)
@@ -57,7 +57,7 @@ def train_reference(hp: HParams, split: str = "train[:90%]",
   if steps:
     train = train.take(steps)
   model, _ = model_lib.build(hp)
-  speed = throughput.ThroughputCallback(hp.batch_size)
+  speed = throughput.ThroughputCallback(hp.per_replica_batch_size)
   history = model.fit(train, epochs=1, callbacks=[speed], verbose=2)
   return speed.summary(history.history, model=hp.model, parameters=model.count_params(),
                        split=split, vectorize_seconds=round(vectorize_seconds, 2))

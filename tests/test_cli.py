@@ -64,7 +64,7 @@ def test_run_hparam_out_of_range_is_a_usage_error(runner, tmp_path):
   assert not out.exists()
 
 
-@pytest.mark.parametrize("pair", ["dropout=abc", "batch_size=null"])
+@pytest.mark.parametrize("pair", ["dropout=abc", "max_length=null"])
 def test_run_hparam_wrong_type_is_a_clean_error(runner, tmp_path, pair):
   result = runner.invoke(cli.main, ["run", "--hparam", pair, "--output-dir",
                                     str(tmp_path / "out")])

@@ -212,6 +212,15 @@ def test_hparams_validation(kwargs, message):
     HParams(**kwargs)
 
 
+def test_batch_size_defaults_per_model_unless_set():
+  assert HParams().per_replica_batch_size == 128
+  assert HParams(model="bilstm_attention").per_replica_batch_size == 128
+  assert HParams(model="multi_head").per_replica_batch_size == 32
+  assert HParams(model="multi_head", batch_size=64).per_replica_batch_size == 64
+  with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    HParams(batch_size=0)
+
+
 def test_hparams_rejects_non_integer_size():
   with pytest.raises(ValueError, match="max_length"):
     HParams(max_length=2.5)
