@@ -32,7 +32,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 from tfx import v1 as tfx
 
 from models.hparams import HParams
-from pipeline import beam_profiles, mlmd_queries, summary
+from pipeline import beam_profiles, mlmd_queries
 from pipeline.pipeline import PIPELINE_NAME, create_pipeline
 from pipeline.runner import OutputPaths
 
@@ -60,7 +60,7 @@ def _run(output_dir, tfds_data_dir, beam_args):
   for node in DATA_NODES:
     executions = mlmd_queries.node_executions(store, PIPELINE_NAME, node, 0)
     assert [e.last_known_state for e in executions] == [3], node  # one COMPLETE execution
-    outputs_by_key = summary._outputs(store, executions[0].id)  # pylint: disable=protected-access
+    outputs_by_key = mlmd_queries.execution_outputs(store, executions[0].id)
     for key, artifacts in outputs_by_key.items():
       assert len(artifacts) == 1, (node, key)
       outputs[(node, key)] = artifacts[0].uri
