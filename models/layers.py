@@ -84,8 +84,33 @@ def _split_inputs(inputs, mask):
   return query, value, key, query_mask, value_mask
 
 
+class _ScoredAttention(keras.layers.Layer):
+  """What every query-key-value attention here shares: inputs ``[query, value(, key)]``,
+  masks ``[query_mask, value_mask]``, the masked softmax over the subclass's ``scores``
+  (float [batch, Tq, Tv]), the weighted sum of the values, zeros at masked queries, and the
+  query mask passed on."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.supports_masking = True
+
+  def scores(self, query: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    raise NotImplementedError
+
+  def call(self, inputs, mask=None, return_attention_scores=False):
+    query, value, key, query_mask, value_mask = _split_inputs(inputs, mask)
+    weights = masked_softmax(self.scores(query, key), _key_mask(value_mask))
+    outputs = _zero_masked_queries(tf.matmul(weights, value), query_mask)
+    if return_attention_scores:
+      return outputs, weights
+    return outputs
+
+  def compute_mask(self, inputs, mask=None):
+    return None if mask is None else mask[0]
+
+
 @keras.utils.register_keras_serializable(package="imdb_tfx")
-class DotProductAttention(keras.layers.Layer):
+class DotProductAttention(_ScoredAttention):
   """Dot-product attention, ``softmax(Q K^T) V`` (Luong, Pham & Manning 2015, "Effective
   Approaches to Attention-based Neural Machine Translation", the ``dot`` score), or scaled,
   ``softmax(Q K^T / sqrt(d_k)) V`` (Vaswani et al. 2017, "Attention Is All You Need",
@@ -105,28 +130,19 @@ class DotProductAttention(keras.layers.Layer):
   def __init__(self, scale: bool = True, **kwargs):
     super().__init__(**kwargs)
     self.scale = scale
-    self.supports_masking = True
 
-  def call(self, inputs, mask=None, return_attention_scores=False):
-    query, value, key, query_mask, value_mask = _split_inputs(inputs, mask)
+  def scores(self, query, key):
     scores = tf.matmul(query, key, transpose_b=True)
     if self.scale:
       scores = scores / tf.sqrt(tf.cast(tf.shape(key)[-1], scores.dtype))
-    weights = masked_softmax(scores, _key_mask(value_mask))
-    outputs = _zero_masked_queries(tf.matmul(weights, value), query_mask)
-    if return_attention_scores:
-      return outputs, weights
-    return outputs
-
-  def compute_mask(self, inputs, mask=None):
-    return None if mask is None else mask[0]
+    return scores
 
   def get_config(self):
     return {**super().get_config(), "scale": self.scale}
 
 
 @keras.utils.register_keras_serializable(package="imdb_tfx")
-class AdditiveAttention(keras.layers.Layer):
+class AdditiveAttention(_ScoredAttention):
   """Additive attention (Bahdanau, Cho & Bengio 2015, "Neural Machine Translation by
   Jointly Learning to Align and Translate"): ``score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s])``,
   ``alpha_ts = softmax_s(score)``, context ``c_t = sum_s alpha_ts h_s``. ``W_a [h_t; h_s]``
@@ -144,7 +160,6 @@ class AdditiveAttention(keras.layers.Layer):
   def __init__(self, units: int = 64, **kwargs):
     super().__init__(**kwargs)
     self.units = units
-    self.supports_masking = True
 
   def build(self, input_shape):
     query_shape, value_shape = input_shape[0], input_shape[1]
@@ -157,20 +172,11 @@ class AdditiveAttention(keras.layers.Layer):
     self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
     super().build(input_shape)
 
-  def call(self, inputs, mask=None, return_attention_scores=False):
-    query, value, key, query_mask, value_mask = _split_inputs(inputs, mask)
+  def scores(self, query, key):
     q = tf.tensordot(query, self.w_query, axes=1)  # [B, Tq, units]
     k = tf.tensordot(key, self.w_key, axes=1)  # [B, Tv, units]
     hidden = tf.tanh(q[:, :, tf.newaxis, :] + k[:, tf.newaxis, :, :] + self.bias)
-    scores = tf.tensordot(hidden, self.v, axes=1)  # [B, Tq, Tv]
-    weights = masked_softmax(scores, _key_mask(value_mask))
-    outputs = _zero_masked_queries(tf.matmul(weights, value), query_mask)
-    if return_attention_scores:
-      return outputs, weights
-    return outputs
-
-  def compute_mask(self, inputs, mask=None):
-    return None if mask is None else mask[0]
+    return tf.tensordot(hidden, self.v, axes=1)  # [B, Tq, Tv]
 
   def get_config(self):
     return {**super().get_config(), "units": self.units}

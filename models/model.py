@@ -40,10 +40,9 @@ def _regularizer(hp: HParams) -> Optional[keras.regularizers.Regularizer]:
   return keras.regularizers.L2(hp.l2) if hp.l2 > 0 else None
 
 
-def _tokens_input(hp: HParams) -> tf.Tensor:
+def _tokens_input() -> tf.Tensor:
   # Any length up to max_length: training batches are cut to their longest review
   # (HParams.length_buckets); serving always feeds max_length.
-  del hp
   return keras.Input(shape=(None,), dtype="int64", name=features.TOKENS_KEY)
 
 
@@ -86,7 +85,7 @@ def _pool_and_classify(hp: HParams, tokens: tf.Tensor, sequence: tf.Tensor) -> M
 
 
 def _build_recurrent(hp: HParams, bidirectional: bool) -> Models:
-  tokens = _tokens_input(hp)
+  tokens = _tokens_input()
   x = _lstm(hp, bidirectional)(_embedded_tokens(hp, tokens))
   x = layers.SelfAttention(units=hp.lstm_units, name="self_attention")(x)
   return _pool_and_classify(hp, tokens, x)
@@ -125,7 +124,7 @@ def build_multi_head(hp: HParams) -> Models:
   Returns:
     ``(model, explain_model)``; see the module docstring.
   """
-  tokens = _tokens_input(hp)
+  tokens = _tokens_input()
   x = layers.TokenAndPositionEmbedding(hp.embedding_input_dim, hp.max_length,
                                        hp.embedding_dim, name="embedding")(tokens)
   x = keras.layers.Dropout(hp.encoder_dropout, seed=hp.seed, name="embedding_dropout")(x)
