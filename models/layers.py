@@ -426,3 +426,62 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
   def compute_mask(self, inputs, mask=None):
     return None
+
+
+@keras.utils.register_keras_serializable(package="imdb_tfx")
+class HashedBigramEmbedding(keras.layers.Layer):
+  """An embedding of each token's bigram (the token and the next one), hashed into
+  ``buckets`` rows: the bigram features of fastText (Joulin, Grave, Bojanowski & Mikolov
+  2017, "Bag of Tricks for Efficient Text Classification", sec. 2.2, which also hashes
+  them), laid out per position so that it can be added to the token embedding and the
+  attention weights stay aligned with the tokens.
+
+  The bigram (a, b) of ids a, b in [1, input_dim) is the integer ``a * input_dim + b``
+  (distinct for distinct bigrams), hashed by Knuth's multiplicative hash (TAOCP vol. 3,
+  sec. 6.4: multiply by 2654435761, keep the low 32 bits) modulo ``buckets``. A
+  vocabulary of bigrams would need a second tf.Transform analyzer pass and a table in the
+  serving graph; hashing needs neither and needs no change to the TransformGraph.
+
+  Input: int [batch, time] token ids, 0 = padding, every id < ``input_dim``.
+  Output: float [batch, time, output_dim]; zero at padding and at the last real token
+  (it has no next token). Mask: bool [batch, time], ``ids != 0``.
+  """
+
+  _KNUTH = 2654435761
+
+  def __init__(self, input_dim: int, buckets: int, output_dim: int, seed: int = 0,
+               **kwargs):
+    super().__init__(**kwargs)
+    if buckets < 1 or input_dim < 2 or output_dim < 1:
+      raise ValueError(f"need buckets >= 1, input_dim >= 2, output_dim >= 1; got "
+                       f"buckets={buckets}, input_dim={input_dim}, output_dim={output_dim}")
+    self.input_dim = input_dim
+    self.buckets = buckets
+    self.output_dim = output_dim
+    self.seed = seed
+    self.supports_masking = True
+    self.embedding = keras.layers.Embedding(
+        buckets, output_dim, name="bigram",
+        embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
+
+  def bucket_ids(self, inputs: tf.Tensor) -> tf.Tensor:
+    """int64 [batch, time] bucket of each position's bigram, in [0, buckets)."""
+    ids = tf.cast(inputs, tf.int64)
+    following = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
+    bigram = ids * self.input_dim + following
+    hashed = tf.math.floormod(bigram * self._KNUTH, 2 ** 32)
+    return tf.math.floormod(hashed, self.buckets)
+
+  def call(self, inputs):
+    ids = tf.cast(inputs, tf.int64)
+    following = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
+    present = tf.logical_and(tf.not_equal(ids, 0), tf.not_equal(following, 0))
+    vectors = self.embedding(self.bucket_ids(ids))
+    return vectors * tf.cast(present, vectors.dtype)[..., tf.newaxis]
+
+  def compute_mask(self, inputs, mask=None):
+    return tf.not_equal(inputs, 0)
+
+  def get_config(self):
+    return {**super().get_config(), "input_dim": self.input_dim, "buckets": self.buckets,
+            "output_dim": self.output_dim, "seed": self.seed}

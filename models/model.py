@@ -9,15 +9,21 @@ tokens), which ``predict_text`` exports.
 
 Models (``HParams.model``):
 
-* ``lstm_attention`` (the seeds' model): Embedding -> SpatialDropout1D -> LSTM -> scaled
-  dot-product self-attention -> attention pooling [+ masked max pool] -> head.
+* ``lstm_attention`` (the seeds' model): Embedding [+ hashed bigram embedding] ->
+  SpatialDropout1D -> LSTM -> scaled dot-product self-attention -> attention pooling
+  [+ masked max pool] -> head.
 * ``bilstm_attention``: the same with a bidirectional LSTM (forward and backward states
   concatenated, 2 * lstm_units wide).
-* ``multi_head``: token + position embedding -> Dropout -> ``num_layers`` transformer
-  encoder blocks (MultiHeadAttention, Vaswani et al. 2017) -> attention pooling [+ masked
-  max pool] -> head.
+* ``multi_head``: token + position [+ hashed bigram] embedding -> Dropout -> ``num_layers``
+  transformer encoder blocks (MultiHeadAttention, Vaswani et al. 2017) -> attention
+  pooling [+ masked max pool] -> head.
 
 The head is Dense(dense_units, ReLU) -> Dropout -> Dense(1, sigmoid, float32).
+
+With ``bigram_buckets`` > 0 (the default) every position's input is its token's embedding
+plus the embedding of the bigram it starts (``layers.HashedBigramEmbedding``): fastText's
+bigram features (Joulin et al. 2017) inside a sequence model, so the attention weights
+still line up with the tokens.
 """
 
 from typing import Callable, Dict, Optional, Tuple
@@ -46,9 +52,20 @@ def _tokens_input() -> tf.Tensor:
   return keras.Input(shape=(None,), dtype="int64", name=features.TOKENS_KEY)
 
 
+def _add_bigrams(hp: HParams, tokens: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+  """``x`` plus the hashed bigram embedding of each position when hp.bigram_buckets."""
+  if not hp.bigram_buckets:
+    return x
+  bigrams = layers.HashedBigramEmbedding(hp.embedding_input_dim, hp.bigram_buckets,
+                                         hp.embedding_dim, seed=hp.seed,
+                                         name="bigram_embedding")(tokens)
+  return keras.layers.Add(name="token_and_bigram")([x, bigrams])
+
+
 def _embedded_tokens(hp: HParams, tokens: tf.Tensor) -> tf.Tensor:
   x = keras.layers.Embedding(hp.embedding_input_dim, hp.embedding_dim, mask_zero=True,
                              name="embedding")(tokens)
+  x = _add_bigrams(hp, tokens, x)
   return keras.layers.SpatialDropout1D(hp.embedding_dropout, seed=hp.seed,
                                        name="embedding_dropout")(x)
 
@@ -127,6 +144,7 @@ def build_multi_head(hp: HParams) -> Models:
   tokens = _tokens_input()
   x = layers.TokenAndPositionEmbedding(hp.embedding_input_dim, hp.max_length,
                                        hp.embedding_dim, name="embedding")(tokens)
+  x = _add_bigrams(hp, tokens, x)
   x = keras.layers.Dropout(hp.encoder_dropout, seed=hp.seed, name="embedding_dropout")(x)
   for i in range(hp.num_layers):
     x = layers.TransformerEncoder(num_heads=hp.num_heads,

@@ -429,3 +429,50 @@ def test_masked_softmax_under_float16_keeps_exact_zeros_and_dtype():
   out = out.numpy().astype(np.float32)
   assert np.all(out[~MASK] == 0.0)
   np.testing.assert_allclose(out[:2].sum(-1), [1.0, 1.0], rtol=1e-3)
+
+
+# --- HashedBigramEmbedding ----------------------------------------------------------
+
+BIGRAM_IDS = np.array([[3, 7, 2, 9, 0, 0], [7, 3, 0, 0, 0, 0]], np.int64)
+
+
+def _np_bigram_buckets(ids, input_dim, buckets):
+  following = np.concatenate([ids[:, 1:], np.zeros((len(ids), 1), ids.dtype)], axis=1)
+  return ((ids * input_dim + following) * 2654435761 % 2 ** 32) % buckets
+
+
+def test_hashed_bigram_buckets_match_knuth_multiplicative_hash():
+  layer = layers.HashedBigramEmbedding(input_dim=10, buckets=97, output_dim=4)
+  buckets = layer.bucket_ids(tf.constant(BIGRAM_IDS)).numpy()
+  np.testing.assert_array_equal(buckets, _np_bigram_buckets(BIGRAM_IDS, 10, 97))
+  assert buckets.min() >= 0 and buckets.max() < 97
+  # (3, 7) and (7, 3) are different bigrams and land in different buckets here.
+  assert buckets[0, 0] != buckets[1, 0]
+  # Large ids do not overflow into negative buckets.
+  big = np.array([[19_999, 20_001, 20_000]], np.int64)
+  large = layers.HashedBigramEmbedding(input_dim=20_002, buckets=131_072, output_dim=2)
+  np.testing.assert_array_equal(large.bucket_ids(tf.constant(big)).numpy(),
+                                _np_bigram_buckets(big, 20_002, 131_072))
+
+
+def test_hashed_bigram_embedding_rows_zero_without_a_next_token_and_mask():
+  layer = layers.HashedBigramEmbedding(input_dim=10, buckets=97, output_dim=4, seed=3)
+  out = layer(tf.constant(BIGRAM_IDS)).numpy()
+  table = layer.embedding.embeddings.numpy()
+  buckets = _np_bigram_buckets(BIGRAM_IDS, 10, 97)
+  present = (BIGRAM_IDS != 0) & (np.roll(BIGRAM_IDS, -1, axis=1) != 0)
+  present[:, -1] = False
+  assert present.sum() == 4  # (3,7) (7,2) (2,9) and (7,3)
+  for row, col in zip(*np.nonzero(present)):
+    np.testing.assert_allclose(out[row, col], table[buckets[row, col]])
+  assert np.all(out[~present] == 0.0)
+  np.testing.assert_array_equal(layer.compute_mask(tf.constant(BIGRAM_IDS)).numpy(),
+                                BIGRAM_IDS != 0)
+
+
+def test_hashed_bigram_embedding_config_round_trip_and_validation():
+  layer = layers.HashedBigramEmbedding(input_dim=10, buckets=97, output_dim=4, seed=5)
+  clone = layers.HashedBigramEmbedding.from_config(layer.get_config())
+  assert (clone.input_dim, clone.buckets, clone.output_dim, clone.seed) == (10, 97, 4, 5)
+  with pytest.raises(ValueError, match="buckets=0"):
+    layers.HashedBigramEmbedding(input_dim=10, buckets=0, output_dim=4)

@@ -155,6 +155,24 @@ def test_model_architectures():
   assert isinstance(encoder.get_layer("embedding"), layers.TokenAndPositionEmbedding)
 
 
+@pytest.mark.parametrize("model_name", MODELS)
+def test_bigram_embedding_is_added_to_token_embedding(model_name):
+  hp = dataclasses.replace(HP, model=model_name, bigram_buckets=64)
+  model, explain_model = model_lib.build(hp)
+  bigrams = model.get_layer("bigram_embedding")
+  assert isinstance(bigrams, layers.HashedBigramEmbedding)
+  assert (bigrams.buckets, bigrams.output_dim) == (64, hp.embedding_dim)
+  assert bigrams.input_dim == hp.embedding_input_dim
+  plain, _ = model_lib.build(dataclasses.replace(hp, bigram_buckets=0))
+  assert model.count_params() - plain.count_params() == 64 * hp.embedding_dim
+  probabilities, weights = explain_model(TOKENS, training=False)
+  assert np.all(weights.numpy()[TOKENS == 0] == 0.0)
+  # The bigram table takes part: changing it changes the prediction.
+  table = bigrams.embedding.embeddings
+  table.assign(table + 0.5)
+  assert not np.allclose(model(TOKENS, training=False).numpy(), probabilities.numpy())
+
+
 def test_l2_adds_a_penalty_per_regularized_kernel():
   plain, _ = model_lib.build(HP)
   assert not plain.losses
@@ -206,6 +224,7 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"num_layers": 0}, "num_layers"),
     ({"num_heads": 0}, "num_heads"),
     ({"encoder_dropout": 1.0}, "encoder_dropout"),
+    ({"bigram_buckets": -1}, "bigram_buckets must be >= 0"),
 ])
 def test_hparams_validation(kwargs, message):
   with pytest.raises(ValueError, match=message):
