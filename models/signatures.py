@@ -46,12 +46,18 @@ def _as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor:
 
 
 class ExportModule(tf.Module):
-  """Holds the Keras models and the TransformFeaturesLayer so they are saved together."""
+  """Holds the explanation model and the TransformFeaturesLayer so they are saved together.
 
-  def __init__(self, model: keras.Model, explain_model: keras.Model,
+  Only the explanation model (``models.model``'s second model: the same layers and weights
+  as the training model, plus the attention weights as a second output) is tracked. The
+  compiled training model also tracks its optimizer, and saving it would put Adam's two
+  slot variables per weight (2x the weights' bytes) into the export, which TF Serving
+  would load and keep in memory for nothing.
+  """
+
+  def __init__(self, explain_model: keras.Model,
                tf_transform_output: tft.TFTransformOutput, hp: HParams):
     super().__init__()
-    self.model = model
     self.explain_model = explain_model
     self.tft_layer = tf_transform_output.transform_features_layer()
     self._raw_spec = tf_transform_output.raw_feature_spec()
@@ -66,7 +72,7 @@ class ExportModule(tf.Module):
   def serve_examples(self, examples):
     raw = tf.io.parse_example(examples, {features.TEXT_KEY: self._raw_spec[features.TEXT_KEY]})
     tokens = self.tft_layer(raw)[features.TOKENS_KEY]
-    probabilities = self.model(tokens, training=False)
+    probabilities, _ = self.explain_model(tokens, training=False)
     return {"probabilities": tf.reshape(probabilities, [-1])}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
@@ -104,12 +110,13 @@ class ExportModule(tf.Module):
     }
 
 
-def export_saved_model(model: keras.Model, explain_model: keras.Model,
+def export_saved_model(explain_model: keras.Model,
                        tf_transform_output: tft.TFTransformOutput, hp: HParams,
                        export_dir: str) -> None:
-  """Saves the model with the signatures above to ``export_dir`` (tf.saved_model.save),
+  """Saves the explanation model (its weights only, no optimizer state; see
+  ``ExportModule``) with the signatures above to ``export_dir`` (tf.saved_model.save),
   marks ``classify`` as a classification signature and writes the warmup requests."""
-  module = ExportModule(model, explain_model, tf_transform_output, hp)
+  module = ExportModule(explain_model, tf_transform_output, hp)
   signature_functions = module.signatures()
   tf.saved_model.save(module, export_dir, signatures=signature_functions)
   set_method_names(export_dir, {"classify": CLASSIFY_METHOD_NAME})

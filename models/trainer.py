@@ -241,6 +241,5 @@ def run_fn(fn_args: FnArgs) -> None:
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       # Also with a one-task cluster: its variables live on /job:chief or /job:worker too.
       model, explain_model = single_device_copy(model, hp)
-    signatures.export_saved_model(model, explain_model, tf_transform_output, hp,
-                                  export_dir)
+    signatures.export_saved_model(explain_model, tf_transform_output, hp, export_dir)
   wait_for_workers(strategy, role)

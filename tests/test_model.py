@@ -1,6 +1,7 @@
 """Unit tests of models.model, models.hparams and the exported SavedModel signatures."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -408,3 +409,26 @@ def test_transform_features_signature(exported):
   np.testing.assert_array_equal(out[features.TOKENS_KEY].numpy(), x[:3])
   np.testing.assert_array_equal(np.reshape(out[features.LABEL_KEY].numpy(), [-1]),
                                 [y for _, y in REVIEWS[:3]])
+
+
+def test_export_holds_the_weights_but_not_the_optimizer_state(exported, tmp_path):
+  _, _, tokens, tf_transform_output, _ = exported
+  model, explain_model = model_lib.build(HP)
+  # One training step builds Adam's slots (m and v for every weight).
+  model.fit(tokens, np.array([label for _, label in REVIEWS]), batch_size=len(REVIEWS),
+            epochs=1, verbose=0)
+  assert len(model.optimizer.variables) > 2 * len(model.trainable_weights)
+  export_dir = str(tmp_path / "export")
+  signatures.export_saved_model(explain_model, tf_transform_output, HP, export_dir)
+  saved = tf.train.list_variables(os.path.join(export_dir, "variables", "variables"))
+  names = [name for name, _ in saved]
+  assert not [n for n in names if "optimizer" in n.lower()], names
+  model_values = sum(int(np.prod(shape)) for name, shape in saved
+                     if name.startswith("explain_model/"))
+  assert model_values == model.count_params()
+  # The export still answers like the trained model.
+  loaded = tf.saved_model.load(export_dir)
+  served = loaded.signatures["serving_default"](
+      examples=tf.constant([_tf_example(t) for t, _ in REVIEWS]))["probabilities"]
+  np.testing.assert_allclose(served.numpy(), model(tokens, training=False).numpy()[:, 0],
+                             rtol=1e-5)

@@ -55,7 +55,7 @@ HPARAMS = dict(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, 
                dense_units=4, max_pooling=False, embedding_dropout=0.0, dropout=0.0,
                learning_rate=0.02, lr_decay=1.0, batch_size=4, epochs=EPOCHS,
                early_stopping_monitor="val_loss", early_stopping_patience=EPOCHS,
-               strategy="multi_worker", length_buckets=0)
+               strategy="multi_worker", length_buckets=0, bigram_buckets=64)
 SINGLE_HPARAMS = dict(HPARAMS, strategy="default", batch_size=8)
 MIRRORED_HPARAMS = dict(HPARAMS, strategy="mirrored")
 TEXTS = [t.decode() for t, _ in tiny_model.REVIEWS] + ["", "zzz qqq unknown words"]

@@ -25,7 +25,7 @@ from models.hparams import HParams
 
 HP = HParams(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, lstm_units=4,
              dense_units=4, max_pooling=False, embedding_dropout=0.1, dropout=0.5,
-             learning_rate=1e-3, batch_size=4, epochs=1)
+             learning_rate=1e-3, batch_size=4, epochs=1, bigram_buckets=64)
 
 REVIEWS = [
     (b"a great film, great acting and a wonderful story", 1),
@@ -103,7 +103,7 @@ def export_tiny_model(root, hp: HParams = HP) -> TinyExport:
 
   model, explain_model = model_lib.build(hp)
   export_dir = os.path.join(root, "model")
-  signatures.export_saved_model(model, explain_model, tf_transform_output, hp, export_dir)
+  signatures.export_saved_model(explain_model, tf_transform_output, hp, export_dir)
   return TinyExport(export_dir, model, transformed[features.TOKENS_KEY],
                     tf_transform_output)
 

@@ -73,9 +73,9 @@ def _record_weights(path: str):
   """Wraps ``signatures.export_saved_model`` to also save the exported weights."""
   export = signatures.export_saved_model
 
-  def export_and_record(model, *args, **kwargs):
-    export(model, *args, **kwargs)
-    np.savez(path, *model.get_weights())
+  def export_and_record(explain_model, *args, **kwargs):
+    export(explain_model, *args, **kwargs)
+    np.savez(path, *explain_model.get_weights())
 
   return export_and_record
 
