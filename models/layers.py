@@ -442,9 +442,15 @@ class HashedBigramEmbedding(keras.layers.Layer):
   vocabulary of bigrams would need a second tf.Transform analyzer pass and a table in the
   serving graph; hashing needs neither and needs no change to the TransformGraph.
 
+  The products are int64: exact for input_dim up to about 59,000; above that they wrap
+  around, which still gives a deterministic hash.
+
   Input: int [batch, time] token ids, 0 = padding, every id < ``input_dim``.
-  Output: float [batch, time, output_dim]; zero at padding and at the last real token
-  (it has no next token). Mask: bool [batch, time], ``ids != 0``.
+  Output: float [batch, time, output_dim] (the layer's compute dtype); zero at padding and
+  at the last real token (it has no next token). Mask: bool [batch, time], ``ids != 0``.
+
+  Raises:
+    ValueError: buckets < 1, input_dim < 2 or output_dim < 1.
   """
 
   _KNUTH = 2654435761
