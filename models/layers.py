@@ -470,19 +470,24 @@ class HashedBigramEmbedding(keras.layers.Layer):
         buckets, output_dim, name="bigram",
         embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
 
-  def bucket_ids(self, inputs: tf.Tensor) -> tf.Tensor:
-    """int64 [batch, time] bucket of each position's bigram, in [0, buckets)."""
+  @staticmethod
+  def _ids_and_following(inputs: tf.Tensor):
+    """int64 [batch, time] ids and, at each position, the next id (0 after the last)."""
     ids = tf.cast(inputs, tf.int64)
-    following = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
-    bigram = ids * self.input_dim + following
-    hashed = tf.math.floormod(bigram * self._KNUTH, 2 ** 32)
+    return ids, tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
+
+  def _hash(self, ids: tf.Tensor, following: tf.Tensor) -> tf.Tensor:
+    hashed = tf.math.floormod((ids * self.input_dim + following) * self._KNUTH, 2 ** 32)
     return tf.math.floormod(hashed, self.buckets)
 
+  def bucket_ids(self, inputs: tf.Tensor) -> tf.Tensor:
+    """int64 [batch, time] bucket of each position's bigram, in [0, buckets)."""
+    return self._hash(*self._ids_and_following(inputs))
+
   def call(self, inputs):
-    ids = tf.cast(inputs, tf.int64)
-    following = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
+    ids, following = self._ids_and_following(inputs)
     present = tf.logical_and(tf.not_equal(ids, 0), tf.not_equal(following, 0))
-    vectors = self.embedding(self.bucket_ids(ids))
+    vectors = self.embedding(self._hash(ids, following))
     return vectors * tf.cast(present, vectors.dtype)[..., tf.newaxis]
 
   def compute_mask(self, inputs, mask=None):
