@@ -12,8 +12,10 @@ default model with plain Keras (no TFX) and its examples/s is the reference the 
 must reach (ratio >= 1.0).
 
 Results are written to ``--output`` (``outputs/bench/models.json``) after every run, and
-runs already in that file with the same settings are not repeated, so an interrupted
-benchmark resumes. Wall-clock figures depend on the machine and on what else runs on it.
+runs already in that file with the same settings and the same resolved hyperparameters
+are not repeated, so an interrupted benchmark resumes; a run whose hyperparameters differ
+(a changed default, say) is dropped and trained again. Changes to the model code itself
+are not detected: move the file aside to rerun everything. Wall-clock figures depend on the machine and on what else runs on it.
 """
 
 import os
@@ -39,6 +41,20 @@ TARGETS = {"lstm_attention_accuracy": 0.885, "best_accuracy": 0.90, "throughput_
 BASELINES = {"Maas et al. 2011 (word vectors + BoW)": 0.8889,
              "keras-io transformer": 0.875, "LSTM + attention (mean)": 0.876,
              "NBSVM-bi (Wang & Manning 2012)": 0.9122}
+
+
+def reusable_runs(runs: List[Dict[str, Any]], configs: Sequence[HParams]
+                  ) -> List[Dict[str, Any]]:
+  """The runs of ``runs`` that one of ``configs`` would repeat exactly: same model and
+  seed and the same resolved hyperparameters (``run["hparams"]``, every HParams field).
+
+  Runs recorded without hyperparameters, or with ones that differ from their config's
+  (a default changed since), are left out so that they are trained again.
+  """
+  wanted = {(hp.model, hp.seed): hp.to_custom_config()["hparams"] for hp in configs}
+  return [run for run in runs
+          if run.get("hparams") is not None
+          and wanted.get((run["model"], run["seed"])) == run["hparams"]]
 
 
 def directory_bytes(path: str) -> int:
@@ -213,6 +229,11 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
         steps=reference_steps)
     _save(output, result)
 
+  kept = reusable_runs(result["runs"], configs)
+  if len(kept) < len(result["runs"]):
+    click.echo(f"Dropping {len(result['runs']) - len(kept)} run(s) of {output} whose "
+               "hyperparameters differ from this benchmark's")
+    result["runs"] = kept
   for hp in configs:
     if any(r["model"] == hp.model and r["seed"] == hp.seed for r in result["runs"]):
       click.echo(f"{hp.model} seed {hp.seed}: already in {output}, skipped")
@@ -222,6 +243,7 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
     scored = evaluate_saved_model(trained["model_dir"], split=test_split,
                                   tfds_data_dir=tfds_data_dir)
     run = {"model": hp.model, "seed": hp.seed, "attention": hp.attention,
+           "hparams": hp.to_custom_config()["hparams"],
            "test_accuracy": scored["accuracy"], "test_examples": scored["examples"],
            "epochs": trained["epochs"],
            "seconds_per_epoch": trained["seconds_per_epoch"],

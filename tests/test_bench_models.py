@@ -47,6 +47,21 @@ def test_aggregate_with_one_seed_and_no_reference_marks_targets_unknown():
   assert result["targets"]["best_accuracy"]["met"] is False
 
 
+def test_reusable_runs_match_model_seed_and_every_hyperparameter():
+  configs = [HParams(model=m, seed=s) for m in ("lstm_attention", "multi_head")
+             for s in (1, 2)]
+  same = {"model": "lstm_attention", "seed": 1,
+          "hparams": HParams(model="lstm_attention", seed=1).to_custom_config()["hparams"]}
+  changed = {"model": "lstm_attention", "seed": 2,
+             "hparams": HParams(model="lstm_attention", seed=2,
+                                bigram_dropout=0.5).to_custom_config()["hparams"]}
+  unrecorded = {"model": "multi_head", "seed": 1}
+  other_seed = {"model": "multi_head", "seed": 9,
+                "hparams": HParams(model="multi_head", seed=9).to_custom_config()["hparams"]}
+  assert bench_models.reusable_runs([same, changed, unrecorded, other_seed], configs) == [
+      same]
+
+
 def test_directory_bytes(tmp_path):
   (tmp_path / "a").write_bytes(b"x" * 10)
   (tmp_path / "sub").mkdir()
