@@ -18,6 +18,8 @@ ATTENTIONS = ("dot", "scaled_dot", "additive")
 # The fields preprocessing_fn reads. Transform gets only these, so changing a training-only
 # setting (epochs, seed, model, ...) reuses the cached TransformGraph.
 PREPROCESSING_FIELDS = ("vocab_size", "num_oov_buckets", "max_length", "head_tokens")
+# Learning-rate schedules (models.model.learning_rate).
+LR_SCHEDULES = ("exponential", "cosine")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -40,6 +42,9 @@ class HParams:
       last max_length - head_tokens are kept (head+tail truncation); head_tokens >=
       max_length keeps only the first max_length.
     embedding_dim: width of the token embedding.
+    bigram_dropout: rate at which a position's whole bigram vector is dropped (zeroed)
+      while training, so the model cannot lean on rare, memorized bigrams alone; the
+      token's embedding stays. In [0, 1); 0 = off.
     bigram_buckets: hash buckets of the bigram embedding added to each token's embedding
       (``models.layers.HashedBigramEmbedding``, fastText's bigram features); 0 = off.
       2 ** 17 adds 2 ** 17 * embedding_dim parameters (16.8 M at 128) and raised the
@@ -63,9 +68,14 @@ class HParams:
       the exported graph but inactive at inference (signatures call with training=False).
     l2: L2 penalty (``l2 * sum(w ** 2)`` added to the loss) on the kernels of the
       classifier head's Dense layers and of the LSTM / encoder feed-forward layers; 0 = off.
-    learning_rate: initial Adam learning rate.
-    lr_decay: the learning rate is multiplied by this after every epoch (staircase
-      ExponentialDecay); 1.0 keeps it constant.
+    learning_rate: Adam's peak learning rate (its initial one without warmup).
+    lr_schedule: ``exponential``: multiplied by ``lr_decay`` after every epoch (staircase
+      ExponentialDecay); ``cosine``: cosine decay from learning_rate to 0 over ``epochs``
+      epochs, per step (Loshchilov & Hutter 2017, SGDR without restarts).
+    lr_decay: the ``exponential`` schedule's factor per epoch; 1.0 keeps the rate
+      constant. Unused by ``cosine``.
+    warmup_epochs: the rate first rises linearly from 0 to learning_rate over this many
+      epochs (a fraction is fine; Goyal et al. 2017), then follows lr_schedule; 0 = none.
     batch_size: examples per replica per step; the global batch is this times replicas.
       None = the model's own (``MODEL_BATCH_SIZES``; see ``per_replica_batch_size``).
     length_buckets: training and eval batches are made of reviews of similar length and
@@ -94,6 +104,7 @@ class HParams:
   head_tokens: int = 128
   embedding_dim: int = 128
   bigram_buckets: int = 131072
+  bigram_dropout: float = 0.0
   lstm_units: int = 64
   num_heads: int = 2
   ff_dim: int = 128
@@ -105,7 +116,9 @@ class HParams:
   dropout: float = 0.5
   l2: float = 0.0
   learning_rate: float = 2e-3
+  lr_schedule: str = "exponential"
   lr_decay: float = 0.5
+  warmup_epochs: float = 0.0
   batch_size: Optional[int] = None
   length_buckets: int = 8
   epochs: int = 3
@@ -126,13 +139,18 @@ class HParams:
     if self.attention not in ATTENTIONS:
       raise ValueError(f"unknown attention {self.attention!r}; choose one of "
                        f"{', '.join(ATTENTIONS)}")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of "
+                       f"{', '.join(LR_SCHEDULES)}")
+    if self.warmup_epochs < 0:
+      raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
     if self.batch_size is not None and self.batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
     for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units", "dense_units",
                  "epochs", "num_oov_buckets", "num_heads", "ff_dim", "num_layers"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("dropout", "embedding_dropout", "encoder_dropout"):
+    for name in ("dropout", "embedding_dropout", "encoder_dropout", "bigram_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
     if self.bigram_buckets < 0:

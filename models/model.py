@@ -53,12 +53,17 @@ def _tokens_input() -> tf.Tensor:
 
 
 def _add_bigrams(hp: HParams, tokens: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
-  """``x`` plus the hashed bigram embedding of each position when hp.bigram_buckets."""
+  """``x`` plus the hashed bigram embedding of each position when hp.bigram_buckets
+  (each position's bigram vector dropped whole at rate hp.bigram_dropout in training)."""
   if not hp.bigram_buckets:
     return x
   bigrams = layers.HashedBigramEmbedding(hp.embedding_input_dim, hp.bigram_buckets,
                                          hp.embedding_dim, seed=hp.seed,
                                          name="bigram_embedding")(tokens)
+  if hp.bigram_dropout:
+    # Drops a position's whole bigram vector (noise broadcast over the embedding axis).
+    bigrams = keras.layers.Dropout(hp.bigram_dropout, noise_shape=(None, None, 1),
+                                   seed=hp.seed + 4, name="bigram_dropout")(bigrams)
   return keras.layers.Add(name="token_and_bigram")([x, bigrams])
 
 
@@ -161,14 +166,85 @@ BUILDERS: Dict[str, Callable[[HParams], Models]] = {
 }
 
 
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear learning-rate warmup (Goyal et al. 2017, "Accurate, Large Minibatch SGD"),
+  then another schedule.
+
+  Step ``s`` (0-based optimizer iterations) gets ``peak * (s + 1) / warmup_steps`` while
+  ``s < warmup_steps`` and ``after(s - warmup_steps)`` from then on, so ``after`` starts
+  its own step count where the warmup ends.
+
+  Args:
+    peak: learning rate reached at the end of the warmup (float > 0).
+    warmup_steps: steps of the warmup (int >= 1).
+    after: the schedule (a LearningRateSchedule or a float) that follows.
+
+  Raises:
+    ValueError: if warmup_steps < 1.
+  """
+
+  def __init__(self, peak: float, warmup_steps: int, after, name: str = "linear_warmup"):
+    super().__init__()
+    if warmup_steps < 1:
+      raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps}")
+    self.peak, self.warmup_steps, self.after, self.name = peak, int(warmup_steps), after, name
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    warmup = tf.cast(self.warmup_steps, tf.float32)
+    after = self.after
+    rest = after(step - warmup) if callable(after) else tf.constant(after, tf.float32)
+    return tf.where(step < warmup, self.peak * (step + 1.0) / warmup,
+                    tf.cast(rest, tf.float32))
+
+  def get_config(self):
+    after = (keras.optimizers.schedules.serialize(self.after)
+             if isinstance(self.after, keras.optimizers.schedules.LearningRateSchedule)
+             else self.after)
+    return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after,
+            "name": self.name}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    if isinstance(config["after"], dict):
+      config["after"] = keras.optimizers.schedules.deserialize(config["after"])
+    return cls(**config)
+
+
 def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
-  """Adam's learning rate: ``hp.learning_rate * hp.lr_decay ** epoch`` (staircase
-  ExponentialDecay over ``steps_per_epoch`` steps), or constant when ``steps_per_epoch``
-  is unknown or ``hp.lr_decay`` is 1."""
-  if not steps_per_epoch or hp.lr_decay == 1.0:
+  """Adam's learning rate for ``hp`` over training steps (optimizer iterations).
+
+  * ``lr_schedule="exponential"``: ``hp.learning_rate * hp.lr_decay ** epoch`` (staircase
+    ExponentialDecay over ``steps_per_epoch`` steps); constant when ``hp.lr_decay`` is 1.
+  * ``lr_schedule="cosine"``: ``CosineDecay`` from ``hp.learning_rate`` to 0 over the
+    ``hp.epochs * steps_per_epoch`` steps less the warmup (Loshchilov & Hutter 2017).
+  * ``hp.warmup_epochs`` > 0 puts a ``LinearWarmup`` of
+    ``round(warmup_epochs * steps_per_epoch)`` steps (at least 1) in front.
+
+  Returns the float ``hp.learning_rate`` when ``steps_per_epoch`` is unknown (None or 0):
+  every schedule is defined in epochs.
+
+  Raises:
+    ValueError: if the warmup takes all of ``hp.epochs`` under the cosine schedule.
+  """
+  if not steps_per_epoch:
     return hp.learning_rate
-  return keras.optimizers.schedules.ExponentialDecay(
-      hp.learning_rate, decay_steps=steps_per_epoch, decay_rate=hp.lr_decay, staircase=True)
+  warmup_steps = (max(1, round(hp.warmup_epochs * steps_per_epoch))
+                  if hp.warmup_epochs > 0 else 0)
+  if hp.lr_schedule == "cosine":
+    decay_steps = hp.epochs * steps_per_epoch - warmup_steps
+    if decay_steps < 1:
+      raise ValueError(f"warmup_epochs {hp.warmup_epochs} leaves no step of the "
+                       f"{hp.epochs} epoch(s) for the cosine decay")
+    schedule = keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps)
+  elif hp.lr_decay == 1.0:
+    schedule = hp.learning_rate
+  else:
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        hp.learning_rate, decay_steps=steps_per_epoch, decay_rate=hp.lr_decay,
+        staircase=True)
+  return LinearWarmup(hp.learning_rate, warmup_steps, schedule) if warmup_steps else schedule
 
 
 def build(hp: HParams, steps_per_epoch: Optional[int] = None) -> Models:

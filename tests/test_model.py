@@ -98,6 +98,48 @@ def test_learning_rate_constant_or_per_epoch_staircase_decay():
   np.testing.assert_allclose(values, [0.01, 0.01, 0.005, 0.005, 0.0025], rtol=1e-6)
 
 
+def test_cosine_schedule_decays_to_zero_over_all_epochs():
+  hp = dataclasses.replace(HP, learning_rate=0.01, lr_schedule="cosine", epochs=2)
+  schedule = model_lib.learning_rate(hp, steps_per_epoch=10)
+  steps = np.array([0, 5, 10, 15, 20])
+  expected = 0.01 * 0.5 * (1 + np.cos(np.pi * steps / 20))
+  np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, atol=1e-8)
+  assert float(schedule(20)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_linear_warmup_then_the_schedule_from_its_own_step_zero():
+  hp = dataclasses.replace(HP, learning_rate=0.01, lr_decay=0.5, warmup_epochs=0.5)
+  schedule = model_lib.learning_rate(hp, steps_per_epoch=10)
+  assert isinstance(schedule, model_lib.LinearWarmup) and schedule.warmup_steps == 5
+  values = [float(schedule(step)) for step in (0, 4, 5, 14, 15)]
+  np.testing.assert_allclose(values, [0.002, 0.01, 0.01, 0.01, 0.005], rtol=1e-6)
+  cosine = model_lib.learning_rate(
+      dataclasses.replace(hp, lr_schedule="cosine", epochs=1), steps_per_epoch=10)
+  # 5 warmup steps, then cosine over the remaining 5: half-way at step 5 + 2.5.
+  np.testing.assert_allclose([float(cosine(s)) for s in (4, 5, 10)], [0.01, 0.01, 0.0],
+                             atol=1e-8)
+  again = model_lib.LinearWarmup.from_config(cosine.get_config())
+  np.testing.assert_allclose([float(again(s)) for s in range(10)],
+                             [float(cosine(s)) for s in range(10)], rtol=1e-6)
+  with pytest.raises(ValueError, match="leaves no step"):
+    model_lib.learning_rate(
+        dataclasses.replace(hp, lr_schedule="cosine", epochs=1, warmup_epochs=1.0), 10)
+  with pytest.raises(ValueError, match="warmup_steps must be >= 1"):
+    model_lib.LinearWarmup(0.01, 0, 0.01)
+
+
+def test_compiled_optimizer_follows_the_schedule():
+  hp = dataclasses.replace(HP, lr_schedule="cosine", warmup_epochs=1.0, epochs=2)
+  model, _ = model_lib.build(hp, steps_per_epoch=4)
+  assert float(model.optimizer.learning_rate) == pytest.approx(hp.learning_rate / 4)
+  # The optimizer's config carries the whole schedule.
+  schedule = keras.optimizers.schedules.deserialize(
+      model.optimizer.get_config()["learning_rate"],
+      custom_objects={"LinearWarmup": model_lib.LinearWarmup})
+  assert float(schedule(3)) == pytest.approx(hp.learning_rate)
+  assert float(schedule(8)) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_build_is_deterministic_given_seed(built):
   model, _ = built
   again, _ = model_lib.build(HP)
@@ -174,6 +216,24 @@ def test_bigram_embedding_is_added_to_token_embedding(model_name):
   assert not np.allclose(model(TOKENS, training=False).numpy(), probabilities.numpy())
 
 
+def test_bigram_dropout_drops_whole_bigram_vectors_in_training_only():
+  hp = dataclasses.replace(HP, bigram_buckets=64, bigram_dropout=0.5)
+  model, _ = model_lib.build(hp)
+  plain, _ = model_lib.build(dataclasses.replace(hp, bigram_dropout=0.0))
+  assert model.count_params() == plain.count_params()
+  np.testing.assert_allclose(model(TOKENS, training=False).numpy(),
+                             plain(TOKENS, training=False).numpy(), rtol=1e-6)
+  dropout = model.get_layer("bigram_dropout")
+  bigrams = model.get_layer("bigram_embedding")(TOKENS)
+  dropped = dropout(bigrams, training=True).numpy()
+  kept = np.any(dropped != 0, axis=-1)
+  # A position keeps all of its vector (scaled by 1 / (1 - rate)) or none of it.
+  np.testing.assert_allclose(dropped[kept], bigrams.numpy()[kept] / 0.5, rtol=1e-6)
+  assert np.all(dropped[~kept] == 0.0)
+  real = bigrams.numpy().any(-1)
+  assert 0 < kept.sum() < real.sum()
+
+
 def test_l2_adds_a_penalty_per_regularized_kernel():
   plain, _ = model_lib.build(HP)
   assert not plain.losses
@@ -226,6 +286,9 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"num_heads": 0}, "num_heads"),
     ({"encoder_dropout": 1.0}, "encoder_dropout"),
     ({"bigram_buckets": -1}, "bigram_buckets must be >= 0"),
+    ({"bigram_dropout": 1.0}, "bigram_dropout"),
+    ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'"),
+    ({"warmup_epochs": -0.5}, "warmup_epochs must be >= 0"),
 ])
 def test_hparams_validation(kwargs, message):
   with pytest.raises(ValueError, match=message):
