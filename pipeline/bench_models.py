@@ -221,12 +221,14 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
                        "python": platform.python_version()}
   result["baselines"] = BASELINES
 
-  if reference_steps and not result.get("reference"):
-    click.echo(f"Plain-Keras reference ({HParams(**overrides).model}, "
-               f"{reference_steps} steps)...")
-    result["reference"] = train_reference(
-        HParams(**{**overrides, "epochs": 1}), tfds_data_dir=tfds_data_dir,
-        steps=reference_steps)
+  reference_hp = HParams(**{**overrides, "epochs": 1})
+  reference_key = {"steps": reference_steps,
+                   "hparams": reference_hp.to_custom_config()["hparams"]}
+  reference = result.get("reference") or {}
+  if reference_steps and {k: reference.get(k) for k in reference_key} != reference_key:
+    click.echo(f"Plain-Keras reference ({reference_hp.model}, {reference_steps} steps)...")
+    result["reference"] = {**train_reference(reference_hp, tfds_data_dir=tfds_data_dir,
+                                             steps=reference_steps), **reference_key}
     _save(output, result)
 
   kept = reusable_runs(result["runs"], configs)
