@@ -108,8 +108,11 @@ def _pool_and_classify(hp: HParams, tokens: tf.Tensor, sequence: tf.Tensor) -> M
 
 def _build_recurrent(hp: HParams, bidirectional: bool) -> Models:
   tokens = _tokens_input()
-  x = _lstm(hp, bidirectional)(_embedded_tokens(hp, tokens))
+  embedded = _embedded_tokens(hp, tokens)
+  x = _lstm(hp, bidirectional)(embedded)
   x = layers.SelfAttention(units=hp.lstm_units, name="self_attention")(x)
+  if hp.pool_embeddings:
+    x = keras.layers.Concatenate(name="states_and_embeddings")([x, embedded])
   return _pool_and_classify(hp, tokens, x)
 
 
@@ -219,8 +222,9 @@ def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
     ExponentialDecay over ``steps_per_epoch`` steps); constant when ``hp.lr_decay`` is 1.
   * ``lr_schedule="cosine"``: ``CosineDecay`` from ``hp.learning_rate`` to 0 over the
     ``hp.epochs * steps_per_epoch`` steps less the warmup (Loshchilov & Hutter 2017).
-  * ``hp.warmup_epochs`` > 0 puts a ``LinearWarmup`` of
-    ``round(warmup_epochs * steps_per_epoch)`` steps (at least 1) in front.
+  * ``hp.model_warmup_epochs`` > 0 (``warmup_epochs`` or the model's default) puts a
+    ``LinearWarmup`` of ``round(warmup_epochs * steps_per_epoch)`` steps (at least 1) in
+    front.
 
   Returns the float ``hp.learning_rate`` when ``steps_per_epoch`` is unknown (None or 0):
   every schedule is defined in epochs.
@@ -230,12 +234,12 @@ def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
   """
   if not steps_per_epoch:
     return hp.learning_rate
-  warmup_steps = (max(1, round(hp.warmup_epochs * steps_per_epoch))
-                  if hp.warmup_epochs > 0 else 0)
+  warmup_epochs = hp.model_warmup_epochs
+  warmup_steps = max(1, round(warmup_epochs * steps_per_epoch)) if warmup_epochs > 0 else 0
   if hp.lr_schedule == "cosine":
     decay_steps = hp.epochs * steps_per_epoch - warmup_steps
     if decay_steps < 1:
-      raise ValueError(f"warmup_epochs {hp.warmup_epochs} leaves no step of the "
+      raise ValueError(f"warmup_epochs {warmup_epochs} leaves no step of the "
                        f"{hp.epochs} epoch(s) for the cosine decay")
     schedule = keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps)
   elif hp.lr_decay == 1.0:
