@@ -65,12 +65,6 @@ class HParams:
       2017 used P_drop = 0.1). ``multi_head`` trained with 0.5 there (the head's rate)
       stayed at chance accuracy on IMDB.
     dense_units: width of the hidden Dense layer of the classifier head.
-    pool_embeddings: ``lstm_attention`` and ``bilstm_attention`` pool each position's
-      input embedding (token [+ bigram]) concatenated to its self-attended LSTM state, so
-      the attention pooling and max pool also see the bag of words and bigrams directly
-      (a "wide" path beside the recurrent one, as in Cheng et al. 2016's Wide & Deep).
-      Ignored by ``multi_head``, whose encoder's residual connections carry the
-      embeddings already.
     max_pooling: also pool the attended sequence with a masked max and concatenate it to
       the attention context.
     embedding_dropout: SpatialDropout1D rate on the embeddings (drops whole embedding
@@ -123,7 +117,6 @@ class HParams:
   num_layers: int = 1
   encoder_dropout: float = 0.1
   dense_units: int = 64
-  pool_embeddings: bool = False
   max_pooling: bool = True
   embedding_dropout: float = 0.3
   dropout: float = 0.5

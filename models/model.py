@@ -108,11 +108,8 @@ def _pool_and_classify(hp: HParams, tokens: tf.Tensor, sequence: tf.Tensor) -> M
 
 def _build_recurrent(hp: HParams, bidirectional: bool) -> Models:
   tokens = _tokens_input()
-  embedded = _embedded_tokens(hp, tokens)
-  x = _lstm(hp, bidirectional)(embedded)
+  x = _lstm(hp, bidirectional)(_embedded_tokens(hp, tokens))
   x = layers.SelfAttention(units=hp.lstm_units, name="self_attention")(x)
-  if hp.pool_embeddings:
-    x = keras.layers.Concatenate(name="states_and_embeddings")([x, embedded])
   return _pool_and_classify(hp, tokens, x)
 
 

@@ -89,24 +89,6 @@ def test_build_with_max_pooling_concatenates_pools():
   assert np.all(weights.numpy()[TOKENS == 0] == 0.0)
 
 
-@pytest.mark.parametrize("model_name, state_width", [("lstm_attention", 1),
-                                                     ("bilstm_attention", 2)])
-def test_pool_embeddings_pools_states_and_input_embeddings(model_name, state_width):
-  hp = dataclasses.replace(HP, model=model_name, max_pooling=True, pool_embeddings=True,
-                           bigram_buckets=64)
-  model, explain_model = model_lib.build(hp)
-  width = state_width * hp.lstm_units + hp.embedding_dim
-  assert model.get_layer("states_and_embeddings").output.shape[-1] == width
-  assert model.get_layer("pooled").output.shape[-1] == 2 * width
-  probabilities, weights = explain_model(TOKENS, training=False)
-  assert np.all(weights.numpy()[TOKENS == 0] == 0.0)
-  np.testing.assert_allclose(weights.numpy().sum(-1), np.ones(3), rtol=1e-5)
-  # Padding stays masked: a row padded further predicts the same.
-  padded = np.concatenate([TOKENS, np.zeros((3, 4), np.int64)], axis=1)
-  np.testing.assert_allclose(model(padded, training=False).numpy(), probabilities.numpy(),
-                             rtol=1e-5)
-
-
 def test_learning_rate_constant_or_per_epoch_staircase_decay():
   hp = dataclasses.replace(HP, learning_rate=0.01, lr_decay=0.5)
   assert model_lib.learning_rate(hp) == 0.01
