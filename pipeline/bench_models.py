@@ -14,8 +14,9 @@ must reach (ratio >= 1.0).
 Results are written to ``--output`` (``outputs/bench/models.json``) after every run, and
 runs already in that file with the same settings and the same resolved hyperparameters
 are not repeated, so an interrupted benchmark resumes; a run whose hyperparameters differ
-(a changed default, say) is dropped and trained again. Changes to the model code itself
-are not detected: move the file aside to rerun everything. Wall-clock figures depend on the machine and on what else runs on it.
+(a changed default, say) is dropped and trained again, and so is the reference. Changes
+to the model code itself are not detected: move the file aside to rerun everything.
+Wall-clock figures depend on the machine and on what else runs on it.
 """
 
 import os
