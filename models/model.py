@@ -174,6 +174,9 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
   ``s < warmup_steps`` and ``after(s - warmup_steps)`` from then on, so ``after`` starts
   its own step count where the warmup ends.
 
+  Our own because Keras's only warmup is built into ``CosineDecay`` (``warmup_target``);
+  this one also goes in front of the staircase ``ExponentialDecay`` and a constant rate.
+
   Args:
     peak: learning rate reached at the end of the warmup (float > 0).
     warmup_steps: steps of the warmup (int >= 1).

@@ -237,8 +237,9 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
     click.echo(f"Dropping {len(result['runs']) - len(kept)} run(s) of {output} whose "
                "hyperparameters differ from this benchmark's")
     result["runs"] = kept
+  done = {(run["model"], run["seed"]) for run in kept}
   for hp in configs:
-    if any(r["model"] == hp.model and r["seed"] == hp.seed for r in result["runs"]):
+    if (hp.model, hp.seed) in done:
       click.echo(f"{hp.model} seed {hp.seed}: already in {output}, skipped")
       continue
     click.echo(f"{hp.model} seed {hp.seed}: training through the pipeline...")
