@@ -428,6 +428,34 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
     return None
 
 
+_KNUTH = 2654435761
+
+
+def bigram_buckets(tokens: tf.Tensor, input_dim: int, buckets: int):
+  """The hashed bucket of the bigram each position starts (its token and the next one).
+
+  The bigram (a, b) of ids a, b in [1, input_dim) is the integer ``a * input_dim + b``,
+  hashed by Knuth's multiplicative hash (TAOCP vol. 3, sec. 6.4: multiply by 2654435761,
+  keep the low 32 bits) modulo ``buckets``. Shared by ``HashedBigramEmbedding`` and the
+  naive-Bayes features (``models.naive_bayes``), which must agree on every bucket.
+
+  Args:
+    tokens: int [batch, time] token ids, 0 = padding.
+    input_dim: the token id range (every id < input_dim).
+    buckets: hash buckets, >= 1.
+
+  Returns:
+    ``(bucket_ids, present)``: int64 [batch, time] in [0, buckets), and bool [batch,
+    time], True where the position and the next one are real tokens (False at padding
+    and at the last real token, whose bucket is meaningless).
+  """
+  ids = tf.cast(tokens, tf.int64)
+  following = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
+  hashed = tf.math.floormod((ids * input_dim + following) * _KNUTH, 2 ** 32)
+  present = tf.logical_and(tf.not_equal(ids, 0), tf.not_equal(following, 0))
+  return tf.math.floormod(hashed, buckets), present
+
+
 @keras.utils.register_keras_serializable(package="imdb_tfx")
 class HashedBigramEmbedding(keras.layers.Layer):
   """An embedding of each token's bigram (the token and the next one), hashed into
@@ -436,9 +464,7 @@ class HashedBigramEmbedding(keras.layers.Layer):
   them), laid out per position so that it can be added to the token embedding and the
   attention weights stay aligned with the tokens.
 
-  The bigram (a, b) of ids a, b in [1, input_dim) is the integer ``a * input_dim + b``
-  (distinct for distinct bigrams), hashed by Knuth's multiplicative hash (TAOCP vol. 3,
-  sec. 6.4: multiply by 2654435761, keep the low 32 bits) modulo ``buckets``. A
+  Bigrams are hashed by ``bigram_buckets`` (Knuth's multiplicative hash). A
   vocabulary of bigrams would need a second tf.Transform analyzer pass and a table in the
   serving graph; hashing needs neither and needs no change to the TransformGraph.
 
@@ -452,8 +478,6 @@ class HashedBigramEmbedding(keras.layers.Layer):
   Raises:
     ValueError: buckets < 1, input_dim < 2 or output_dim < 1.
   """
-
-  _KNUTH = 2654435761
 
   def __init__(self, input_dim: int, buckets: int, output_dim: int, seed: int = 0,
                **kwargs):
@@ -470,24 +494,13 @@ class HashedBigramEmbedding(keras.layers.Layer):
         buckets, output_dim, name="bigram",
         embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
 
-  @staticmethod
-  def _ids_and_following(inputs: tf.Tensor):
-    """int64 [batch, time] ids and, at each position, the next id (0 after the last)."""
-    ids = tf.cast(inputs, tf.int64)
-    return ids, tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
-
-  def _hash(self, ids: tf.Tensor, following: tf.Tensor) -> tf.Tensor:
-    hashed = tf.math.floormod((ids * self.input_dim + following) * self._KNUTH, 2 ** 32)
-    return tf.math.floormod(hashed, self.buckets)
-
   def bucket_ids(self, inputs: tf.Tensor) -> tf.Tensor:
     """int64 [batch, time] bucket of each position's bigram, in [0, buckets)."""
-    return self._hash(*self._ids_and_following(inputs))
+    return bigram_buckets(inputs, self.input_dim, self.buckets)[0]
 
   def call(self, inputs):
-    ids, following = self._ids_and_following(inputs)
-    present = tf.logical_and(tf.not_equal(ids, 0), tf.not_equal(following, 0))
-    vectors = self.embedding(self._hash(ids, following))
+    buckets, present = bigram_buckets(inputs, self.input_dim, self.buckets)
+    vectors = self.embedding(buckets)
     return vectors * tf.cast(present, vectors.dtype)[..., tf.newaxis]
 
   def compute_mask(self, inputs, mask=None):
