@@ -57,6 +57,12 @@ class HParams:
       while training, so the model cannot lean on rare, memorized bigrams alone; the
       token's embedding stays. In [0, 1); 0 = off. 0.5 did not raise lstm_attention's eval
       accuracy (0.9047 after 3 epochs vs 0.907-0.911 without, seed 42).
+    nb_wide: the served model averages the attention model's logit with a linear
+      model's over the review's distinct tokens and hashed bigrams, each scaled by its
+      naive-Bayes log-count ratio on the train split (Wang & Manning 2012's NB features;
+      ``models.naive_bayes``). The linear model is trained first, on its own, for
+      ``nb_epochs`` epochs; the attention model then trains as without it.
+    nb_epochs: epochs of the linear naive-Bayes model (``nb_wide``).
     lstm_units: LSTM state size (per direction for ``bilstm_attention``); also the
       scoring width of the self-attention and attention pooling layers.
     num_heads: attention heads of each ``multi_head`` encoder block; ``embedding_dim``
@@ -114,6 +120,8 @@ class HParams:
   embedding_dim: int = 128
   bigram_buckets: int = 131072
   bigram_dropout: float = 0.0
+  nb_wide: bool = False
+  nb_epochs: int = 3
   lstm_units: int = 64
   num_heads: int = 2
   ff_dim: int = 128
@@ -156,7 +164,8 @@ class HParams:
     if self.batch_size is not None and self.batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
     for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units", "dense_units",
-                 "epochs", "num_oov_buckets", "num_heads", "ff_dim", "num_layers"):
+                 "epochs", "num_oov_buckets", "num_heads", "ff_dim", "num_layers",
+                 "nb_epochs"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("dropout", "embedding_dropout", "encoder_dropout", "bigram_dropout"):

@@ -5,6 +5,7 @@ exports the SavedModel."""
 
 import math
 import sys
+import time
 from typing import List, Optional, Tuple
 
 import tensorflow as tf
@@ -20,6 +21,7 @@ from tfx_bsl.public import tfxio
 
 from models import features
 from models import model as model_lib
+from models import naive_bayes
 from models import signatures
 from models import throughput
 from models.hparams import HParams
@@ -142,9 +144,83 @@ def make_dataset(file_patterns: List[str], data_accessor: DataAccessor,
   return dataset
 
 
-def single_device_copy(model: keras.Model, hp: HParams) -> Tuple[keras.Model, keras.Model]:
-  """``(model, explain_model)`` built afresh outside any strategy scope, holding
-  ``model``'s weights in plain variables.
+# Reviews per batch of the naive-Bayes counting pass (memory: batch * 2 * max_length ids).
+NAIVE_BAYES_BATCH = 1024
+
+
+def set_naive_bayes_ratios(model: keras.Model, hp: HParams, train_ds: tf.data.Dataset
+                           ) -> None:
+  """Counts the naive-Bayes log-count ratios over ``train_ds`` (one pass, unshuffled:
+  every worker gets the same ratios) and assigns them to ``model``'s
+  ``naive_bayes.NaiveBayesLogit`` layer (``hp.nb_wide``).
+
+  Raises:
+    ValueError: a label other than 0 or 1 in ``train_ds``.
+  """
+  started = time.monotonic()
+  ratios = naive_bayes.log_count_ratios(train_ds, hp.embedding_input_dim,
+                                        hp.bigram_buckets)
+  model.get_layer(model_lib.NAIVE_BAYES_LAYER).set_ratios(ratios)
+  logging.info("Naive-Bayes log-count ratios of %d features (%d seen) in %.1f s",
+               ratios.size, int((ratios != 0).sum()), time.monotonic() - started)
+
+
+def train_naive_bayes(wide_model: keras.Model, hp: HParams, train_ds: tf.data.Dataset,
+                      eval_ds: tf.data.Dataset, steps_per_epoch: int,
+                      counting_ds: tf.data.Dataset) -> dict:
+  """Sets the naive-Bayes ratios from ``counting_ds`` (``set_naive_bayes_ratios``) and
+  trains ``wide_model`` (``models.model.naive_bayes_model``) for ``hp.nb_epochs`` epochs
+  of ``steps_per_epoch`` steps on ``train_ds``, validating on ``eval_ds``.
+
+  Returns:
+    ``{"seconds": wall time of counting and training, "history": its Keras history}``.
+  """
+  started = time.monotonic()
+  set_naive_bayes_ratios(wide_model, hp, counting_ds)
+  history = wide_model.fit(train_ds, epochs=hp.nb_epochs, steps_per_epoch=steps_per_epoch,
+                           validation_data=eval_ds, verbose=1 if sys.stdout.isatty() else 2)
+  return {"seconds": round(time.monotonic() - started, 3),
+          "history": {k: [float(v) for v in values]
+                      for k, values in history.history.items()}}
+
+
+class ServedEvaluation(keras.callbacks.Callback):
+  """Evaluates the served model (with ``nb_wide``, the ensemble of the attention model
+  being trained and the already trained naive-Bayes model) on the eval split after every
+  epoch, and adds its metrics to the epoch's logs as ``val_served_<metric>`` (so that
+  EarlyStopping, TensorBoard and the History see them; put it before those callbacks).
+
+  Args:
+    served: a compiled model (``models.model.served_model``).
+    eval_ds: the eval split's batches.
+  """
+
+  def __init__(self, served: keras.Model, eval_ds: tf.data.Dataset):
+    super().__init__()
+    self.served, self.eval_ds = served, eval_ds
+
+  def on_epoch_end(self, epoch, logs=None):
+    results = self.served.evaluate(self.eval_ds, verbose=0, return_dict=True)
+    if logs is not None:
+      logs.update({f"val_served_{name}": float(value) for name, value in results.items()})
+
+
+def early_stopping_monitor(hp: HParams) -> str:
+  """The metric early stopping watches: ``hp.early_stopping_monitor`` (``val_accuracy`` or
+  ``val_loss``) of the attention model, or with ``nb_wide`` of the served ensemble
+  (``val_served_accuracy`` / ``val_served_loss``, see ``ServedEvaluation``): the
+  attention model's epoch is then chosen by how well it combines with the naive-Bayes
+  model, not by how it does alone."""
+  if hp.nb_wide:
+    return "val_served_" + hp.early_stopping_monitor[len("val_"):]
+  return hp.early_stopping_monitor
+
+
+def single_device_copy(explain_model: keras.Model, hp: HParams) -> keras.Model:
+  """The explanation model (the one exported; see ``models.model``) built afresh outside
+  any strategy scope, holding ``explain_model``'s weights in plain variables. Its weights
+  are a superset of the training model's (with ``nb_wide`` they include the naive-Bayes
+  layer's).
 
   A multi-worker model's variables are MirroredVariables, which the traced serving
   signatures read on this worker's device (``/job:worker/task:N``): a SavedModel holding
@@ -152,9 +228,9 @@ def single_device_copy(model: keras.Model, hp: HParams) -> Tuple[keras.Model, ke
   ... was explicitly assigned to /job:worker/task:0", tensorflow/tfx#2894), so neither
   TF Serving nor the Evaluator could use it. The copy exports as a single-device model.
   """
-  copy, explain_copy = model_lib.build(hp)
-  copy.set_weights(model.get_weights())
-  return copy, explain_copy
+  _, explain_copy = model_lib.build(hp)
+  explain_copy.set_weights(explain_model.get_weights())
+  return explain_copy
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -206,10 +282,13 @@ def run_fn(fn_args: FnArgs) -> None:
   # Bucketing gives batches of varying width: not on TPU (static shapes), and not across
   # workers (DATA sharding would need every worker's buckets to fill identically).
   length_buckets = 0 if is_tpu or role.num_workers > 1 else hp.length_buckets
-  train_ds = make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                          global_batch, shuffle=True, repeat=True, seed=hp.seed,
-                          drop_remainder=is_tpu, shard_policy=shard_policies["train"],
-                          length_buckets=length_buckets, max_length=hp.max_length)
+  def train_dataset() -> tf.data.Dataset:
+    return make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                        global_batch, shuffle=True, repeat=True, seed=hp.seed,
+                        drop_remainder=is_tpu, shard_policy=shard_policies["train"],
+                        length_buckets=length_buckets, max_length=hp.max_length)
+
+  train_ds = train_dataset()
   eval_ds = make_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                          global_batch, shuffle=False, repeat=False, seed=hp.seed,
                          drop_remainder=is_tpu, shard_policy=shard_policies["eval"],
@@ -222,9 +301,21 @@ def run_fn(fn_args: FnArgs) -> None:
        worker_write_dir(fn_args.serving_model_dir, role) as export_dir:
     with strategy.scope():
       model, explain_model = model_lib.build(hp, steps_per_epoch)
+      if hp.nb_wide:
+        wide_model = model_lib.naive_bayes_model(explain_model, hp)
+        ensemble = model_lib.served_model(explain_model)
+    extra = {}
+    if hp.nb_wide:
+      # Its own train dataset: iterating train_ds would advance its shuffle's seed
+      # generator, and the attention model would see another order than without nb_wide.
+      extra["naive_bayes"] = train_naive_bayes(
+          wide_model, hp, train_dataset(), eval_ds, steps_per_epoch,
+          make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                       NAIVE_BAYES_BATCH, shuffle=False, repeat=False, seed=hp.seed))
     speed = throughput.ThroughputCallback(global_batch)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=hp.early_stopping_monitor,
+    callbacks = [ServedEvaluation(ensemble, eval_ds)] if hp.nb_wide else []
+    callbacks += [
+        keras.callbacks.EarlyStopping(monitor=early_stopping_monitor(hp),
                                       patience=hp.early_stopping_patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
@@ -233,13 +324,17 @@ def run_fn(fn_args: FnArgs) -> None:
     history = model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=eval_ds, callbacks=callbacks,
                         verbose=1 if sys.stdout.isatty() else 2)
+    if hp.nb_wide:
+      # What is served: the ensemble, with the attention model's best epoch restored.
+      extra["served_eval"] = ensemble.evaluate(eval_ds, verbose=0, return_dict=True)
+      logging.info("Served ensemble on eval: %s", extra["served_eval"])
     throughput.write_summary(log_dir, speed.summary(
         history.history, model=hp.model, attention=hp.attention,
-        parameters=model.count_params(), train_examples=train_examples,
+        parameters=explain_model.count_params(), train_examples=train_examples,
         strategy=type(strategy).__name__, replicas=replicas,
-        precision_policy=policy or "float32"))
+        precision_policy=policy or "float32", **extra))
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       # Also with a one-task cluster: its variables live on /job:chief or /job:worker too.
-      model, explain_model = single_device_copy(model, hp)
+      explain_model = single_device_copy(explain_model, hp)
     signatures.export_saved_model(explain_model, tf_transform_output, hp, export_dir)
   wait_for_workers(strategy, role)

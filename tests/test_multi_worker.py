@@ -53,12 +53,13 @@ EPOCHS = 4
 # replicas and the single-device run compute exactly the same function of the same batches.
 # No bigram table: with 64 buckets over this 30-word vocabulary the chief's model missed one
 # of the 20 training reviews after 4 epochs; the sparse embedding gradients that cross the
-# workers are exercised by the token embedding either way.
+# workers are exercised by the token embedding either way. nb_wide: the naive-Bayes linear
+# model is trained first under the same strategy, and its weights are exported with the rest.
 HPARAMS = dict(vocab_size=30, num_oov_buckets=2, max_length=8, embedding_dim=8, lstm_units=4,
                dense_units=4, max_pooling=False, embedding_dropout=0.0, dropout=0.0,
                learning_rate=0.02, lr_decay=1.0, batch_size=4, epochs=EPOCHS,
                early_stopping_monitor="val_loss", early_stopping_patience=EPOCHS,
-               strategy="multi_worker", length_buckets=0, bigram_buckets=0)
+               strategy="multi_worker", length_buckets=0, bigram_buckets=0, nb_wide=True)
 SINGLE_HPARAMS = dict(HPARAMS, strategy="default", batch_size=8)
 MIRRORED_HPARAMS = dict(HPARAMS, strategy="mirrored")
 TEXTS = [t.decode() for t, _ in tiny_model.REVIEWS] + ["", "zzz qqq unknown words"]
@@ -281,6 +282,14 @@ def test_both_workers_ended_with_identical_weights(trained):
   for a, b in zip(chief, other):
     # Synchronous training: every step applies the same all-reduced gradients.
     np.testing.assert_array_equal(a, b)
+
+
+def test_every_run_trained_the_naive_bayes_model_first(trained):
+  features = HPARAMS["vocab_size"] + HPARAMS["num_oov_buckets"] + 1
+  for name, run in trained.items():
+    log = run.log()
+    assert f"Naive-Bayes log-count ratios of {features} features" in log, (name, log[-3000:])
+    assert log.index("Naive-Bayes log-count ratios") < log.index("Served ensemble on eval")
 
 
 def test_multi_worker_training_equals_single_device_training(trained, served):

@@ -1,6 +1,7 @@
 """models.strategy: which tf.distribute strategy each name gives on this (CPU) machine, and
 the multi-worker helpers (roles from TF_CONFIG, where each worker writes, dataset sharding)."""
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -210,21 +211,23 @@ def test_count_files(tmp_path):
   assert trainer.count_files([str(tmp_path / "none-*")]) == 0
 
 
-def test_single_device_copy_holds_the_weights_in_new_variables():
+@pytest.mark.parametrize("nb_wide", [False, True])
+def test_single_device_copy_holds_the_weights_in_new_variables(nb_wide):
   from models import model as model_lib  # pylint: disable=import-outside-toplevel
   from tiny_model import HP  # pylint: disable=import-outside-toplevel
-  model, _ = model_lib.build(HP)
-  trained = [w + 0.25 for w in model.get_weights()]  # unlike any fresh build
-  model.set_weights(trained)
-  copy, explain_copy = trainer.single_device_copy(model, HP)
-  assert len(copy.get_weights()) == len(trained)
-  for got, want in zip(copy.get_weights(), trained):
+  hp = dataclasses.replace(HP, nb_wide=nb_wide)
+  _, explain_model = model_lib.build(hp)
+  trained = [w + 0.25 for w in explain_model.get_weights()]  # unlike any fresh build
+  explain_model.set_weights(trained)
+  explain_copy = trainer.single_device_copy(explain_model, hp)
+  assert len(explain_copy.get_weights()) == len(trained)
+  for got, want in zip(explain_copy.get_weights(), trained):
     np.testing.assert_array_equal(got, want)
-  assert not {id(v) for v in copy.weights} & {id(v) for v in model.weights}
+  assert not {id(v) for v in explain_copy.weights} & {id(v) for v in explain_model.weights}
   tokens = np.array([[3, 5, 2, 0, 0, 0, 0, 0], [7, 1, 1, 4, 9, 2, 6, 8]], np.int64)
   probabilities, weights = explain_copy(tokens, training=False)
-  np.testing.assert_allclose(probabilities.numpy(), model(tokens, training=False).numpy(),
-                             rtol=1e-6)
+  expected, _ = explain_model(tokens, training=False)
+  np.testing.assert_allclose(probabilities.numpy(), expected.numpy(), rtol=1e-6)
   assert weights.shape == (2, HP.max_length)
 
 
