@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-e2e bench bench-serving bench-models serve venv lock clean
+.PHONY: run test test-unit test-e2e bench bench-serving bench-models bench-models-nb serve venv lock clean
 
 venv: $(STAMP)
 
@@ -46,7 +46,7 @@ test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 ## Benchmarks (write JSON under outputs/bench/; never part of `make test`).
-bench: bench-serving bench-models
+bench: bench-serving bench-models bench-models-nb
 
 # Every model x seed trained through the pipeline on the full train split, scored on the
 # 25,000-review test split, against the plain-Keras reference -> outputs/bench/models.json
@@ -55,6 +55,12 @@ bench: bench-serving bench-models
 BENCH_MODELS_ARGS ?=
 bench-models: $(STAMP)
 	$(BIN)/python -m pipeline.bench_models $(BENCH_MODELS_ARGS)
+
+# The same with the naive-Bayes wide path (--hparam nb_wide=true: every model as an
+# ensemble with the NB-weighted linear model) -> outputs/bench/models_nb_wide.json.
+bench-models-nb: $(STAMP)
+	$(BIN)/python -m pipeline.bench_models --hparam nb_wide=true \
+	  --output outputs/bench/models_nb_wide.json $(BENCH_MODELS_ARGS)
 
 # The pushed model to benchmark; without one, a small pipeline run (1 epoch on train[:4%],
 # default architecture, so the latency is representative) provides it.

@@ -61,7 +61,9 @@ class HParams:
       model's over the review's distinct tokens and hashed bigrams, each scaled by its
       naive-Bayes log-count ratio on the train split (Wang & Manning 2012's NB features;
       ``models.naive_bayes``). The linear model is trained first, on its own, for
-      ``nb_epochs`` epochs; the attention model then trains as without it.
+      ``nb_epochs`` epochs; the attention model then trains as without it, but early
+      stopping watches the ensemble's eval metric (``val_served_accuracy`` or
+      ``val_served_loss``).
     nb_epochs: epochs of the linear naive-Bayes model (``nb_wide``).
     lstm_units: LSTM state size (per direction for ``bilstm_attention``); also the
       scoring width of the self-attention and attention pooling layers.

@@ -6,7 +6,7 @@ exports the SavedModel."""
 import math
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -248,6 +248,13 @@ def run_fn(fn_args: FnArgs) -> None:
   from a single-device copy (``single_device_copy``); and no worker returns before all
   have exported (``strategy.wait_for_workers``). With any other strategy it trains and
   writes exactly as before.
+
+  With ``hp.nb_wide`` it first counts the naive-Bayes ratios and trains the linear
+  naive-Bayes model alone (``train_naive_bayes``), then trains the attention model with
+  early stopping on the served ensemble (``ServedEvaluation``, ``early_stopping_monitor``)
+  and exports the ensemble; ``training_summary.json`` then also holds the naive-Bayes
+  model's history (``naive_bayes``) and the ensemble's final eval metrics
+  (``served_eval``).
 
   Raises:
     ValueError: bad hyperparameters or an empty train split.
