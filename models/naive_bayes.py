@@ -17,7 +17,7 @@ split before training (``log_count_ratios``).
 Why the counting is ours: tf.Transform has no per-class count analyzer, and its per-key
 counts (``tft.count_per_key``) would need a vocabulary of hashed bigrams and a lookup table
 in the serving graph; the Trainer already reads the transformed train split, and one pass
-over it (25,000 reviews: a few seconds) gives both classes' counts. The ratios are saved
+over it (22,500 reviews: 1.6 s on 2 cores) gives both classes' counts. The ratios are saved
 with the model (a non-trainable weight), so serving needs nothing else.
 """
 

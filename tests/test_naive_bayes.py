@@ -1,6 +1,8 @@
 """Unit tests of models.naive_bayes (the NB-weighted wide path, hp.nb_wide) against NumPy
 references on small fixed inputs, and of its place in the model and the Trainer."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -169,7 +171,7 @@ def test_naive_bayes_model_trains_only_the_wide_weights():
 
 
 def test_naive_bayes_model_needs_nb_wide():
-  _, explain_model = model_lib.build(HParams(**{**HP.__dict__, "nb_wide": False}))
+  _, explain_model = model_lib.build(dataclasses.replace(HP, nb_wide=False))
   with pytest.raises(ValueError, match="nb_wide=True"):
     model_lib.naive_bayes_model(explain_model, HP)
 
