@@ -437,7 +437,9 @@ def bigram_buckets(tokens: tf.Tensor, input_dim: int, buckets: int):
   The bigram (a, b) of ids a, b in [1, input_dim) is the integer ``a * input_dim + b``,
   hashed by Knuth's multiplicative hash (TAOCP vol. 3, sec. 6.4: multiply by 2654435761,
   keep the low 32 bits) modulo ``buckets``. Shared by ``HashedBigramEmbedding`` and the
-  naive-Bayes features (``models.naive_bayes``), which must agree on every bucket.
+  naive-Bayes features (``models.naive_bayes``), which must agree on every bucket. The
+  products are int64: exact for input_dim up to about 59,000; above that they wrap around,
+  which still gives a deterministic hash.
 
   Args:
     tokens: int [batch, time] token ids, 0 = padding.
@@ -467,9 +469,6 @@ class HashedBigramEmbedding(keras.layers.Layer):
   Bigrams are hashed by ``bigram_buckets`` (Knuth's multiplicative hash). A
   vocabulary of bigrams would need a second tf.Transform analyzer pass and a table in the
   serving graph; hashing needs neither and needs no change to the TransformGraph.
-
-  The products are int64: exact for input_dim up to about 59,000; above that they wrap
-  around, which still gives a deterministic hash.
 
   Input: int [batch, time] token ids, 0 = padding, every id < ``input_dim``.
   Output: float [batch, time, output_dim] (the layer's compute dtype); zero at padding and

@@ -10,9 +10,9 @@ Classification", ACL) scale each binary n-gram feature by its naive-Bayes log-co
 ``r * x``: their NBSVM-bi reached 0.912 on IMDB. Here the features are the review's
 tokens (vocabulary ids and OOV buckets) and, with ``bigram_buckets`` > 0, its bigrams hashed
 exactly as the model's bigram embedding hashes them (``layers.bigram_buckets``). The
-linear weights are trained with the deep model (its logit is added to the deep one, as in
-Wide & Deep, Cheng et al. 2016); the ratios ``r`` are fixed, counted once over the train
-split before training (``log_count_ratios``).
+ratios ``r`` are fixed, counted once over the train split (``log_count_ratios``); the
+linear weights are then trained on their own, before the attention model, and the served
+model averages the two logits (``models.model``, ``hp.nb_wide``).
 
 Why the counting is ours: tf.Transform has no per-class count analyzer, and its per-key
 counts (``tft.count_per_key``) would need a vocabulary of hashed bigrams and a lookup table
@@ -165,8 +165,10 @@ class NaiveBayesLogit(keras.layers.Layer):
   def call(self, inputs):
     ids, present = present_features(inputs, self.input_dim, self.bigram_buckets)
     # Absent slots may hold id num_features: clip them to a real row, then zero them.
+    # Gathering before multiplying touches only the review's features (not all
+    # num_features per call) and gives the weights a sparse gradient.
     ids = tf.minimum(ids, self.num_features - 1)
-    scaled = tf.gather(self.ratios * self.weights_, ids)
+    scaled = tf.gather(self.ratios, ids) * tf.gather(self.weights_, ids)
     logit = tf.reduce_sum(scaled * tf.cast(present, tf.float32), axis=1, keepdims=True)
     return logit + self.bias
 
