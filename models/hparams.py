@@ -57,13 +57,12 @@ class HParams:
       while training, so the model cannot lean on rare, memorized bigrams alone; the
       token's embedding stays. In [0, 1); 0 = off. 0.5 did not raise lstm_attention's eval
       accuracy (0.9047 after 3 epochs vs 0.907-0.911 without, seed 42).
-    nb_wide: the served model averages the attention model's logit with a linear
+    nb_wide: the served model combines the attention model's logit with a linear
       model's over the review's distinct tokens and hashed bigrams, each scaled by its
       naive-Bayes log-count ratio on the train split (Wang & Manning 2012's NB features;
       ``models.naive_bayes``). The linear model is trained first, on its own, for
-      ``nb_epochs`` epochs; the attention model then trains as without it, but early
-      stopping watches the ensemble's eval metric (``val_served_accuracy`` or
-      ``val_served_loss``).
+      ``nb_epochs`` epochs; the attention model then trains exactly as without it; the
+      weights of the two logits are then fitted on the eval split (``models.stacking``).
     nb_epochs: epochs of the linear naive-Bayes model (``nb_wide``).
     lstm_units: LSTM state size (per direction for ``bilstm_attention``); also the
       scoring width of the self-attention and attention pooling layers.

@@ -20,12 +20,13 @@ Models (``HParams.model``):
 
 The head is Dense(dense_units, ReLU) -> Dropout -> Dense(1, sigmoid, float32).
 
-With ``nb_wide`` the explanation model (the one exported and served) averages two logits
+With ``nb_wide`` the explanation model (the one exported and served) combines two logits
 before the sigmoid: the attention model's (its last Dense without the sigmoid) and a linear
 model's on naive-Bayes-scaled token and bigram features (``naive_bayes.NaiveBayesLogit``,
-Wang & Manning 2012). The two are trained separately (``naive_bayes_model`` first, then the
-attention model alone, as without ``nb_wide``) and only combined: an ensemble by logit
-averaging, as Mesnil et al. 2014 combine NBSVM with neural models. Trained jointly on the
+Wang & Manning 2012), as Mesnil et al. 2014 combine NBSVM with neural models. The two are
+trained separately (``naive_bayes_model`` first, then the attention model alone, exactly as
+without ``nb_wide``); the ``stacking`` layer, a Dense(1) on the two logits, is then fitted
+on the eval split (``models.stacking``; it starts as their mean). Trained jointly on the
 combined output instead, the linear part memorized the train split within an epoch and left
 the attention model little to learn (eval accuracy 0.9110 after one epoch, the attention
 model's own, then 0.9063). The attention weights explain the attention model's half only.
@@ -47,8 +48,11 @@ from models import naive_bayes
 from models.hparams import HParams
 
 Models = Tuple[keras.Model, keras.Model]
-# Name of the naive-Bayes wide layer (hp.nb_wide), whose ratios run_fn sets.
+# Names of the nb_wide layers that run_fn sets: the naive-Bayes wide layer (its ratios),
+# the two halves' logits side by side and the stacking on them (``models.stacking``).
 NAIVE_BAYES_LAYER = "naive_bayes"
+HALF_LOGITS_LAYER = "half_logits"
+STACKING_LAYER = "stacking"
 
 
 def _initializer(hp: HParams, offset: int) -> keras.initializers.Initializer:
@@ -121,8 +125,13 @@ def _pool_and_classify(hp: HParams, tokens: tf.Tensor, sequence: tf.Tensor) -> M
                                             name="deep_probabilities")(logit)
     wide = naive_bayes.NaiveBayesLogit(hp.embedding_input_dim, hp.bigram_buckets,
                                        name=NAIVE_BAYES_LAYER)(tokens)
-    served = keras.layers.Activation("sigmoid", dtype="float32", name="probabilities")(
-        keras.layers.Average(dtype="float32", name="wide_and_deep_logit")([logit, wide]))
+    both = keras.layers.Concatenate(dtype="float32", name=HALF_LOGITS_LAYER)([logit, wide])
+    # Not trained by gradient: fitted on eval after both halves (models.stacking).
+    stacked = keras.layers.Dense(1, dtype="float32", trainable=False,
+                                 kernel_initializer=keras.initializers.Constant(0.5),
+                                 bias_initializer="zeros", name=STACKING_LAYER)(both)
+    served = keras.layers.Activation("sigmoid", dtype="float32",
+                                     name="probabilities")(stacked)
   weights = keras.layers.Activation("linear", dtype="float32", name="attention_weights")(
       weights)
   model = keras.Model(tokens, probabilities, name=hp.model)
@@ -206,17 +215,6 @@ def naive_bayes_model(explain_model: keras.Model, hp: HParams) -> keras.Model:
   model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate),
                 loss=keras.losses.BinaryCrossentropy(),
                 metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
-  return model
-
-
-def served_model(explain_model: keras.Model) -> keras.Model:
-  """``explain_model``'s probability output alone (the served prediction; with
-  ``nb_wide`` the ensemble's), compiled with accuracy and AUC so it can be evaluated.
-  Call inside the strategy scope that built ``explain_model``."""
-  model = keras.Model(explain_model.inputs, explain_model.outputs[0], name="served")
-  model.compile(loss=keras.losses.BinaryCrossentropy(),
-                metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
-                         keras.metrics.AUC(name="auc")])
   return model
 
 

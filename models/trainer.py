@@ -23,6 +23,7 @@ from models import features
 from models import model as model_lib
 from models import naive_bayes
 from models import signatures
+from models import stacking
 from models import throughput
 from models.hparams import HParams
 from models.strategy import keras_precision_policy
@@ -184,36 +185,24 @@ def train_naive_bayes(wide_model: keras.Model, hp: HParams, train_ds: tf.data.Da
                       for k, values in history.history.items()}}
 
 
-class ServedEvaluation(keras.callbacks.Callback):
-  """Evaluates the served model (with ``nb_wide``, the ensemble of the attention model
-  being trained and the already trained naive-Bayes model) on the eval split after every
-  epoch, and adds its metrics to the epoch's logs as ``val_served_<metric>`` (so that
-  EarlyStopping, TensorBoard and the History see them; put it before those callbacks).
+def stack_halves(explain_model: keras.Model, eval_ds: tf.data.Dataset) -> dict:
+  """Fits ``explain_model``'s stacking layer on the eval split (``models.stacking``) and
+  sets it. Every worker of a multi-worker run calls it on its single-device copy with the
+  whole (unsharded) eval split, so all export the same weights.
 
-  Args:
-    served: a compiled model (``models.model.served_model``).
-    eval_ds: the eval split's batches.
+  Returns:
+    the fit's fields (``StackingFit.as_dict``), for ``training_summary.json``.
   """
-
-  def __init__(self, served: keras.Model, eval_ds: tf.data.Dataset):
-    super().__init__()
-    self.served, self.eval_ds = served, eval_ds
-
-  def on_epoch_end(self, epoch, logs=None):
-    results = self.served.evaluate(self.eval_ds, verbose=0, return_dict=True)
-    if logs is not None:
-      logs.update({f"val_served_{name}": float(value) for name, value in results.items()})
-
-
-def early_stopping_monitor(hp: HParams) -> str:
-  """The metric early stopping watches: ``hp.early_stopping_monitor`` (``val_accuracy`` or
-  ``val_loss``) of the attention model, or with ``nb_wide`` of the served ensemble
-  (``val_served_accuracy`` / ``val_served_loss``, see ``ServedEvaluation``): the
-  attention model's epoch is then chosen by how well it combines with the naive-Bayes
-  model, not by how it does alone."""
-  if hp.nb_wide:
-    return "val_served_" + hp.early_stopping_monitor[len("val_"):]
-  return hp.early_stopping_monitor
+  started = time.monotonic()
+  logits, labels = stacking.half_logits(explain_model, eval_ds)
+  fit = stacking.fit_stacking(logits, labels)
+  stacking.set_stacking(explain_model, fit)
+  if not fit.fitted:
+    logging.warning("The eval split's %d reviews have one class only: the served logit "
+                    "stays the mean of the two halves'", fit.eval_examples)
+  logging.info("Stacked ensemble on eval (%.1f s): %s", time.monotonic() - started,
+               fit.as_dict())
+  return fit.as_dict()
 
 
 def single_device_copy(explain_model: keras.Model, hp: HParams) -> keras.Model:
@@ -250,11 +239,10 @@ def run_fn(fn_args: FnArgs) -> None:
   writes exactly as before.
 
   With ``hp.nb_wide`` it first counts the naive-Bayes ratios and trains the linear
-  naive-Bayes model alone (``train_naive_bayes``), then trains the attention model with
-  early stopping on the served ensemble (``ServedEvaluation``, ``early_stopping_monitor``)
-  and exports the ensemble; ``training_summary.json`` then also holds the naive-Bayes
-  model's history (``naive_bayes``) and the ensemble's final eval metrics
-  (``served_eval``).
+  naive-Bayes model alone (``train_naive_bayes``), then trains the attention model exactly
+  as without it, fits the stacking of the two logits on eval (``stack_halves``) and exports
+  the ensemble; ``training_summary.json`` then also holds the naive-Bayes model's history
+  (``naive_bayes``) and the fit with the halves' eval accuracies (``stacking``).
 
   Raises:
     ValueError: bad hyperparameters or an empty train split.
@@ -310,7 +298,6 @@ def run_fn(fn_args: FnArgs) -> None:
       model, explain_model = model_lib.build(hp, steps_per_epoch)
       if hp.nb_wide:
         wide_model = model_lib.naive_bayes_model(explain_model, hp)
-        ensemble = model_lib.served_model(explain_model)
     extra = {}
     if hp.nb_wide:
       # Its own train dataset: iterating train_ds would advance its shuffle's seed
@@ -320,9 +307,8 @@ def run_fn(fn_args: FnArgs) -> None:
           make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                        NAIVE_BAYES_BATCH, shuffle=False, repeat=False, seed=hp.seed))
     speed = throughput.ThroughputCallback(global_batch)
-    callbacks = [ServedEvaluation(ensemble, eval_ds)] if hp.nb_wide else []
-    callbacks += [
-        keras.callbacks.EarlyStopping(monitor=early_stopping_monitor(hp),
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=hp.early_stopping_monitor,
                                       patience=hp.early_stopping_patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
@@ -331,17 +317,17 @@ def run_fn(fn_args: FnArgs) -> None:
     history = model.fit(train_ds, epochs=hp.epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=eval_ds, callbacks=callbacks,
                         verbose=1 if sys.stdout.isatty() else 2)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      # Also with a one-task cluster: its variables live on /job:chief or /job:worker too.
+      explain_model = single_device_copy(explain_model, hp)
     if hp.nb_wide:
-      # What is served: the ensemble, with the attention model's best epoch restored.
-      extra["served_eval"] = ensemble.evaluate(eval_ds, verbose=0, return_dict=True)
-      logging.info("Served ensemble on eval: %s", extra["served_eval"])
+      # With the attention model's best epoch restored. The copy of a multi-worker run
+      # reads eval_ds outside the strategy: unsharded, every worker sees all of it.
+      extra["stacking"] = stack_halves(explain_model, eval_ds)
     throughput.write_summary(log_dir, speed.summary(
         history.history, model=hp.model, attention=hp.attention,
         parameters=explain_model.count_params(), train_examples=train_examples,
         strategy=type(strategy).__name__, replicas=replicas,
         precision_policy=policy or "float32", **extra))
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-      # Also with a one-task cluster: its variables live on /job:chief or /job:worker too.
-      explain_model = single_device_copy(explain_model, hp)
     signatures.export_saved_model(explain_model, tf_transform_output, hp, export_dir)
   wait_for_workers(strategy, role)

@@ -289,7 +289,7 @@ def test_every_run_trained_the_naive_bayes_model_first(trained):
   for name, run in trained.items():
     log = run.log()
     assert f"Naive-Bayes log-count ratios of {features} features" in log, (name, log[-3000:])
-    assert log.index("Naive-Bayes log-count ratios") < log.index("Served ensemble on eval")
+    assert log.index("Naive-Bayes log-count ratios") < log.index("Stacked ensemble on eval")
 
 
 def test_multi_worker_training_equals_single_device_training(trained, served):

@@ -123,7 +123,7 @@ HP = HParams(vocab_size=7, num_oov_buckets=2, max_length=6, embedding_dim=8, lst
              embedding_dropout=0.0, learning_rate=0.05, lr_decay=1.0, batch_size=4)
 
 
-def test_served_probability_is_sigmoid_of_the_mean_of_both_logits():
+def test_served_probability_starts_as_sigmoid_of_the_mean_of_both_logits():
   model, explain_model = model_lib.build(HP)
   assert HP.embedding_input_dim == INPUT_DIM
   # The trained model is the attention model alone: no naive-Bayes weight in it.
@@ -148,8 +148,6 @@ def test_served_probability_is_sigmoid_of_the_mean_of_both_logits():
       [sum(wide.ratios.numpy()[f] for f in ids)
        for ids in _np_feature_sets(TOKENS, INPUT_DIM, BUCKETS)], rtol=1e-4, atol=1e-5)
   assert weights.shape == TOKENS.shape
-  served = model_lib.served_model(explain_model)
-  np.testing.assert_allclose(served.predict(TOKENS, verbose=0), probabilities)
 
 
 def test_naive_bayes_model_trains_only_the_wide_weights():
@@ -174,32 +172,3 @@ def test_naive_bayes_model_needs_nb_wide():
   _, explain_model = model_lib.build(dataclasses.replace(HP, nb_wide=False))
   with pytest.raises(ValueError, match="nb_wide=True"):
     model_lib.naive_bayes_model(explain_model, HP)
-
-
-@pytest.mark.parametrize("nb_wide,monitor,expected", [
-    (False, "val_accuracy", "val_accuracy"), (False, "val_loss", "val_loss"),
-    (True, "val_accuracy", "val_served_accuracy"), (True, "val_loss", "val_served_loss")])
-def test_early_stopping_watches_the_served_ensemble_with_nb_wide(nb_wide, monitor, expected):
-  hp = HParams(nb_wide=nb_wide, early_stopping_monitor=monitor)
-  assert trainer.early_stopping_monitor(hp) == expected
-
-
-def test_served_evaluation_puts_the_ensembles_eval_metrics_in_the_epoch_logs():
-  model, explain_model = model_lib.build(HP)
-  wide_model = model_lib.naive_bayes_model(explain_model, HP)
-  served = model_lib.served_model(explain_model)
-  tokens = np.tile(TOKENS[:3], (8, 1))
-  labels = np.tile(LABELS[:3], 8).astype(np.float32)
-  train = _dataset(tokens, labels, batch=4)
-  trainer.train_naive_bayes(wide_model, HP, train.repeat(), train, 6, train)
-  history = model.fit(
-      train, validation_data=train, epochs=2, verbose=0,
-      callbacks=[trainer.ServedEvaluation(served, train),
-                 keras.callbacks.EarlyStopping(monitor="val_served_loss", patience=2)])
-  assert {"val_served_loss", "val_served_accuracy", "val_served_auc",
-          "val_accuracy"} <= set(history.history)
-  final = served.evaluate(train, verbose=0, return_dict=True)
-  assert history.history["val_served_loss"][-1] == pytest.approx(final["loss"], rel=1e-5)
-  # The ensemble is not the attention model alone.
-  assert history.history["val_served_loss"][-1] != pytest.approx(
-      history.history["val_loss"][-1], rel=1e-3)
