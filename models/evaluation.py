@@ -8,7 +8,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from components.imdb_example_gen import DATASET_NAME, prepare_builder, resolve_data_dir
+from components.imdb_example_gen import DATASET_NAME
+from components.imdb_example_gen import prepare_builder
+from components.imdb_example_gen import resolve_data_dir
+from components.imdb_example_gen import to_tf_example
+from models import features
+from models.hparams import HParams
 
 
 def latest_version_dir(model_dir: str) -> str:
@@ -74,3 +79,71 @@ def evaluate_saved_model(model_dir: str, split: str = "test",
   return {"model_path": path, "split": split, "examples": total,
           "accuracy": correct / max(total, 1), "seconds": round(seconds, 2),
           "examples_per_second": total / max(seconds, 1e-9)}
+
+
+def evaluate_halves(model_dir: str, hp: HParams, split: str = "test",
+                    tfds_data_dir: Optional[str] = None,
+                    batch_size: int = 256) -> Dict[str, Any]:
+  """Accuracy of each half of an ``nb_wide`` export (``models.stacking``) on a TFDS
+  ``imdb_reviews`` split, beside the served prediction's.
+
+  The export's signatures return the ensemble only, so the Keras explanation model is
+  rebuilt from ``hp`` and the export's variables are restored into it: a SavedModel's
+  ``variables/`` is a TF2 checkpoint of the exported module, whose ``explain_model`` is the
+  model (``signatures.ExportModule``). The reviews go through the export's own
+  ``transform_features`` signature, then the halves' logits are read from the rebuilt
+  model; ``served`` is ``predict_text``'s label. The reviews are made into tf.Examples as
+  ExampleGen makes them (``to_tf_example``), so every raw feature the transform parses is
+  there.
+
+  Args:
+    model_dir: a SavedModel or a TF Serving model directory (its latest version).
+    hp: the ``HParams`` the model was trained with (``nb_wide`` True).
+    split: a TFDS split spec.
+
+  Returns:
+    ``{"model_path", "split", "examples", "accuracy": {"attention", "naive_bayes",
+    "mean", "stacked", "served"} (fractions), "stacking": {"attention_weight",
+    "naive_bayes_weight", "intercept"}}``.
+
+  Raises:
+    FileNotFoundError: no model, or the dataset is not prepared.
+    ValueError: ``hp.nb_wide`` is False, or the export does not hold a model built from
+      ``hp`` (a variable of the rebuilt model is missing from it or shaped otherwise).
+  """
+  # pylint: disable=import-outside-toplevel
+  from models import model as model_lib  # Keras and scikit-learn: only here
+  from models import stacking
+  if not hp.nb_wide:
+    raise ValueError("evaluate_halves needs an nb_wide model (hp.nb_wide=True)")
+  path = latest_version_dir(model_dir)
+  loaded = tf.saved_model.load(path)
+  _, explain_model = model_lib.build(hp)
+  checkpoint = tf.train.Checkpoint(explain_model=explain_model)
+  try:
+    checkpoint.read(os.path.join(path, "variables", "variables")
+                    ).assert_existing_objects_matched()
+  except (AssertionError, ValueError) as error:  # a missing or a differently shaped one
+    raise ValueError(f"{path} does not hold a {hp.model} model built from these "
+                     f"hyperparameters: {error}") from error
+  logits_model = stacking.half_logits_model(explain_model)
+  kernel, bias = explain_model.get_layer(model_lib.STACKING_LAYER).get_weights()
+  weights = {"attention_weight": float(kernel[0, 0]),
+             "naive_bayes_weight": float(kernel[1, 0]), "intercept": float(bias[0])}
+  transform = loaded.signatures["transform_features"]
+  predict = loaded.signatures["predict_text"]
+  dataset = tfds.load(DATASET_NAME, split=split, data_dir=resolve_data_dir(tfds_data_dir),
+                      download=False)
+  logits, labels, served = [], [], []
+  for batch in tfds.as_numpy(dataset.batch(batch_size)):
+    examples = [to_tf_example(text, int(label)).SerializeToString()
+                for text, label in zip(batch["text"], batch["label"])]
+    tokens = transform(examples=tf.constant(examples))[features.TOKENS_KEY]
+    logits.append(logits_model(tokens, training=False).numpy())
+    served.append(predict(text=tf.constant(batch["text"]))["label"].numpy())
+    labels.append(batch["label"])
+  logits, labels = np.concatenate(logits), np.concatenate(labels)
+  accuracy = stacking.accuracies(logits, labels, **weights)
+  accuracy["served"] = float(np.mean(np.concatenate(served) == labels))
+  return {"model_path": path, "split": split, "examples": int(labels.size),
+          "accuracy": accuracy, "stacking": weights}

@@ -110,3 +110,25 @@ def test_plain_keras_reference_trains_the_same_model_on_tfds(tfds_data_dir):
 def bench_models_parameters(hp):
   from models import model as model_lib  # pylint: disable=C0415
   return model_lib.build(hp)[0].count_params()
+
+
+def test_aggregate_averages_the_halves_and_checks_the_best_ensemble_beats_them():
+  def nb_run(model, seed, accuracy, attention, naive_bayes):
+    return {**_run(model, seed, accuracy),
+            "halves_test_accuracy": {"attention": attention, "naive_bayes": naive_bayes,
+                                     "mean": 0.5, "stacked": accuracy, "served": accuracy}}
+  runs = [nb_run("lstm_attention", 1, 0.912, 0.89, 0.908),
+          nb_run("lstm_attention", 2, 0.914, 0.894, 0.910)]
+  result = bench_models.aggregate(runs, None)
+  halves = result["models"]["lstm_attention"]["halves_test_accuracy"]
+  assert set(halves) == {"attention", "naive_bayes"}
+  assert halves["naive_bayes"]["mean"] == pytest.approx(0.909)
+  assert halves["attention"]["std"] == pytest.approx(np.std([0.89, 0.894], ddof=1))
+  beats = result["targets"]["best_model_beats_its_halves"]
+  assert beats["value"] == pytest.approx(0.913 - 0.909) and beats["met"] is True
+  worse = bench_models.aggregate([nb_run("lstm_attention", 1, 0.905, 0.89, 0.909)], None)
+  assert worse["targets"]["best_model_beats_its_halves"]["met"] is False
+  assert worse["targets"]["best_accuracy"]["met"] is True  # 0.905 >= 0.90 on its own
+  # Without nb_wide there is no halves target.
+  assert "best_model_beats_its_halves" not in bench_models.aggregate(
+      [_run("lstm_attention", 1, 0.89)], None)["targets"]

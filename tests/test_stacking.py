@@ -139,3 +139,47 @@ def test_stacking_needs_nb_wide():
   with pytest.raises(ValueError, match="nb_wide=True"):
     stacking.set_stacking(explain_model, fit)
 
+
+def test_evaluate_halves_restores_the_export_and_scores_each_half(tmp_path, tfds_data_dir):
+  import tiny_model  # pylint: disable=import-outside-toplevel
+  from models import evaluation  # pylint: disable=import-outside-toplevel
+  from models import signatures  # pylint: disable=import-outside-toplevel
+  hp = dataclasses.replace(tiny_model.HP, nb_wide=True)
+  tf_transform_output = tiny_model.analyze_reviews(str(tmp_path / "transform"), hp)
+  _, explain_model = model_lib.build(hp)
+  wide = explain_model.get_layer(model_lib.NAIVE_BAYES_LAYER)
+  rng = np.random.default_rng(0)
+  wide.set_ratios(rng.normal(0.0, 1.0, wide.num_features))
+  wide.weights_.assign(rng.normal(0.0, 1.0, wide.num_features).astype(np.float32))
+  fit = dataclasses.replace(stacking.fit_stacking(np.array([[1.0, 1.0], [-1.0, -1.0]]),
+                                                  np.array([1, 0])),
+                            attention_weight=0.7, naive_bayes_weight=1.3, intercept=0.05)
+  stacking.set_stacking(explain_model, fit)
+  export_dir = str(tmp_path / "model")
+  signatures.export_saved_model(explain_model, tf_transform_output, hp, export_dir)
+
+  split = "train[:48]"
+  result = evaluation.evaluate_halves(export_dir, hp, split=split,
+                                      tfds_data_dir=tfds_data_dir, batch_size=20)
+  reviews = evaluation.load_reviews(split, tfds_data_dir)
+  transformed = tiny_model.transform_reviews(
+      tf_transform_output, [(t.encode(), y) for t, y in reviews])
+  logits = stacking.half_logits_model(explain_model)(
+      transformed[features.TOKENS_KEY], training=False).numpy()
+  labels = np.array([y for _, y in reviews])
+  expected = stacking.accuracies(logits, labels, 0.7, 1.3, 0.05)
+  assert result["examples"] == 48
+  assert result["stacking"] == pytest.approx(
+      {"attention_weight": 0.7, "naive_bayes_weight": 1.3, "intercept": 0.05})
+  for half in ("attention", "naive_bayes", "mean", "stacked"):
+    assert result["accuracy"][half] == pytest.approx(expected[half]), half
+  assert result["accuracy"]["served"] == pytest.approx(expected["stacked"])
+  # Random halves disagree: the halves' figures are not the ensemble's.
+  assert result["accuracy"]["naive_bayes"] != result["accuracy"]["attention"]
+
+  with pytest.raises(ValueError, match="does not hold"):
+    evaluation.evaluate_halves(export_dir, dataclasses.replace(hp, lstm_units=6),
+                               split=split, tfds_data_dir=tfds_data_dir)
+  with pytest.raises(ValueError, match="nb_wide"):
+    evaluation.evaluate_halves(export_dir, tiny_model.HP, split=split,
+                               tfds_data_dir=tfds_data_dir)
