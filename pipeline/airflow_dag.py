@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 
 from models.hparams import HParams
 from pipeline import beam_profiles
+from pipeline import code_version
 from pipeline import runner as runner_lib
 from pipeline.pipeline import PIPELINE_NAME, create_pipeline
 
@@ -109,7 +110,8 @@ def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int
       pipeline_name=PIPELINE_NAME, hparams=hp, train_split=train_split,
       test_split=test_split, eval_percent=eval_percent, tfds_data_dir=tfds_data_dir,
       download=download, min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args))
+      beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args),
+      code_versions=code_version.code_versions())
   for node in pipeline.components:
     if node.id == "Evaluator":
       node.driver_class = _evaluator_driver_class()

@@ -161,6 +161,7 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
   # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx
   from models import throughput
+  from pipeline import code_version
   from pipeline import runner as runner_lib
   from pipeline.pipeline import PIPELINE_NAME, create_pipeline
   paths = runner_lib.OutputPaths(work_dir)
@@ -169,7 +170,8 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           paths.metadata_path),
       hparams=hp, train_split=train_split, tfds_data_dir=tfds_data_dir,
-      beam_pipeline_args=runner_lib.default_beam_pipeline_args(), last_node="Trainer")
+      beam_pipeline_args=runner_lib.default_beam_pipeline_args(), last_node="Trainer",
+      code_versions=code_version.code_versions())
   started_ms = int(time.time() * 1000)
   start = time.perf_counter()
   runner_lib.run_pipeline(pipeline, "local", show_progress=False)

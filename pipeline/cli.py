@@ -110,6 +110,7 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
         min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet):
   """Run the whole pipeline and push a blessed model to the serving directory."""
   from components.imdb_example_gen import prepare_builder  # pylint: disable=import-outside-toplevel
+  from pipeline import code_version  # pylint: disable=import-outside-toplevel
   from pipeline import runner as runner_lib  # pylint: disable=import-outside-toplevel
   from pipeline.pipeline import check_last_node, create_pipeline  # pylint: disable=C0415
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
@@ -143,7 +144,8 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
       tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
       download=download, schema_path=os.path.abspath(schema_path) if schema_path else None,
       min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=pipeline_beam_args, enable_cache=not no_cache, last_node=last_node)
+      beam_pipeline_args=pipeline_beam_args, enable_cache=not no_cache, last_node=last_node,
+      code_versions=code_version.code_versions())
   result = runner_lib.run_pipeline(pipeline, runner, show_progress=not quiet)
   with open(paths.summary_path, "w", encoding="utf-8") as f:
     f.write(result.to_json())

@@ -23,6 +23,7 @@ import click
 from tfx import v1 as tfx
 
 from models.hparams import HParams
+from pipeline import code_version
 from pipeline import runner as runner_lib
 from pipeline.cli_options import blessing_options, parse_hparams, split_options
 from pipeline.cli_options import training_options
@@ -182,7 +183,8 @@ def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epoch
         train_split=train_split, test_split=test_split, eval_percent=eval_percent,
         tfds_data_dir=tfds_data_dir, download=download, min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,
-        beam_pipeline_args=runner_lib.merge_beam_args(CONTAINER_BEAM_ARGS, beam_args))
+        beam_pipeline_args=runner_lib.merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
+        code_versions=code_version.code_versions())
     pipeline_job = compile_kubeflow_v2(pipeline, image, output_path)
   except (ValueError, ImportError) as e:
     raise click.ClickException(str(e)) from e

@@ -6,7 +6,7 @@ Pusher. Runners (``pipeline.runner``) own paths, metadata and orchestrators.
 """
 
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -45,6 +45,14 @@ def check_last_node(last_node: Optional[str], curated_schema: bool) -> None:
                      f"of {', '.join(node_ids)}")
 
 
+def _with_code_version(custom_config: Dict[str, Any],
+                       code_versions: Optional[Mapping[str, str]], component: str
+                       ) -> Dict[str, Any]:
+  if not code_versions:
+    return custom_config
+  return {**custom_config, "code_version": code_versions[component]}
+
+
 def create_pipeline(
     *,
     pipeline_root: str,
@@ -63,6 +71,7 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
     last_node: Optional[str] = None,
+    code_versions: Optional[Mapping[str, str]] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; has no side effects (nothing is read, written or run).
 
@@ -90,6 +99,11 @@ def create_pipeline(
       ``schema_path``, ``ImportSchemaGen`` stands for ``SchemaGen``), e.g. ``"Transform"``
       for the data components alone. Nodes after it are never constructed, so none of
       the built ones references them. None = the whole pipeline.
+    code_versions: ``{"transform": ..., "trainer": ...}`` fingerprints of the code the two
+      components import (``pipeline.code_version.code_versions()``, which runners pass),
+      added to their ``custom_config`` as ``code_version`` so that changed code misses
+      TFX's cache; None adds nothing (the cache then keys on data and hyperparameters
+      only).
 
   Returns:
     the ``tfx.dsl.Pipeline``.
@@ -136,7 +150,9 @@ def create_pipeline(
     return build()
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-      preprocessing_fn=PREPROCESSING_FN, custom_config=hparams.preprocessing_custom_config(),
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config=_with_code_version(hparams.preprocessing_custom_config(),
+                                       code_versions, "transform"),
       splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]))
   transform.add_upstream_node(anomalies_gate)
   if add(transform):
@@ -147,7 +163,8 @@ def create_pipeline(
       schema=schema_gen.outputs["schema"],
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-      custom_config=hparams.to_custom_config())
+      custom_config=_with_code_version(hparams.to_custom_config(), code_versions,
+                                       "trainer"))
   if add(trainer):
     return build()
   model_resolver = tfx.dsl.Resolver(

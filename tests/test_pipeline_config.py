@@ -246,3 +246,45 @@ def test_training_only_change_keeps_transform_properties(tmp_path):
   base = transform_props(HP)
   assert transform_props(dataclasses.replace(HP, seed=7, epochs=5, dropout=0.3)) == base
   assert transform_props(dataclasses.replace(HP, max_length=HP.max_length + 1)) != base
+
+
+def test_code_versions_go_into_transform_and_trainer_custom_config(tmp_path):
+  versions = {"transform": "t" * 16, "trainer": "m" * 16}
+  built = create_pipeline(pipeline_root=str(tmp_path / "root"),
+                          serving_model_dir=str(tmp_path / "serving"), hparams=HP,
+                          code_versions=versions)
+  transform = json.loads(_component(built, "Transform").exec_properties["custom_config"])
+  trainer = json.loads(_component(built, "Trainer").exec_properties["custom_config"])
+  assert transform == {**HP.preprocessing_custom_config(), "code_version": "t" * 16}
+  assert trainer == {**HP.to_custom_config(), "code_version": "m" * 16}
+  # What preprocessing_fn and run_fn read back is unchanged.
+  assert HParams.from_custom_config(trainer) == HP
+
+
+def test_code_versions_change_with_the_code_each_component_runs(tmp_path):
+  import shutil  # pylint: disable=import-outside-toplevel
+  import models  # pylint: disable=import-outside-toplevel
+  from pipeline import code_version  # pylint: disable=import-outside-toplevel
+  copy = tmp_path / "models"
+  shutil.copytree(os.path.dirname(models.__file__), copy,
+                  ignore=shutil.ignore_patterns("__pycache__"))
+  ours = code_version.code_versions()
+  assert code_version.code_versions(str(copy)) == ours
+  assert all(len(v) == 16 and int(v, 16) >= 0 for v in ours.values())
+  # A model change: a new Trainer, the cached Transform stays valid.
+  with open(copy / "trainer.py", "a", encoding="utf-8") as f:
+    f.write("\n# changed\n")
+  changed = code_version.code_versions(str(copy))
+  assert changed["trainer"] != ours["trainer"]
+  assert changed["transform"] == ours["transform"]
+  # A preprocessing change: both re-run.
+  with open(copy / "preprocessing.py", "a", encoding="utf-8") as f:
+    f.write("\n# changed\n")
+  again = code_version.code_versions(str(copy))
+  assert again["transform"] != ours["transform"] and again["trainer"] != changed["trainer"]
+  # A new module of the package counts for the Trainer.
+  (copy / "extra.py").write_text("X = 1\n")
+  assert code_version.code_versions(str(copy))["trainer"] != again["trainer"]
+  (copy / "features.py").unlink()
+  with pytest.raises(FileNotFoundError):
+    code_version.code_versions(str(copy))
