@@ -264,7 +264,11 @@ def test_new_version_is_picked_up_without_dropping_requests(tiny_export, tmp_pat
   versions = []  # every answer's version, in completion order
 
   def load(seen):
-    with SentimentClient(f"127.0.0.1:{server.port}", MODEL, retries=0) as client:
+    # A dropped request fails at once (NOT_FOUND, UNAVAILABLE); the long deadline only
+    # keeps a slow first call on a busy machine (the new version's graph runs for the
+    # first time, unwarmed) from reading as one.
+    with SentimentClient(f"127.0.0.1:{server.port}", MODEL, retries=0,
+                         timeout_s=120.0) as client:
       while not stop.is_set():
         try:
           version = client.predict_text(["a great film"])[0].model_version
