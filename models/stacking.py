@@ -17,7 +17,8 @@ this fit use the eval split; the test split is never seen.
 
 Measured (``make bench-models-nb``, 6 runs of the recurrent models): the stacking beat the
 naive-Bayes half on test in 5 runs and tied in one, by +0.0008 on average, where its
-cross-validated gain on eval was +0.002 to +0.009. Eval shares movies with train (TFDS has
+cross-validated gain on eval was +0.002 to +0.009 (``multi_head``, one seed: -0.0008 on
+test against +0.002 on eval). Eval shares movies with train (TFDS has
 no movie ids to split by) and the attention model reads 0.016-0.025 higher on eval than on
 test (the naive-Bayes model 0.007-0.011), so eval overrates it and the fit weights it
 more than test would.
