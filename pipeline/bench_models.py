@@ -15,10 +15,11 @@ must reach (ratio >= 1.0).
 
 Results are written to ``--output`` (``outputs/bench/models.json``) after every run, and
 runs already in that file with the same settings and the same resolved hyperparameters
-are not repeated, so an interrupted benchmark resumes; a run whose hyperparameters differ
-(a changed default, say) is dropped and trained again, and so is the reference. Changes
-to the model code itself are not detected: move the file aside to rerun everything.
-Wall-clock figures depend on the machine and on what else runs on it.
+are not repeated, so an interrupted benchmark resumes, and runs of models or seeds that
+an invocation with ``--models`` / ``--seeds`` does not train are kept; a run whose
+hyperparameters differ (a changed default, say) is dropped and trained again, and so is
+the reference. Changes to the model code itself are not detected: move the file aside to
+rerun everything. Wall-clock figures depend on the machine and on what else runs on it.
 """
 
 import os
@@ -30,7 +31,7 @@ import json  # pylint: disable=wrong-import-position
 import platform  # pylint: disable=wrong-import-position
 import statistics  # pylint: disable=wrong-import-position
 import time  # pylint: disable=wrong-import-position
-from typing import Any, Dict, List, Optional, Sequence  # pylint: disable=wrong-import-position
+from typing import Any, Dict, List, Mapping, Optional, Sequence  # pylint: disable=wrong-import-position
 
 import click  # pylint: disable=wrong-import-position
 
@@ -48,18 +49,26 @@ BASELINES = {"Maas et al. 2011 (word vectors + BoW)": 0.8889,
              "NBSVM-bi (Wang & Manning 2012)": 0.9122}
 
 
-def reusable_runs(runs: List[Dict[str, Any]], configs: Sequence[HParams]
+def reusable_runs(runs: List[Dict[str, Any]], overrides: Mapping[str, Any], epochs: int
                   ) -> List[Dict[str, Any]]:
-  """The runs of ``runs`` that one of ``configs`` would repeat exactly: same model and
-  seed and the same resolved hyperparameters (``run["hparams"]``, every HParams field).
+  """The runs of ``runs`` that this benchmark's settings would repeat exactly.
 
-  Runs recorded without hyperparameters, or with ones that differ from their config's
-  (a default changed since), are left out so that they are trained again.
+  A run is kept when its recorded hyperparameters (``run["hparams"]``, every HParams
+  field) equal ``HParams(**overrides, model=run["model"], seed=run["seed"],
+  epochs=epochs)``'s, whether or not this invocation trains that model and seed, so that
+  ``--models`` / ``--seeds`` run a part of the benchmark without losing the rest of the
+  file. Runs recorded without hyperparameters, of a model no longer offered, or whose
+  hyperparameters differ (a default changed since) are left out, to be trained again.
   """
-  wanted = {(hp.model, hp.seed): hp.to_custom_config()["hparams"] for hp in configs}
-  return [run for run in runs
-          if run.get("hparams") is not None
-          and wanted.get((run["model"], run["seed"])) == run["hparams"]]
+  kept = []
+  for run in runs:
+    if run.get("hparams") is None or run.get("model") not in MODELS:
+      continue
+    expected = HParams(**{**overrides, "model": run["model"], "seed": run["seed"],
+                          "epochs": epochs})
+    if expected.to_custom_config()["hparams"] == run["hparams"]:
+      kept.append(run)
+  return kept
 
 
 def directory_bytes(path: str) -> int:
@@ -250,7 +259,7 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
                                              steps=reference_steps), **reference_key}
     _save(output, result)
 
-  kept = reusable_runs(result["runs"], configs)
+  kept = reusable_runs(result["runs"], overrides, epochs)
   if len(kept) < len(result["runs"]):
     click.echo(f"Dropping {len(result['runs']) - len(kept)} run(s) of {output} whose "
                "hyperparameters differ from this benchmark's")

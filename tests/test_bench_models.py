@@ -47,19 +47,27 @@ def test_aggregate_with_one_seed_and_no_reference_marks_targets_unknown():
   assert result["targets"]["best_accuracy"]["met"] is False
 
 
+def _run(model, seed, **hparams):
+  return {"model": model, "seed": seed,
+          "hparams": HParams(model=model, seed=seed, **hparams).to_custom_config()["hparams"]}
+
+
 def test_reusable_runs_match_model_seed_and_every_hyperparameter():
-  configs = [HParams(model=m, seed=s) for m in ("lstm_attention", "multi_head")
-             for s in (1, 2)]
-  same = {"model": "lstm_attention", "seed": 1,
-          "hparams": HParams(model="lstm_attention", seed=1).to_custom_config()["hparams"]}
-  changed = {"model": "lstm_attention", "seed": 2,
-             "hparams": HParams(model="lstm_attention", seed=2,
-                                bigram_dropout=0.5).to_custom_config()["hparams"]}
-  unrecorded = {"model": "multi_head", "seed": 1}
-  other_seed = {"model": "multi_head", "seed": 9,
-                "hparams": HParams(model="multi_head", seed=9).to_custom_config()["hparams"]}
-  assert bench_models.reusable_runs([same, changed, unrecorded, other_seed], configs) == [
-      same]
+  overrides = {"nb_wide": True}
+  same = _run("lstm_attention", 1, nb_wide=True)
+  changed = _run("lstm_attention", 2, nb_wide=True, bigram_dropout=0.5)
+  without_override = _run("multi_head", 1)
+  other_epochs = _run("multi_head", 2, nb_wide=True, epochs=5)
+  unrecorded = {"model": "multi_head", "seed": 3}
+  retired_model = {**_run("lstm_attention", 4, nb_wide=True), "model": "cnn"}
+  runs = [same, changed, without_override, other_epochs, unrecorded, retired_model]
+  assert bench_models.reusable_runs(runs, overrides, epochs=3) == [same]
+
+
+def test_reusable_runs_keep_models_and_seeds_a_partial_run_does_not_train():
+  # `--models multi_head` must not drop the recurrent models' runs from the file.
+  runs = [_run("lstm_attention", 42), _run("bilstm_attention", 7), _run("multi_head", 1234)]
+  assert bench_models.reusable_runs(runs, {}, epochs=3) == runs
 
 
 def test_directory_bytes(tmp_path):
