@@ -47,26 +47,27 @@ def test_aggregate_with_one_seed_and_no_reference_marks_targets_unknown():
   assert result["targets"]["best_accuracy"]["met"] is False
 
 
-def _run(model, seed, **hparams):
+def _recorded_run(model, seed, **hparams):
   return {"model": model, "seed": seed,
           "hparams": HParams(model=model, seed=seed, **hparams).to_custom_config()["hparams"]}
 
 
 def test_reusable_runs_match_model_seed_and_every_hyperparameter():
   overrides = {"nb_wide": True}
-  same = _run("lstm_attention", 1, nb_wide=True)
-  changed = _run("lstm_attention", 2, nb_wide=True, bigram_dropout=0.5)
-  without_override = _run("multi_head", 1)
-  other_epochs = _run("multi_head", 2, nb_wide=True, epochs=5)
+  same = _recorded_run("lstm_attention", 1, nb_wide=True)
+  changed = _recorded_run("lstm_attention", 2, nb_wide=True, bigram_dropout=0.5)
+  without_override = _recorded_run("multi_head", 1)
+  other_epochs = _recorded_run("multi_head", 2, nb_wide=True, epochs=5)
   unrecorded = {"model": "multi_head", "seed": 3}
-  retired_model = {**_run("lstm_attention", 4, nb_wide=True), "model": "cnn"}
+  retired_model = {**_recorded_run("lstm_attention", 4, nb_wide=True), "model": "cnn"}
   runs = [same, changed, without_override, other_epochs, unrecorded, retired_model]
   assert bench_models.reusable_runs(runs, overrides, epochs=3) == [same]
 
 
 def test_reusable_runs_keep_models_and_seeds_a_partial_run_does_not_train():
   # `--models multi_head` must not drop the recurrent models' runs from the file.
-  runs = [_run("lstm_attention", 42), _run("bilstm_attention", 7), _run("multi_head", 1234)]
+  runs = [_recorded_run("lstm_attention", 42), _recorded_run("bilstm_attention", 7),
+          _recorded_run("multi_head", 1234)]
   assert bench_models.reusable_runs(runs, {}, epochs=3) == runs
 
 
