@@ -12,7 +12,10 @@ consumes it unchanged:
 
 ``train``/``eval`` are a deterministic split of the TFDS train split by a hash of the
 review text (so duplicated reviews never straddle the two, and the split does not depend
-on read order or on slicing); ``test`` is the TFDS test split.
+on read order or on slicing); ``test`` is the TFDS test split. With ``unlabelled_split``
+(TFDS's ``unsupervised`` split: 50,000 reviews without a rating) an ``unlabelled`` split
+is written too, whose tf.Examples have no ``label`` feature; only the embedding
+pretraining reads it (``models.pretraining``).
 """
 
 import hashlib
@@ -29,7 +32,7 @@ from tfx.proto import example_gen_pb2
 from models import features
 
 DATASET_NAME = "imdb_reviews"
-TRAIN, EVAL, TEST = "train", "eval", "test"
+TRAIN, EVAL, TEST, UNLABELLED = "train", "eval", "test", "unlabelled"
 SPLIT_NAMES = (TRAIN, EVAL, TEST)
 _FILE_NAME = "data_tfrecord-00000-of-00001.gz"
 
@@ -47,7 +50,8 @@ def resolve_data_dir(data_dir: Optional[str]) -> str:
 
 
 def prepare_builder(data_dir: Optional[str], train_split: str, test_split: str,
-                    download: bool = False, dataset: str = DATASET_NAME):
+                    download: bool = False, dataset: str = DATASET_NAME,
+                    unlabelled_split: str = ""):
   """Returns a ready TFDS builder for ``dataset``, checking the splits before any write.
 
   Args:
@@ -56,6 +60,8 @@ def prepare_builder(data_dir: Optional[str], train_split: str, test_split: str,
     test_split: TFDS split spec for the final evaluation data.
     download: let TFDS download and prepare the dataset when it is missing.
     dataset: TFDS dataset name.
+    unlabelled_split: TFDS split spec of unlabelled reviews (``"unsupervised"``), or ""
+      for none.
 
   Raises:
     DatasetNotFoundError: the dataset is not prepared under the data dir and ``download``
@@ -72,7 +78,9 @@ def prepare_builder(data_dir: Optional[str], train_split: str, test_split: str,
           f"TFDS_DATA_DIR at a TFDS data directory holding {dataset}/, or pass --download "
           f"to let TFDS download and prepare it (needs internet, about 80 MB).")
     builder.download_and_prepare()
-  for spec in (train_split, test_split):
+  for spec in (train_split, test_split, unlabelled_split):
+    if not spec:
+      continue
     try:
       tfds.core.ReadInstruction.from_spec(spec).to_absolute(dict(builder.info.splits.items()))
     except (ValueError, AssertionError, KeyError) as e:
@@ -86,17 +94,20 @@ def is_eval_example(text: bytes, eval_percent: int) -> bool:
   return bucket < eval_percent
 
 
-def to_tf_example(text: bytes, label: int) -> tf.train.Example:
-  """Builds the raw tf.Example (feature keys and types in ``models.features``)."""
+def to_tf_example(text: bytes, label: Optional[int]) -> tf.train.Example:
+  """Builds the raw tf.Example (feature keys and types in ``models.features``); an
+  unlabelled review (``label`` None) gets no ``label`` feature."""
   num_words = len(text.split())
   feature = {
       features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
-      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
       features.REVIEW_LENGTH_KEY: tf.train.Feature(
           int64_list=tf.train.Int64List(value=[num_words])),
       features.LENGTH_BUCKET_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
           value=[features.length_bucket(num_words).encode()])),
   }
+  if label is not None:
+    feature[features.LABEL_KEY] = tf.train.Feature(
+        int64_list=tf.train.Int64List(value=[int(label)]))
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -108,7 +119,8 @@ def _records(builder, split: str) -> Iterator[Tuple[bytes, int]]:
 
 def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
                  test_records: Iterable[Tuple[bytes, int]],
-                 eval_percent: int = 10) -> Dict[str, int]:
+                 eval_percent: int = 10,
+                 unlabelled_texts: Optional[Iterable[bytes]] = None) -> Dict[str, int]:
   """Writes train/eval/test GZIP TFRecords of tf.Example under ``output_uri``.
 
   Each file is written under a temporary name and renamed once every split is complete;
@@ -120,6 +132,8 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
     train_records: (text bytes, label int) pairs split into train and eval.
     test_records: (text bytes, label int) pairs for test.
     eval_percent: share of train_records sent to eval, in [1, 99].
+    unlabelled_texts: review texts without labels, written as the ``unlabelled`` split
+      (tf.Examples without ``label``); None writes no such split.
 
   Returns:
     examples written per split name.
@@ -129,9 +143,10 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
   """
   if not 1 <= eval_percent <= 99:
     raise ValueError(f"eval_percent must be in [1, 99], got {eval_percent}")
-  writers, temp_paths, counts = {}, {}, {name: 0 for name in SPLIT_NAMES}
+  names = SPLIT_NAMES + ((UNLABELLED,) if unlabelled_texts is not None else ())
+  writers, temp_paths, counts = {}, {}, {name: 0 for name in names}
   options = tf.io.TFRecordOptions(compression_type="GZIP")
-  for name in SPLIT_NAMES:
+  for name in names:
     split_dir = os.path.join(output_uri, f"Split-{name}")
     tf.io.gfile.makedirs(split_dir)
     temp_paths[name] = os.path.join(split_dir, f".{_FILE_NAME}.incomplete")
@@ -145,6 +160,9 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
       for text, label in test_records:
         writers[TEST].write(to_tf_example(text, label).SerializeToString())
         counts[TEST] += 1
+      for text in unlabelled_texts or ():
+        writers[UNLABELLED].write(to_tf_example(text, None).SerializeToString())
+        counts[UNLABELLED] += 1
     finally:
       for writer in writers.values():
         writer.close()
@@ -171,8 +189,10 @@ def ImdbExampleGen(  # pylint: disable=invalid-name
     tfds_data_dir: tfx.dsl.components.Parameter[str] = "",
     download: tfx.dsl.components.Parameter[bool] = False,
     dataset_version: tfx.dsl.components.Parameter[str] = "1.0.0",
+    unlabelled_split: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-  """Reads IMDB through TFDS and emits Examples with ``train``, ``eval`` and ``test`` splits.
+  """Reads IMDB through TFDS and emits Examples with ``train``, ``eval`` and ``test`` splits
+  (and ``unlabelled`` with ``unlabelled_split``).
 
   Args:
     examples: output Examples artifact (GZIP TFRecords of tf.Example, features in
@@ -183,16 +203,21 @@ def ImdbExampleGen(  # pylint: disable=invalid-name
     tfds_data_dir: TFDS data dir; empty = ``$TFDS_DATA_DIR`` or TFDS's default.
     download: allow TFDS to download the dataset when missing.
     dataset_version: TFDS version of ``imdb_reviews`` to read (part of the cache key).
+    unlabelled_split: TFDS split spec of reviews without labels for the embedding
+      pretraining, e.g. ``"unsupervised"`` or ``"unsupervised[:2%]"``; "" = none.
 
   Raises:
     DatasetNotFoundError: no prepared dataset and ``download`` is False (nothing written).
     ValueError: a bad split spec or ``eval_percent``.
   """
   builder = prepare_builder(tfds_data_dir or None, train_split, test_split, download,
-                            dataset=f"{DATASET_NAME}:{dataset_version}")
+                            dataset=f"{DATASET_NAME}:{dataset_version}",
+                            unlabelled_split=unlabelled_split)
+  unlabelled = ((text for text, _ in _records(builder, unlabelled_split))
+                if unlabelled_split else None)
   counts = write_splits(examples.uri, _records(builder, train_split),
-                        _records(builder, test_split), eval_percent)
-  examples.split_names = standard_artifact_utils.encode_split_names(list(SPLIT_NAMES))
+                        _records(builder, test_split), eval_percent, unlabelled)
+  examples.split_names = standard_artifact_utils.encode_split_names(list(counts))
   examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
   examples_utils.set_file_format(examples, "tfrecords_gzip")
   for name, count in counts.items():

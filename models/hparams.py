@@ -25,6 +25,11 @@ ATTENTIONS = ("dot", "scaled_dot", "additive")
 # The fields preprocessing_fn reads. Transform gets only these, so changing a training-only
 # setting (epochs, seed, model, ...) reuses the cached TransformGraph.
 PREPROCESSING_FIELDS = ("vocab_size", "num_oov_buckets", "max_length", "head_tokens")
+# The fields the embedding pretraining (models.pretraining) reads: a change to any other
+# (the model, its training, ...) reuses the cached pretrained embeddings.
+PRETRAINING_FIELDS = PREPROCESSING_FIELDS + (
+    "embedding_dim", "word2vec_epochs", "word2vec_window", "word2vec_negative",
+    "word2vec_sample", "seed")
 # Learning-rate schedules (models.model.learning_rate).
 LR_SCHEDULES = ("exponential", "cosine")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -49,6 +54,17 @@ class HParams:
       last max_length - head_tokens are kept (head+tail truncation); head_tokens >=
       max_length keeps only the first max_length.
     embedding_dim: width of the token embedding.
+    word2vec_epochs: epochs of the word2vec pretraining of the token embedding on the
+      train split's and the unlabelled split's reviews (``models.pretraining``: skip-gram
+      with negative sampling, Mikolov et al. 2013, as Dai & Le 2015 initialized their
+      LSTM); the Trainer starts from those vectors instead of a random table. 0 = no
+      pretraining (the pipeline then has no ``EmbeddingTrainer``).
+    word2vec_window: word2vec's context window: words up to this far on either side.
+    word2vec_negative: negative samples per (word, context) pair.
+    word2vec_sample: word2vec's downsampling of frequent words (Mikolov et al. 2013, sec.
+      2.3: a word of corpus frequency f is kept with probability about sqrt(sample / f));
+      1e-4 suits IMDB's millions of tokens, 0 = off (for corpora of a few thousand tokens,
+      where every word is "frequent").
     bigram_buckets: hash buckets of the bigram embedding added to each token's embedding
       (``models.layers.HashedBigramEmbedding``, fastText's bigram features); 0 = off.
       2 ** 17 adds 2 ** 17 * embedding_dim parameters (16.8 M at 128) and raised the
@@ -119,6 +135,10 @@ class HParams:
   max_length: int = 500
   head_tokens: int = 128
   embedding_dim: int = 128
+  word2vec_epochs: int = 5
+  word2vec_window: int = 5
+  word2vec_negative: int = 5
+  word2vec_sample: float = 1e-4
   bigram_buckets: int = 131072
   bigram_dropout: float = 0.0
   nb_wide: bool = False
@@ -166,12 +186,16 @@ class HParams:
       raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
     for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units", "dense_units",
                  "epochs", "num_oov_buckets", "num_heads", "ff_dim", "num_layers",
-                 "nb_epochs"):
+                 "nb_epochs", "word2vec_window", "word2vec_negative"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("dropout", "embedding_dropout", "encoder_dropout", "bigram_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    if self.word2vec_epochs < 0:
+      raise ValueError(f"word2vec_epochs must be >= 0, got {self.word2vec_epochs}")
+    if not 0.0 <= self.word2vec_sample < 1.0:
+      raise ValueError(f"word2vec_sample must be in [0, 1), got {self.word2vec_sample}")
     if self.bigram_buckets < 0:
       raise ValueError(f"bigram_buckets must be >= 0, got {self.bigram_buckets}")
     if self.length_buckets < 0:
@@ -249,3 +273,7 @@ class HParams:
   def preprocessing_custom_config(self) -> Dict[str, Any]:
     """Transform's ``custom_config``: only ``PREPROCESSING_FIELDS``."""
     return {"hparams": {name: getattr(self, name) for name in PREPROCESSING_FIELDS}}
+
+  def pretraining_custom_config(self) -> Dict[str, Any]:
+    """The ``EmbeddingTrainer``'s ``custom_config``: only ``PRETRAINING_FIELDS``."""
+    return {"hparams": {name: getattr(self, name) for name in PRETRAINING_FIELDS}}

@@ -218,6 +218,17 @@ def naive_bayes_model(explain_model: keras.Model, hp: HParams) -> keras.Model:
   return model
 
 
+def token_embedding_layer(model: keras.Model) -> keras.layers.Embedding:
+  """The token embedding table of a model built here: the ``embedding`` layer, or inside
+  ``multi_head``'s ``TokenAndPositionEmbedding`` its ``token`` table. Its one weight is
+  float32 [hp.embedding_input_dim, hp.embedding_dim] (the Trainer sets it from the
+  pretrained word2vec vectors, ``models.pretraining``)."""
+  layer = model.get_layer("embedding")
+  if isinstance(layer, layers.TokenAndPositionEmbedding):
+    return layer.token_embedding
+  return layer
+
+
 BUILDERS: Dict[str, Callable[[HParams], Models]] = {
     "lstm_attention": build_lstm_attention,
     "bilstm_attention": build_bilstm_attention,

@@ -22,6 +22,7 @@ from tfx_bsl.public import tfxio
 from models import features
 from models import model as model_lib
 from models import naive_bayes
+from models import pretraining
 from models import signatures
 from models import stacking
 from models import throughput
@@ -205,6 +206,25 @@ def stack_halves(explain_model: keras.Model, eval_ds: tf.data.Dataset) -> dict:
   return fit.as_dict()
 
 
+def set_pretrained_embeddings(model: keras.Model, hp: HParams, base_model_dir: str
+                              ) -> dict:
+  """Starts ``model``'s token embedding from the ``EmbeddingTrainer``'s word2vec vectors
+  in ``base_model_dir`` (the Trainer's ``base_model``; ``models.pretraining``). Call
+  inside the strategy scope that built ``model``.
+
+  Returns:
+    ``{"path": base_model_dir, "rows": table rows}`` for ``training_summary.json``.
+
+  Raises:
+    FileNotFoundError, ValueError: as ``pretraining.load_embeddings``.
+  """
+  matrix = pretraining.load_embeddings(base_model_dir, hp)
+  model_lib.token_embedding_layer(model).set_weights([matrix])
+  logging.info("Token embedding initialized from %s (%d x %d)", base_model_dir,
+               *matrix.shape)
+  return {"path": base_model_dir, "rows": int(matrix.shape[0])}
+
+
 def single_device_copy(explain_model: keras.Model, hp: HParams) -> keras.Model:
   """The explanation model (the one exported; see ``models.model``) built afresh outside
   any strategy scope, holding ``explain_model``'s weights in plain variables. Its weights
@@ -237,6 +257,9 @@ def run_fn(fn_args: FnArgs) -> None:
   from a single-device copy (``single_device_copy``); and no worker returns before all
   have exported (``strategy.wait_for_workers``). With any other strategy it trains and
   writes exactly as before.
+
+  With a ``fn_args.base_model`` (the ``EmbeddingTrainer``'s Model, ``models.pretraining``)
+  the token embedding starts from its word2vec vectors (``set_pretrained_embeddings``).
 
   With ``hp.nb_wide`` it first counts the naive-Bayes ratios and trains the linear
   naive-Bayes model alone (``train_naive_bayes``), then trains the attention model exactly
@@ -294,11 +317,14 @@ def run_fn(fn_args: FnArgs) -> None:
   with keras_precision_policy(policy), \
        worker_write_dir(fn_args.model_run_dir, role) as log_dir, \
        worker_write_dir(fn_args.serving_model_dir, role) as export_dir:
+    extra = {}
     with strategy.scope():
       model, explain_model = model_lib.build(hp, steps_per_epoch)
+      if fn_args.base_model:
+        extra["pretrained_embeddings"] = set_pretrained_embeddings(
+            model, hp, fn_args.base_model)
       if hp.nb_wide:
         wide_model = model_lib.naive_bayes_model(explain_model, hp)
-    extra = {}
     if hp.nb_wide:
       # Its own train dataset: iterating train_ds would advance its shuffle's seed
       # generator, and the attention model would see another order than without nb_wide.

@@ -25,7 +25,7 @@ from models.hparams import HParams
 from pipeline import beam_profiles
 from pipeline import code_version
 from pipeline import runner as runner_lib
-from pipeline.pipeline import PIPELINE_NAME, create_pipeline
+from pipeline.pipeline import PIPELINE_NAME, UNLABELLED_SPLIT, create_pipeline
 
 MYSQL_ENV_PREFIX = "IMDB_TFX_MLMD_MYSQL_"
 DEFAULT_SCHEDULE = "@daily"
@@ -85,6 +85,7 @@ def airflow_dag_config(schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
 def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
               hparams: Optional[Mapping[str, Any]] = None, train_split: str = "train",
               test_split: str = "test", eval_percent: int = 10,
+              unlabelled_split: str = UNLABELLED_SPLIT,
               tfds_data_dir: Optional[str] = None, download: bool = False,
               min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
               beam_args: Sequence[str] = (), environ: Mapping[str, str] = os.environ):
@@ -108,7 +109,8 @@ def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int
       pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
       metadata_connection_config=metadata_connection_config(paths.output_dir, environ),
       pipeline_name=PIPELINE_NAME, hparams=hp, train_split=train_split,
-      test_split=test_split, eval_percent=eval_percent, tfds_data_dir=tfds_data_dir,
+      test_split=test_split, eval_percent=eval_percent, unlabelled_split=unlabelled_split,
+      tfds_data_dir=tfds_data_dir,
       download=download, min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
       beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args),
       code_versions=code_version.code_versions())

@@ -147,17 +147,22 @@ def aggregate(runs: List[Dict[str, Any]], reference: Optional[Dict[str, Any]]
   return {"models": models, "best_model": best, "targets": targets}
 
 
-def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int):
-  """The Model and ModelRun artifacts of the Trainer execution registered since
-  ``since_ms`` (a cached one included)."""
+def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int,
+                     node_id: str = "Trainer"):
+  """The Model and ModelRun artifacts' URIs of the ``node_id`` Trainer's execution
+  registered since ``since_ms`` (a cached one included).
+
+  Raises:
+    RuntimeError: that Trainer did not run.
+  """
   from ml_metadata import metadata_store  # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
   from pipeline import mlmd_queries  # pylint: disable=import-outside-toplevel
   store = metadata_store.MetadataStore(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-  executions = mlmd_queries.node_executions(store, pipeline_name, "Trainer", since_ms)
+  executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
   if not executions:
-    raise RuntimeError("the Trainer did not run")
+    raise RuntimeError(f"the {node_id} did not run")
   outputs = mlmd_queries.execution_outputs(store, executions[-1].id)
   return outputs["model"][0].uri, outputs["model_run"][0].uri
 
@@ -165,8 +170,10 @@ def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int):
 def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
                            tfds_data_dir: Optional[str]) -> Dict[str, Any]:
   """Runs the pipeline up to the Trainer with ``hp``; returns the Trainer's
-  ``training_summary.json`` plus ``model_dir`` (the exported SavedModel) and
-  ``trainer_seconds`` (wall seconds of the whole pipeline call)."""
+  ``training_summary.json`` plus ``model_dir`` (the exported SavedModel),
+  ``pipeline_seconds`` (wall seconds of the whole pipeline call) and, with
+  ``hp.word2vec_epochs``, ``pretraining`` (the EmbeddingTrainer's
+  ``pretraining_summary.json``; a cached execution's, when the embeddings were reused)."""
   # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx
   from models import throughput
@@ -188,6 +195,13 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
   model_uri, model_run_uri = _trainer_outputs(paths.metadata_path, PIPELINE_NAME, started_ms)
   summary = throughput.read_summary(model_run_uri)
   summary["model_dir"] = os.path.join(model_uri, "Format-Serving")
+  if hp.word2vec_epochs:
+    from models import pretraining
+    _, pretraining_run_uri = _trainer_outputs(paths.metadata_path, PIPELINE_NAME,
+                                              started_ms, "EmbeddingTrainer")
+    with open(os.path.join(pretraining_run_uri, pretraining.SUMMARY_FILE),
+              encoding="utf-8") as f:
+      summary["pretraining"] = json.load(f)
   summary["pipeline_seconds"] = round(seconds, 1)
   return summary
 
@@ -289,7 +303,8 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
            "parameters": trained["parameters"],
            "export_bytes": directory_bytes(trained["model_dir"]),
            "history": trained["history"], "model_dir": trained["model_dir"],
-           "pipeline_seconds": trained["pipeline_seconds"]}
+           "pipeline_seconds": trained["pipeline_seconds"],
+           "pretraining": trained.get("pretraining")}
     if hp.nb_wide:
       run["halves_test_accuracy"] = halves["accuracy"]
       run["stacking"] = trained.get("stacking")

@@ -106,8 +106,8 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
         beam_environment_config, beam_parallelism, beam_project, beam_region,
         beam_temp_location, beam_args, pipeline_root, last_node, model, attention,
         mixed_precision, epochs, strategy,
-        hparams, train_split, test_split, eval_percent, tfds_data_dir, download, schema_path,
-        min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet):
+        hparams, train_split, test_split, eval_percent, unlabelled_split, tfds_data_dir,
+        download, schema_path, min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet):
   """Run the whole pipeline and push a blessed model to the serving directory."""
   from components.imdb_example_gen import prepare_builder  # pylint: disable=import-outside-toplevel
   from pipeline import code_version  # pylint: disable=import-outside-toplevel
@@ -129,9 +129,11 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
         sdk_image=beam_sdk_image, environment_config=beam_environment_config,
         parallelism=beam_parallelism, project=beam_project, region=beam_region,
         temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
-    check_last_node(last_node, curated_schema=bool(schema_path))
+    pretraining = hp.word2vec_epochs > 0
+    check_last_node(last_node, curated_schema=bool(schema_path), pretraining=pretraining)
     # Fail before anything is written when the data is missing or a split spec is bad.
-    prepare_builder(tfds_data_dir, train_split, test_split, download)
+    prepare_builder(tfds_data_dir, train_split, test_split, download,
+                    unlabelled_split=unlabelled_split if pretraining else "")
   except (ValueError, FileNotFoundError) as e:
     raise click.ClickException(str(e)) from e
 
@@ -141,6 +143,7 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           paths.metadata_path),
       hparams=hp, train_split=train_split, test_split=test_split, eval_percent=eval_percent,
+      unlabelled_split=unlabelled_split,
       tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
       download=download, schema_path=os.path.abspath(schema_path) if schema_path else None,
       min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
@@ -239,8 +242,8 @@ def schedule():
 @click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
               help="Beam option for the Beam-powered components (repeatable).")
 def schedule_airflow(output_file, output_dir, schedule_, retries, epochs, hparams,
-                     train_split, test_split, eval_percent, tfds_data_dir, download,
-                     min_accuracy, max_accuracy_drop, beam_args):
+                     train_split, test_split, eval_percent, unlabelled_split, tfds_data_dir,
+                     download, min_accuracy, max_accuracy_drop, beam_args):
   """Print or write the Airflow 2.x DAG module (TFX's AirflowDagRunner): the schedule,
   max_active_runs=1, retries, no catch-up; MLMD on SQLite, or MySQL from the workers'
   IMDB_TFX_MLMD_MYSQL_* environment variables."""
@@ -248,6 +251,7 @@ def schedule_airflow(output_file, output_dir, schedule_, retries, epochs, hparam
   kwargs = dict(output_dir=os.path.abspath(output_dir), schedule=schedule_, retries=retries,
                 hparams={"epochs": epochs, **parse_hparams(hparams)},
                 train_split=train_split, test_split=test_split, eval_percent=eval_percent,
+                unlabelled_split=unlabelled_split,
                 tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
                 download=download, min_accuracy=min_accuracy,
                 max_accuracy_drop=max_accuracy_drop, beam_args=list(beam_args))

@@ -47,7 +47,8 @@ training_options = _apply(
                  help="Override any hyperparameter of models.hparams.HParams (repeatable), "
                  "e.g. --hparam max_length=200."))
 
-# --train-split, --test-split, --eval-percent: what ImdbExampleGen reads and holds out.
+# --train-split, --test-split, --eval-percent, --unlabelled-split: what ImdbExampleGen reads
+# and holds out.
 split_options = _apply(
     click.option("--train-split", default="train", show_default=True,
                  help="TFDS split spec for train+eval, e.g. 'train[:2%]'."),
@@ -55,7 +56,11 @@ split_options = _apply(
                  help="TFDS split spec the Evaluator blesses on, e.g. 'test[:2%]'."),
     click.option("--eval-percent", type=click.IntRange(1, 99), default=10,
                  show_default=True,
-                 help="Percent of the train split held out as the eval split."))
+                 help="Percent of the train split held out as the eval split."),
+    click.option("--unlabelled-split", default="unsupervised", show_default=True,
+                 help="TFDS split spec of unlabelled reviews the word2vec pretraining of "
+                 "the token embedding reads besides train, e.g. 'unsupervised[:2%]'; '' = "
+                 "train alone. Unused with --hparam word2vec_epochs=0."))
 
 # --min-accuracy, --max-accuracy-drop: the Evaluator's blessing thresholds.
 blessing_options = _apply(

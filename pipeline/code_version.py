@@ -7,7 +7,7 @@ contents, so changed code misses the cache. This project passes ``preprocessing_
 the pipeline, the tests and the serving code), and an import path carries no such hash:
 after a change to the model code, a run with unchanged data and hyperparameters would be
 handed the cached Trainer's old model. The runners therefore put these fingerprints into
-the two components' ``custom_config`` (``create_pipeline(code_versions=...)``).
+the components' ``custom_config`` (``create_pipeline(code_versions=...)``).
 """
 
 import hashlib
@@ -19,6 +19,8 @@ import models
 # What preprocessing_fn imports from the project; a change anywhere else in models/
 # leaves Transform's cache valid.
 TRANSFORM_MODULES = ("features.py", "hparams.py", "preprocessing.py")
+# What the EmbeddingTrainer's run_fn (models.pretraining) imports from the project.
+PRETRAINING_MODULES = ("features.py", "hparams.py", "pretraining.py")
 
 
 def fingerprint(directory: str, names: Iterable[str]) -> str:
@@ -38,17 +40,20 @@ def fingerprint(directory: str, names: Iterable[str]) -> str:
 
 
 def code_versions(models_dir: Optional[str] = None) -> Dict[str, str]:
-  """``{"transform": ..., "trainer": ...}``: the fingerprint of the modules
-  ``preprocessing_fn`` runs (``TRANSFORM_MODULES``) and of every module of the ``models``
+  """``{"transform": ..., "pretraining": ..., "trainer": ...}``: the fingerprint of the
+  modules ``preprocessing_fn`` runs (``TRANSFORM_MODULES``), of those the
+  ``EmbeddingTrainer`` runs (``PRETRAINING_MODULES``) and of every module of the ``models``
   package (``run_fn`` and all it imports from the project).
 
   Args:
     models_dir: the ``models`` package directory; None = the imported one.
 
   Raises:
-    FileNotFoundError: a module of ``TRANSFORM_MODULES`` is missing.
+    FileNotFoundError: a module of ``TRANSFORM_MODULES`` or ``PRETRAINING_MODULES`` is
+      missing.
   """
   models_dir = models_dir or os.path.dirname(os.path.abspath(models.__file__))
   every_module = [name for name in os.listdir(models_dir) if name.endswith(".py")]
   return {"transform": fingerprint(models_dir, TRANSFORM_MODULES),
+          "pretraining": fingerprint(models_dir, PRETRAINING_MODULES),
           "trainer": fingerprint(models_dir, every_module)}

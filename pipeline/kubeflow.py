@@ -163,8 +163,8 @@ def compile_group():
               "For scale: --beam-arg=--runner=DataflowRunner --beam-arg=--project=PROJECT "
               "--beam-arg=--region=REGION --beam-arg=--temp_location=gs://BUCKET/tmp.")
 def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epochs, hparams,
-                     train_split, test_split, eval_percent, tfds_data_dir, download,
-                     min_accuracy, max_accuracy_drop, beam_args):
+                     train_split, test_split, eval_percent, unlabelled_split,
+                     tfds_data_dir, download, min_accuracy, max_accuracy_drop, beam_args):
   """Compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (TFX's
   KubeflowV2DagRunner): every component runs in --image. Submit and schedule the spec as
   deploy/kubeflow.md shows."""
@@ -181,7 +181,8 @@ def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epoch
         pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
         metadata_connection_config=None, pipeline_name=KUBEFLOW_PIPELINE_NAME, hparams=hp,
         train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-        tfds_data_dir=tfds_data_dir, download=download, min_accuracy=min_accuracy,
+        unlabelled_split=unlabelled_split, tfds_data_dir=tfds_data_dir, download=download,
+        min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,
         beam_pipeline_args=runner_lib.merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
         code_versions=code_version.code_versions())

@@ -1,19 +1,21 @@
 """``create_pipeline()``: the IMDB sentiment pipeline as a pure function of its arguments.
 
 ImdbExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleValidator ->
-AnomaliesGate -> Transform -> Trainer -> (latest blessed Model resolver) -> Evaluator ->
-Pusher. Runners (``pipeline.runner``) own paths, metadata and orchestrators.
+AnomaliesGate -> Transform -> EmbeddingTrainer (word2vec pretraining of the token
+embedding; without it when ``word2vec_epochs`` is 0) -> Trainer -> (latest blessed Model
+resolver) -> Evaluator -> Pusher. Runners (``pipeline.runner``) own paths, metadata and
+orchestrators.
 """
 
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
 from components.imdb_example_gen import ImdbExampleGen
-from components.imdb_example_gen import TRAIN, EVAL, TEST
+from components.imdb_example_gen import TRAIN, EVAL, TEST, UNLABELLED
 from models.hparams import HParams
 from pipeline.eval_config import make_eval_config
 
@@ -21,28 +23,45 @@ PIPELINE_NAME = "imdb_sentiment"
 CURATED_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "schema.pbtxt")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
-# Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place).
+PRETRAINING_RUN_FN = "models.pretraining.run_fn"
+# TFDS's split of IMDB reviews without a rating, read for the embedding pretraining.
+UNLABELLED_SPLIT = "unsupervised"
+# Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place;
+# without pretraining, word2vec_epochs=0, there is no EmbeddingTrainer).
 NODE_IDS = ("ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-            "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
-            "Evaluator", "Pusher")
+            "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
+            "latest_blessed_model_resolver", "Evaluator", "Pusher")
 
 
-def check_last_node(last_node: Optional[str], curated_schema: bool) -> None:
+def node_ids(curated_schema: bool = False, pretraining: bool = True) -> Tuple[str, ...]:
+  """The ids of the nodes ``create_pipeline`` builds, in order.
+
+  Args:
+    curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
+      ``SchemaGen``'s place).
+    pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
+  """
+  schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
+  return tuple(schema_node if n == "SchemaGen" else n for n in NODE_IDS
+               if pretraining or n != "EmbeddingTrainer")
+
+
+def check_last_node(last_node: Optional[str], curated_schema: bool,
+                    pretraining: bool = True) -> None:
   """Checks ``last_node`` (``create_pipeline``'s) against the pipeline's node ids.
 
   Args:
     last_node: a node id, or None for the whole pipeline.
-    curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
-      ``SchemaGen``'s place).
+    curated_schema: as ``node_ids``.
+    pretraining: as ``node_ids``.
 
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline (the message lists them).
   """
-  schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
-  node_ids = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
-  if last_node is not None and last_node not in node_ids:
+  node_ids_ = node_ids(curated_schema, pretraining)
+  if last_node is not None and last_node not in node_ids_:
     raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
-                     f"of {', '.join(node_ids)}")
+                     f"of {', '.join(node_ids_)}")
 
 
 def _with_code_version(custom_config: Dict[str, Any],
@@ -62,6 +81,7 @@ def create_pipeline(
     hparams: HParams = HParams(),
     train_split: str = "train",
     test_split: str = "test",
+    unlabelled_split: str = UNLABELLED_SPLIT,
     eval_percent: int = 10,
     tfds_data_dir: Optional[str] = None,
     download: bool = False,
@@ -86,6 +106,9 @@ def create_pipeline(
       cache).
     train_split: TFDS split spec for train+eval (``"train"``, ``"train[:2%]"``).
     test_split: TFDS split spec for the final evaluation (``"test"``, ``"test[:2%]"``).
+    unlabelled_split: TFDS split spec of reviews without labels (``"unsupervised"``,
+      ``"unsupervised[:2%]"``) that the embedding pretraining reads besides ``train``;
+      "" = pretrain on ``train`` alone. Unused when ``hparams.word2vec_epochs`` is 0.
     eval_percent: percent of ``train_split`` held out as the ``eval`` split.
     tfds_data_dir: TFDS data dir; None = ``$TFDS_DATA_DIR`` or TFDS's default.
     download: let TFDS download the dataset when it is not prepared.
@@ -99,7 +122,7 @@ def create_pipeline(
       ``schema_path``, ``ImportSchemaGen`` stands for ``SchemaGen``), e.g. ``"Transform"``
       for the data components alone. Nodes after it are never constructed, so none of
       the built ones references them. None = the whole pipeline.
-    code_versions: ``{"transform": ..., "trainer": ...}`` fingerprints of the code the two
+    code_versions: ``{"transform": ..., "trainer": ...}`` fingerprints of the code the
       components import (``pipeline.code_version.code_versions()``, which runners pass),
       added to their ``custom_config`` as ``code_version`` so that changed code misses
       TFX's cache; None adds nothing (the cache then keys on data and hyperparameters
@@ -111,7 +134,9 @@ def create_pipeline(
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline.
   """
-  check_last_node(last_node, curated_schema=bool(schema_path))
+  pretraining = hparams.word2vec_epochs > 0
+  check_last_node(last_node, curated_schema=bool(schema_path), pretraining=pretraining)
+  unlabelled_split = unlabelled_split if pretraining else ""
   components = []
 
   def add(*nodes) -> bool:
@@ -127,7 +152,8 @@ def create_pipeline(
 
   example_gen = ImdbExampleGen(
       train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-      tfds_data_dir=tfds_data_dir or "", download=download)
+      tfds_data_dir=tfds_data_dir or "", download=download,
+      unlabelled_split=unlabelled_split)
   if add(example_gen):
     return build()
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -138,11 +164,14 @@ def create_pipeline(
   else:
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
-        exclude_splits=[EVAL, TEST])
+        exclude_splits=[EVAL, TEST, UNLABELLED])
   if add(schema_gen):
     return build()
+  # The unlabelled split lacks the label the schema requires; its statistics are still
+  # computed (StatisticsGen), for a look at how it differs from train.
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+      exclude_splits=[UNLABELLED])
   if add(example_validator):
     return build()
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
@@ -157,12 +186,29 @@ def create_pipeline(
   transform.add_upstream_node(anomalies_gate)
   if add(transform):
     return build()
+  embedding_trainer = None
+  if pretraining:
+    # A standard Trainer whose Model is the main Trainer's base_model (TFX's warm start):
+    # word2vec over the raw train and unlabelled reviews, through the TransformGraph.
+    embedding_trainer = tfx.components.Trainer(
+        run_fn=PRETRAINING_RUN_FN, examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(
+            splits=[TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+        custom_config=_with_code_version(hparams.pretraining_custom_config(),
+                                         code_versions, "pretraining"),
+    ).with_id("EmbeddingTrainer")
+    if add(embedding_trainer):
+      return build()
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+      base_model=embedding_trainer.outputs["model"] if embedding_trainer else None,
       custom_config=_with_code_version(hparams.to_custom_config(), code_versions,
                                        "trainer"))
   if add(trainer):

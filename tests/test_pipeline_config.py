@@ -15,11 +15,11 @@ from models.hparams import HParams
 from pipeline import eval_config
 from pipeline import runner
 from pipeline.pipeline import CURATED_SCHEMA_PATH, PIPELINE_NAME, PREPROCESSING_FN, RUN_FN
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import PRETRAINING_RUN_FN, create_pipeline, node_ids
 
 EXPECTED_IDS = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
-                "Evaluator", "Pusher"]
+                "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
+                "latest_blessed_model_resolver", "Evaluator", "Pusher"]
 HP = HParams(max_length=32, vocab_size=500, epochs=1, batch_size=8)
 
 
@@ -90,7 +90,7 @@ def pipeline(tmp_path_factory):
   return create_pipeline(
       pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"),
       hparams=HP, train_split="train[:2%]", test_split="test[:1%]", eval_percent=15,
-      tfds_data_dir=str(root / "tfds"), min_accuracy=0.6, max_accuracy_drop=0.05,
+      unlabelled_split="unsupervised[:1%]", tfds_data_dir=str(root / "tfds"), min_accuracy=0.6, max_accuracy_drop=0.05,
       beam_pipeline_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"],
       enable_cache=False)
 
@@ -127,8 +127,63 @@ def test_pipeline_example_gen_parameters(pipeline):
   assert props["train_split"] == "train[:2%]"
   assert props["test_split"] == "test[:1%]"
   assert props["eval_percent"] == 15
+  assert props["unlabelled_split"] == "unsupervised[:1%]"
   assert props["tfds_data_dir"].endswith("tfds")
   assert props["download"] is False
+
+
+def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(pipeline):
+  pretrainer = _component(pipeline, "EmbeddingTrainer")
+  assert isinstance(pretrainer, tfx.components.Trainer)
+  props = pretrainer.exec_properties
+  assert props["run_fn"] == PRETRAINING_RUN_FN
+  assert json.loads(props["train_args"])["splits"] == ["train", "unlabelled"]
+  # Raw reviews (ImdbExampleGen's), through Transform's graph.
+  assert pretrainer.inputs["examples"].producer_component_id == "ImdbExampleGen"
+  assert pretrainer.inputs["transform_graph"].producer_component_id == "Transform"
+  # Only the fields the pretraining reads: a model-only change keeps its cache.
+  config = json.loads(props["custom_config"])
+  assert config == HP.pretraining_custom_config()
+  assert set(config["hparams"]) == {"vocab_size", "num_oov_buckets", "max_length",
+                                    "head_tokens", "embedding_dim", "word2vec_epochs",
+                                    "word2vec_window", "word2vec_negative",
+                                    "word2vec_sample", "seed"}
+  # TFX's warm start: the Trainer's base_model is the pretrainer's Model.
+  trainer = _component(pipeline, "Trainer")
+  assert trainer.inputs["base_model"].producer_component_id == "EmbeddingTrainer"
+  assert trainer.inputs["base_model"].output_key == "model"
+
+
+def test_unlabelled_split_is_neither_validated_nor_in_the_schema(pipeline):
+  validator = _component(pipeline, "ExampleValidator")
+  assert json.loads(validator.exec_properties["exclude_splits"]) == ["unlabelled"]
+  transform = json.loads(_component(pipeline, "Transform").exec_properties["splits_config"])
+  assert "unlabelled" not in transform["transform"]
+
+
+def test_no_pretraining_without_word2vec_epochs(tmp_path):
+  hp = dataclasses.replace(HP, word2vec_epochs=0)
+  built = create_pipeline(pipeline_root=str(tmp_path / "root"),
+                          serving_model_dir=str(tmp_path / "serving"), hparams=hp)
+  ids = [c.id for c in built.components]
+  assert sorted(ids) == sorted(node_ids(pretraining=False))
+  assert "EmbeddingTrainer" not in ids and len(ids) == len(EXPECTED_IDS) - 1
+  # Nothing reads unlabelled reviews then.
+  assert _component(built, "ImdbExampleGen").exec_properties["unlabelled_split"] == ""
+  assert "base_model" not in _component(built, "Trainer").inputs
+  with pytest.raises(ValueError, match="EmbeddingTrainer.*is not a node"):
+    create_pipeline(pipeline_root=str(tmp_path / "root"),
+                    serving_model_dir=str(tmp_path / "serving"), hparams=hp,
+                    last_node="EmbeddingTrainer")
+
+
+def test_pretraining_on_train_alone_without_unlabelled_split(tmp_path):
+  built = create_pipeline(pipeline_root=str(tmp_path / "root"),
+                          serving_model_dir=str(tmp_path / "serving"), hparams=HP,
+                          unlabelled_split="")
+  props = _component(built, "EmbeddingTrainer").exec_properties
+  assert json.loads(props["train_args"])["splits"] == ["train"]
+  assert _component(built, "ImdbExampleGen").exec_properties["unlabelled_split"] == ""
 
 
 def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
@@ -172,11 +227,12 @@ def test_pusher_destination(pipeline):
   assert destination["filesystem"]["base_directory"].endswith("serving")
 
 
-def test_schema_gen_excludes_eval_and_test(pipeline):
+def test_schema_gen_excludes_eval_test_and_unlabelled(pipeline):
   schema_gen = _component(pipeline, "SchemaGen")
   assert isinstance(schema_gen, tfx.components.SchemaGen)
   assert bool(schema_gen.exec_properties["infer_feature_shape"]) is True
-  assert json.loads(schema_gen.exec_properties["exclude_splits"]) == ["eval", "test"]
+  assert json.loads(schema_gen.exec_properties["exclude_splits"]) == ["eval", "test",
+                                                                    "unlabelled"]
 
 
 def test_curated_schema_uses_import_schema_gen(tmp_path):
@@ -238,24 +294,32 @@ def test_orchestrator_names():
 
 
 def test_training_only_change_keeps_transform_properties(tmp_path):
-  def transform_props(hparams):
+  def props(hparams, component="Transform"):
     built = create_pipeline(pipeline_root=str(tmp_path / "root"),
                             serving_model_dir=str(tmp_path / "serving"), hparams=hparams)
-    return _component(built, "Transform").exec_properties["custom_config"]
+    return _component(built, component).exec_properties["custom_config"]
 
-  base = transform_props(HP)
-  assert transform_props(dataclasses.replace(HP, seed=7, epochs=5, dropout=0.3)) == base
-  assert transform_props(dataclasses.replace(HP, max_length=HP.max_length + 1)) != base
+  base = props(HP)
+  assert props(dataclasses.replace(HP, seed=7, epochs=5, dropout=0.3)) == base
+  assert props(dataclasses.replace(HP, max_length=HP.max_length + 1)) != base
+  # The pretrained embeddings are reused across models and their training settings.
+  pretraining = props(HP, "EmbeddingTrainer")
+  assert props(dataclasses.replace(HP, model="multi_head", epochs=5, dropout=0.3),
+               "EmbeddingTrainer") == pretraining
+  assert props(dataclasses.replace(HP, word2vec_window=2), "EmbeddingTrainer") != pretraining
 
 
-def test_code_versions_go_into_transform_and_trainer_custom_config(tmp_path):
-  versions = {"transform": "t" * 16, "trainer": "m" * 16}
+def test_code_versions_go_into_each_components_custom_config(tmp_path):
+  versions = {"transform": "t" * 16, "pretraining": "p" * 16, "trainer": "m" * 16}
   built = create_pipeline(pipeline_root=str(tmp_path / "root"),
                           serving_model_dir=str(tmp_path / "serving"), hparams=HP,
                           code_versions=versions)
   transform = json.loads(_component(built, "Transform").exec_properties["custom_config"])
+  pretrainer = json.loads(
+      _component(built, "EmbeddingTrainer").exec_properties["custom_config"])
   trainer = json.loads(_component(built, "Trainer").exec_properties["custom_config"])
   assert transform == {**HP.preprocessing_custom_config(), "code_version": "t" * 16}
+  assert pretrainer == {**HP.pretraining_custom_config(), "code_version": "p" * 16}
   assert trainer == {**HP.to_custom_config(), "code_version": "m" * 16}
   # What preprocessing_fn and run_fn read back is unchanged.
   assert HParams.from_custom_config(trainer) == HP
@@ -277,6 +341,15 @@ def test_code_versions_change_with_the_code_each_component_runs(tmp_path):
   changed = code_version.code_versions(str(copy))
   assert changed["trainer"] != ours["trainer"]
   assert changed["transform"] == ours["transform"]
+  assert changed["pretraining"] == ours["pretraining"]
+  # A pretraining change: new embeddings and so a new Trainer; Transform stays.
+  with open(copy / "pretraining.py", "a", encoding="utf-8") as f:
+    f.write("\n# changed\n")
+  pretrained = code_version.code_versions(str(copy))
+  assert pretrained["pretraining"] != ours["pretraining"]
+  assert pretrained["trainer"] != changed["trainer"]
+  assert pretrained["transform"] == ours["transform"]
+  changed = pretrained
   # A preprocessing change: both re-run.
   with open(copy / "preprocessing.py", "a", encoding="utf-8") as f:
     f.write("\n# changed\n")

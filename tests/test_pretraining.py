@@ -1,0 +1,264 @@
+"""Tests of models.pretraining (the EmbeddingTrainer's word2vec pretraining) and of the
+Trainer starting from its vectors: ids to words, the corpus through the TransformGraph,
+word2vec on a corpus with a known structure, the table, the files, the errors."""
+
+import copy
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from gensim.models import KeyedVectors
+from tfx.components.trainer import fn_args_utils
+from tfx.components.util import examples_utils
+from tfx.proto import example_gen_pb2
+from tfx.proto import trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import json_utils
+from tfx.utils import proto_utils
+
+import tiny_model
+import trainer_process
+from components.imdb_example_gen import to_tf_example
+from models import features
+from models import model as model_lib
+from models import pretraining
+from models import trainer
+from models.hparams import HParams
+
+# No downsampling: in a corpus of a few hundred tokens every word is "frequent".
+HP = dataclasses.replace(tiny_model.HP, word2vec_epochs=5, word2vec_window=2,
+                         word2vec_sample=0.0)
+UNLABELLED = [b"a great and wonderful story", b"awful and bad, boring plot", b"",
+              b"superb film, loved the cast"]
+
+
+def _sentences(seed: int = 0):
+  """A corpus where "good" and "great" share every context, and so do "bad" and "awful",
+  but the two pairs never share one."""
+  rng = np.random.default_rng(seed)
+  positive = ["film", "story", "cast", "acting", "ending"]
+  negative = ["plot", "script", "pacing", "dialogue", "editing"]
+  sentences = []
+  for _ in range(400):
+    for words, context in ((("good", "great"), positive), (("bad", "awful"), negative)):
+      word = words[rng.integers(2)]
+      sentences.append([context[i] for i in rng.integers(len(context), size=3)] + [word]
+                       + [context[i] for i in rng.integers(len(context), size=3)])
+  return sentences
+
+
+def _cosine(vectors, a, b):
+  u, v = vectors[a], vectors[b]
+  return float(np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v))
+
+
+# --- id_words ---------------------------------------------------------------------------
+
+
+def test_id_words_follow_the_transform_ids():
+  hp = HParams(vocab_size=4, num_oov_buckets=2)
+  words = pretraining.id_words([b"the", b"film", "great"], hp)
+  # 0 padding, 1..3 the vocabulary, then the OOV buckets (a vocabulary shorter than
+  # vocab_size moves them down), then rows no id reaches.
+  assert words == ["", "the", "film", "great", "<oov:0>", "<oov:1>", "<unused:6>"]
+  assert len(words) == hp.embedding_input_dim
+
+
+def test_id_words_rejects_a_vocabulary_longer_than_vocab_size():
+  with pytest.raises(ValueError, match="4 words, more than vocab_size 3"):
+    pretraining.id_words([b"a", b"b", b"c", b"d"], HParams(vocab_size=3))
+
+
+# --- word2vec ---------------------------------------------------------------------------
+
+
+def test_word2vec_puts_words_of_shared_contexts_together():
+  hp = HParams(embedding_dim=16, word2vec_epochs=10, word2vec_window=3, word2vec_sample=0.0)
+  vectors = pretraining.train_word2vec(_sentences(), hp)
+  assert vectors.vector_size == 16
+  assert set(vectors.key_to_index) >= {"good", "great", "bad", "awful", "film", "plot"}
+  same = min(_cosine(vectors, "good", "great"), _cosine(vectors, "bad", "awful"))
+  across = max(_cosine(vectors, "good", "bad"), _cosine(vectors, "great", "awful"))
+  assert same > across + 0.2, (same, across)
+
+
+def test_word2vec_is_reproducible_for_a_seed():
+  hp = HParams(embedding_dim=8, word2vec_epochs=2, word2vec_sample=1e-3)
+  first = pretraining.train_word2vec(_sentences(), hp)
+  second = pretraining.train_word2vec(_sentences(), hp)
+  other = pretraining.train_word2vec(_sentences(), dataclasses.replace(hp, seed=7))
+  np.testing.assert_array_equal(first["good"], second["good"])
+  np.testing.assert_array_equal(first.vectors, second.vectors)
+  assert not np.allclose(first["good"], other["good"])
+
+
+def test_word2vec_rejects_an_empty_corpus():
+  with pytest.raises(ValueError, match="no tokens to pretrain"):
+    pretraining.train_word2vec([[], []], HParams())
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def test_embedding_matrix_rows():
+  hp = HParams(vocab_size=4, num_oov_buckets=1, embedding_dim=8, word2vec_epochs=1)
+  vectors = pretraining.train_word2vec([["the", "film", "<oov:0>"], ["film", "the"]], hp)
+  words = pretraining.id_words([b"the", b"film", b"never"], hp)
+  matrix = pretraining.embedding_matrix(vectors, words, hp)
+  assert matrix.shape == (hp.embedding_input_dim, 8) and matrix.dtype == np.float32
+  np.testing.assert_array_equal(matrix[features.PADDING_ID], np.zeros(8))
+  np.testing.assert_array_equal(matrix[1], vectors["the"])
+  np.testing.assert_array_equal(matrix[2], vectors["film"])
+  np.testing.assert_array_equal(matrix[4], vectors["<oov:0>"])
+  # "never" (id 3) and the unused row 5 never occurred: Keras's Embedding init.
+  for row in (3, 5):
+    assert np.all(np.abs(matrix[row]) <= 0.05) and np.any(matrix[row] != 0)
+
+
+def test_embedding_matrix_rejects_other_widths():
+  vectors = pretraining.train_word2vec([["a", "b"]], HParams(embedding_dim=4,
+                                                             word2vec_epochs=1))
+  with pytest.raises(ValueError, match="size 4 for embedding_dim 8"):
+    pretraining.embedding_matrix(vectors, ["", "a", "b"], HParams(embedding_dim=8))
+
+
+def test_load_embeddings_checks_file_and_shape(tmp_path):
+  hp = HParams(vocab_size=5, num_oov_buckets=1, embedding_dim=4)
+  with pytest.raises(FileNotFoundError, match="not an EmbeddingTrainer output"):
+    pretraining.load_embeddings(str(tmp_path), hp)
+  table = np.arange(7 * 4, dtype=np.float64).reshape(7, 4)
+  np.save(tmp_path / pretraining.EMBEDDINGS_FILE, table)
+  loaded = pretraining.load_embeddings(str(tmp_path), hp)
+  assert loaded.dtype == np.float32
+  np.testing.assert_array_equal(loaded, table)
+  with pytest.raises(ValueError, match=r"\(7, 4\), the model needs \(12, 4\)"):
+    pretraining.load_embeddings(str(tmp_path), dataclasses.replace(hp, vocab_size=10))
+
+
+@pytest.mark.parametrize("model", ["lstm_attention", "multi_head"])
+def test_set_pretrained_embeddings_sets_the_token_table(model, tmp_path):
+  hp = dataclasses.replace(tiny_model.HP, model=model)
+  table = np.random.default_rng(0).normal(
+      size=(hp.embedding_input_dim, hp.embedding_dim)).astype(np.float32)
+  np.save(tmp_path / pretraining.EMBEDDINGS_FILE, table)
+  keras_model, explain_model = model_lib.build(hp)
+  info = trainer.set_pretrained_embeddings(keras_model, hp, str(tmp_path))
+  assert info == {"path": str(tmp_path), "rows": hp.embedding_input_dim}
+  # The explanation model (the export) shares the table.
+  (weights,) = model_lib.token_embedding_layer(explain_model).get_weights()
+  np.testing.assert_array_equal(weights, table)
+
+
+# --- run_fn -----------------------------------------------------------------------------
+
+
+def _write_raw_examples(path, records):
+  os.makedirs(os.path.dirname(path))
+  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+    for text, label in records:
+      writer.write(to_tf_example(text, label).SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  """The EmbeddingTrainer's run_fn on tiny_model.REVIEWS (train) and UNLABELLED, with the
+  FnArgs TFX's Trainer builds; returns (fn_args, tf_transform_output)."""
+  root = tmp_path_factory.mktemp("pretraining")
+  output = tiny_model.analyze_reviews(str(root / "transform_graph"), HP)
+  examples = standard_artifacts.Examples()
+  examples.uri = str(root / "examples")
+  examples.split_names = '["train", "eval", "unlabelled"]'
+  examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+  _write_raw_examples(str(root / "examples" / "Split-train" / "data.gz"), tiny_model.REVIEWS)
+  _write_raw_examples(str(root / "examples" / "Split-eval" / "data.gz"),
+                      tiny_model.REVIEWS[:4])
+  _write_raw_examples(str(root / "examples" / "Split-unlabelled" / "data.gz"),
+                      [(t, None) for t in UNLABELLED])
+  transform_graph = standard_artifacts.TransformGraph()
+  transform_graph.uri = str(root / "transform_graph")
+  fn_args = fn_args_utils.get_common_fn_args(
+      {standard_component_specs.EXAMPLES_KEY: [examples],
+       standard_component_specs.TRANSFORM_GRAPH_KEY: [transform_graph]},
+      {standard_component_specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(
+          trainer_pb2.TrainArgs(splits=["train", "unlabelled"])),
+       standard_component_specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(
+           trainer_pb2.EvalArgs(splits=["eval"])),
+       standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(
+           HP.pretraining_custom_config())},
+      working_dir=str(root / "run"))
+  fn_args.transform_output = fn_args.transform_graph_path
+  fn_args.serving_model_dir = str(root / "model" / "Format-Serving")
+  fn_args.model_run_dir = str(root / "run")
+  pretraining.run_fn(fn_args)
+  return fn_args, output
+
+
+def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):
+  fn_args, output = pretrained
+  sequences = list(pretraining.token_id_sequences(fn_args.train_files, output))
+  assert len(sequences) == len(tiny_model.REVIEWS) + len(UNLABELLED)
+  expected = tiny_model.transform_reviews(
+      output, tiny_model.REVIEWS + [(t, 0) for t in UNLABELLED])[features.TOKENS_KEY]
+  by_review = sorted(tuple(s) for s in sequences)
+  assert by_review == sorted(tuple(row[row != 0]) for row in expected)
+  assert () in by_review  # the empty unlabelled review
+  assert all(s.dtype == np.int64 for s in sequences)
+
+
+def test_run_fn_writes_the_table_the_vectors_and_a_summary(pretrained):
+  fn_args, output = pretrained
+  table = pretraining.load_embeddings(fn_args.serving_model_dir, HP)
+  vectors = KeyedVectors.load_word2vec_format(
+      os.path.join(fn_args.serving_model_dir, pretraining.WORD_VECTORS_FILE), binary=True)
+  words = pretraining.id_words(
+      output.vocabulary_by_name(features.VOCABULARY_NAME), HP)
+  # Every word of the corpus has its vector in the row of its id.
+  great = words.index("great")
+  np.testing.assert_allclose(table[great], vectors["great"], rtol=1e-6)
+  np.testing.assert_array_equal(table[features.PADDING_ID], np.zeros(HP.embedding_dim))
+  with open(os.path.join(fn_args.model_run_dir, pretraining.SUMMARY_FILE),
+            encoding="utf-8") as f:
+    summary = json.load(f)
+  sequences = list(pretraining.token_id_sequences(fn_args.train_files, output))
+  assert summary["reviews"] == len(tiny_model.REVIEWS) + len(UNLABELLED)
+  assert summary["tokens"] == sum(len(s) for s in sequences)
+  assert summary["rows"] == HP.embedding_input_dim
+  assert summary["rows_from_word2vec"] == len(vectors.key_to_index)
+  assert summary["hparams"] == HP.pretraining_custom_config()["hparams"]
+
+
+def test_run_fn_refuses_zero_epochs(pretrained):
+  fn_args = copy.copy(pretrained[0])
+  fn_args.custom_config = dataclasses.replace(HP, word2vec_epochs=0).pretraining_custom_config()
+  with pytest.raises(ValueError, match="word2vec_epochs is 0"):
+    pretraining.run_fn(fn_args)
+
+
+def test_trainer_starts_from_the_pretrained_table(pretrained, tmp_path):
+  """The model Trainer's run_fn with the EmbeddingTrainer's Model as base_model: the
+  summary names it and the exported token table is the pretrained one after a few small
+  Adam steps (lr 1e-3, 5 steps: each weight moves at most about 5e-3)."""
+  fn_args, _ = pretrained
+  data = tiny_model.write_transformed_data(tmp_path / "data", HP)
+  job = {"examples_uri": data.examples_uri, "transform_graph_uri": data.transform_graph_uri,
+         "serving_model_dir": str(tmp_path / "model"), "model_run_dir": str(tmp_path / "run"),
+         "hparams": dataclasses.asdict(HP)}
+  args = trainer_process.build_fn_args(job)
+  args.base_model = fn_args.serving_model_dir
+  trainer.run_fn(args)
+  table = pretraining.load_embeddings(fn_args.serving_model_dir, HP)
+  reader = tf.train.load_checkpoint(str(tmp_path / "model" / "variables" / "variables"))
+  (exported,) = [reader.get_tensor(name) for name, shape in
+                 reader.get_variable_to_shape_map().items()
+                 if tuple(shape) == table.shape and "/embeddings/" in name]
+  assert np.abs(exported - table).max() < 0.01
+  assert np.abs(table).max() > 0.1  # far from Keras's own uniform(-0.05, 0.05) init
+  with open(os.path.join(str(tmp_path / "run"), "training_summary.json"),
+            encoding="utf-8") as f:
+    summary = json.load(f)
+  assert summary["pretrained_embeddings"] == {"path": fn_args.serving_model_dir,
+                                              "rows": HP.embedding_input_dim}
