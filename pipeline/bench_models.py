@@ -6,8 +6,10 @@ last_node="Trainer")``; the data components run once and are cached after that) 
 full train split (90% train, 10% eval for early stopping), then scores the exported
 SavedModel's ``predict_text`` on the whole ``test`` split (25,000 reviews) with
 ``models.evaluation.evaluate_saved_model``. From the Trainer's ``training_summary.json`` it
-takes seconds per epoch and steady-state training examples/s; it also records parameters
-and the exported model's size in bytes. With ``nb_wide`` it also scores each half of the
+takes seconds per epoch and steady-state training examples/s; it also records parameters,
+the exported model's size in bytes and the EmbeddingTrainer's ``pretraining_summary.json``
+(the word2vec pretraining runs once per seed: its ``custom_config`` holds no model
+setting, so the other models of that seed reuse it from TFX's cache). With ``nb_wide`` it also scores each half of the
 ensemble alone on the same split (``models.evaluation.evaluate_halves``) and keeps the
 stacking fitted on eval. In the same run, ``keras_reference`` trains the
 default model with plain Keras (no TFX) and its examples/s is the reference the Trainer's

@@ -14,15 +14,16 @@ from pipeline import airflow_dag
 from pipeline.runner import OutputPaths
 
 ALL_NODES = {"ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-             "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
-             "Evaluator", "Pusher"}
+             "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
+             "latest_blessed_model_resolver", "Evaluator", "Pusher"}
 TINY = dict(vocab_size=500, max_length=32, embedding_dim=8, lstm_units=8, dense_units=8,
             epochs=1, batch_size=32)
 
 
 def _dag_kwargs(output_dir, tfds_data_dir, **overrides):
   kwargs = dict(output_dir=str(output_dir), train_split="train[:2%]",
-                test_split="test[:1%]", min_accuracy=0.0, hparams=TINY,
+                test_split="test[:1%]", unlabelled_split="unsupervised[:1%]",
+                min_accuracy=0.0, hparams=TINY,
                 tfds_data_dir=tfds_data_dir, schedule="0 3 * * *", retries=0,
                 beam_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
   kwargs.update(overrides)

@@ -10,7 +10,7 @@ from pipeline import cli
 RUN_OPTIONS = ["--runner", "--beam-arg", "--model", "--epochs", "--train-split",
                "--test-split", "--output-dir", "--no-cache", "--tfds-data-dir", "--strategy",
                "--hparam", "--schema-path", "--min-accuracy", "--max-accuracy-drop",
-               "--eval-percent", "--download", "--quiet"]
+               "--eval-percent", "--unlabelled-split", "--download", "--quiet"]
 
 
 @pytest.fixture

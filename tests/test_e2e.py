@@ -6,6 +6,7 @@ baseline input changed), a failed blessing pushes nothing, anomalies stop the ru
 Transform, and a run killed mid-component is completed by the next run.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -32,13 +33,13 @@ from tiny_model import copy_version
 
 pytestmark = pytest.mark.e2e
 
-TRAIN_SPLIT, TEST_SPLIT = "train[:4%]", "test[:2%]"
+TRAIN_SPLIT, TEST_SPLIT, UNLABELLED_SPLIT = "train[:4%]", "test[:2%]", "unsupervised[:1%]"
 HP = HParams(vocab_size=2000, max_length=64, embedding_dim=16, lstm_units=16,
              dense_units=16, epochs=2, batch_size=32)
 BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 ALL_NODES = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-             "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
-             "Evaluator", "Pusher"]
+             "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
+             "latest_blessed_model_resolver", "Evaluator", "Pusher"]
 
 
 def _pipeline(paths, tfds_data_dir, **overrides):
@@ -47,7 +48,8 @@ def _pipeline(paths, tfds_data_dir, **overrides):
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           paths.metadata_path),
       hparams=HP, train_split=TRAIN_SPLIT, test_split=TEST_SPLIT,
-      tfds_data_dir=tfds_data_dir, min_accuracy=0.0, beam_pipeline_args=BEAM_ARGS)
+      unlabelled_split=UNLABELLED_SPLIT, tfds_data_dir=tfds_data_dir, min_accuracy=0.0,
+      beam_pipeline_args=BEAM_ARGS)
   kwargs.update(overrides)
   return create_pipeline(**kwargs)
 
@@ -99,17 +101,71 @@ def test_first_run_completes_every_component_and_pushes(runs):
   assert os.path.isfile(os.path.join(first.pushed_path, "saved_model.pb"))
 
 
-def test_examples_artifact_has_three_splits(runs):
-  paths, _ = runs
-  store = _store(paths)
+def _example_gen_examples(store):
   examples = [a for a in store.get_artifacts_by_type("Examples")
               if "num_examples_train" in a.custom_properties]
   assert examples, "no Examples artifact from ImdbExampleGen"
-  props = examples[0].custom_properties
+  return examples[0]
+
+
+def test_examples_artifact_has_four_splits(runs):
+  paths, _ = runs
+  examples = _example_gen_examples(_store(paths))
+  props = examples.custom_properties
   assert props["num_examples_test"].int_value == 500
   assert props["num_examples_train"].int_value + props["num_examples_eval"].int_value == 1000
-  for split in ("train", "eval", "test"):
-    assert tf.io.gfile.glob(os.path.join(examples[0].uri, f"Split-{split}", "*.gz"))
+  assert props["num_examples_unlabelled"].int_value == 500
+  for split in ("train", "eval", "test", "unlabelled"):
+    assert tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
+  (path,) = tf.io.gfile.glob(os.path.join(examples.uri, "Split-unlabelled", "*.gz"))
+  for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(20):
+    example = tf.train.Example.FromString(record.numpy())
+    assert "label" not in example.features.feature
+    assert example.features.feature["text"].bytes_list.value[0]
+
+
+def _artifact(store, artifact_id):
+  (artifact,) = store.get_artifacts_by_id([artifact_id])
+  return artifact
+
+
+def test_trainer_starts_from_the_embedding_trainers_word2vec_vectors(runs):
+  """Through MLMD: the EmbeddingTrainer read ImdbExampleGen's raw Examples and Transform's
+  graph, and its Model is the Trainer's base_model; the pretraining saw the train and
+  unlabelled reviews, and the Trainer's summary names the table it started from."""
+  paths, _ = runs
+  store = _store(paths)
+  (pretrainer,) = [e for e in mlmd_queries.node_executions(store, PIPELINE_NAME,
+                                                           "EmbeddingTrainer", 0)
+                   if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]
+  inputs = {}
+  for event in store.get_events_by_execution_ids([pretrainer.id]):
+    if event.type == metadata_store_pb2.Event.INPUT:
+      inputs.setdefault(event.path.steps[0].key, []).append(event.artifact_id)
+  examples = _example_gen_examples(store)
+  assert inputs["examples"] == [examples.id]
+  assert store.get_artifact_types_by_id(
+      [_artifact(store, inputs["transform_graph"][0]).type_id])[0].name == "TransformGraph"
+  outputs = mlmd_queries.execution_outputs(store, pretrainer.id)
+  (model,), (model_run,) = outputs["model"], outputs["model_run"]
+  with open(os.path.join(model_run.uri, "pretraining_summary.json"), encoding="utf-8") as f:
+    pretraining = json.load(f)
+  props = examples.custom_properties
+  assert pretraining["reviews"] == (props["num_examples_train"].int_value
+                                    + props["num_examples_unlabelled"].int_value)
+  assert pretraining["rows"] == HP.embedding_input_dim
+  assert 0 < pretraining["rows_from_word2vec"] <= HP.embedding_input_dim - 1
+  (trainer,) = [e for e in mlmd_queries.node_executions(store, PIPELINE_NAME, "Trainer", 0)
+                if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]
+  base_models = [event.artifact_id for event in store.get_events_by_execution_ids([trainer.id])
+                 if event.type == metadata_store_pb2.Event.INPUT
+                 and event.path.steps[0].key == "base_model"]
+  assert base_models == [model.id]
+  (trainer_run,) = mlmd_queries.execution_outputs(store, trainer.id)["model_run"]
+  with open(os.path.join(trainer_run.uri, "training_summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  assert summary["pretrained_embeddings"] == {
+      "path": os.path.join(model.uri, "Format-Serving"), "rows": HP.embedding_input_dim}
 
 
 def test_pushed_model_answers_predict_text_on_raw_strings(runs):
@@ -189,6 +245,7 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   paths = runner_lib.OutputPaths(str(tmp_path / "out"))
   command = [sys.executable, "-m", "pipeline.cli", "run", "--quiet",
              "--train-split", TRAIN_SPLIT, "--test-split", TEST_SPLIT,
+             "--unlabelled-split", UNLABELLED_SPLIT,
              "--tfds-data-dir", tfds_data_dir, "--output-dir", paths.output_dir,
              "--min-accuracy", "0", "--epochs", "1"]
   command += [f"--beam-arg={arg}" for arg in BEAM_ARGS]

@@ -82,6 +82,12 @@ def test_to_tf_example_features():
   assert list(long["label"].int64_list.value) == [0]
 
 
+def test_to_tf_example_without_label_for_unlabelled_reviews():
+  f = eg.to_tf_example(b"no rating here", None).features.feature
+  assert set(f) == {"text", "review_length", "length_bucket"}
+  assert list(f["review_length"].int64_list.value) == [3]
+
+
 # --- write_splits -------------------------------------------------------------------
 
 TRAIN_RECORDS = [(f"train review {i} " .encode() + b"word " * (i % 300), i % 2)
@@ -113,6 +119,33 @@ def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
     assert ex["length_bucket"].numpy()[0].decode() == features.length_bucket(len(text.split()))
   test = _read_split(uri, "test")
   assert [ex["text"].numpy()[0] for ex in test] == [t for t, _ in TEST_RECORDS]  # in order
+
+
+UNLABELLED_TEXTS = [f"unrated review {i}".encode() for i in range(12)]
+
+
+def test_write_splits_writes_the_unlabelled_split_without_labels(tmp_path):
+  uri = str(tmp_path / "examples")
+  counts = eg.write_splits(uri, iter(TRAIN_RECORDS), iter(TEST_RECORDS), eval_percent=20,
+                           unlabelled_texts=iter(UNLABELLED_TEXTS))
+  assert counts["unlabelled"] == 12 and counts["test"] == 30
+  assert list(counts) == ["train", "eval", "test", "unlabelled"]
+  path = os.path.join(uri, "Split-unlabelled", "data_tfrecord-00000-of-00001.gz")
+  examples = [tf.train.Example.FromString(r) for r in
+              tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()]
+  assert [e.features.feature["text"].bytes_list.value[0] for e in examples] == UNLABELLED_TEXTS
+  assert all("label" not in e.features.feature for e in examples)
+  # Without unlabelled texts there is no such split.
+  other = str(tmp_path / "other")
+  assert "unlabelled" not in eg.write_splits(other, iter(TRAIN_RECORDS), iter(TEST_RECORDS))
+  assert not os.path.exists(os.path.join(other, "Split-unlabelled"))
+
+
+def test_write_splits_empty_unlabelled_split_raises_and_leaves_nothing(tmp_path):
+  uri = str(tmp_path / "examples")
+  with pytest.raises(ValueError, match=r"\['unlabelled'\] would be empty"):
+    eg.write_splits(uri, iter(TRAIN_RECORDS), iter(TEST_RECORDS), unlabelled_texts=iter([]))
+  assert not glob.glob(os.path.join(uri, "Split-*", "*.gz"))
 
 
 @pytest.mark.parametrize("eval_percent", [0, 100, -5])
@@ -187,6 +220,20 @@ def builder(tfds_data_dir):
 def test_prepare_builder_bad_split_spec(tfds_data_dir, train_split, test_split):
   with pytest.raises(ValueError, match="invalid TFDS split spec"):
     eg.prepare_builder(tfds_data_dir, train_split, test_split)
+
+
+def test_prepare_builder_checks_the_unlabelled_split_spec(tfds_data_dir):
+  with pytest.raises(ValueError, match="invalid TFDS split spec 'unlabeled'"):
+    eg.prepare_builder(tfds_data_dir, "train", "test", unlabelled_split="unlabeled")
+  eg.prepare_builder(tfds_data_dir, "train", "test", unlabelled_split="unsupervised[:1%]")
+
+
+def test_write_splits_on_a_real_unsupervised_slice(builder, tmp_path):
+  uri = str(tmp_path / "examples")
+  texts = (t for t, _ in eg._records(builder, "unsupervised[:50]"))  # pylint: disable=protected-access
+  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),  # pylint: disable=protected-access
+                           eg._records(builder, "test[:20]"), unlabelled_texts=texts)  # pylint: disable=protected-access
+  assert counts["unlabelled"] == 50
 
 
 def test_write_splits_on_real_imdb_slices(builder, tmp_path):

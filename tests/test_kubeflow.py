@@ -13,7 +13,8 @@ from pipeline import kubeflow
 from pipeline.pipeline import create_pipeline
 
 NODE_IDS = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-            "AnomaliesGate", "Transform", "Trainer", "latest_blessed_model_resolver",
+            "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
+            "latest_blessed_model_resolver",
             "Evaluator", "Pusher"]
 RESOLVER = "latest_blessed_model_resolver"
 IMAGE = "europe-docker.pkg.dev/proj/repo/imdb-tfx:1.0.0"
@@ -194,7 +195,8 @@ def _cli_args(output, *extra):
 def test_cli_compiles_with_options(tmp_path):
   output = tmp_path / "out" / "imdb_sentiment_pipeline.json"
   result = CliRunner().invoke(kubeflow.compile_group, _cli_args(
-      output, "--train-split", "train[:1%]", "--test-split", "test[:1%]", "--tfds-data-dir",
+      output, "--train-split", "train[:1%]", "--test-split", "test[:1%]",
+      "--unlabelled-split", "unsupervised[:3%]", "--tfds-data-dir",
       TFDS, "--epochs", "4", "--hparam", "max_length=64", "--hparam", "dropout=0.25",
       "--beam-arg=--runner=DataflowRunner", "--beam-arg=--region=europe-west4",
       "--min-accuracy", "0.8"))
@@ -207,6 +209,8 @@ def test_cli_compiles_with_options(tmp_path):
     spec = json.load(f)["pipelineSpec"]
   tasks = spec["root"]["dag"]["tasks"]
   assert _constant(tasks["ImdbExampleGen"], "train_split") == "train[:1%]"
+  assert _constant(tasks["ImdbExampleGen"], "unlabelled_split") == "unsupervised[:3%]"
+  assert set(tasks["Trainer"]["dependentTasks"]) >= {"EmbeddingTrainer", "Transform"}
   hparams = json.loads(_constant(tasks["Trainer"], "custom_config"))["hparams"]
   assert (hparams["epochs"], hparams["max_length"], hparams["dropout"]) == (4, 64, 0.25)
   assert json.loads(_constant(tasks["Pusher"], "push_destination"))["filesystem"] == {

@@ -289,6 +289,10 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"bigram_dropout": 1.0}, "bigram_dropout"),
     ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'"),
     ({"warmup_epochs": -0.5}, "warmup_epochs must be >= 0"),
+    ({"word2vec_epochs": -1}, "word2vec_epochs must be >= 0"),
+    ({"word2vec_window": 0}, "word2vec_window must be >= 1"),
+    ({"word2vec_negative": 0}, "word2vec_negative must be >= 1"),
+    ({"word2vec_sample": 1.0}, r"word2vec_sample must be in \[0, 1\)"),
 ])
 def test_hparams_validation(kwargs, message):
   with pytest.raises(ValueError, match=message):

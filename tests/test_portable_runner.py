@@ -52,7 +52,8 @@ def _run(output_dir, tfds_data_dir, beam_args):
   pipeline = create_pipeline(
       pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
       metadata_connection_config=connection, hparams=HP, train_split="train[:2%]",
-      test_split="test[:1%]", tfds_data_dir=tfds_data_dir, beam_pipeline_args=beam_args,
+      test_split="test[:1%]", unlabelled_split="unsupervised[:1%]",
+      tfds_data_dir=tfds_data_dir, beam_pipeline_args=beam_args,
       last_node="Transform")
   tfx.orchestration.LocalDagRunner().run(pipeline)
   store = metadata_store.MetadataStore(connection)

@@ -21,7 +21,6 @@ from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
 import tiny_model
-import trainer_process
 from components.imdb_example_gen import to_tf_example
 from models import features
 from models import model as model_lib
@@ -236,29 +235,3 @@ def test_run_fn_refuses_zero_epochs(pretrained):
   fn_args.custom_config = dataclasses.replace(HP, word2vec_epochs=0).pretraining_custom_config()
   with pytest.raises(ValueError, match="word2vec_epochs is 0"):
     pretraining.run_fn(fn_args)
-
-
-def test_trainer_starts_from_the_pretrained_table(pretrained, tmp_path):
-  """The model Trainer's run_fn with the EmbeddingTrainer's Model as base_model: the
-  summary names it and the exported token table is the pretrained one after a few small
-  Adam steps (lr 1e-3, 5 steps: each weight moves at most about 5e-3)."""
-  fn_args, _ = pretrained
-  data = tiny_model.write_transformed_data(tmp_path / "data", HP)
-  job = {"examples_uri": data.examples_uri, "transform_graph_uri": data.transform_graph_uri,
-         "serving_model_dir": str(tmp_path / "model"), "model_run_dir": str(tmp_path / "run"),
-         "hparams": dataclasses.asdict(HP)}
-  args = trainer_process.build_fn_args(job)
-  args.base_model = fn_args.serving_model_dir
-  trainer.run_fn(args)
-  table = pretraining.load_embeddings(fn_args.serving_model_dir, HP)
-  reader = tf.train.load_checkpoint(str(tmp_path / "model" / "variables" / "variables"))
-  (exported,) = [reader.get_tensor(name) for name, shape in
-                 reader.get_variable_to_shape_map().items()
-                 if tuple(shape) == table.shape and "/embeddings/" in name]
-  assert np.abs(exported - table).max() < 0.01
-  assert np.abs(table).max() > 0.1  # far from Keras's own uniform(-0.05, 0.05) init
-  with open(os.path.join(str(tmp_path / "run"), "training_summary.json"),
-            encoding="utf-8") as f:
-    summary = json.load(f)
-  assert summary["pretrained_embeddings"] == {"path": fn_args.serving_model_dir,
-                                              "rows": HP.embedding_input_dim}
