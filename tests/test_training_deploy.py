@@ -147,7 +147,8 @@ def test_executor_arguments_parse_as_tfx_parses_them(objects, container):
   inputs = artifact_utils.parse_artifact_dict(data["inputs.json"])
   outputs = artifact_utils.parse_artifact_dict(data["outputs.json"])
   assert {k: [a.type_name for a in v] for k, v in inputs.items()} == {
-      "examples": ["Examples"], "transform_graph": ["TransformGraph"], "schema": ["Schema"]}
+      "examples": ["Examples"], "transform_graph": ["TransformGraph"], "schema": ["Schema"],
+      "base_model": ["Model"]}
   assert {k: [a.type_name for a in v] for k, v in outputs.items()} == {
       "model": ["Model"], "model_run": ["ModelRun"]}
   (examples,) = inputs["examples"]
