@@ -1,23 +1,24 @@
-"""Word2vec pretraining of the token embedding: the ``EmbeddingTrainer``'s ``run_fn``.
+"""Word2vec pretraining of the token embedding, run by the pipeline's ``EmbeddingTrainer``.
 
-The pipeline's second Trainer (``pipeline.pipeline``, node ``EmbeddingTrainer``, a
-standard TFX Trainer with this ``run_fn``) reads the raw reviews of the ``train`` and
-``unlabelled`` splits (TFDS's 50,000 unrated reviews), maps them to token ids with the
-pipeline's TransformGraph (the graph the Trainer's examples and the serving signatures go
-through, so the ids are exactly the Trainer's), and trains word2vec's skip-gram with
-negative sampling (Mikolov et al. 2013, "Distributed Representations of Words and Phrases
-and their Compositionality") on the id sequences. Its Model artifact is the Trainer's
-``base_model``: the attention model's token embedding starts from these vectors instead of
-a random table and is fine-tuned with the rest (Dai & Le 2015, "Semi-supervised Sequence
-Learning", table 1: an LSTM initialized with word2vec embeddings reached 10.0% test error on
-IMDB against 13.5% from a random one).
+The ``EmbeddingTrainer`` (``components.embedding_trainer``, between Transform and the
+Trainer) reads the raw reviews of the ``train`` and ``unlabelled`` splits (TFDS's 50,000
+unrated reviews), maps them to token ids with the pipeline's TransformGraph (the graph
+the Trainer's examples and the serving signatures go through, so the ids are exactly the
+Trainer's), and trains word2vec's skip-gram with negative sampling (Mikolov et al. 2013,
+"Distributed Representations of Words and Phrases and their Compositionality") on the id
+sequences (``pretrain``). Its Model artifact is the Trainer's ``base_model``: the attention
+model's token embedding starts from these vectors instead of a random table and is
+fine-tuned with the rest (Dai & Le 2015, "Semi-supervised Sequence Learning", table 1: an
+LSTM initialized with word2vec embeddings reached 10.0% test error on IMDB against 13.5%
+from a random one).
 
 Why gensim: word2vec is not what this project is about, and gensim's is the maintained,
 optimized implementation (Řehůřek & Sojka 2010); no TFX component pretrains embeddings.
 It runs with one worker thread and a fixed hash, which gensim documents as the condition
 for a reproducible run, so the same data and hyperparameters give the same vectors.
 
-The Model artifact (``fn_args.serving_model_dir``) holds:
+The Model directory (``<uri>/Format-Serving``, where TFX's Trainer looks for a
+``base_model``) holds:
 
 * ``embeddings.npy``: float32 [vocab_size + num_oov_buckets + 1, embedding_dim], row i the
   vector of token id i (``models.preprocessing``'s ids: 0 padding, then the vocabulary in
@@ -27,7 +28,7 @@ The Model artifact (``fn_args.serving_model_dir``) holds:
   in word2vec's binary format, for inspection: ``gensim.models.KeyedVectors.
   load_word2vec_format(path, binary=True).most_similar("awful")``.
 
-and the ModelRun (``fn_args.model_run_dir``) ``pretraining_summary.json``: reviews, tokens,
+and the ModelRun directory ``pretraining_summary.json``: reviews, tokens,
 seconds, tokens/s, and how many rows came from word2vec.
 """
 
@@ -42,7 +43,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
-from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import features
 from models.hparams import HParams
@@ -188,24 +188,26 @@ def load_embeddings(base_model_dir: str, hp: HParams) -> np.ndarray:
   return matrix.astype(np.float32)
 
 
-def run_fn(fn_args: FnArgs) -> None:
-  """TFX Trainer entry point of the ``EmbeddingTrainer``
-  (``Trainer(run_fn="models.pretraining.run_fn")``): word2vec over the raw reviews of
-  ``fn_args.train_files`` (the ``train`` and ``unlabelled`` splits), written as described
-  in the module docstring. ``fn_args.eval_files`` are not read. Runs on the CPU in this
-  process, whatever the distribution strategy of the model's Trainer.
+def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams,
+             model_dir: str, run_dir: str) -> dict:
+  """Word2vec over the raw reviews of ``file_patterns`` (the ``train`` and ``unlabelled``
+  splits' GZIP TFRecords), written as described in the module docstring: the table and
+  the vectors to ``model_dir``, ``pretraining_summary.json`` to ``run_dir``. Runs on the
+  CPU in this process, whatever the distribution strategy of the model's Trainer.
+
+  Returns:
+    the summary written (reviews, tokens, seconds, tokens/s, rows, hyperparameters).
 
   Raises:
     ValueError: bad hyperparameters, ``word2vec_epochs`` 0, or no tokens in the splits.
   """
-  hp = HParams.from_custom_config(fn_args.custom_config)
   if not hp.word2vec_epochs:
     raise ValueError("word2vec_epochs is 0: the pipeline should have no EmbeddingTrainer")
-  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   words = id_words(tf_transform_output.vocabulary_by_name(features.VOCABULARY_NAME), hp)
   started = time.monotonic()
   sentences = [[words[i] for i in ids] for ids in
-               token_id_sequences(fn_args.train_files, tf_transform_output)]
+               token_id_sequences(file_patterns, tf_transform_output)]
   tokens = sum(len(s) for s in sentences)
   read_seconds = time.monotonic() - started
   logging.info("word2vec corpus: %d reviews, %d tokens (%.1f s)", len(sentences), tokens,
@@ -216,15 +218,15 @@ def run_fn(fn_args: FnArgs) -> None:
   matrix = embedding_matrix(word_vectors, words, hp)
   from_word2vec = sum(1 for i, w in enumerate(words)
                       if i != features.PADDING_ID and w in word_vectors.key_to_index)
-  tf.io.gfile.makedirs(fn_args.serving_model_dir)
-  with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, EMBEDDINGS_FILE),
+  tf.io.gfile.makedirs(model_dir)
+  with tf.io.gfile.GFile(os.path.join(model_dir, EMBEDDINGS_FILE),
                          "wb") as f:
     np.save(f, matrix)
   with tempfile.TemporaryDirectory() as local:
     # gensim writes local files; tf.io.gfile copies to any pipeline root (gs://, ...).
     word_vectors.save_word2vec_format(os.path.join(local, WORD_VECTORS_FILE), binary=True)
     tf.io.gfile.copy(os.path.join(local, WORD_VECTORS_FILE),
-                     os.path.join(fn_args.serving_model_dir, WORD_VECTORS_FILE),
+                     os.path.join(model_dir, WORD_VECTORS_FILE),
                      overwrite=True)
   summary = {
       "reviews": len(sentences), "tokens": tokens,
@@ -232,9 +234,10 @@ def run_fn(fn_args: FnArgs) -> None:
       "word2vec_tokens_per_second": round(tokens * hp.word2vec_epochs / train_seconds, 1)
                                     if train_seconds > 0 else None,
       "rows": int(matrix.shape[0]), "rows_from_word2vec": from_word2vec,
-      "hparams": fn_args.custom_config.get("hparams", {}),
+      "hparams": hp.pretraining_custom_config()["hparams"],
   }
-  tf.io.gfile.makedirs(fn_args.model_run_dir)
-  with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
+  tf.io.gfile.makedirs(run_dir)
+  with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
     json.dump(summary, f, indent=2)
   logging.info("word2vec: %s", summary)
+  return summary

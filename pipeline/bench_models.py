@@ -150,12 +150,12 @@ def aggregate(runs: List[Dict[str, Any]], reference: Optional[Dict[str, Any]]
 
 
 def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int,
-                     node_id: str = "Trainer"):
-  """The Model and ModelRun artifacts' URIs of the ``node_id`` Trainer's execution
-  registered since ``since_ms`` (a cached one included).
+                     node_id: str = "Trainer", keys=("model", "model_run")):
+  """The URIs of the ``keys`` outputs (a Model and a ModelRun) of the ``node_id``
+  execution registered since ``since_ms`` (a cached one included).
 
   Raises:
-    RuntimeError: that Trainer did not run.
+    RuntimeError: that component did not run.
   """
   from ml_metadata import metadata_store  # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
@@ -166,7 +166,7 @@ def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int,
   if not executions:
     raise RuntimeError(f"the {node_id} did not run")
   outputs = mlmd_queries.execution_outputs(store, executions[-1].id)
-  return outputs["model"][0].uri, outputs["model_run"][0].uri
+  return outputs[keys[0]][0].uri, outputs[keys[1]][0].uri
 
 
 def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
@@ -200,7 +200,8 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
   if hp.word2vec_epochs:
     from models import pretraining
     _, pretraining_run_uri = _trainer_outputs(paths.metadata_path, PIPELINE_NAME,
-                                              started_ms, "EmbeddingTrainer")
+                                              started_ms, "EmbeddingTrainer",
+                                              ("embeddings", "pretraining_run"))
     with open(os.path.join(pretraining_run_uri, pretraining.SUMMARY_FILE),
               encoding="utf-8") as f:
       summary["pretraining"] = json.load(f)

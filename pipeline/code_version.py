@@ -19,7 +19,7 @@ import models
 # What preprocessing_fn imports from the project; a change anywhere else in models/
 # leaves Transform's cache valid.
 TRANSFORM_MODULES = ("features.py", "hparams.py", "preprocessing.py")
-# What the EmbeddingTrainer's run_fn (models.pretraining) imports from the project.
+# What the EmbeddingTrainer (models.pretraining) imports from the project.
 PRETRAINING_MODULES = ("features.py", "hparams.py", "pretraining.py")
 
 

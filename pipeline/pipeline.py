@@ -7,6 +7,7 @@ resolver) -> Evaluator -> Pusher. Runners (``pipeline.runner``) own paths, metad
 orchestrators.
 """
 
+import json
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -14,6 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
+from components.embedding_trainer import EmbeddingTrainer
 from components.imdb_example_gen import ImdbExampleGen
 from components.imdb_example_gen import TRAIN, EVAL, TEST, UNLABELLED
 from models.hparams import HParams
@@ -23,7 +25,6 @@ PIPELINE_NAME = "imdb_sentiment"
 CURATED_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "schema.pbtxt")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
-PRETRAINING_RUN_FN = "models.pretraining.run_fn"
 # TFDS's split of IMDB reviews without a rating, read for the embedding pretraining.
 UNLABELLED_SPLIT = "unsupervised"
 # Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place;
@@ -188,18 +189,15 @@ def create_pipeline(
     return build()
   embedding_trainer = None
   if pretraining:
-    # A standard Trainer whose Model is the main Trainer's base_model (TFX's warm start):
-    # word2vec over the raw train and unlabelled reviews, through the TransformGraph.
-    embedding_trainer = tfx.components.Trainer(
-        run_fn=PRETRAINING_RUN_FN, examples=example_gen.outputs["examples"],
+    # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
+    # train and unlabelled reviews, through the TransformGraph.
+    embedding_trainer = EmbeddingTrainer(
+        examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(
-            splits=[TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-        custom_config=_with_code_version(hparams.pretraining_custom_config(),
-                                         code_versions, "pretraining"),
-    ).with_id("EmbeddingTrainer")
+        splits=",".join([TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]),
+        custom_config=json.dumps(_with_code_version(
+            hparams.pretraining_custom_config(), code_versions, "pretraining"),
+            sort_keys=True))
     if add(embedding_trainer):
       return build()
   trainer = tfx.components.Trainer(
@@ -208,7 +206,7 @@ def create_pipeline(
       schema=schema_gen.outputs["schema"],
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-      base_model=embedding_trainer.outputs["model"] if embedding_trainer else None,
+      base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else None,
       custom_config=_with_code_version(hparams.to_custom_config(), code_versions,
                                        "trainer"))
   if add(trainer):

@@ -147,7 +147,7 @@ def test_trainer_starts_from_the_embedding_trainers_word2vec_vectors(runs):
   assert store.get_artifact_types_by_id(
       [_artifact(store, inputs["transform_graph"][0]).type_id])[0].name == "TransformGraph"
   outputs = mlmd_queries.execution_outputs(store, pretrainer.id)
-  (model,), (model_run,) = outputs["model"], outputs["model_run"]
+  (model,), (model_run,) = outputs["embeddings"], outputs["pretraining_run"]
   with open(os.path.join(model_run.uri, "pretraining_summary.json"), encoding="utf-8") as f:
     pretraining = json.load(f)
   props = examples.custom_properties

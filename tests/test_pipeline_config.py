@@ -15,7 +15,7 @@ from models.hparams import HParams
 from pipeline import eval_config
 from pipeline import runner
 from pipeline.pipeline import CURATED_SCHEMA_PATH, PIPELINE_NAME, PREPROCESSING_FN, RUN_FN
-from pipeline.pipeline import PRETRAINING_RUN_FN, create_pipeline, node_ids
+from pipeline.pipeline import create_pipeline, node_ids
 
 EXPECTED_IDS = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
                 "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
@@ -134,10 +134,8 @@ def test_pipeline_example_gen_parameters(pipeline):
 
 def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(pipeline):
   pretrainer = _component(pipeline, "EmbeddingTrainer")
-  assert isinstance(pretrainer, tfx.components.Trainer)
   props = pretrainer.exec_properties
-  assert props["run_fn"] == PRETRAINING_RUN_FN
-  assert json.loads(props["train_args"])["splits"] == ["train", "unlabelled"]
+  assert props["splits"] == "train,unlabelled"
   # Raw reviews (ImdbExampleGen's), through Transform's graph.
   assert pretrainer.inputs["examples"].producer_component_id == "ImdbExampleGen"
   assert pretrainer.inputs["transform_graph"].producer_component_id == "Transform"
@@ -151,7 +149,8 @@ def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(
   # TFX's warm start: the Trainer's base_model is the pretrainer's Model.
   trainer = _component(pipeline, "Trainer")
   assert trainer.inputs["base_model"].producer_component_id == "EmbeddingTrainer"
-  assert trainer.inputs["base_model"].output_key == "model"
+  assert trainer.inputs["base_model"].output_key == "embeddings"
+  assert trainer.inputs["base_model"].type_name == "Model"
 
 
 def test_unlabelled_split_is_neither_validated_nor_in_the_schema(pipeline):
@@ -181,8 +180,7 @@ def test_pretraining_on_train_alone_without_unlabelled_split(tmp_path):
   built = create_pipeline(pipeline_root=str(tmp_path / "root"),
                           serving_model_dir=str(tmp_path / "serving"), hparams=HP,
                           unlabelled_split="")
-  props = _component(built, "EmbeddingTrainer").exec_properties
-  assert json.loads(props["train_args"])["splits"] == ["train"]
+  assert _component(built, "EmbeddingTrainer").exec_properties["splits"] == "train"
   assert _component(built, "ImdbExampleGen").exec_properties["unlabelled_split"] == ""
 
 

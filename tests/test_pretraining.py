@@ -2,7 +2,6 @@
 Trainer starting from its vectors: ids to words, the corpus through the TransformGraph,
 word2vec on a corpus with a known structure, the table, the files, the errors."""
 
-import copy
 import dataclasses
 import json
 import os
@@ -11,16 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from gensim.models import KeyedVectors
-from tfx.components.trainer import fn_args_utils
-from tfx.components.util import examples_utils
-from tfx.proto import example_gen_pb2
-from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts
-from tfx.types import standard_component_specs
-from tfx.utils import json_utils
-from tfx.utils import proto_utils
 
 import tiny_model
+from components.embedding_trainer import EmbeddingTrainer
 from components.imdb_example_gen import to_tf_example
 from models import features
 from models import model as model_lib
@@ -152,7 +145,7 @@ def test_set_pretrained_embeddings_sets_the_token_table(model, tmp_path):
   np.testing.assert_array_equal(weights, table)
 
 
-# --- run_fn -----------------------------------------------------------------------------
+# --- pretrain and the EmbeddingTrainer -----------------------------------------------
 
 
 def _write_raw_examples(path, records):
@@ -162,43 +155,54 @@ def _write_raw_examples(path, records):
       writer.write(to_tf_example(text, label).SerializeToString())
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-  """The EmbeddingTrainer's run_fn on tiny_model.REVIEWS (train) and UNLABELLED, with the
-  FnArgs TFX's Trainer builds; returns (fn_args, tf_transform_output)."""
-  root = tmp_path_factory.mktemp("pretraining")
-  output = tiny_model.analyze_reviews(str(root / "transform_graph"), HP)
+def _raw_examples(root) -> standard_artifacts.Examples:
+  """ImdbExampleGen's layout: train (tiny_model.REVIEWS), eval and unlabelled splits."""
   examples = standard_artifacts.Examples()
   examples.uri = str(root / "examples")
   examples.split_names = '["train", "eval", "unlabelled"]'
-  examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
   _write_raw_examples(str(root / "examples" / "Split-train" / "data.gz"), tiny_model.REVIEWS)
   _write_raw_examples(str(root / "examples" / "Split-eval" / "data.gz"),
                       tiny_model.REVIEWS[:4])
   _write_raw_examples(str(root / "examples" / "Split-unlabelled" / "data.gz"),
                       [(t, None) for t in UNLABELLED])
+  return examples
+
+
+def _run_embedding_trainer(examples, transform_graph, embeddings, run, splits):
+  """The component's executor, as TFX's launcher calls it."""
+  executor = EmbeddingTrainer.EXECUTOR_SPEC.executor_class()
+  executor.Do({"examples": [examples], "transform_graph": [transform_graph]},
+              {"embeddings": [embeddings], "pretraining_run": [run]},
+              {"splits": splits, "custom_config": json.dumps(HP.pretraining_custom_config())})
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  """The EmbeddingTrainer's function on tiny_model.REVIEWS (train) and UNLABELLED;
+  returns (file patterns, model dir, run dir, tf_transform_output)."""
+  root = tmp_path_factory.mktemp("pretraining")
+  output = tiny_model.analyze_reviews(str(root / "transform_graph"), HP)
+  examples = _raw_examples(root)
   transform_graph = standard_artifacts.TransformGraph()
   transform_graph.uri = str(root / "transform_graph")
-  fn_args = fn_args_utils.get_common_fn_args(
-      {standard_component_specs.EXAMPLES_KEY: [examples],
-       standard_component_specs.TRANSFORM_GRAPH_KEY: [transform_graph]},
-      {standard_component_specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(
-          trainer_pb2.TrainArgs(splits=["train", "unlabelled"])),
-       standard_component_specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(
-           trainer_pb2.EvalArgs(splits=["eval"])),
-       standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(
-           HP.pretraining_custom_config())},
-      working_dir=str(root / "run"))
-  fn_args.transform_output = fn_args.transform_graph_path
-  fn_args.serving_model_dir = str(root / "model" / "Format-Serving")
-  fn_args.model_run_dir = str(root / "run")
-  pretraining.run_fn(fn_args)
-  return fn_args, output
+  embeddings, run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+  embeddings.uri, run.uri = str(root / "embeddings"), str(root / "run")
+  _run_embedding_trainer(examples, transform_graph, embeddings, run, "train,unlabelled")
+  patterns = [str(root / "examples" / f"Split-{s}" / "*") for s in ("train", "unlabelled")]
+  return patterns, os.path.join(embeddings.uri, "Format-Serving"), run.uri, output
+
+
+def test_embedding_trainer_names_a_missing_split(tmp_path):
+  examples = _raw_examples(tmp_path)
+  with pytest.raises(ValueError, match=r"\['unsup'\]; the Examples have"):
+    _run_embedding_trainer(examples, standard_artifacts.TransformGraph(),
+                           standard_artifacts.Model(), standard_artifacts.ModelRun(),
+                           "train,unsup")
 
 
 def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):
-  fn_args, output = pretrained
-  sequences = list(pretraining.token_id_sequences(fn_args.train_files, output))
+  patterns, _, _, output = pretrained
+  sequences = list(pretraining.token_id_sequences(patterns, output))
   assert len(sequences) == len(tiny_model.REVIEWS) + len(UNLABELLED)
   expected = tiny_model.transform_reviews(
       output, tiny_model.REVIEWS + [(t, 0) for t in UNLABELLED])[features.TOKENS_KEY]
@@ -208,21 +212,20 @@ def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):
   assert all(s.dtype == np.int64 for s in sequences)
 
 
-def test_run_fn_writes_the_table_the_vectors_and_a_summary(pretrained):
-  fn_args, output = pretrained
-  table = pretraining.load_embeddings(fn_args.serving_model_dir, HP)
+def test_pretraining_writes_the_table_the_vectors_and_a_summary(pretrained):
+  patterns, model_dir, run_dir, output = pretrained
+  table = pretraining.load_embeddings(model_dir, HP)
   vectors = KeyedVectors.load_word2vec_format(
-      os.path.join(fn_args.serving_model_dir, pretraining.WORD_VECTORS_FILE), binary=True)
+      os.path.join(model_dir, pretraining.WORD_VECTORS_FILE), binary=True)
   words = pretraining.id_words(
       output.vocabulary_by_name(features.VOCABULARY_NAME), HP)
   # Every word of the corpus has its vector in the row of its id.
   great = words.index("great")
   np.testing.assert_allclose(table[great], vectors["great"], rtol=1e-6)
   np.testing.assert_array_equal(table[features.PADDING_ID], np.zeros(HP.embedding_dim))
-  with open(os.path.join(fn_args.model_run_dir, pretraining.SUMMARY_FILE),
-            encoding="utf-8") as f:
+  with open(os.path.join(run_dir, pretraining.SUMMARY_FILE), encoding="utf-8") as f:
     summary = json.load(f)
-  sequences = list(pretraining.token_id_sequences(fn_args.train_files, output))
+  sequences = list(pretraining.token_id_sequences(patterns, output))
   assert summary["reviews"] == len(tiny_model.REVIEWS) + len(UNLABELLED)
   assert summary["tokens"] == sum(len(s) for s in sequences)
   assert summary["rows"] == HP.embedding_input_dim
@@ -230,8 +233,9 @@ def test_run_fn_writes_the_table_the_vectors_and_a_summary(pretrained):
   assert summary["hparams"] == HP.pretraining_custom_config()["hparams"]
 
 
-def test_run_fn_refuses_zero_epochs(pretrained):
-  fn_args = copy.copy(pretrained[0])
-  fn_args.custom_config = dataclasses.replace(HP, word2vec_epochs=0).pretraining_custom_config()
+def test_pretraining_refuses_zero_epochs(pretrained, tmp_path):
+  patterns, _, _, _ = pretrained
   with pytest.raises(ValueError, match="word2vec_epochs is 0"):
-    pretraining.run_fn(fn_args)
+    pretraining.pretrain(patterns, "unused", dataclasses.replace(HP, word2vec_epochs=0),
+                         str(tmp_path / "model"), str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "model")

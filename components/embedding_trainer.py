@@ -1,0 +1,62 @@
+"""EmbeddingTrainer: word2vec pretraining of the token embedding (``models.pretraining``).
+
+Why a custom component: no standard TFX component pretrains embeddings. A second
+standard ``Trainer`` with a pretraining ``run_fn`` was tried first; it runs under the
+LocalDagRunner and the BeamDagRunner, but on Airflow TFX's legacy component launcher names
+every output artifact ``<output key>:<run id>``, so its ``model`` collided with the model
+Trainer's ``model`` in MLMD ("UNIQUE constraint failed: Artifact.type_id, Artifact.name")
+and the DAG run failed. This component's outputs have their own keys (``embeddings``,
+``pretraining_run``), keep TFX's artifact types (Model, ModelRun) and the Model's
+``Format-Serving`` layout, so the Trainer takes ``embeddings`` as its standard
+``base_model`` (TFX's warm start).
+"""
+
+import json
+
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+from tfx.utils import path_utils
+
+from models import pretraining
+from models.hparams import HParams
+
+
+@tfx.dsl.components.component
+def EmbeddingTrainer(  # pylint: disable=invalid-name
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    transform_graph: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.TransformGraph],
+    embeddings: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    pretraining_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
+    splits: tfx.dsl.components.Parameter[str] = "train,unlabelled",
+    custom_config: tfx.dsl.components.Parameter[str] = "{}",
+) -> None:
+  """Trains word2vec on the raw reviews of ``splits`` through the TransformGraph.
+
+  Args:
+    examples: ImdbExampleGen's raw Examples (``unlabelled`` has no ``label``).
+    transform_graph: Transform's TransformGraph (vocabulary and preprocessing).
+    embeddings: output Model: ``Format-Serving/embeddings.npy`` (float32
+      [vocab_size + num_oov_buckets + 1, embedding_dim], one row per token id) and
+      ``Format-Serving/word_vectors.bin`` (word2vec format, keyed by word).
+    pretraining_run: output ModelRun: ``pretraining_summary.json``.
+    splits: comma-separated split names of ``examples`` to read.
+    custom_config: JSON of ``HParams.pretraining_custom_config()`` (plus the runner's
+      ``code_version``).
+
+  Raises:
+    ValueError: a split ``examples`` does not have, bad hyperparameters,
+      ``word2vec_epochs`` 0, or no tokens in the splits.
+  """
+  hp = HParams.from_custom_config(json.loads(custom_config))
+  names = [name.strip() for name in splits.split(",") if name.strip()]
+  available = artifact_utils.decode_split_names(examples.split_names)
+  missing = [name for name in names if name not in available]
+  if not names or missing:
+    raise ValueError(f"splits {names} to pretrain on: {missing or 'none given'}; the "
+                     f"Examples have {available}")
+  patterns = [io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], name))
+              for name in names]
+  pretraining.pretrain(patterns, transform_graph.uri, hp,
+                       path_utils.serving_model_dir(embeddings.uri), pretraining_run.uri)
