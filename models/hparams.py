@@ -250,6 +250,12 @@ class HParams:
     return self.warmup_epochs
 
   @property
+  def pretrains_embeddings(self) -> bool:
+    """Whether the pipeline pretrains the token embedding (``word2vec_epochs`` > 0): it then
+    has an ``EmbeddingTrainer`` and reads the unlabelled split."""
+    return self.word2vec_epochs > 0
+
+  @property
   def embedding_input_dim(self) -> int:
     """Rows of the embedding table: padding id 0, the vocabulary, then the OOV buckets."""
     return self.vocab_size + self.num_oov_buckets + 1

@@ -215,9 +215,9 @@ def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams
   started = time.monotonic()
   word_vectors = train_word2vec(sentences, hp)
   train_seconds = time.monotonic() - started
+  # Every word of the corpus is a word of ``words`` (padding removed), so each vector
+  # fills exactly one row.
   matrix = embedding_matrix(word_vectors, words, hp)
-  from_word2vec = sum(1 for i, w in enumerate(words)
-                      if i != features.PADDING_ID and w in word_vectors.key_to_index)
   tf.io.gfile.makedirs(model_dir)
   with tf.io.gfile.GFile(os.path.join(model_dir, EMBEDDINGS_FILE),
                          "wb") as f:
@@ -233,7 +233,7 @@ def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams
       "read_seconds": round(read_seconds, 3), "word2vec_seconds": round(train_seconds, 3),
       "word2vec_tokens_per_second": round(tokens * hp.word2vec_epochs / train_seconds, 1)
                                     if train_seconds > 0 else None,
-      "rows": int(matrix.shape[0]), "rows_from_word2vec": from_word2vec,
+      "rows": int(matrix.shape[0]), "rows_from_word2vec": len(word_vectors.key_to_index),
       "hparams": hp.pretraining_custom_config()["hparams"],
   }
   tf.io.gfile.makedirs(run_dir)

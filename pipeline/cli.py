@@ -129,11 +129,11 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
         sdk_image=beam_sdk_image, environment_config=beam_environment_config,
         parallelism=beam_parallelism, project=beam_project, region=beam_region,
         temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
-    pretraining = hp.word2vec_epochs > 0
-    check_last_node(last_node, curated_schema=bool(schema_path), pretraining=pretraining)
+    check_last_node(last_node, curated_schema=bool(schema_path),
+                    pretraining=hp.pretrains_embeddings)
     # Fail before anything is written when the data is missing or a split spec is bad.
     prepare_builder(tfds_data_dir, train_split, test_split, download,
-                    unlabelled_split=unlabelled_split if pretraining else "")
+                    unlabelled_split=unlabelled_split if hp.pretrains_embeddings else "")
   except (ValueError, FileNotFoundError) as e:
     raise click.ClickException(str(e)) from e
 

@@ -135,7 +135,7 @@ def create_pipeline(
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline.
   """
-  pretraining = hparams.word2vec_epochs > 0
+  pretraining = hparams.pretrains_embeddings
   check_last_node(last_node, curated_schema=bool(schema_path), pretraining=pretraining)
   unlabelled_split = unlabelled_split if pretraining else ""
   components = []
