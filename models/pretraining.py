@@ -32,7 +32,6 @@ and the ModelRun directory ``pretraining_summary.json``: reviews, tokens,
 seconds, tokens/s, and how many rows came from word2vec.
 """
 
-import json
 import os
 import tempfile
 import time
@@ -45,6 +44,7 @@ import tensorflow_transform as tft
 from absl import logging
 
 from models import features
+from models import throughput
 from models.hparams import HParams
 
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -236,8 +236,6 @@ def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams
       "rows": int(matrix.shape[0]), "rows_from_word2vec": len(word_vectors.key_to_index),
       "hparams": hp.pretraining_custom_config()["hparams"],
   }
-  tf.io.gfile.makedirs(run_dir)
-  with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
-    json.dump(summary, f, indent=2)
+  throughput.write_summary(run_dir, summary, SUMMARY_FILE)
   logging.info("word2vec: %s", summary)
   return summary

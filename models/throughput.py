@@ -94,11 +94,12 @@ class ThroughputCallback(keras.callbacks.Callback):
     }
 
 
-def write_summary(directory: str, summary: Dict[str, Any]) -> str:
-  """Writes ``summary`` as ``directory/training_summary.json`` (temp file + rename, so a
-  reader never sees half a file) and returns its path."""
+def write_summary(directory: str, summary: Dict[str, Any],
+                  file_name: str = SUMMARY_FILE) -> str:
+  """Writes ``summary`` as ``directory/file_name`` (``training_summary.json`` unless told;
+  temp file + rename, so a reader never sees half a file) and returns its path."""
   tf.io.gfile.makedirs(directory)
-  path = os.path.join(directory, SUMMARY_FILE)
+  path = os.path.join(directory, file_name)
   temp = path + ".tmp"
   with tf.io.gfile.GFile(temp, "w") as f:
     f.write(json.dumps(summary, indent=2, sort_keys=True))
@@ -106,14 +107,14 @@ def write_summary(directory: str, summary: Dict[str, Any]) -> str:
   return path
 
 
-def read_summary(directory: str) -> Dict[str, Any]:
-  """Reads ``directory/training_summary.json``.
+def read_summary(directory: str, file_name: str = SUMMARY_FILE) -> Dict[str, Any]:
+  """Reads ``directory/file_name`` (``training_summary.json`` unless told).
 
   Raises:
     FileNotFoundError: no summary there.
   """
-  path = os.path.join(directory, SUMMARY_FILE)
+  path = os.path.join(directory, file_name)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"no {SUMMARY_FILE} in {directory}")
+    raise FileNotFoundError(f"no {file_name} in {directory}")
   with tf.io.gfile.GFile(path) as f:
     return json.loads(f.read())

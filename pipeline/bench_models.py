@@ -9,11 +9,11 @@ SavedModel's ``predict_text`` on the whole ``test`` split (25,000 reviews) with
 takes seconds per epoch and steady-state training examples/s; it also records parameters,
 the exported model's size in bytes and the EmbeddingTrainer's ``pretraining_summary.json``
 (the word2vec pretraining runs once per seed: its ``custom_config`` holds no model
-setting, so the other models of that seed reuse it from TFX's cache). With ``nb_wide`` it also scores each half of the
-ensemble alone on the same split (``models.evaluation.evaluate_halves``) and keeps the
-stacking fitted on eval. In the same run, ``keras_reference`` trains the
-default model with plain Keras (no TFX) and its examples/s is the reference the Trainer's
-must reach (ratio >= 1.0).
+setting, so the other models of that seed reuse it from TFX's cache). With ``nb_wide``
+it also scores each half of the ensemble alone on the same split
+(``models.evaluation.evaluate_halves``) and keeps the stacking fitted on eval. In the same
+run, ``keras_reference`` trains the default model with plain Keras (no TFX) and its
+examples/s is the reference the Trainer's must reach (ratio >= 1.0).
 
 Results are written to ``--output`` (``outputs/bench/models.json``) after every run, and
 runs already in that file with the same settings and the same resolved hyperparameters
@@ -149,24 +149,27 @@ def aggregate(runs: List[Dict[str, Any]], reference: Optional[Dict[str, Any]]
   return {"models": models, "best_model": best, "targets": targets}
 
 
-def _trainer_outputs(metadata_path: str, pipeline_name: str, since_ms: int,
-                     node_id: str = "Trainer", keys=("model", "model_run")):
-  """The URIs of the ``keys`` outputs (a Model and a ModelRun) of the ``node_id``
-  execution registered since ``since_ms`` (a cached one included).
+def _node_output_uris(metadata_path: str, pipeline_name: str, since_ms: int,
+                      node_ids: Sequence[str]) -> Dict[str, Dict[str, str]]:
+  """``{node id: {output key: URI}}`` of the last execution of each of ``node_ids``
+  registered since ``since_ms`` (a cached one included), from one MLMD connection.
 
   Raises:
-    RuntimeError: that component did not run.
+    RuntimeError: one of those components did not run.
   """
   from ml_metadata import metadata_store  # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
   from pipeline import mlmd_queries  # pylint: disable=import-outside-toplevel
   store = metadata_store.MetadataStore(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-  executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
-  if not executions:
-    raise RuntimeError(f"the {node_id} did not run")
-  outputs = mlmd_queries.execution_outputs(store, executions[-1].id)
-  return outputs[keys[0]][0].uri, outputs[keys[1]][0].uri
+  uris = {}
+  for node_id in node_ids:
+    executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
+    if not executions:
+      raise RuntimeError(f"the {node_id} did not run")
+    outputs = mlmd_queries.execution_outputs(store, executions[-1].id)
+    uris[node_id] = {key: artifacts[0].uri for key, artifacts in outputs.items()}
+  return uris
 
 
 def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
@@ -174,10 +177,11 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
   """Runs the pipeline up to the Trainer with ``hp``; returns the Trainer's
   ``training_summary.json`` plus ``model_dir`` (the exported SavedModel),
   ``pipeline_seconds`` (wall seconds of the whole pipeline call) and, with
-  ``hp.word2vec_epochs``, ``pretraining`` (the EmbeddingTrainer's
+  ``hp.pretrains_embeddings``, ``pretraining`` (the EmbeddingTrainer's
   ``pretraining_summary.json``; a cached execution's, when the embeddings were reused)."""
   # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx
+  from models import pretraining
   from models import throughput
   from pipeline import code_version
   from pipeline import runner as runner_lib
@@ -194,17 +198,13 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
   start = time.perf_counter()
   runner_lib.run_pipeline(pipeline, "local", show_progress=False)
   seconds = time.perf_counter() - start
-  model_uri, model_run_uri = _trainer_outputs(paths.metadata_path, PIPELINE_NAME, started_ms)
-  summary = throughput.read_summary(model_run_uri)
-  summary["model_dir"] = os.path.join(model_uri, "Format-Serving")
-  if hp.word2vec_epochs:
-    from models import pretraining
-    _, pretraining_run_uri = _trainer_outputs(paths.metadata_path, PIPELINE_NAME,
-                                              started_ms, "EmbeddingTrainer",
-                                              ("embeddings", "pretraining_run"))
-    with open(os.path.join(pretraining_run_uri, pretraining.SUMMARY_FILE),
-              encoding="utf-8") as f:
-      summary["pretraining"] = json.load(f)
+  nodes = ["Trainer"] + (["EmbeddingTrainer"] if hp.pretrains_embeddings else [])
+  uris = _node_output_uris(paths.metadata_path, PIPELINE_NAME, started_ms, nodes)
+  summary = throughput.read_summary(uris["Trainer"]["model_run"])
+  summary["model_dir"] = os.path.join(uris["Trainer"]["model"], "Format-Serving")
+  if hp.pretrains_embeddings:
+    summary["pretraining"] = throughput.read_summary(
+        uris["EmbeddingTrainer"]["pretraining_run"], pretraining.SUMMARY_FILE)
   summary["pipeline_seconds"] = round(seconds, 1)
   return summary
 

@@ -20,7 +20,7 @@ import models
 # leaves Transform's cache valid.
 TRANSFORM_MODULES = ("features.py", "hparams.py", "preprocessing.py")
 # What the EmbeddingTrainer (models.pretraining) imports from the project.
-PRETRAINING_MODULES = ("features.py", "hparams.py", "pretraining.py")
+PRETRAINING_MODULES = ("features.py", "hparams.py", "pretraining.py", "throughput.py")
 
 
 def fingerprint(directory: str, names: Iterable[str]) -> str:

@@ -59,10 +59,10 @@ def check_last_node(last_node: Optional[str], curated_schema: bool,
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline (the message lists them).
   """
-  node_ids_ = node_ids(curated_schema, pretraining)
-  if last_node is not None and last_node not in node_ids_:
+  ids = node_ids(curated_schema, pretraining)
+  if last_node is not None and last_node not in ids:
     raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
-                     f"of {', '.join(node_ids_)}")
+                     f"of {', '.join(ids)}")
 
 
 def _with_code_version(custom_config: Dict[str, Any],
@@ -123,11 +123,11 @@ def create_pipeline(
       ``schema_path``, ``ImportSchemaGen`` stands for ``SchemaGen``), e.g. ``"Transform"``
       for the data components alone. Nodes after it are never constructed, so none of
       the built ones references them. None = the whole pipeline.
-    code_versions: ``{"transform": ..., "trainer": ...}`` fingerprints of the code the
-      components import (``pipeline.code_version.code_versions()``, which runners pass),
-      added to their ``custom_config`` as ``code_version`` so that changed code misses
-      TFX's cache; None adds nothing (the cache then keys on data and hyperparameters
-      only).
+    code_versions: ``{"transform": ..., "pretraining": ..., "trainer": ...}`` fingerprints
+      of the code the components import (``pipeline.code_version.code_versions()``, which
+      runners pass), added to their ``custom_config`` as ``code_version`` so that changed
+      code misses TFX's cache; None adds nothing (the cache then keys on data and
+      hyperparameters only).
 
   Returns:
     the ``tfx.dsl.Pipeline``.
