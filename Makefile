@@ -54,12 +54,12 @@ bench: bench-serving bench-models bench-models-nb
 # BENCH_MODELS_ARGS="--seeds 42 --models lstm_attention" for a part of it.
 BENCH_MODELS_ARGS ?=
 bench-models: $(STAMP)
-	$(BIN)/python -m pipeline.bench_models $(BENCH_MODELS_ARGS)
+	$(BIN)/python -m analysis.bench_models $(BENCH_MODELS_ARGS)
 
 # The same with the naive-Bayes wide path (--hparam nb_wide=true: every model as an
 # ensemble with the NB-weighted linear model) -> outputs/bench/models_nb_wide.json.
 bench-models-nb: $(STAMP)
-	$(BIN)/python -m pipeline.bench_models --hparam nb_wide=true \
+	$(BIN)/python -m analysis.bench_models --hparam nb_wide=true \
 	  --output outputs/bench/models_nb_wide.json $(BENCH_MODELS_ARGS)
 
 # The pushed model to benchmark; without one, a small pipeline run (1 epoch on train[:4%],
@@ -76,7 +76,7 @@ bench-serving: $(STAMP)
 	      --min-accuracy 0 --output-dir outputs/bench/pipeline --quiet || exit 1; \
 	  fi; \
 	fi; \
-	$(BIN)/python -m serving.bench --model-dir "$$model_dir" $(BENCH_ARGS)
+	$(BIN)/python -m analysis.bench_serving --model-dir "$$model_dir" $(BENCH_ARGS)
 
 ## The development server (TF Serving's gRPC API) on the pushed model, port 8500.
 serve: $(STAMP)

@@ -1,4 +1,4 @@
-"""Installs the IMDB TFX pipeline: packages pipeline, components, models and `imdb-tfx`."""
+"""Installs the IMDB TFX pipeline: its packages (layered as the README shows) and `imdb-tfx`."""
 
 from setuptools import setup
 
@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Reference TFX pipeline for attention-based IMDB sentiment classifiers",
     python_requires=">=3.10,<3.11",
-    packages=["pipeline", "components", "models", "serving"],
+    packages=["cli", "analysis", "pipeline", "components", "models", "serving", "core"],
     package_data={"pipeline": ["schema/*.pbtxt"]},
     install_requires=[
         "tfx==1.16.0",
@@ -22,5 +22,5 @@ setup(
     extras_require={"test": ["pytest"],
                     # Scheduled runs with TFX's AirflowDagRunner (pinned in requirements.lock).
                     "airflow": ["apache-airflow>=2.10,<3"]},
-    entry_points={"console_scripts": ["imdb-tfx=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["imdb-tfx=cli.main:main"]},
 )

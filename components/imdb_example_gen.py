@@ -29,7 +29,7 @@ from tfx.components.util import examples_utils
 from tfx.types import standard_artifact_utils
 from tfx.proto import example_gen_pb2
 
-from models import features
+from core import features
 
 DATASET_NAME = "imdb_reviews"
 TRAIN, EVAL, TEST, UNLABELLED = "train", "eval", "test", "unlabelled"
@@ -95,7 +95,7 @@ def is_eval_example(text: bytes, eval_percent: int) -> bool:
 
 
 def to_tf_example(text: bytes, label: Optional[int]) -> tf.train.Example:
-  """Builds the raw tf.Example (feature keys and types in ``models.features``); an
+  """Builds the raw tf.Example (feature keys and types in ``core.features``); an
   unlabelled review (``label`` None) gets no ``label`` feature."""
   num_words = len(text.split())
   feature = {
@@ -196,7 +196,7 @@ def ImdbExampleGen(  # pylint: disable=invalid-name
 
   Args:
     examples: output Examples artifact (GZIP TFRecords of tf.Example, features in
-      ``models.features``); custom properties record the per-split counts.
+      ``core.features``); custom properties record the per-split counts.
     train_split: TFDS split spec feeding train+eval, e.g. ``"train"`` or ``"train[:2%]"``.
     test_split: TFDS split spec of the official test data, e.g. ``"test[:2%]"``.
     eval_percent: percent of ``train_split`` held out as ``eval`` (hash of the text).

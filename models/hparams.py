@@ -6,7 +6,8 @@ Unknown keys are an error, so a misspelt override never silently does nothing.
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional
+import json
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 MODELS = ("lstm_attention", "bilstm_attention", "multi_head")
 # Per-replica batch size of each model when HParams.batch_size is None. multi_head at 128
@@ -285,3 +286,25 @@ class HParams:
   def pretraining_custom_config(self) -> Dict[str, Any]:
     """The ``EmbeddingTrainer``'s ``custom_config``: only ``PRETRAINING_FIELDS``."""
     return {"hparams": {name: getattr(self, name) for name in PRETRAINING_FIELDS}}
+
+
+def parse_overrides(pairs: Iterable[str]) -> Dict[str, Any]:
+  """``("lstm_units=32", "dropout=0.3")`` -> ``{"lstm_units": 32, "dropout": 0.3}``: the
+  ``--hparam KEY=VALUE`` overrides of the command line and the benchmarks.
+
+  Values are JSON when they parse as JSON, else strings. The names are not checked here
+  (``HParams.from_custom_config`` does).
+
+  Raises:
+    ValueError: a pair without ``=`` (named in the message).
+  """
+  parsed = {}
+  for pair in pairs:
+    key, separator, value = pair.partition("=")
+    if not separator:
+      raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+    try:
+      parsed[key] = json.loads(value)
+    except json.JSONDecodeError:
+      parsed[key] = value
+  return parsed

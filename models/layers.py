@@ -28,8 +28,6 @@ from typing import Optional, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from models.hparams import ATTENTIONS as ATTENTION_SCORES
-
 
 def masked_softmax(scores: tf.Tensor, mask: tf.Tensor = None, axis: int = -1) -> tf.Tensor:
   """Softmax over ``axis`` that gives exactly zero weight to masked positions.
@@ -180,6 +178,11 @@ class AdditiveAttention(_ScoredAttention):
 
   def get_config(self):
     return {**super().get_config(), "units": self.units}
+
+
+# Score functions of AttentionPooling (models.hparams.ATTENTIONS lists the same names for
+# the command line, which must not import TensorFlow; a test keeps the two equal).
+ATTENTION_SCORES = ("dot", "scaled_dot", "additive")
 
 
 def _check_score(score: str, allowed: Sequence[str]) -> None:

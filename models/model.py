@@ -42,7 +42,7 @@ from typing import Callable, Dict, Optional, Tuple
 import tensorflow as tf
 import tf_keras as keras
 
-from models import features
+from core import features
 from models import layers
 from models import naive_bayes
 from models.hparams import HParams

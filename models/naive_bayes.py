@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from models import features
+from core import features
 from models import layers
 
 # Laplace smoothing of the counts (Wang & Manning 2012 use alpha = 1).

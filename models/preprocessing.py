@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models import features
+from core import features
 from models.hparams import HParams
 
 # <br />, <br/>, <br>, and any other HTML tag.

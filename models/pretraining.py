@@ -43,7 +43,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 
-from models import features
+from core import features
 from models import throughput
 from models.hparams import HParams
 

@@ -18,7 +18,7 @@ Signatures (all run the model with ``training=False``; dropout stays in the grap
   the transformed features, for TFMA's ``preprocessing_function_names``.
 
 Beside the model, ``assets.extra/tf_serving_warmup_requests`` holds TF Serving warmup
-requests for ``predict_text``, ``serving_default`` and ``classify`` (``serving.warmup``).
+requests for ``predict_text``, ``serving_default`` and ``classify`` (``core.warmup``).
 """
 
 import os
@@ -28,10 +28,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models import features
+from core import features
 from models import preprocessing
 from models.hparams import HParams
-from serving import warmup
+from core import warmup
 
 DECISION_THRESHOLD = 0.5
 CLASS_NAMES = ("negative", "positive")

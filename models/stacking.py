@@ -37,7 +37,7 @@ import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-from models import features
+from core import features
 from models.model import HALF_LOGITS_LAYER
 from models.model import STACKING_LAYER
 

@@ -24,8 +24,8 @@ from tfx import v1 as tfx
 from models.hparams import HParams
 from pipeline import beam_profiles
 from pipeline import code_version
-from pipeline import runner as runner_lib
-from pipeline.pipeline import PIPELINE_NAME, UNLABELLED_SPLIT, create_pipeline
+from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths
+from pipeline.pipeline import create_pipeline
 
 MYSQL_ENV_PREFIX = "IMDB_TFX_MLMD_MYSQL_"
 DEFAULT_SCHEDULE = "@daily"
@@ -44,7 +44,7 @@ def metadata_connection_config(output_dir: str, environ: Mapping[str, str] = os.
   host = environ.get(MYSQL_ENV_PREFIX + "HOST")
   if not host:
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        runner_lib.OutputPaths(output_dir).metadata_path)
+        OutputPaths(output_dir).metadata_path)
   user = environ.get(MYSQL_ENV_PREFIX + "USER")
   if not user:
     raise ValueError(f"{MYSQL_ENV_PREFIX}HOST is set but {MYSQL_ENV_PREFIX}USER is not")
@@ -101,10 +101,12 @@ def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int
   Raises:
     ValueError: bad hyperparameters, schedule or MLMD environment.
   """
-  from tfx.orchestration.airflow.airflow_dag_runner import (  # pylint: disable=import-outside-toplevel
-      AirflowDagRunner, AirflowPipelineConfig)
+  from tfx.orchestration.airflow.airflow_dag_runner import (
+      AirflowDagRunner,
+      AirflowPipelineConfig,
+  )
   hp = HParams.from_custom_config({"hparams": dict(hparams or {})})
-  paths = runner_lib.OutputPaths(os.path.abspath(output_dir))
+  paths = OutputPaths(os.path.abspath(output_dir))
   pipeline = create_pipeline(
       pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
       metadata_connection_config=metadata_connection_config(paths.output_dir, environ),
@@ -133,7 +135,7 @@ def _evaluator_driver_class():
   candidate itself: comparing a model with itself cannot fail the no-drop threshold, and
   the absolute threshold still applies.
   """
-  from tfx.dsl.components.base import base_driver  # pylint: disable=import-outside-toplevel
+  from tfx.dsl.components.base import base_driver
 
   class BaselineIsCandidateDriver(base_driver.BaseDriver):
     """Resolves inputs as usual, then drops ``baseline_model`` if it is ``model``."""
@@ -157,12 +159,12 @@ Put this file in Airflow's dags/ folder on workers where the project is installe
 environment sets {prefix}HOST (and _PORT, _DATABASE, _USER, _PASSWORD).
 """
 
-import os
+from core import environment
 
 # tf.Transform 1.16 needs Keras 2: set before TensorFlow is imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+environment.configure()
 
-from pipeline.airflow_dag import build_dag  # noqa: E402  pylint: disable=wrong-import-position
+from pipeline.airflow_dag import build_dag  # noqa: E402 (after the environment is set)
 
 DAG = build_dag(**{kwargs})
 '''

@@ -30,15 +30,34 @@ StatisticsGen's workers read and write artifacts there.
 """
 
 import dataclasses
+import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pipeline.remote import check_image, is_remote_uri
-from pipeline.runner import default_beam_pipeline_args, merge_beam_args
 
 # Beam's SDK harness environments (PortableOptions.environment_type).
 ENVIRONMENT_TYPES = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
 # Environments whose SDK workers run in this process or on this machine.
 _LOCAL_ENVIRONMENTS = ("LOOPBACK", "PROCESS")
+
+
+def default_beam_pipeline_args(cpu_count: Optional[int] = None) -> List[str]:
+  """DirectRunner options: multi-processing with one worker per core when there are >1
+  cores, in-memory otherwise."""
+  cpu_count = cpu_count or os.cpu_count() or 1
+  if cpu_count > 1:
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={cpu_count}"]
+  return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def merge_beam_args(defaults: Sequence[str], overrides: Sequence[str]) -> List[str]:
+  """``overrides`` win over ``defaults`` option by option (``--name=value`` or ``--flag``)."""
+  overridden = {_option_name(a) for a in overrides}
+  return [a for a in defaults if _option_name(a) not in overridden] + list(overrides)
+
+
+def _option_name(arg: str) -> str:
+  return arg.split("=", 1)[0]
 
 
 @dataclasses.dataclass(frozen=True)

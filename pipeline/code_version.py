@@ -1,59 +1,74 @@
-"""Fingerprints of the project code that Transform and the Trainer run, for TFX's cache.
+"""Fingerprints of the project code each component runs, for TFX's cache.
 
 TFX reuses an execution when its inputs and exec properties are unchanged. Given a
 ``module_file``, TFX packages the user module into a wheel whose name carries a hash of its
 contents, so changed code misses the cache. This project passes ``preprocessing_fn`` and
-``run_fn`` as import paths into the installed ``models`` package instead (one package for
-the pipeline, the tests and the serving code), and an import path carries no such hash:
-after a change to the model code, a run with unchanged data and hyperparameters would be
-handed the cached Trainer's old model. The runners therefore put these fingerprints into
-the components' ``custom_config`` (``create_pipeline(code_versions=...)``).
+``run_fn`` as import paths into the installed packages instead (one code base for the
+pipeline, the tests and the serving code), and an import path carries no such hash: after
+a change to the model code, a run with unchanged data and hyperparameters would be handed
+the cached Trainer's old model. The runners therefore put these fingerprints into the
+components' ``custom_config`` (``create_pipeline(code_versions=...)``).
+
+A component's fingerprint covers exactly the project modules its entry module imports,
+directly or through others, found in the import graph that ``grimp`` (import-linter's
+engine) builds from the source: editing the warmup-request builder that ``run_fn`` reaches
+through ``models.signatures`` re-runs the Trainer; editing ``analysis.explain``, which no
+component imports, re-runs nothing. Imports inside functions count too (grimp reads every
+import statement), so the fingerprint may cover a module a run does not execute, never
+the other way round.
 """
 
 import hashlib
-import os
-from typing import Dict, Iterable, Optional
+import importlib.util
+from typing import Dict, Iterable, Set
 
-import models
+import grimp
 
-# What preprocessing_fn imports from the project; a change anywhere else in models/
-# leaves Transform's cache valid.
-TRANSFORM_MODULES = ("features.py", "hparams.py", "preprocessing.py")
-# What the EmbeddingTrainer (models.pretraining) imports from the project.
-PRETRAINING_MODULES = ("features.py", "hparams.py", "pretraining.py", "throughput.py")
+# The packages of this project (the import-linter contract's root packages).
+PROJECT_PACKAGES = ("cli", "analysis", "pipeline", "components", "models", "serving", "core")
+# The module TFX runs for each fingerprinted component.
+ENTRY_MODULES = {
+    "transform": "models.preprocessing",  # preprocessing_fn
+    "pretraining": "components.embedding_trainer",  # the EmbeddingTrainer's executor
+    "trainer": "models.trainer",  # run_fn
+}
 
 
-def fingerprint(directory: str, names: Iterable[str]) -> str:
-  """SHA-256 (hex, first 16 digits) of the files ``names`` in ``directory``, each with its
-  name, in sorted order.
+def code_versions() -> Dict[str, str]:
+  """``{"transform": ..., "pretraining": ..., "trainer": ...}``: the fingerprint of the
+  project modules each component's entry module (``ENTRY_MODULES``) runs
+  (``modules_run_by``), as importable from ``sys.path`` now.
 
   Raises:
-    FileNotFoundError: a file of ``names`` is missing.
+    FileNotFoundError: a module of the graph has no source file.
+  """
+  graph = grimp.build_graph(*PROJECT_PACKAGES, cache_dir=None)
+  return {name: fingerprint(modules_run_by(graph, module))
+          for name, module in ENTRY_MODULES.items()}
+
+
+def modules_run_by(graph: grimp.ImportGraph, module: str) -> Set[str]:
+  """``module``, every project module it imports directly or indirectly, and the packages
+  holding them (whose ``__init__`` runs first)."""
+  modules = {module} | graph.find_upstream_modules(module)
+  packages = {".".join(m.split(".")[:i]) for m in modules for i in range(1, m.count(".") + 1)}
+  return modules | packages
+
+
+def fingerprint(modules: Iterable[str]) -> str:
+  """SHA-256 (hex, first 16 digits) of the source files of ``modules``, each with its
+  module name, in sorted order.
+
+  Raises:
+    FileNotFoundError: a module has no source file.
   """
   digest = hashlib.sha256()
-  for name in sorted(names):
-    with open(os.path.join(directory, name), "rb") as f:
+  for name in sorted(modules):
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+      raise FileNotFoundError(f"no source file for module {name}")
+    with open(spec.origin, "rb") as f:
       content = f.read()
     digest.update(f"{name}\0{len(content)}\0".encode())
     digest.update(content)
   return digest.hexdigest()[:16]
-
-
-def code_versions(models_dir: Optional[str] = None) -> Dict[str, str]:
-  """``{"transform": ..., "pretraining": ..., "trainer": ...}``: the fingerprint of the
-  modules ``preprocessing_fn`` runs (``TRANSFORM_MODULES``), of those the
-  ``EmbeddingTrainer`` runs (``PRETRAINING_MODULES``) and of every module of the ``models``
-  package (``run_fn`` and all it imports from the project).
-
-  Args:
-    models_dir: the ``models`` package directory; None = the imported one.
-
-  Raises:
-    FileNotFoundError: a module of ``TRANSFORM_MODULES`` or ``PRETRAINING_MODULES`` is
-      missing.
-  """
-  models_dir = models_dir or os.path.dirname(os.path.abspath(models.__file__))
-  every_module = [name for name in os.listdir(models_dir) if name.endswith(".py")]
-  return {"transform": fingerprint(models_dir, TRANSFORM_MODULES),
-          "pretraining": fingerprint(models_dir, PRETRAINING_MODULES),
-          "trainer": fingerprint(models_dir, every_module)}

@@ -2,7 +2,7 @@
 
 import tensorflow_model_analysis as tfma
 
-from models import features
+from core import features
 
 PREDICTION_KEY = "probabilities"
 ACCURACY_METRIC = "binary_accuracy"

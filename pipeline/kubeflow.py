@@ -17,23 +17,21 @@ which both Vertex AI Pipelines and the open-source Kubeflow Pipelines v2 backend
 
 import os
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-import click
 from tfx import v1 as tfx
 
 from models.hparams import HParams
 from pipeline import code_version
-from pipeline import runner as runner_lib
-from pipeline.cli_options import blessing_options, parse_hparams, split_options
-from pipeline.cli_options import training_options
+from pipeline.beam_profiles import merge_beam_args
+from pipeline.layout import UNLABELLED_SPLIT, OutputPaths
 from pipeline.pipeline import create_pipeline
 from pipeline.remote import check_image, is_remote_uri
 
 # Kubeflow V2 pipeline (and MLMD context) names must match [a-z0-9][a-z0-9-]{0,127}: the
 # local runs' "imdb_sentiment" is not allowed.
 KUBEFLOW_PIPELINE_NAME = "imdb-sentiment"
-DEFAULT_OUTPUT = os.path.join("outputs", "kubeflow", "imdb_sentiment_pipeline.json")
+DEFAULT_OUTPUT = OutputPaths().kubeflow_spec_path
 # The Beam-powered components run inside their container with the DirectRunner: one worker
 # process per core of whatever machine the task lands on (0 = os.cpu_count() at run time).
 CONTAINER_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
@@ -123,74 +121,55 @@ def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, image: str,
   return dag_runner.run(pipeline)
 
 
-def _executor_images(pipeline_job: Dict[str, Any]) -> Dict[str, str]:
+def executor_images(pipeline_job: Dict[str, Any]) -> Dict[str, str]:
   """Executor label -> image of the container executors in a compiled ``PipelineJob``."""
   executors = pipeline_job["pipelineSpec"]["deploymentSpec"]["executors"]
   return {label: spec["container"]["image"] for label, spec in executors.items()
           if "container" in spec}
 
 
-@click.group("compile")
-def compile_group():
-  """Compile the pipeline for an orchestrator."""
+def compile_pipeline(*, image: str, pipeline_root: str, serving_model_dir: str,
+                     output_path: str = DEFAULT_OUTPUT,
+                     hparams: Optional[Mapping[str, Any]] = None,
+                     train_split: str = "train", test_split: str = "test",
+                     eval_percent: int = 10, unlabelled_split: str = UNLABELLED_SPLIT,
+                     tfds_data_dir: Optional[str] = None, download: bool = False,
+                     min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
+                     beam_args: Sequence[str] = ()) -> Tuple[tfx.dsl.Pipeline, Dict[str, Any]]:
+  """Builds ``create_pipeline()`` for Kubeflow and compiles it into ``output_path``
+  (``compile_kubeflow_v2``).
 
+  Args:
+    image: the pinned image every component runs in.
+    pipeline_root, serving_model_dir, tfds_data_dir: remote URIs (``gs://...``) every
+      container can reach; ``tfds_data_dir`` may be None with ``download``.
+    hparams: ``HParams`` overrides, as ``imdb-tfx run --hparam``.
+    beam_args: Beam options over the in-container DirectRunner's
+      (``CONTAINER_BEAM_ARGS``).
+    The rest: as ``create_pipeline()``.
 
-@compile_group.command("kubeflow")
-@click.option("--image", required=True,
-              help="Pinned pipeline image built from deploy/Dockerfile, e.g. "
-              "europe-docker.pkg.dev/PROJECT/REPO/imdb-tfx:0.1.0 (a tag other than 'latest', "
-              "or @sha256:...).")
-@click.option("--pipeline-root", required=True,
-              help="Remote root of the pipeline's artifacts, e.g. gs://BUCKET/imdb-tfx/root.")
-@click.option("--serving-model-dir", required=True,
-              help="Remote TF Serving model directory the Pusher writes <version>/ into, e.g. "
-              "gs://BUCKET/serving_model/imdb_sentiment.")
-@click.option("--output", "output_path", default=DEFAULT_OUTPUT, show_default=True,
-              help="Spec file: .json = PipelineJob (Vertex AI), .yaml = PipelineSpec "
-              "(kfp client). Local or gs://.")
-@training_options
-@split_options
-@click.option("--tfds-data-dir", default=None,
-              help="Remote TFDS data directory holding a prepared imdb_reviews, e.g. "
-              "gs://BUCKET/tensorflow_datasets. Required unless --download.")
-@click.option("--download/--no-download", default=False, show_default=True,
-              help="Let the ImdbExampleGen task download imdb_reviews (into --tfds-data-dir, "
-              "else the container's own disk, so on every run).")
-@blessing_options
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="Beam option for the Beam-powered components (repeatable); overrides the "
-              "in-container DirectRunner defaults (multi_processing, one worker per core). "
-              "For scale: --beam-arg=--runner=DataflowRunner --beam-arg=--project=PROJECT "
-              "--beam-arg=--region=REGION --beam-arg=--temp_location=gs://BUCKET/tmp.")
-def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epochs, hparams,
-                     train_split, test_split, eval_percent, unlabelled_split,
-                     tfds_data_dir, download, min_accuracy, max_accuracy_drop, beam_args):
-  """Compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (TFX's
-  KubeflowV2DagRunner): every component runs in --image. Submit and schedule the spec as
-  deploy/kubeflow.md shows."""
-  try:
-    hp = HParams.from_custom_config(
-        {"hparams": {"epochs": epochs, **parse_hparams(hparams)}})
-    check_remote_uri(serving_model_dir, "--serving-model-dir")
-    if tfds_data_dir:
-      check_remote_uri(tfds_data_dir, "--tfds-data-dir")
-    elif not download:
-      raise ValueError("give --tfds-data-dir gs://... (a prepared TFDS directory) or "
-                       "--download: the pipeline image holds no dataset")
-    pipeline = create_pipeline(
-        pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-        metadata_connection_config=None, pipeline_name=KUBEFLOW_PIPELINE_NAME, hparams=hp,
-        train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-        unlabelled_split=unlabelled_split, tfds_data_dir=tfds_data_dir, download=download,
-        min_accuracy=min_accuracy,
-        max_accuracy_drop=max_accuracy_drop,
-        beam_pipeline_args=runner_lib.merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
-        code_versions=code_version.code_versions())
-    pipeline_job = compile_kubeflow_v2(pipeline, image, output_path)
-  except (ValueError, ImportError) as e:
-    raise click.ClickException(str(e)) from e
-  node_ids = [node.id for node in pipeline.components]
-  click.echo(f"Kubeflow V2 pipeline spec written to {output_path}")
-  click.echo(f"  pipeline {KUBEFLOW_PIPELINE_NAME}, root {pipeline_root}, image {image}")
-  click.echo(f"  {len(node_ids)} nodes: {', '.join(node_ids)}")
-  click.echo(f"  {len(_executor_images(pipeline_job))} container executors")
+  Returns:
+    ``(pipeline, pipeline_job)``: the pipeline compiled and the ``PipelineJob`` dict.
+
+  Raises:
+    ValueError: bad hyperparameters, a local path, no dataset, or what
+      ``compile_kubeflow_v2`` refuses.
+    ImportError: the ``kfp-pipeline-spec`` package is not installed.
+  """
+  hp = HParams.from_custom_config({"hparams": dict(hparams or {})})
+  check_remote_uri(serving_model_dir, "--serving-model-dir")
+  if tfds_data_dir:
+    check_remote_uri(tfds_data_dir, "--tfds-data-dir")
+  elif not download:
+    raise ValueError("give --tfds-data-dir gs://... (a prepared TFDS directory) or "
+                     "--download: the pipeline image holds no dataset")
+  pipeline = create_pipeline(
+      pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
+      metadata_connection_config=None, pipeline_name=KUBEFLOW_PIPELINE_NAME, hparams=hp,
+      train_split=train_split, test_split=test_split, eval_percent=eval_percent,
+      unlabelled_split=unlabelled_split, tfds_data_dir=tfds_data_dir, download=download,
+      min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
+      beam_pipeline_args=merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
+      code_versions=code_version.code_versions())
+  pipeline_job = compile_kubeflow_v2(pipeline, image, output_path)
+  return pipeline, pipeline_job

@@ -4,70 +4,32 @@ ImdbExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleVali
 AnomaliesGate -> Transform -> EmbeddingTrainer (word2vec pretraining of the token
 embedding; without it when ``word2vec_epochs`` is 0) -> Trainer -> (latest blessed Model
 resolver) -> Evaluator -> Pusher. Runners (``pipeline.runner``) own paths, metadata and
-orchestrators.
+orchestrators; ``pipeline.layout`` names the nodes without importing TFX.
 """
 
 import json
-import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
 from components.embedding_trainer import EmbeddingTrainer
-from components.imdb_example_gen import ImdbExampleGen
-from components.imdb_example_gen import TRAIN, EVAL, TEST, UNLABELLED
+from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExampleGen
 from models.hparams import HParams
 from pipeline.eval_config import make_eval_config
-
-PIPELINE_NAME = "imdb_sentiment"
-CURATED_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "schema.pbtxt")
-PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
-RUN_FN = "models.trainer.run_fn"
-# TFDS's split of IMDB reviews without a rating, read for the embedding pretraining.
-UNLABELLED_SPLIT = "unsupervised"
-# Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place;
-# without pretraining, word2vec_epochs=0, there is no EmbeddingTrainer).
-NODE_IDS = ("ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-            "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
-            "latest_blessed_model_resolver", "Evaluator", "Pusher")
+from pipeline.layout import (
+    PIPELINE_NAME,
+    PREPROCESSING_FN,
+    RUN_FN,
+    UNLABELLED_SPLIT,
+    check_last_node,
+)
 
 
-def node_ids(curated_schema: bool = False, pretraining: bool = True) -> Tuple[str, ...]:
-  """The ids of the nodes ``create_pipeline`` builds, in order.
-
-  Args:
-    curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
-      ``SchemaGen``'s place).
-    pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
-  """
-  schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
-  return tuple(schema_node if n == "SchemaGen" else n for n in NODE_IDS
-               if pretraining or n != "EmbeddingTrainer")
-
-
-def check_last_node(last_node: Optional[str], curated_schema: bool,
-                    pretraining: bool = True) -> None:
-  """Checks ``last_node`` (``create_pipeline``'s) against the pipeline's node ids.
-
-  Args:
-    last_node: a node id, or None for the whole pipeline.
-    curated_schema: as ``node_ids``.
-    pretraining: as ``node_ids``.
-
-  Raises:
-    ValueError: ``last_node`` is not a node of this pipeline (the message lists them).
-  """
-  ids = node_ids(curated_schema, pretraining)
-  if last_node is not None and last_node not in ids:
-    raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
-                     f"of {', '.join(ids)}")
-
-
-def _with_code_version(custom_config: Dict[str, Any],
-                       code_versions: Optional[Mapping[str, str]], component: str
-                       ) -> Dict[str, Any]:
+def _with_code_version(custom_config: Dict[str, Any], code_versions: Mapping[str, str],
+                       component: str) -> Dict[str, Any]:
+  """``custom_config`` with the fingerprint of ``component``'s code, when there is one."""
   if not code_versions:
     return custom_config
   return {**custom_config, "code_version": code_versions[component]}
@@ -121,8 +83,8 @@ def create_pipeline(
     enable_cache: reuse executions whose inputs and properties are unchanged.
     last_node: build the pipeline only up to this node id (one of ``NODE_IDS``; with
       ``schema_path``, ``ImportSchemaGen`` stands for ``SchemaGen``), e.g. ``"Transform"``
-      for the data components alone. Nodes after it are never constructed, so none of
-      the built ones references them. None = the whole pipeline.
+      for the data components alone; the nodes after it are left out. None = the whole
+      pipeline.
     code_versions: ``{"transform": ..., "pretraining": ..., "trainer": ...}`` fingerprints
       of the code the components import (``pipeline.code_version.code_versions()``, which
       runners pass), added to their ``custom_config`` as ``code_version`` so that changed
@@ -135,49 +97,57 @@ def create_pipeline(
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline.
   """
-  pretraining = hparams.pretrains_embeddings
-  check_last_node(last_node, curated_schema=bool(schema_path), pretraining=pretraining)
-  unlabelled_split = unlabelled_split if pretraining else ""
-  components = []
+  check_last_node(last_node, curated_schema=bool(schema_path),
+                  pretraining=hparams.pretrains_embeddings)
+  nodes = _nodes(
+      hparams=hparams, serving_model_dir=serving_model_dir, train_split=train_split,
+      test_split=test_split,
+      unlabelled_split=unlabelled_split if hparams.pretrains_embeddings else "",
+      eval_percent=eval_percent, tfds_data_dir=tfds_data_dir, download=download,
+      schema_path=schema_path, min_accuracy=min_accuracy,
+      max_accuracy_drop=max_accuracy_drop, code_versions=code_versions or {})
+  if last_node is not None:
+    nodes = _cut(nodes, [n.id for n in nodes].index(last_node) + 1)
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=nodes,
+      enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(beam_pipeline_args))
 
-  def add(*nodes) -> bool:
-    """Adds ``nodes``; True once ``last_node`` is among the nodes built."""
-    components.extend(nodes)
-    return last_node is not None and last_node in {n.id for n in nodes}
 
-  def build() -> tfx.dsl.Pipeline:
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
-        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args))
+def _cut(nodes: List[Any], keep: int) -> List[Any]:
+  """The first ``keep`` of ``nodes``, detached from the nodes after them (TFX's compiler
+  refuses a node whose downstream node is not in the pipeline)."""
+  for dropped in nodes[keep:]:
+    for upstream in list(dropped.upstream_nodes):
+      upstream.remove_downstream_node(dropped)
+  return nodes[:keep]
 
+
+def _nodes(*, hparams: HParams, serving_model_dir: str, train_split: str, test_split: str,
+           unlabelled_split: str, eval_percent: int, tfds_data_dir: Optional[str],
+           download: bool, schema_path: Optional[str], min_accuracy: float,
+           max_accuracy_drop: float, code_versions: Mapping[str, str]) -> List[Any]:
+  """Every node of the pipeline, in the order of ``pipeline.layout.node_ids``.
+
+  A node only references nodes before it, so any prefix of the list is a pipeline.
+  """
   example_gen = ImdbExampleGen(
       train_split=train_split, test_split=test_split, eval_percent=eval_percent,
       tfds_data_dir=tfds_data_dir or "", download=download,
       unlabelled_split=unlabelled_split)
-  if add(example_gen):
-    return build()
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-  if add(statistics_gen):
-    return build()
   if schema_path:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   else:
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
         exclude_splits=[EVAL, TEST, UNLABELLED])
-  if add(schema_gen):
-    return build()
   # The unlabelled split lacks the label the schema requires; its statistics are still
   # computed (StatisticsGen), for a look at how it differs from train.
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
       exclude_splits=[UNLABELLED])
-  if add(example_validator):
-    return build()
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
-  if add(anomalies_gate):
-    return build()
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN,
@@ -185,10 +155,8 @@ def create_pipeline(
                                        code_versions, "transform"),
       splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]))
   transform.add_upstream_node(anomalies_gate)
-  if add(transform):
-    return build()
   embedding_trainer = None
-  if pretraining:
+  if hparams.pretrains_embeddings:
     # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
     # train and unlabelled reviews, through the TransformGraph.
     embedding_trainer = EmbeddingTrainer(
@@ -198,8 +166,6 @@ def create_pipeline(
         custom_config=json.dumps(_with_code_version(
             hparams.pretraining_custom_config(), code_versions, "pretraining"),
             sort_keys=True))
-    if add(embedding_trainer):
-      return build()
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
@@ -209,25 +175,21 @@ def create_pipeline(
       base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else None,
       custom_config=_with_code_version(hparams.to_custom_config(), code_versions,
                                        "trainer"))
-  if add(trainer):
-    return build()
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id("latest_blessed_model_resolver")
-  if add(model_resolver):
-    return build()
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
       baseline_model=model_resolver.outputs["model"],
       example_splits=[TEST],
       eval_config=make_eval_config(min_accuracy, max_accuracy_drop))
-  if add(evaluator):
-    return build()
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
-  add(pusher)
-  return build()
+  return [node for node in (
+      example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
+      transform, embedding_trainer, trainer, model_resolver, evaluator, pusher)
+      if node is not None]

@@ -1,7 +1,8 @@
-"""Runners: where outputs go, which orchestrator runs the pipeline, and the run summary.
+"""Runners: which orchestrator runs the pipeline here, and the run summary.
 
-``create_pipeline()`` stays pure; this module owns paths (``OutputPaths``), MLMD's
-connection, the orchestrator (TFX's LocalDagRunner or BeamDagRunner) and Beam's defaults.
+``create_pipeline()`` stays pure; this module runs it with TFX's LocalDagRunner or
+BeamDagRunner and reads back from MLMD what the run did (``pipeline.layout`` holds the
+output directory's layout, ``pipeline.beam_profiles`` Beam's options).
 """
 
 import dataclasses
@@ -13,50 +14,9 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from pipeline import summary as summary_lib
+from pipeline.layout import RUNNERS
 from pipeline.progress import ComponentProgress
 
-RUNNERS = ("local", "beam")
-MODEL_NAME = "imdb_sentiment"
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputPaths:
-  """The layout under one output directory (``outputs/`` by default)."""
-  output_dir: str = "outputs"
-
-  @property
-  def metadata_path(self) -> str:
-    """SQLite file of the ML Metadata store."""
-    return os.path.join(self.output_dir, "metadata.sqlite")
-
-  @property
-  def pipeline_root(self) -> str:
-    return os.path.join(self.output_dir, "pipeline_root")
-
-  @property
-  def serving_model_dir(self) -> str:
-    """TF Serving model base path: the Pusher writes ``<version>/`` in here."""
-    return os.path.join(self.output_dir, "serving_model", MODEL_NAME)
-
-  @property
-  def summary_path(self) -> str:
-    return os.path.join(self.output_dir, "run_summary.json")
-
-
-def default_beam_pipeline_args(cpu_count: Optional[int] = None) -> List[str]:
-  """DirectRunner options: multi-processing with one worker per core when there are >1
-  cores, in-memory otherwise."""
-  cpu_count = cpu_count or os.cpu_count() or 1
-  if cpu_count > 1:
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={cpu_count}"]
-  return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-
-
-def merge_beam_args(defaults: Sequence[str], overrides: Sequence[str]) -> List[str]:
-  """``overrides`` win over ``defaults`` option by option (``--name=value`` or ``--flag``)."""
-  name = lambda arg: arg.split("=", 1)[0]
-  overridden = {name(a) for a in overrides}
-  return [a for a in defaults if name(a) not in overridden] + list(overrides)
 
 
 def orchestrator(runner: str):

@@ -37,7 +37,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import errors
-from serving import warmup
+from core import warmup
 from serving.batching import BatchingOptions, BatchScheduler
 from serving.model_manager import ModelManager, ModelSource
 from serving.servable import (CLASSIFY_METHOD_NAME, DEFAULT_SIGNATURE,

@@ -1,11 +1,14 @@
 """Test setup: Keras 2 for tf.Transform, the TFDS directory beside the checkout."""
 
 import os
+import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pytest
 
-import pytest  # pylint: disable=wrong-import-position
+from core import environment
+
+# Before any test module imports TensorFlow.
+environment.configure()
 
 _SHARED_TFDS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                             "data", "tensorflow_datasets"))
@@ -24,7 +27,6 @@ def tfds_data_dir() -> str:
 def _plain_argv():
   """TFX's BaseBeamExecutor parses all of sys.argv with absl flags (a TODO in TFX 1.16), so
   pytest's own arguments (``-v`` reads as absl's ``--verbosity``) must not reach it."""
-  import sys  # pylint: disable=import-outside-toplevel
   saved = sys.argv
   sys.argv = saved[:1]
   yield
@@ -34,5 +36,5 @@ def _plain_argv():
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
   """A tiny exported model (``tiny_model.TinyExport``), built once per session (~15 s)."""
-  import tiny_model  # pylint: disable=import-outside-toplevel
+  import tiny_model
   return tiny_model.export_tiny_model(tmp_path_factory.mktemp("tiny_export"))

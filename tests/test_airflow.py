@@ -11,7 +11,7 @@ from ml_metadata.proto import metadata_store_pb2
 import pytest
 
 from pipeline import airflow_dag
-from pipeline.runner import OutputPaths
+from pipeline.layout import OutputPaths
 
 ALL_NODES = {"ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
              "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
@@ -118,7 +118,7 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
 
 def test_cli_schedule_airflow_writes_a_dag_module(tmp_path):
   from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from cli import main as cli  # pylint: disable=import-outside-toplevel
   target = tmp_path / "dags" / "imdb_sentiment.py"
   result = CliRunner().invoke(cli.main, [
       "schedule", "airflow", "--output", str(target), "--schedule", "30 2 * * 1",

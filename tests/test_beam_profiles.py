@@ -12,8 +12,9 @@ from tfx.dsl.compiler import compiler
 
 from pipeline import beam_profiles
 from pipeline.beam_profiles import BeamSettings, beam_args_for
-from pipeline.cli import main
-from pipeline.pipeline import NODE_IDS, create_pipeline
+from cli.main import main
+from pipeline.layout import NODE_IDS
+from pipeline.pipeline import create_pipeline
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/imdb-tfx-beam:1.0.0"
 ROOT = "gs://bucket/imdb-tfx/root"

@@ -1,11 +1,13 @@
-"""Unit tests of the imdb-tfx command line (pipeline.cli), without running the pipeline."""
+"""Unit tests of the imdb-tfx command line (cli.main), without running the pipeline."""
 
 import os
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from pipeline import cli
+from cli import main as cli
+from cli.options import parse_hparams
 
 RUN_OPTIONS = ["--runner", "--beam-arg", "--model", "--epochs", "--train-split",
                "--test-split", "--output-dir", "--no-cache", "--tfds-data-dir", "--strategy",
@@ -99,12 +101,14 @@ def test_run_rejects_bad_option_values(runner, tmp_path, args):
 
 
 def test_parse_hparams_json_values():
-  parsed = cli.parse_hparams(
+  parsed = parse_hparams(
       ("lstm_units=32", "dropout=0.3", "strategy=mirrored", "train_examples=null",
        "max_pooling=true"))
   assert parsed == {"lstm_units": 32, "dropout": 0.3, "strategy": "mirrored",
                     "train_examples": None, "max_pooling": True}
-  assert cli.parse_hparams(("a=b=c",)) == {"a": "b=c"}
+  assert parse_hparams(("a=b=c",)) == {"a": "b=c"}
+  with pytest.raises(click.BadParameter, match="expected KEY=VALUE, got 'epochs'"):
+    parse_hparams(("epochs",))
 
 
 def test_evaluate_missing_model_dir_is_usage_error(runner, tmp_path):

@@ -24,9 +24,11 @@ from tfx import v1 as tfx
 from components.anomalies_gate import DataAnomaliesError
 from models.hparams import HParams
 from pipeline import runner as runner_lib
+from pipeline.layout import OutputPaths
 from pipeline import mlmd_queries
-from pipeline.pipeline import PIPELINE_NAME, create_pipeline
-from serving import warmup
+from pipeline.layout import PIPELINE_NAME
+from pipeline.pipeline import create_pipeline
+from core import warmup
 from serving.client import SentimentClient, ServingRequestError
 from serving.server_process import ServerProcess
 from tiny_model import copy_version
@@ -72,7 +74,7 @@ def _versions(paths):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tfds_data_dir):
   """Runs the pipeline four ways on one MLMD store and returns what each did."""
-  paths = runner_lib.OutputPaths(str(tmp_path_factory.mktemp("e2e")))
+  paths = OutputPaths(str(tmp_path_factory.mktemp("e2e")))
   results = {}
   results["first"] = runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir), "local")
   results["first_versions"] = _versions(paths)
@@ -220,7 +222,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path, tfds_data_dir):
   with open(os.path.join(os.path.dirname(__file__), "..", "pipeline", "schema",
                          "schema.pbtxt"), encoding="utf-8") as f:
     schema.write_text(f.read().replace("int_domain { min: 0 max: 1", "int_domain { min: 0 max: 0"))
-  paths = runner_lib.OutputPaths(str(tmp_path / "out"))
+  paths = OutputPaths(str(tmp_path / "out"))
   with pytest.raises(DataAnomaliesError, match=r"label"):
     runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir, schema_path=str(schema)), "local",
                             show_progress=False)
@@ -242,8 +244,8 @@ def _wait_for_running(paths, node, timeout):
 
 
 def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
-  paths = runner_lib.OutputPaths(str(tmp_path / "out"))
-  command = [sys.executable, "-m", "pipeline.cli", "run", "--quiet",
+  paths = OutputPaths(str(tmp_path / "out"))
+  command = [sys.executable, "-m", "cli.main", "run", "--quiet",
              "--train-split", TRAIN_SPLIT, "--test-split", TEST_SPLIT,
              "--unlabelled-split", UNLABELLED_SPLIT,
              "--tfds-data-dir", tfds_data_dir, "--output-dir", paths.output_dir,

@@ -1,4 +1,4 @@
-"""Unit tests of components.imdb_example_gen (and models.features.length_bucket)."""
+"""Unit tests of components.imdb_example_gen (and core.features.length_bucket)."""
 
 import glob
 import os
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from components import imdb_example_gen as eg
-from models import features
+from core import features
 
 RAW_SPEC = {
     features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),

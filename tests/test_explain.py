@@ -1,4 +1,4 @@
-"""models.explain and ``imdb-tfx explain``: predict_text's attention rendered as a PNG
+"""analysis.explain and ``imdb-tfx explain``: predict_text's attention rendered as a PNG
 heatmap and an HTML page, on the tiny exported model."""
 
 import html
@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import tiny_model
-from models import explain as explain_lib
+from analysis import explain as explain_lib
 from models import preprocessing
-from pipeline import cli
+from cli import main as cli
 
 REVIEWS = ["a great film, great acting and a wonderful story",
            "terrible <b>movie</b> & awful plot"]

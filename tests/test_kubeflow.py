@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from models.hparams import HParams
+from cli import schedule
 from pipeline import kubeflow
 from pipeline.pipeline import create_pipeline
 
@@ -194,7 +195,7 @@ def _cli_args(output, *extra):
 
 def test_cli_compiles_with_options(tmp_path):
   output = tmp_path / "out" / "imdb_sentiment_pipeline.json"
-  result = CliRunner().invoke(kubeflow.compile_group, _cli_args(
+  result = CliRunner().invoke(schedule.compile_group, _cli_args(
       output, "--train-split", "train[:1%]", "--test-split", "test[:1%]",
       "--unlabelled-split", "unsupervised[:3%]", "--tfds-data-dir",
       TFDS, "--epochs", "4", "--hparam", "max_length=64", "--hparam", "dropout=0.25",
@@ -237,7 +238,7 @@ def test_cli_compiles_with_options(tmp_path):
 ])
 def test_cli_errors(tmp_path, extra, message):
   output = tmp_path / "p.json"
-  result = CliRunner().invoke(kubeflow.compile_group, _cli_args(output, *extra))
+  result = CliRunner().invoke(schedule.compile_group, _cli_args(output, *extra))
   assert result.exit_code == 1, result.output
   assert "Error:" in result.output and message in result.output
   assert not output.exists()
@@ -248,14 +249,14 @@ def test_cli_without_kfp_pipeline_spec_says_what_to_install(tmp_path, monkeypatc
   monkeypatch.delattr(kubeflow.tfx.orchestration.experimental, "KubeflowV2DagRunner",
                       raising=False)
   output = tmp_path / "p.json"
-  result = CliRunner().invoke(kubeflow.compile_group, _cli_args(output, "--download"))
+  result = CliRunner().invoke(schedule.compile_group, _cli_args(output, "--download"))
   assert result.exit_code == 1, result.output
   assert "pip install 'kfp-pipeline-spec" in result.output
   assert not output.exists()
 
 
 def test_compile_group_is_a_click_group():
-  assert isinstance(kubeflow.compile_group, click.Group)
-  assert kubeflow.compile_group.name == "compile"
-  assert kubeflow.compile_group.commands["kubeflow"] is kubeflow.kubeflow_command
-  assert "Compile the pipeline for an orchestrator." in kubeflow.compile_group.help
+  assert isinstance(schedule.compile_group, click.Group)
+  assert schedule.compile_group.name == "compile"
+  assert schedule.compile_group.commands["kubeflow"] is schedule.kubeflow_command
+  assert "Compile the pipeline for an orchestrator." in schedule.compile_group.help

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from models import layers
+from models.hparams import ATTENTIONS
 
 
 def _np_softmax(x, axis=-1):
@@ -209,6 +210,14 @@ def test_attention_pooling_padding_values_do_not_change_output(pooling):
 
 def test_attention_pooling_does_not_propagate_mask(pooling):
   assert pooling.compute_mask(tf.constant(INPUTS), tf.constant(PAD_MASK)) is None
+
+
+def test_attention_scores_are_the_hyperparameter_choices():
+  """The command line lists models.hparams.ATTENTIONS without importing TensorFlow; the
+  layer must accept exactly those."""
+  assert set(layers.ATTENTION_SCORES) == set(ATTENTIONS)
+  with pytest.raises(ValueError, match="unknown attention score 'cosine'"):
+    layers.AttentionPooling(score="cosine")
 
 
 def test_attention_pooling_config_round_trip():

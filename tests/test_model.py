@@ -8,13 +8,13 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from models import features
+from core import features
 from models import layers
 from models import model as model_lib
 from models import signatures
 from models import strategy as strategy_lib
 from models.hparams import ATTENTIONS, HParams, MODELS
-from serving import warmup
+from core import warmup
 from tiny_model import HP, REVIEWS
 
 TOKENS = np.array([

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 import tiny_model
 from models import throughput
-from serving import warmup
+from core import warmup
 
 pytestmark = pytest.mark.e2e
 

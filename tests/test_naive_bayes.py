@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from models import features
+from core import features
 from models import layers
 from models import model as model_lib
 from models import naive_bayes

@@ -1,8 +1,13 @@
-"""Unit tests of pipeline.eval_config, pipeline.pipeline and pipeline.runner (no runs)."""
+"""Unit tests of pipeline.eval_config, pipeline.pipeline, pipeline.layout, pipeline.runner
+and pipeline.code_version (no runs)."""
 
 import dataclasses
 import json
 import os
+import pathlib
+import shutil
+import subprocess
+import sys
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -13,9 +18,9 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from models.hparams import HParams
 from pipeline import eval_config
-from pipeline import runner
-from pipeline.pipeline import CURATED_SCHEMA_PATH, PIPELINE_NAME, PREPROCESSING_FN, RUN_FN
-from pipeline.pipeline import create_pipeline, node_ids
+from pipeline import beam_profiles, layout, runner
+from pipeline.layout import CURATED_SCHEMA_PATH, PIPELINE_NAME, PREPROCESSING_FN, RUN_FN, node_ids
+from pipeline.pipeline import create_pipeline
 
 EXPECTED_IDS = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
                 "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
@@ -250,7 +255,7 @@ def test_curated_schema_parses_with_four_features():
   assert set(by_name) == {"text", "label", "review_length", "length_bucket"}
   assert by_name["label"].int_domain.min == 0 and by_name["label"].int_domain.max == 1
   domain = tfdv.get_domain(schema, "length_bucket")
-  from models import features  # pylint: disable=import-outside-toplevel
+  from core import features  # pylint: disable=import-outside-toplevel
   assert set(domain.value) == {features.length_bucket(n) for n in (0, 200, 300, 600)}
   assert all(f.shape.dim[0].size == 1 for f in schema.feature)
 
@@ -259,29 +264,29 @@ def test_curated_schema_parses_with_four_features():
 
 
 def test_output_paths_layout():
-  paths = runner.OutputPaths("/tmp/out")
+  paths = layout.OutputPaths("/tmp/out")
   assert paths.metadata_path == "/tmp/out/metadata.sqlite"
   assert paths.pipeline_root == "/tmp/out/pipeline_root"
   assert paths.serving_model_dir == "/tmp/out/serving_model/imdb_sentiment"
   assert paths.summary_path == "/tmp/out/run_summary.json"
-  assert runner.OutputPaths().output_dir == "outputs"
+  assert layout.OutputPaths().output_dir == "outputs"
 
 
 def test_default_beam_pipeline_args():
-  assert runner.default_beam_pipeline_args(1) == [
+  assert beam_profiles.default_beam_pipeline_args(1) == [
       "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-  assert runner.default_beam_pipeline_args(2) == [
+  assert beam_profiles.default_beam_pipeline_args(2) == [
       "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
-  assert len(runner.default_beam_pipeline_args()) == 2
+  assert len(beam_profiles.default_beam_pipeline_args()) == 2
 
 
 def test_merge_beam_args_overrides_option_by_option():
   defaults = ["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--flag"]
-  merged = runner.merge_beam_args(defaults, ["--direct_num_workers=4", "--runner=DirectRunner"])
+  merged = beam_profiles.merge_beam_args(defaults, ["--direct_num_workers=4", "--runner=DirectRunner"])
   assert merged == ["--direct_running_mode=multi_processing", "--flag",
                     "--direct_num_workers=4", "--runner=DirectRunner"]
-  assert runner.merge_beam_args(defaults, []) == defaults
-  assert runner.merge_beam_args(defaults, ["--flag=false"]) == defaults[:2] + ["--flag=false"]
+  assert beam_profiles.merge_beam_args(defaults, []) == defaults
+  assert beam_profiles.merge_beam_args(defaults, ["--flag=false"]) == defaults[:2] + ["--flag=false"]
 
 
 def test_orchestrator_names():
@@ -323,39 +328,67 @@ def test_code_versions_go_into_each_components_custom_config(tmp_path):
   assert HParams.from_custom_config(trainer) == HP
 
 
-def test_code_versions_change_with_the_code_each_component_runs(tmp_path):
-  import shutil  # pylint: disable=import-outside-toplevel
-  import models  # pylint: disable=import-outside-toplevel
-  from pipeline import code_version  # pylint: disable=import-outside-toplevel
-  copy = tmp_path / "models"
-  shutil.copytree(os.path.dirname(models.__file__), copy,
-                  ignore=shutil.ignore_patterns("__pycache__"))
-  ours = code_version.code_versions()
-  assert code_version.code_versions(str(copy)) == ours
+def _project_copy(tmp_path) -> pathlib.Path:
+  """The project's packages copied under ``tmp_path`` (sources only)."""
+  from pipeline import code_version
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  for package in code_version.PROJECT_PACKAGES:
+    shutil.copytree(root / package, tmp_path / package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+  return tmp_path
+
+
+def _code_versions_of(project: pathlib.Path) -> dict:
+  """``code_versions()`` computed in a fresh interpreter importing from ``project``."""
+  script = "import json; from pipeline import code_version; " \
+           "print(json.dumps(code_version.code_versions()))"
+  done = subprocess.run([sys.executable, "-c", script], cwd=project, check=True,
+                        capture_output=True, text=True,
+                        env={**os.environ, "PYTHONPATH": str(project)})
+  return json.loads(done.stdout)
+
+
+def _edit(path: pathlib.Path) -> None:
+  with open(path, "a", encoding="utf-8") as f:
+    f.write("\n# changed\n")
+
+
+def test_code_versions_follow_the_import_graph(tmp_path):
+  from pipeline import code_version
+
+  project = _project_copy(tmp_path)
+  ours = _code_versions_of(project)
+  assert ours == code_version.code_versions()
   assert all(len(v) == 16 and int(v, 16) >= 0 for v in ours.values())
-  # A model change: a new Trainer, the cached Transform stays valid.
-  with open(copy / "trainer.py", "a", encoding="utf-8") as f:
-    f.write("\n# changed\n")
-  changed = code_version.code_versions(str(copy))
-  assert changed["trainer"] != ours["trainer"]
-  assert changed["transform"] == ours["transform"]
-  assert changed["pretraining"] == ours["pretraining"]
-  # A pretraining change: new embeddings and so a new Trainer; Transform stays.
-  with open(copy / "pretraining.py", "a", encoding="utf-8") as f:
-    f.write("\n# changed\n")
-  pretrained = code_version.code_versions(str(copy))
-  assert pretrained["pretraining"] != ours["pretraining"]
-  assert pretrained["trainer"] != changed["trainer"]
-  assert pretrained["transform"] == ours["transform"]
-  changed = pretrained
-  # A preprocessing change: both re-run.
-  with open(copy / "preprocessing.py", "a", encoding="utf-8") as f:
-    f.write("\n# changed\n")
-  again = code_version.code_versions(str(copy))
-  assert again["transform"] != ours["transform"] and again["trainer"] != changed["trainer"]
-  # A new module of the package counts for the Trainer.
-  (copy / "extra.py").write_text("X = 1\n")
-  assert code_version.code_versions(str(copy))["trainer"] != again["trainer"]
-  (copy / "features.py").unlink()
-  with pytest.raises(FileNotFoundError):
-    code_version.code_versions(str(copy))
+  # Reached by run_fn only indirectly (trainer -> signatures -> warmup): a new Trainer.
+  _edit(project / "core" / "warmup.py")
+  warmup = _code_versions_of(project)
+  assert warmup["trainer"] != ours["trainer"]
+  assert warmup["transform"] == ours["transform"]
+  assert warmup["pretraining"] == ours["pretraining"]
+  # Imported by no component: nothing re-runs.
+  _edit(project / "analysis" / "explain.py")
+  _edit(project / "serving" / "server.py")
+  assert _code_versions_of(project) == warmup
+  # The word2vec pretraining: new embeddings, and run_fn reads them with its code.
+  _edit(project / "models" / "pretraining.py")
+  pretraining = _code_versions_of(project)
+  assert pretraining["pretraining"] != warmup["pretraining"]
+  assert pretraining["trainer"] != warmup["trainer"]
+  assert pretraining["transform"] == ours["transform"]
+  # preprocessing_fn: Transform, and the Trainer, whose predict_text tokenizes with it
+  # (the EmbeddingTrainer re-runs anyway: its TransformGraph input is new).
+  _edit(project / "models" / "preprocessing.py")
+  again = _code_versions_of(project)
+  assert again["transform"] != pretraining["transform"]
+  assert again["trainer"] != pretraining["trainer"]
+  assert again["pretraining"] == pretraining["pretraining"]
+  # A new import in run_fn's graph brings the new module's code in.
+  (project / "models" / "extra.py").write_text("X = 1\n")
+  assert _code_versions_of(project) == again
+  with open(project / "models" / "inputs.py", "a", encoding="utf-8") as f:
+    f.write("from models import extra  # noqa\n")
+  with_extra = _code_versions_of(project)
+  (project / "models" / "extra.py").write_text("X = 2\n")
+  assert _code_versions_of(project)["trainer"] != with_extra["trainer"]

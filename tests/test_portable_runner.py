@@ -33,8 +33,9 @@ from tfx import v1 as tfx
 
 from models.hparams import HParams
 from pipeline import beam_profiles, mlmd_queries
-from pipeline.pipeline import PIPELINE_NAME, create_pipeline
-from pipeline.runner import OutputPaths
+from pipeline.layout import PIPELINE_NAME
+from pipeline.pipeline import create_pipeline
+from pipeline.layout import OutputPaths
 
 pytestmark = pytest.mark.e2e
 

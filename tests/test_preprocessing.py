@@ -10,7 +10,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import schema_utils
 
-from models import features
+from core import features
 from models import preprocessing
 
 HPARAMS = {"vocab_size": 3, "max_length": 6, "num_oov_buckets": 1}

@@ -15,7 +15,7 @@ from tfx.types import standard_artifacts
 import tiny_model
 from components.embedding_trainer import EmbeddingTrainer
 from components.imdb_example_gen import to_tf_example
-from models import features
+from core import features
 from models import model as model_lib
 from models import pretraining
 from models import trainer

@@ -20,7 +20,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 from google.protobuf import text_format
 
-from serving import warmup
+from core import warmup
 from serving.batching import BatchingOptions
 from serving.client import SentimentClient, ServingRequestError
 from serving.model_manager import sources_from_config, sources_from_flags
@@ -608,7 +608,7 @@ def test_bench_load_generator_counts_requests_and_latencies(served):
 def test_cli_predict_and_status(served, tmp_path):
   import json  # pylint: disable=import-outside-toplevel
   from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from cli import main as cli  # pylint: disable=import-outside-toplevel
   server, client, _ = served
   target = ["--server", f"127.0.0.1:{server.port}", "--model-name", MODEL]
   runner = CliRunner()
@@ -645,7 +645,7 @@ def test_cli_predict_and_status(served, tmp_path):
 
 def test_cli_serve_help_and_errors():
   from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from cli import main as cli  # pylint: disable=import-outside-toplevel
   runner = CliRunner()
   result = runner.invoke(cli.main, ["serve", "--help"])
   assert result.exit_code == 0

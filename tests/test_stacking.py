@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features
+from core import features
 from models import model as model_lib
 from models import stacking
 from models import trainer
@@ -142,7 +142,7 @@ def test_stacking_needs_nb_wide():
 
 def test_evaluate_halves_restores_the_export_and_scores_each_half(tmp_path, tfds_data_dir):
   import tiny_model  # pylint: disable=import-outside-toplevel
-  from models import evaluation  # pylint: disable=import-outside-toplevel
+  from analysis import evaluation  # pylint: disable=import-outside-toplevel
   from models import signatures  # pylint: disable=import-outside-toplevel
   hp = dataclasses.replace(tiny_model.HP, nb_wide=True)
   tf_transform_output = tiny_model.analyze_reviews(str(tmp_path / "transform"), hp)

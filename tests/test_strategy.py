@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from models import strategy as strategy_lib
-from models import trainer
-from models.trainer import count_records
+from models import inputs, trainer
+from models.inputs import count_records
 
 
 @pytest.fixture(autouse=True)
@@ -195,20 +195,20 @@ def test_wait_for_workers_returns_at_once_without_a_cluster():
     (1, 1, "FILE"),
 ])
 def test_auto_shard_policy(num_files, num_workers, policy):
-  assert trainer.auto_shard_policy(num_files, num_workers) == getattr(
+  assert inputs.auto_shard_policy(num_files, num_workers) == getattr(
       tf.data.experimental.AutoShardPolicy, policy)
 
 
 def test_auto_shard_policy_rejects_no_workers():
   with pytest.raises(ValueError, match="num_workers"):
-    trainer.auto_shard_policy(1, 0)
+    inputs.auto_shard_policy(1, 0)
 
 
 def test_count_files(tmp_path):
   for name in ("a.gz", "b.gz", "c.txt"):
     (tmp_path / name).write_text("x")
-  assert trainer.count_files([str(tmp_path / "*.gz"), str(tmp_path / "a*")]) == 2
-  assert trainer.count_files([str(tmp_path / "none-*")]) == 0
+  assert inputs.count_files([str(tmp_path / "*.gz"), str(tmp_path / "a*")]) == 2
+  assert inputs.count_files([str(tmp_path / "none-*")]) == 0
 
 
 @pytest.mark.parametrize("nb_wide", [False, True])
@@ -270,7 +270,7 @@ def test_bucket_by_length_groups_similar_lengths_and_cuts_only_padding():
     tokens[i, :n] = rng.integers(1, 30, size=n)
   labels = np.arange(50, dtype=np.float32).reshape(-1, 1)  # identifies each example
   dataset = tf.data.Dataset.from_tensor_slices(({"tokens": tokens}, labels))
-  batches = list(trainer.bucket_by_length(dataset, batch_size=4, max_length=8, buckets=4))
+  batches = list(inputs.bucket_by_length(dataset, batch_size=4, max_length=8, buckets=4))
   seen = []
   for x, y in batches:
     batch_tokens, ids = x["tokens"].numpy(), y.numpy()[:, 0].astype(int)

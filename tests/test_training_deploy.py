@@ -161,7 +161,7 @@ def test_executor_arguments_parse_as_tfx_parses_them(objects, container):
   assert len({a.uri for v in outputs.values() for a in v}) == 2
 
   properties = json.loads(data["exec_properties.json"])
-  from pipeline.pipeline import RUN_FN  # pylint: disable=import-outside-toplevel
+  from pipeline.layout import RUN_FN  # pylint: disable=import-outside-toplevel
   assert properties["run_fn"] == RUN_FN
   train_args = proto_utils.json_to_proto(properties["train_args"], trainer_pb2.TrainArgs())
   eval_args = proto_utils.json_to_proto(properties["eval_args"], trainer_pb2.EvalArgs())

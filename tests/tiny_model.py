@@ -17,7 +17,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import metadata_io
 from tensorflow_transform.tf_metadata import schema_utils
 
-from models import features
+from core import features
 from models import model as model_lib
 from models import preprocessing
 from models import signatures

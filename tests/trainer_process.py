@@ -23,10 +23,12 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from core import environment  # noqa: E402 (after the project is on sys.path)
 
-# pylint: disable=wrong-import-position
+environment.configure()
+
+# ruff: noqa: E402 (TensorFlow is imported after the environment is set)
 import numpy as np
 from absl import logging
 from tfx.components.trainer import fn_args_utils

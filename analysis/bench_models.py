@@ -5,13 +5,13 @@ For each model and seed it runs the pipeline up to the Trainer (``create_pipelin
 last_node="Trainer")``; the data components run once and are cached after that) on the
 full train split (90% train, 10% eval for early stopping), then scores the exported
 SavedModel's ``predict_text`` on the whole ``test`` split (25,000 reviews) with
-``models.evaluation.evaluate_saved_model``. From the Trainer's ``training_summary.json`` it
+``analysis.evaluation.evaluate_saved_model``. From the Trainer's ``training_summary.json`` it
 takes seconds per epoch and steady-state training examples/s; it also records parameters,
 the exported model's size in bytes and the EmbeddingTrainer's ``pretraining_summary.json``
 (the word2vec pretraining runs once per seed: its ``custom_config`` holds no model
 setting, so the other models of that seed reuse it from TFX's cache). With ``nb_wide``
 it also scores each half of the ensemble alone on the same split
-(``models.evaluation.evaluate_halves``) and keeps the stacking fitted on eval. In the same
+(``analysis.evaluation.evaluate_halves``) and keeps the stacking fitted on eval. In the same
 run, ``keras_reference`` trains the default model with plain Keras (no TFX) and its
 examples/s is the reference the Trainer's must reach (ratio >= 1.0).
 
@@ -24,26 +24,22 @@ the reference. Changes to the model code itself are not detected: move the file 
 rerun everything. Wall-clock figures depend on the machine and on what else runs on it.
 """
 
+import json
 import os
+import platform
+import statistics
+import time
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
 
-import json  # pylint: disable=wrong-import-position
-import platform  # pylint: disable=wrong-import-position
-import statistics  # pylint: disable=wrong-import-position
-import time  # pylint: disable=wrong-import-position
-from typing import Any, Dict, List, Mapping, Optional, Sequence  # pylint: disable=wrong-import-position
-
-import click  # pylint: disable=wrong-import-position
-
-from models.hparams import HParams, MODELS  # pylint: disable=wrong-import-position
-from pipeline.cli_options import parse_hparams  # pylint: disable=wrong-import-position
+from core import environment
+from models.hparams import MODELS, HParams, parse_overrides
 
 # The issue's targets: mean test accuracy of lstm_attention and of the best model, and the
 # Trainer's training throughput relative to the plain-Keras reference.
 TARGETS = {"lstm_attention_accuracy": 0.885, "best_accuracy": 0.90, "throughput_ratio": 1.0}
-# The halves of an nb_wide ensemble scored alone (models.evaluation.evaluate_halves).
+# The halves of an nb_wide ensemble scored alone (analysis.evaluation.evaluate_halves).
 HALVES = ("attention", "naive_bayes")
 # Published from-scratch baselines on the IMDB test split, for the README's table.
 BASELINES = {"Maas et al. 2011 (word vectors + BoW)": 0.8889,
@@ -98,7 +94,7 @@ def aggregate(runs: List[Dict[str, Any]], reference: Optional[Dict[str, Any]]
       ``export_bytes``, ``epochs``.
     reference: the plain-Keras run (``examples_per_second``), or None.
     With ``nb_wide`` each run also has ``halves_test_accuracy`` (``HALVES`` alone, from
-    ``models.evaluation.evaluate_halves``): averaged per model, and the best model's
+    ``analysis.evaluation.evaluate_halves``): averaged per model, and the best model's
     margin over its better half is the target ``best_model_beats_its_halves``.
 
   Returns:
@@ -157,9 +153,9 @@ def _node_output_uris(metadata_path: str, pipeline_name: str, since_ms: int,
   Raises:
     RuntimeError: one of those components did not run.
   """
-  from ml_metadata import metadata_store  # pylint: disable=import-outside-toplevel
-  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
-  from pipeline import mlmd_queries  # pylint: disable=import-outside-toplevel
+  from ml_metadata import metadata_store
+  from tfx import v1 as tfx
+  from pipeline import mlmd_queries
   store = metadata_store.MetadataStore(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
   uris = {}
@@ -179,20 +175,23 @@ def train_through_pipeline(hp: HParams, work_dir: str, train_split: str,
   ``pipeline_seconds`` (wall seconds of the whole pipeline call) and, with
   ``hp.pretrains_embeddings``, ``pretraining`` (the EmbeddingTrainer's
   ``pretraining_summary.json``; a cached execution's, when the embeddings were reused)."""
-  # pylint: disable=import-outside-toplevel
+
   from tfx import v1 as tfx
   from models import pretraining
   from models import throughput
   from pipeline import code_version
   from pipeline import runner as runner_lib
-  from pipeline.pipeline import PIPELINE_NAME, create_pipeline
-  paths = runner_lib.OutputPaths(work_dir)
+  from pipeline.beam_profiles import default_beam_pipeline_args
+  from pipeline.layout import OutputPaths
+  from pipeline.layout import PIPELINE_NAME
+  from pipeline.pipeline import create_pipeline
+  paths = OutputPaths(work_dir)
   pipeline = create_pipeline(
       pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           paths.metadata_path),
       hparams=hp, train_split=train_split, tfds_data_dir=tfds_data_dir,
-      beam_pipeline_args=runner_lib.default_beam_pipeline_args(), last_node="Trainer",
+      beam_pipeline_args=default_beam_pipeline_args(), last_node="Trainer",
       code_versions=code_version.code_versions())
   started_ms = int(time.time() * 1000)
   start = time.perf_counter()
@@ -245,10 +244,13 @@ def _save(path: str, result: Dict[str, Any]) -> None:
 def main(model_names, seeds, epochs, hparams, train_split, test_split, reference_steps,
          tfds_data_dir, work_dir, output):
   """Train, score and time every model (see the module docstring)."""
-  from models.evaluation import evaluate_halves  # pylint: disable=C0415
-  from models.evaluation import evaluate_saved_model  # pylint: disable=C0415
-  from pipeline.keras_reference import train_reference  # pylint: disable=C0415
-  overrides = parse_hparams(hparams)
+  from analysis.evaluation import evaluate_halves
+  from analysis.evaluation import evaluate_saved_model
+  from analysis.keras_reference import train_reference
+  try:
+    overrides = parse_overrides(hparams)
+  except ValueError as e:
+    raise click.BadParameter(str(e), param_hint="--hparam") from e
   try:
     seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     names = [n.strip() for n in model_names.split(",") if n.strip()]
@@ -325,4 +327,5 @@ def main(model_names, seeds, epochs, hparams, train_split, test_split, reference
 
 
 if __name__ == "__main__":
-  main()  # pylint: disable=no-value-for-parameter
+  environment.configure()
+  main()

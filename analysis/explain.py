@@ -52,7 +52,7 @@ def explain(model_dir: str, reviews: Sequence[str]) -> List[Explanation]:
     ValueError: the model has no ``predict_text`` signature, or ``reviews`` is empty.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from models.evaluation import latest_version_dir  # pylint: disable=import-outside-toplevel
+  from analysis.evaluation import latest_version_dir  # pylint: disable=import-outside-toplevel
   if not reviews:
     raise ValueError("no review to explain")
   path = latest_version_dir(model_dir)

@@ -16,25 +16,21 @@ in-process p50; batched throughput at concurrency 32 at least 2x the unbatched o
 errors under the load. Wall-clock figures depend on the machine and on what else runs.
 """
 
+import json
 import os
+import platform
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
+import numpy as np
 
-import json  # pylint: disable=wrong-import-position
-import platform  # pylint: disable=wrong-import-position
-import threading  # pylint: disable=wrong-import-position
-import time  # pylint: disable=wrong-import-position
-from typing import Dict, List, Optional, Sequence  # pylint: disable=wrong-import-position
+from core import contract, environment
+from serving.client import SentimentClient, ServingRequestError
+from serving.server_process import ServerProcess
 
-import click  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-
-from serving import warmup  # pylint: disable=wrong-import-position
-from serving.client import SentimentClient, ServingRequestError  # pylint: disable=wrong-import-position
-from serving.server_process import ServerProcess  # pylint: disable=wrong-import-position
-
-MODEL_NAME = "imdb_sentiment"
+MODEL_NAME = contract.MODEL_NAME
 
 
 def latency_summary(latencies_s: Sequence[float]) -> Dict[str, float]:
@@ -98,7 +94,7 @@ def run_load(target: str, reviews: Sequence[str], concurrency: int, seconds: flo
 def in_process_latency(version_dir: str, reviews: Sequence[str], calls: int
                        ) -> Dict[str, float]:
   """p50/p99 of ``predict_text`` on one review, called directly on the SavedModel."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf
   predict = tf.saved_model.load(version_dir).signatures["predict_text"]
   for review in reviews[:5]:  # the first calls build the runtime function
     predict(text=tf.constant([review]))
@@ -115,11 +111,13 @@ def bench_reviews(tfds_data_dir: Optional[str], count: int = 256) -> List[str]:
   """Reviews to send: the first ``count`` of TFDS ``train`` when it is prepared (never the
   test split), else the warmup samples."""
   try:
-    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    import tensorflow_datasets as tfds
     dataset = tfds.load("imdb_reviews", split=f"train[:{count}]", data_dir=tfds_data_dir,
                         download=False)
     return [ex["text"].decode("utf-8") for ex in tfds.as_numpy(dataset)]
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
+    from core import warmup
+
     return list(warmup.SAMPLE_REVIEWS)
 
 
@@ -141,7 +139,7 @@ def bench_reviews(tfds_data_dir: Optional[str], count: int = 256) -> List[str]:
 def main(model_dir, batching_parameters, seconds, load_seconds, in_process_calls,
          tfds_data_dir, output):
   """Benchmark imdb-tfx serve against the in-process model call; write JSON."""
-  from models.evaluation import latest_version_dir  # pylint: disable=import-outside-toplevel
+  from analysis.evaluation import latest_version_dir
   version_dir = latest_version_dir(model_dir)
   reviews = bench_reviews(tfds_data_dir)
   log_dir = os.path.dirname(os.path.abspath(output))
@@ -199,4 +197,5 @@ def main(model_dir, batching_parameters, seconds, load_seconds, in_process_calls
 
 
 if __name__ == "__main__":
-  main()  # pylint: disable=no-value-for-parameter
+  environment.configure()
+  main()

@@ -2,32 +2,23 @@
 ``compile kubeflow``: the three build the same ``create_pipeline()``, so the options that
 feed it are declared once, with one meaning and one default."""
 
-import json
 from typing import Callable, Dict, Tuple
 
 import click
 
-from models.hparams import HParams
+from models.hparams import HParams, parse_overrides
 
 
 def parse_hparams(pairs: Tuple[str, ...]) -> Dict[str, object]:
-  """``("lstm_units=32", "dropout=0.3")`` -> ``{"lstm_units": 32, "dropout": 0.3}``.
-
-  Values are JSON when they parse as JSON, else strings.
+  """``models.hparams.parse_overrides`` for a click command.
 
   Raises:
     click.BadParameter: a pair without ``=`` (named in the message).
   """
-  parsed = {}
-  for pair in pairs:
-    if "=" not in pair:
-      raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--hparam")
-    key, value = pair.split("=", 1)
-    try:
-      parsed[key] = json.loads(value)
-    except json.JSONDecodeError:
-      parsed[key] = value
-  return parsed
+  try:
+    return parse_overrides(pairs)
+  except ValueError as e:
+    raise click.BadParameter(str(e), param_hint="--hparam") from e
 
 
 def _apply(*decorators: Callable) -> Callable:

@@ -12,7 +12,7 @@ from components.imdb_example_gen import DATASET_NAME
 from components.imdb_example_gen import prepare_builder
 from components.imdb_example_gen import resolve_data_dir
 from components.imdb_example_gen import to_tf_example
-from models import features
+from core import features
 from models.hparams import HParams
 
 

@@ -1,0 +1,86 @@
+"""What the pipeline is made of and where a run writes, without importing TFX: the node
+ids in order, the orchestrators, the output directory's layout. The command line reads
+these for its options and checks, so ``imdb-tfx --help`` starts in well under a second.
+"""
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+from core import contract
+
+PIPELINE_NAME = contract.MODEL_NAME
+CURATED_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "schema.pbtxt")
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.trainer.run_fn"
+# TFDS's split of IMDB reviews without a rating, read for the embedding pretraining.
+UNLABELLED_SPLIT = "unsupervised"
+# Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place;
+# without pretraining, word2vec_epochs=0, there is no EmbeddingTrainer).
+NODE_IDS = ("ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+            "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
+            "latest_blessed_model_resolver", "Evaluator", "Pusher")
+
+
+def node_ids(curated_schema: bool = False, pretraining: bool = True) -> Tuple[str, ...]:
+  """The ids of the nodes ``create_pipeline`` builds, in order.
+
+  Args:
+    curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
+      ``SchemaGen``'s place).
+    pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
+  """
+  schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
+  return tuple(schema_node if n == "SchemaGen" else n for n in NODE_IDS
+               if pretraining or n != "EmbeddingTrainer")
+
+
+def check_last_node(last_node: Optional[str], curated_schema: bool,
+                    pretraining: bool = True) -> None:
+  """Checks ``last_node`` (``create_pipeline``'s) against the pipeline's node ids.
+
+  Args:
+    last_node: a node id, or None for the whole pipeline.
+    curated_schema: as ``node_ids``.
+    pretraining: as ``node_ids``.
+
+  Raises:
+    ValueError: ``last_node`` is not a node of this pipeline (the message lists them).
+  """
+  ids = node_ids(curated_schema, pretraining)
+  if last_node is not None and last_node not in ids:
+    raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
+                     f"of {', '.join(ids)}")
+
+
+# Orchestrators of ``imdb-tfx run`` (``pipeline.runner.orchestrator``).
+RUNNERS = ("local", "beam")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPaths:
+  """The layout under one output directory (``outputs/`` by default)."""
+  output_dir: str = "outputs"
+
+  @property
+  def metadata_path(self) -> str:
+    """SQLite file of the ML Metadata store."""
+    return os.path.join(self.output_dir, "metadata.sqlite")
+
+  @property
+  def pipeline_root(self) -> str:
+    return os.path.join(self.output_dir, "pipeline_root")
+
+  @property
+  def serving_model_dir(self) -> str:
+    """TF Serving model base path: the Pusher writes ``<version>/`` in here."""
+    return os.path.join(self.output_dir, "serving_model", contract.MODEL_NAME)
+
+  @property
+  def summary_path(self) -> str:
+    return os.path.join(self.output_dir, "run_summary.json")
+
+  @property
+  def kubeflow_spec_path(self) -> str:
+    """Where ``imdb-tfx compile kubeflow`` writes the pipeline spec by default."""
+    return os.path.join(self.output_dir, "kubeflow", f"{PIPELINE_NAME}_pipeline.json")
