@@ -1,9 +1,12 @@
 """``imdb-tfx run``: build the pipeline from the options and run it here."""
 
 import os
+import time
+import traceback
 
 import click
 
+from cli.console import RunConsole
 from cli.options import blessing_options, parse_hparams, split_options, training_options
 from models.hparams import ATTENTIONS, MODELS, STRATEGIES, HParams
 from pipeline import beam_profiles, layout, remote
@@ -70,56 +73,97 @@ from pipeline import beam_profiles, layout, remote
 @click.option("--no-cache", is_flag=True, help="Re-run every component instead of reusing "
               "cached executions.")
 @click.option("--quiet", is_flag=True, help="No per-component progress lines.")
+@click.option("--verbose", is_flag=True, help="Show everything on the console: TensorFlow, "
+              "absl and Beam logs too (otherwise they go to OUTPUT_DIR/logs/run-*.log).")
 def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_image,
         beam_environment_config, beam_parallelism, beam_project, beam_region,
         beam_temp_location, beam_args, pipeline_root, last_node, model, attention,
         mixed_precision, epochs, strategy,
         hparams, train_split, test_split, eval_percent, unlabelled_split, tfds_data_dir,
-        download, schema_path, min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet):
-  """Run the whole pipeline and push a blessed model to the serving directory."""
-  from tfx import v1 as tfx
+        download, schema_path, min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet,
+        verbose):
+  """Run the whole pipeline and push a blessed model to the serving directory.
 
-  from components.imdb_example_gen import prepare_builder
-  from pipeline import code_version
-  from pipeline import runner as runner_lib
-  from pipeline.pipeline import create_pipeline
-
-  overrides = {"model": model, "attention": attention, "epochs": epochs,
-               "strategy": strategy, "mixed_precision": mixed_precision,
-               **parse_hparams(hparams)}
+  The console shows each component's start and end, the Trainer's progress and the
+  summary; the rest goes to a log per run, whose path the summary prints.
+  """
+  started = time.time()
   paths = layout.OutputPaths(os.path.abspath(output_dir))
   if pipeline_root and not remote.is_remote_uri(pipeline_root):
     pipeline_root = os.path.abspath(pipeline_root)
   pipeline_root = pipeline_root or paths.pipeline_root
-  try:
-    hp = HParams.from_custom_config({"hparams": overrides})
-    pipeline_beam_args = beam_profiles.beam_args_for(beam_profile, beam_profiles.BeamSettings(
-        endpoint=beam_endpoint, environment_type=beam_environment_type,
-        sdk_image=beam_sdk_image, environment_config=beam_environment_config,
-        parallelism=beam_parallelism, project=beam_project, region=beam_region,
-        temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
-    layout.check_last_node(last_node, curated_schema=bool(schema_path),
-                    pretraining=hp.pretrains_embeddings)
-    # Fail before anything is written when the data is missing or a split spec is bad.
-    prepare_builder(tfds_data_dir, train_split, test_split, download,
-                    unlabelled_split=unlabelled_split if hp.pretrains_embeddings else "")
-  except (ValueError, FileNotFoundError) as e:
-    raise click.ClickException(str(e)) from e
+  overrides = {"model": model, "attention": attention, "epochs": epochs,
+               "strategy": strategy, "mixed_precision": mixed_precision,
+               **parse_hparams(hparams)}
+  with RunConsole(verbose) as console:
+    # Everything is checked before anything is written; TensorFlow's import noise waits in
+    # the console's spool meanwhile.
+    try:
+      hp = HParams.from_custom_config({"hparams": overrides})
+      pipeline_beam_args = beam_profiles.beam_args_for(
+          beam_profile, beam_profiles.BeamSettings(
+              endpoint=beam_endpoint, environment_type=beam_environment_type,
+              sdk_image=beam_sdk_image, environment_config=beam_environment_config,
+              parallelism=beam_parallelism, project=beam_project, region=beam_region,
+              temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
+      layout.check_last_node(last_node, curated_schema=bool(schema_path),
+                             pretraining=hp.pretrains_embeddings)
+      _check_data(tfds_data_dir, train_split, test_split, download,
+                  unlabelled_split if hp.pretrains_embeddings else "")
+    except (ValueError, FileNotFoundError) as e:
+      raise click.ClickException(str(e)) from e
+    log_path = console.keep_log(paths.log_path(started))
+    pipeline = _pipeline(
+        paths, pipeline_root=pipeline_root, hparams=hp, train_split=train_split,
+        test_split=test_split, eval_percent=eval_percent, unlabelled_split=unlabelled_split,
+        tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
+        download=download, schema_path=os.path.abspath(schema_path) if schema_path else None,
+        min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
+        beam_pipeline_args=pipeline_beam_args, enable_cache=not no_cache,
+        last_node=last_node)
+    result = _run(pipeline, runner, quiet, console, log_path)
+    with open(paths.summary_path, "w", encoding="utf-8") as f:
+      f.write(result.to_json())
+    click.echo(result.format(components=quiet), file=console.out)
+    click.echo(f"Summary written to {paths.summary_path}", file=console.out)
+    if log_path:
+      click.echo(f"Log: {log_path}", file=console.out)
+
+
+def _check_data(tfds_data_dir, train_split, test_split, download, unlabelled_split) -> None:
+  """Raises ``FileNotFoundError`` or ``ValueError`` when the TFDS data is missing or a
+  split spec is bad (``components.imdb_example_gen.prepare_builder``)."""
+  from components.imdb_example_gen import prepare_builder
+
+  prepare_builder(tfds_data_dir, train_split, test_split, download,
+                  unlabelled_split=unlabelled_split)
+
+
+def _pipeline(paths: layout.OutputPaths, **kwargs):
+  """``create_pipeline(**kwargs)`` with this output directory's serving directory, SQLite
+  MLMD store and the code fingerprints."""
+  from tfx import v1 as tfx
+
+  from pipeline import code_version
+  from pipeline.pipeline import create_pipeline
 
   os.makedirs(paths.output_dir, exist_ok=True)
-  pipeline = create_pipeline(
-      pipeline_root=pipeline_root, serving_model_dir=paths.serving_model_dir,
+  return create_pipeline(
+      serving_model_dir=paths.serving_model_dir,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           paths.metadata_path),
-      hparams=hp, train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-      unlabelled_split=unlabelled_split,
-      tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
-      download=download, schema_path=os.path.abspath(schema_path) if schema_path else None,
-      min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=pipeline_beam_args, enable_cache=not no_cache, last_node=last_node,
-      code_versions=code_version.code_versions())
-  result = runner_lib.run_pipeline(pipeline, runner, show_progress=not quiet)
-  with open(paths.summary_path, "w", encoding="utf-8") as f:
-    f.write(result.to_json())
-  click.echo(result.format())
-  click.echo(f"Summary written to {paths.summary_path}")
+      code_versions=code_version.code_versions(), **kwargs)
+
+
+def _run(pipeline, runner: str, quiet: bool, console: RunConsole, log_path):
+  """Runs ``pipeline``; a failure becomes a ``click.ClickException`` naming the error and
+  the log, which holds its traceback."""
+  from pipeline import runner as runner_lib
+
+  try:
+    return runner_lib.run_pipeline(pipeline, runner, show_progress=not quiet,
+                                   stream=console.out)
+  except Exception as e:  # any component's failure: reported, not a console traceback
+    traceback.print_exc()  # to the log (standard error is the log while it runs)
+    where = f"; the log has its traceback: {log_path}" if log_path else ""
+    raise click.ClickException(f"the run failed: {type(e).__name__}: {e}{where}") from e

@@ -8,7 +8,6 @@ the ModelRun, and exports the SavedModel (``models.signatures``).
 
 import dataclasses
 import math
-import sys
 import time
 from typing import Callable, Dict, Optional
 
@@ -30,6 +29,7 @@ from models import signatures
 from models import stacking
 from models import throughput
 from models.hparams import HParams
+from models.progress import TrainingProgress
 from models.strategy import (
     WorkerRole,
     keras_precision_policy,
@@ -75,7 +75,8 @@ def train_naive_bayes(wide_model: keras.Model, hp: HParams, train_ds: tf.data.Da
   started = time.monotonic()
   set_naive_bayes_ratios(wide_model, hp, counting_ds)
   history = wide_model.fit(train_ds, epochs=hp.nb_epochs, steps_per_epoch=steps_per_epoch,
-                           validation_data=eval_ds, verbose=1 if sys.stdout.isatty() else 2)
+                           validation_data=eval_ds, verbose=0, callbacks=[TrainingProgress(
+                               hp.nb_epochs, steps_per_epoch, name="Naive-Bayes half")])
   return {"seconds": round(time.monotonic() - started, 3),
           "history": {k: [float(v) for v in values]
                       for k, values in history.history.items()}}
@@ -315,7 +316,8 @@ def build_models(hp: HParams, strategy: tf.distribute.Strategy, steps_per_epoch:
 def fit(model: keras.Model, hp: HParams, inputs: TrainingInputs, log_dir: str):
   """Trains ``model`` on ``inputs.train()`` for up to ``hp.epochs`` epochs, early-stopping
   on ``hp.early_stopping_monitor`` over ``inputs.eval`` (restoring the best epoch's
-  weights), with TensorBoard logs in ``log_dir``.
+  weights), with TensorBoard logs in ``log_dir`` and its progress on stdout
+  (``models.progress.TrainingProgress``).
 
   Returns:
     ``(history, speed)``: Keras's History and the ``throughput.ThroughputCallback`` that
@@ -328,10 +330,11 @@ def fit(model: keras.Model, hp: HParams, inputs: TrainingInputs, log_dir: str):
                                     restore_best_weights=True, verbose=1),
       keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
       speed,
+      TrainingProgress(hp.epochs, inputs.steps_per_epoch),
   ]
   history = model.fit(inputs.train(), epochs=hp.epochs,
                       steps_per_epoch=inputs.steps_per_epoch, validation_data=inputs.eval,
-                      callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+                      callbacks=callbacks, verbose=0)
   return history, speed
 
 

@@ -5,6 +5,7 @@ these for its options and checks, so ``imdb-tfx --help`` starts in well under a 
 
 import dataclasses
 import os
+import time
 from typing import Optional, Tuple
 
 from core import contract
@@ -79,6 +80,12 @@ class OutputPaths:
   @property
   def summary_path(self) -> str:
     return os.path.join(self.output_dir, "run_summary.json")
+
+  def log_path(self, started: float) -> str:
+    """The log of the run started at ``started`` (seconds since the epoch, local time):
+    ``logs/run-YYYYmmdd-HHMMSS.log``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    return os.path.join(self.output_dir, "logs", f"run-{stamp}.log")
 
   @property
   def kubeflow_spec_path(self) -> str:

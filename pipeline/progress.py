@@ -3,8 +3,9 @@
 Why our own: TFX's runners report progress only as INFO log lines, whose level the
 Beam-powered components reset while they run. Instead this watches ML Metadata (the
 record every TFX orchestrator keeps): a background thread polls each component's node
-context for executions of this run and prints one line when a component starts, a heartbeat while it runs, and
-one line with its wall time (and whether it was cached) when it ends.
+context for executions of this run and prints one line when a component starts, a
+heartbeat while it runs (after 1, 2, 4 ... minutes), and one line with its wall time (and
+whether it was cached) when it ends.
 """
 
 import sys
@@ -12,6 +13,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, TextIO
 
+import tqdm
 from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -34,9 +36,12 @@ class ComponentProgress:
     pipeline_name: the pipeline's name (node contexts are ``<pipeline>.<node id>``).
     component_ids: node ids in pipeline order, for "[i/n]" counters.
     since_ms: only executions created at or after this time (ms since epoch) count.
-    stream: where to print (default stderr).
+    stream: where to print (default stdout). Lines go through ``tqdm.write``, so a
+      progress bar on the same stream (the Trainer's, on a terminal) is redrawn below
+      them instead of being cut.
     poll_seconds: polling period.
-    heartbeat_seconds: print "still running" this often while a component runs; 0 = never.
+    heartbeat_seconds: print "still running" after this many seconds of a component's
+      run, then after twice, four times ... as many; 0 = never.
     clock: wall clock in seconds since epoch (tests inject a fake one).
   """
 
@@ -48,13 +53,13 @@ class ComponentProgress:
     self._pipeline_name = pipeline_name
     self._ids = list(component_ids)
     self._since_ms = since_ms
-    self._stream = stream or sys.stderr
+    self._stream = stream or sys.stdout
     self._poll = poll_seconds
     self._heartbeat = heartbeat_seconds
     self._clock = clock
     self._store = None
     self._started: Dict[int, float] = {}     # execution id -> seconds since epoch
-    self._beats: Dict[int, int] = {}
+    self._next_beat: Dict[int, float] = {}  # execution id -> elapsed s of its next beat
     self._done: set = set()
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
@@ -62,7 +67,8 @@ class ComponentProgress:
 
   def _print(self, line: str) -> None:
     self.lines.append(line)
-    print(line, file=self._stream, flush=True)
+    tqdm.tqdm.write(line, file=self._stream)
+    self._stream.flush()
 
   def _position(self, node: str) -> str:
     width = len(str(len(self._ids)))
@@ -94,9 +100,13 @@ class ComponentProgress:
                     f"in {mlmd_queries.execution_seconds(execution):.1f} s")
       elif self._heartbeat > 0:
         elapsed = self._clock() - self._started[execution.id]
-        beats = int(elapsed // self._heartbeat)
-        if beats > self._beats.get(execution.id, 0):
-          self._beats[execution.id] = beats
+        due = self._next_beat.get(execution.id, self._heartbeat)
+        if elapsed >= due:
+          # Geometric spacing (1, 2, 4, 8 ... heartbeats): a long component shows it is
+          # alive without filling a log with a line per minute.
+          while due <= elapsed:
+            due *= 2
+          self._next_beat[execution.id] = due
           self._print(f"{self._position(node)} {node} still running, {elapsed:.0f} s elapsed")
 
   def _loop(self) -> None:

@@ -5,10 +5,8 @@ BeamDagRunner and reads back from MLMD what the run did (``pipeline.layout`` hol
 output directory's layout, ``pipeline.beam_profiles`` Beam's options).
 """
 
-import dataclasses
-import os
 import time
-from typing import List, Optional, Sequence
+from typing import Optional, TextIO
 
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -33,8 +31,16 @@ def orchestrator(runner: str):
 
 
 def run_pipeline(pipeline: tfx.dsl.Pipeline, runner: str = "local",
-                 show_progress: bool = True) -> summary_lib.RunSummary:
+                 show_progress: bool = True, stream: Optional[TextIO] = None
+                 ) -> summary_lib.RunSummary:
   """Runs ``pipeline`` to completion and reads back what it did from MLMD.
+
+  Args:
+    pipeline: the pipeline (``create_pipeline()``).
+    runner: ``local`` (TFX's LocalDagRunner) or ``beam`` (BeamDagRunner).
+    show_progress: print a line as each component starts and ends
+      (``pipeline.progress.ComponentProgress``).
+    stream: where the progress lines go (default: stdout).
 
   Raises:
     whatever the failing component raised (the run stops at the first failure).
@@ -45,7 +51,7 @@ def run_pipeline(pipeline: tfx.dsl.Pipeline, runner: str = "local",
   progress = None
   if show_progress:
     progress = ComponentProgress(pipeline.metadata_connection_config, name, node_ids,
-                                 started_ms).start()
+                                 started_ms, stream=stream).start()
   try:
     orchestrator(runner).run(pipeline)
   finally:

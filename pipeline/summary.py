@@ -48,12 +48,25 @@ class RunSummary:
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
-  def format(self) -> str:
-    """A human-readable multi-line report."""
-    lines = ["", "Pipeline run summary", "--------------------"]
-    for c in self.components:
-      lines.append(f"  {c.node_id:<32} {c.state:<9} {c.seconds:8.1f} s")
-    lines.append(f"  {'total':<32} {'':<9} {sum(c.seconds for c in self.components):8.1f} s")
+  def format(self, components: bool = True) -> str:
+    """A human-readable multi-line report.
+
+    Args:
+      components: list each component's state and seconds (a console that showed the
+        progress lines has seen them); without, one line counts them.
+    """
+    lines = ["", "Pipeline run summary"]
+    total = sum(c.seconds for c in self.components)
+    if components:
+      for c in self.components:
+        lines.append(f"  {c.node_id:<32} {c.state:<9} {c.seconds:8.1f} s")
+      lines.append(f"  {'total':<32} {'':<9} {total:8.1f} s")
+    else:
+      states = {}
+      for c in self.components:
+        states[c.state.lower()] = states.get(c.state.lower(), 0) + 1
+      counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+      lines.append(f"Components: {len(self.components)} ({counts}), {total:.1f} s in all")
     if self.metrics:
       lines.append("Test split: accuracy %.4f, AUC %.4f (%d examples)" % (
           self.metrics.get("binary_accuracy", float("nan")),

@@ -118,9 +118,16 @@ def test_poll_once_heartbeat_with_fake_clock(store):
   now["t"] = start + 125
   progress.poll_once()
   progress.poll_once()  # same beat: no repeat
+  now["t"] = start + 200  # the next beat is due at 240 s
+  progress.poll_once()
+  now["t"] = start + 250
+  progress.poll_once()
+  now["t"] = start + 400  # and then at 480 s
+  progress.poll_once()
   assert stream.getvalue().splitlines() == [
       "[2/3] StatisticsGen running ...",
-      "[2/3] StatisticsGen still running, 125 s elapsed"]
+      "[2/3] StatisticsGen still running, 125 s elapsed",
+      "[2/3] StatisticsGen still running, 250 s elapsed"]
 
 
 def test_poll_once_without_store_file_does_not_raise(tmp_path):
