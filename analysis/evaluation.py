@@ -111,7 +111,6 @@ def evaluate_halves(model_dir: str, hp: HParams, split: str = "test",
     ValueError: ``hp.nb_wide`` is False, or the export does not hold a model built from
       ``hp`` (a variable of the rebuilt model is missing from it or shaped otherwise).
   """
-  # pylint: disable=import-outside-toplevel
   from models import model as model_lib  # Keras and scikit-learn: only here
   from models import stacking
   if not hp.nb_wide:

@@ -51,8 +51,8 @@ def explain(model_dir: str, reviews: Sequence[str]) -> List[Explanation]:
     FileNotFoundError: no SavedModel there.
     ValueError: the model has no ``predict_text`` signature, or ``reviews`` is empty.
   """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from analysis.evaluation import latest_version_dir  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf
+  from analysis.evaluation import latest_version_dir
   if not reviews:
     raise ValueError("no review to explain")
   path = latest_version_dir(model_dir)
@@ -89,9 +89,9 @@ def render_png(e: Explanation, path: str, words_per_row: int = 12) -> str:
   """Writes a heatmap: the review's words in rows of ``words_per_row``, each cell coloured
   by its attention weight (matplotlib ``imshow``, colormap ``Reds`` from the review's
   lowest to its highest weight, with a colorbar), to ``path`` (PNG). Returns ``path``."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
+  import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  import matplotlib.pyplot as plt
   count = max(len(e.tokens), 1)
   rows = -(-count // words_per_row)
   grid = np.full((rows, words_per_row), np.nan)
@@ -120,8 +120,8 @@ def render_html(e: Explanation, path: str) -> str:
   from matplotlib's ``Reds`` colormap over the review's lowest to highest weight, the
   weight in the hover title) and the top 10 words. Text is HTML-escaped. Returns
   ``path``."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  from matplotlib import colors  # pylint: disable=import-outside-toplevel
+  import matplotlib
+  from matplotlib import colors
   colormap = matplotlib.colormaps["Reds"]
   low, high = _color_range(e.weights)
   spans = []

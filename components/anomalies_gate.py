@@ -44,7 +44,7 @@ def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> List[str]:
 
 
 @tfx.dsl.components.component
-def AnomaliesGate(  # pylint: disable=invalid-name
+def AnomaliesGate(  # noqa: N802 - TFX names a component (a function here) like a class
     anomalies: tfx.dsl.components.InputArtifact[
         tfx.types.standard_artifacts.ExampleAnomalies],
 ) -> tfx.dsl.components.OutputDict(anomaly_count=int):

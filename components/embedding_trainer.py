@@ -23,7 +23,7 @@ from models.hparams import HParams
 
 
 @tfx.dsl.components.component
-def EmbeddingTrainer(  # pylint: disable=invalid-name
+def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) like a class
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     transform_graph: tfx.dsl.components.InputArtifact[
         tfx.types.standard_artifacts.TransformGraph],

@@ -181,7 +181,7 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
 
 
 @tfx.dsl.components.component
-def ImdbExampleGen(  # pylint: disable=invalid-name
+def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like a class
     examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
     train_split: tfx.dsl.components.Parameter[str] = "train",
     test_split: tfx.dsl.components.Parameter[str] = "test",

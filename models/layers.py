@@ -371,7 +371,9 @@ class TransformerEncoder(keras.layers.Layer):
     self.attention = keras.layers.MultiHeadAttention(
         num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout,
         name="multi_head_attention")
-    self.attention._build_from_signature(input_shape, input_shape)  # pylint: disable=protected-access
+    # Keras 2's documented way to build MultiHeadAttention's sublayers before the first
+    # call (a private name there), so their weights exist when a checkpoint is restored.
+    self.attention._build_from_signature(input_shape, input_shape)
     self.feed_forward = keras.Sequential([
         keras.layers.Dense(self.ff_dim, activation="relu"),
         keras.layers.Dense(embed_dim)], name="feed_forward")

@@ -124,7 +124,7 @@ def train_word2vec(sentences: List[List[str]], hp: HParams):
   Raises:
     ValueError: ``sentences`` holds no word.
   """
-  from gensim.models import Word2Vec  # pylint: disable=import-outside-toplevel
+  from gensim.models import Word2Vec
   if not any(sentences):
     raise ValueError("no tokens to pretrain the embedding on: the train and unlabelled "
                      "splits are empty")

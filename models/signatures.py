@@ -131,7 +131,7 @@ def set_method_names(export_dir: str, method_names: Mapping[str, str]) -> None:
   Raises:
     KeyError: a signature in ``method_names`` is not in the SavedModel.
   """
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.protobuf import saved_model_pb2
   path = os.path.join(export_dir, "saved_model.pb")
   saved_model = saved_model_pb2.SavedModel()
   with tf.io.gfile.GFile(path, "rb") as f:

@@ -251,7 +251,7 @@ class ModelManager:
     while not self._stop.wait(poll_seconds):
       try:
         self.poll_once()
-      except Exception:  # pylint: disable=broad-except
+      except Exception:  # any failure of one poll: the poller must outlive it
         LOG.exception("version poll failed; retrying in %.1f s", poll_seconds)
 
   def poll_once(self) -> None:
@@ -329,7 +329,7 @@ class ModelManager:
     try:
       servable = Servable(source.name, version, path)
       warmed = self._warmup_fn(servable) if self._warmup_fn else 0
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # whatever a version's load raises is that version's error
       error = e if isinstance(e, errors.ServingError) else errors.ServingError(
           grpc.StatusCode.UNKNOWN, f"loading {path} failed: {type(e).__name__}: {e}")
       LOG.error("model %s version %d failed to load: %s", source.name, version,

@@ -170,7 +170,7 @@ def _answer(context: grpc.ServicerContext, handler):
     return handler()
   except errors.ServingError as e:
     context.abort(e.code, e.message)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:  # an unexpected failure is INTERNAL for this request only
     LOG.exception("request failed")
     context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
 

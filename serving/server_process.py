@@ -19,7 +19,7 @@ class ServerProcess:
   """
 
   def __init__(self, args: Sequence[str], log_path: str, timeout_s: float = 300):
-    self._log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+    self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed by stop()
     self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port=0",
                                   "--bind_address=127.0.0.1", *args],
                                  stdout=subprocess.PIPE, stderr=self._log, text=True)

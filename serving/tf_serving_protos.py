@@ -301,7 +301,7 @@ def load_ssl_config(path: Union[str, os.PathLike]) -> SSLConfig:
 def server_credentials(config: SSLConfig):
   """gRPC server credentials from an SSLConfig, as TF Serving builds them: the key pair,
   and with `client_verify` the `custom_ca` clients must present certificates from."""
-  import grpc  # pylint: disable=import-outside-toplevel
+  import grpc
   return grpc.ssl_server_credentials(
       [(config.server_key.encode(), config.server_cert.encode())],
       root_certificates=config.custom_ca.encode() if config.custom_ca else None,

@@ -117,8 +117,8 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
 
 
 def test_cli_schedule_airflow_writes_a_dag_module(tmp_path):
-  from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
-  from cli import main as cli  # pylint: disable=import-outside-toplevel
+  from click.testing import CliRunner
+  from cli import main as cli
   target = tmp_path / "dags" / "imdb_sentiment.py"
   result = CliRunner().invoke(cli.main, [
       "schedule", "airflow", "--output", str(target), "--schedule", "30 2 * * 1",

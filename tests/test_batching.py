@@ -88,7 +88,7 @@ def test_task_larger_than_max_batch_size():
   assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
   assert "Task size 5 is larger than maximum input batch size 4" in raised.value.message
   scheduler.close()
-  import dataclasses  # pylint: disable=import-outside-toplevel
+  import dataclasses
   splitting = BatchScheduler(model, dataclasses.replace(options,
                                                         enable_large_batch_splitting=True))
   result = splitting.submit({"x": np.arange(10, dtype=np.float32)})

@@ -105,7 +105,7 @@ def test_throughput_before_training_is_none():
 
 
 def test_plain_keras_reference_trains_the_same_model_on_tfds(tfds_data_dir):
-  from analysis.keras_reference import train_reference  # pylint: disable=C0415
+  from analysis.keras_reference import train_reference
   hp = HParams(vocab_size=200, max_length=16, embedding_dim=8, lstm_units=4, dense_units=4,
                batch_size=8)
   result = train_reference(hp, split="train[:80]", tfds_data_dir=tfds_data_dir, steps=8)
@@ -117,7 +117,7 @@ def test_plain_keras_reference_trains_the_same_model_on_tfds(tfds_data_dir):
 
 
 def bench_models_parameters(hp):
-  from models import model as model_lib  # pylint: disable=C0415
+  from models import model as model_lib
   return model_lib.build(hp)[0].count_params()
 
 

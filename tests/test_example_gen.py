@@ -230,16 +230,16 @@ def test_prepare_builder_checks_the_unlabelled_split_spec(tfds_data_dir):
 
 def test_write_splits_on_a_real_unsupervised_slice(builder, tmp_path):
   uri = str(tmp_path / "examples")
-  texts = (t for t, _ in eg._records(builder, "unsupervised[:50]"))  # pylint: disable=protected-access
-  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),  # pylint: disable=protected-access
-                           eg._records(builder, "test[:20]"), unlabelled_texts=texts)  # pylint: disable=protected-access
+  texts = (t for t, _ in eg._records(builder, "unsupervised[:50]"))
+  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),
+                           eg._records(builder, "test[:20]"), unlabelled_texts=texts)
   assert counts["unlabelled"] == 50
 
 
 def test_write_splits_on_real_imdb_slices(builder, tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),  # pylint: disable=protected-access
-                           eg._records(builder, "test[:1%]"))  # pylint: disable=protected-access
+  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),
+                           eg._records(builder, "test[:1%]"))
   assert counts["test"] == 250
   assert counts["train"] + counts["eval"] == 250
   assert 0.03 <= counts["eval"] / 250 <= 0.20

@@ -134,12 +134,12 @@ def test_yaml_output_is_a_bare_pipeline_spec(tmp_path):
 
 def test_vertex_ai_sdk_loads_the_template(compiled):
   """Vertex AI's PipelineJob parses the JSON offline (no call is made before submit())."""
-  from google.cloud import aiplatform  # pylint: disable=import-outside-toplevel
-  from google.auth import credentials  # pylint: disable=import-outside-toplevel
+  from google.cloud import aiplatform
+  from google.auth import credentials
   job = aiplatform.PipelineJob(
       display_name="imdb-sentiment", template_path=compiled[2], project="proj",
       location="europe-west4", credentials=credentials.AnonymousCredentials())
-  resource = job._gca_resource  # pylint: disable=protected-access
+  resource = job._gca_resource  # the REST resource Vertex AI would receive
   assert resource.runtime_config.gcs_output_directory == ROOT
   assert set(resource.pipeline_spec["root"]["dag"]["tasks"]) == set(
       compiled[1]["pipelineSpec"]["root"]["dag"]["tasks"])
@@ -175,7 +175,7 @@ def test_local_pipeline_root_is_refused(tmp_path, root):
 
 
 def test_metadata_connection_and_bad_names_are_refused(tmp_path):
-  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from tfx import v1 as tfx
   sqlite = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(tmp_path / "m.sqlite"))
   with pytest.raises(ValueError, match="metadata_connection_config=None"):

@@ -370,9 +370,9 @@ def _transformer_reference(block, x, mask):
   """NumPy transformer encoder block (inference: dropout off), Keras MHA's weight layout."""
   mha = block.attention
   dense = lambda layer, t, eq: np.einsum(eq, t, layer.kernel.numpy()) + layer.bias.numpy()
-  q = dense(mha._query_dense, x, "btd,dhk->bthk")  # pylint: disable=protected-access
-  k = dense(mha._key_dense, x, "btd,dhk->bthk")  # pylint: disable=protected-access
-  v = dense(mha._value_dense, x, "btd,dhk->bthk")  # pylint: disable=protected-access
+  q = dense(mha._query_dense, x, "btd,dhk->bthk")
+  k = dense(mha._key_dense, x, "btd,dhk->bthk")
+  v = dense(mha._value_dense, x, "btd,dhk->bthk")
   scores = np.einsum("bthk,bshk->bhts", q, k) / np.sqrt(block.key_dim)
   weights = np.zeros_like(scores)
   for b in range(x.shape[0]):
@@ -380,7 +380,7 @@ def _transformer_reference(block, x, mask):
       for t in range(x.shape[1]):
         weights[b, h, t, mask[b]] = _np_softmax(scores[b, h, t, mask[b]])
   attended = np.einsum("bhts,bshk->bthk", weights, v)
-  attended = dense(mha._output_dense, attended, "bthk,hkd->btd")  # pylint: disable=W0212
+  attended = dense(mha._output_dense, attended, "bthk,hkd->btd")
   x = _layer_norm(x + attended, block.attention_norm)
   ff_in, ff_out = block.feed_forward.layers
   hidden = np.maximum(x @ ff_in.kernel.numpy() + ff_in.bias.numpy(), 0.0)

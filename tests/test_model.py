@@ -389,7 +389,7 @@ def test_export_has_signatures(exported):
 
 def test_classify_signature_is_a_tf_serving_classification_signature(exported):
   loaded, export_dir = exported[0], exported[4]
-  from tensorflow.python.tools import saved_model_utils  # pylint: disable=import-outside-toplevel
+  from tensorflow.python.tools import saved_model_utils
   meta_graph = saved_model_utils.get_meta_graph_def(export_dir, "serve")
   assert meta_graph.signature_def["classify"].method_name == "tensorflow/serving/classify"
   assert meta_graph.signature_def["predict_text"].method_name == "tensorflow/serving/predict"

@@ -321,7 +321,7 @@ def test_multi_worker_training_equals_single_device_training(trained, served):
 def test_chief_export_loads_outside_the_cluster(trained):
   """No op of the export is pinned to the cluster's devices (/job:worker/task:N): TF
   Serving and the Evaluator load it in processes that have only /job:localhost."""
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.protobuf import saved_model_pb2
   saved_model = saved_model_pb2.SavedModel()
   with open(os.path.join(trained["worker0"].serving_model_dir, "saved_model.pb"), "rb") as f:
     saved_model.ParseFromString(f.read())

@@ -255,7 +255,7 @@ def test_curated_schema_parses_with_four_features():
   assert set(by_name) == {"text", "label", "review_length", "length_bucket"}
   assert by_name["label"].int_domain.min == 0 and by_name["label"].int_domain.max == 1
   domain = tfdv.get_domain(schema, "length_bucket")
-  from core import features  # pylint: disable=import-outside-toplevel
+  from core import features
   assert set(domain.value) == {features.length_bucket(n) for n in (0, 200, 300, 600)}
   assert all(f.shape.dim[0].size == 1 for f in schema.feature)
 

@@ -362,7 +362,7 @@ def test_failing_warmup_keeps_version_unavailable(tiny_export, tmp_path):
 
 def test_warmup_replays_every_record(served, tiny_export):
   server, _, _ = served
-  from serving.server import _Inference, make_warmup_fn  # pylint: disable=import-outside-toplevel
+  from serving.server import _Inference, make_warmup_fn
   servable = server.manager.get_servable(MODEL)
   expected = len(list(warmup.read_warmup_file(warmup.warmup_path(tiny_export.export_dir))))
   assert make_warmup_fn(_Inference(None))(servable) == expected == len(
@@ -488,7 +488,7 @@ def test_batched_server_answers_concurrent_requests_like_unbatched(served, tiny_
 
 
 def test_client_retries_unavailable_then_fails():
-  import socket  # pylint: disable=import-outside-toplevel
+  import socket
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -521,11 +521,11 @@ def test_parse_channel_arguments():
 
 def _self_signed_pem(host: str):
   """(key PEM, certificate PEM) of a self-signed certificate for ``host``."""
-  import datetime  # pylint: disable=import-outside-toplevel
-  from cryptography import x509  # pylint: disable=import-outside-toplevel
-  from cryptography.hazmat.primitives import hashes, serialization  # pylint: disable=import-outside-toplevel
-  from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
-  from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
+  import datetime
+  from cryptography import x509
+  from cryptography.hazmat.primitives import hashes, serialization
+  from cryptography.hazmat.primitives.asymmetric import ec
+  from cryptography.x509.oid import NameOID
   key = ec.generate_private_key(ec.SECP256R1())
   name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
   now = datetime.datetime.now(datetime.timezone.utc)
@@ -543,7 +543,7 @@ def _self_signed_pem(host: str):
 
 
 def test_tls_with_ssl_config_file(tiny_export, tmp_path):
-  from serving import serve_main  # pylint: disable=import-outside-toplevel
+  from serving import serve_main
   base = str(tmp_path / "models")
   copy_version(tiny_export.export_dir, base, 1)
   key_pem, cert_pem = _self_signed_pem("localhost")
@@ -570,7 +570,7 @@ def test_tls_with_ssl_config_file(tiny_export, tmp_path):
 
 
 def test_serve_options_errors(tmp_path):
-  from serving import serve_main  # pylint: disable=import-outside-toplevel
+  from serving import serve_main
   with pytest.raises(ValueError, match="either --model_config_file or --model_base_path"):
     serve_main.model_sources(serve_main.ServeOptions())
   bad = tmp_path / "batching.txt"
@@ -590,7 +590,7 @@ def test_serve_options_errors(tmp_path):
 
 
 def test_bench_load_generator_counts_requests_and_latencies(served):
-  from serving import bench  # pylint: disable=import-outside-toplevel
+  from analysis import bench_serving as bench
   server, _, _ = served
   stats = bench.run_load(f"127.0.0.1:{server.port}", ["a great film", "awful"],
                          concurrency=3, seconds=1.0)
@@ -606,9 +606,9 @@ def test_bench_load_generator_counts_requests_and_latencies(served):
 
 
 def test_cli_predict_and_status(served, tmp_path):
-  import json  # pylint: disable=import-outside-toplevel
-  from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
-  from cli import main as cli  # pylint: disable=import-outside-toplevel
+  import json
+  from click.testing import CliRunner
+  from cli import main as cli
   server, client, _ = served
   target = ["--server", f"127.0.0.1:{server.port}", "--model-name", MODEL]
   runner = CliRunner()
@@ -644,8 +644,8 @@ def test_cli_predict_and_status(served, tmp_path):
 
 
 def test_cli_serve_help_and_errors():
-  from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
-  from cli import main as cli  # pylint: disable=import-outside-toplevel
+  from click.testing import CliRunner
+  from cli import main as cli
   runner = CliRunner()
   result = runner.invoke(cli.main, ["serve", "--help"])
   assert result.exit_code == 0

@@ -141,9 +141,9 @@ def test_stacking_needs_nb_wide():
 
 
 def test_evaluate_halves_restores_the_export_and_scores_each_half(tmp_path, tfds_data_dir):
-  import tiny_model  # pylint: disable=import-outside-toplevel
-  from analysis import evaluation  # pylint: disable=import-outside-toplevel
-  from models import signatures  # pylint: disable=import-outside-toplevel
+  import tiny_model
+  from analysis import evaluation
+  from models import signatures
   hp = dataclasses.replace(tiny_model.HP, nb_wide=True)
   tf_transform_output = tiny_model.analyze_reviews(str(tmp_path / "transform"), hp)
   _, explain_model = model_lib.build(hp)

@@ -213,8 +213,8 @@ def test_count_files(tmp_path):
 
 @pytest.mark.parametrize("nb_wide", [False, True])
 def test_single_device_copy_holds_the_weights_in_new_variables(nb_wide):
-  from models import model as model_lib  # pylint: disable=import-outside-toplevel
-  from tiny_model import HP  # pylint: disable=import-outside-toplevel
+  from models import model as model_lib
+  from tiny_model import HP
   hp = dataclasses.replace(HP, nb_wide=nb_wide)
   _, explain_model = model_lib.build(hp)
   trained = [w + 0.25 for w in explain_model.get_weights()]  # unlike any fresh build
@@ -242,7 +242,7 @@ def test_mixed_precision_off_is_float32_and_refused_without_gpu_or_tpu():
 
 
 def test_keras_precision_policy_is_restored_after_an_error():
-  import tf_keras as keras  # pylint: disable=import-outside-toplevel
+  import tf_keras as keras
   with strategy_lib.keras_precision_policy(None):
     assert keras.mixed_precision.global_policy().name == "float32"
   with pytest.raises(RuntimeError, match="boom"):

@@ -161,7 +161,7 @@ def test_executor_arguments_parse_as_tfx_parses_them(objects, container):
   assert len({a.uri for v in outputs.values() for a in v}) == 2
 
   properties = json.loads(data["exec_properties.json"])
-  from pipeline.layout import RUN_FN  # pylint: disable=import-outside-toplevel
+  from pipeline.layout import RUN_FN
   assert properties["run_fn"] == RUN_FN
   train_args = proto_utils.json_to_proto(properties["train_args"], trainer_pb2.TrainArgs())
   eval_args = proto_utils.json_to_proto(properties["eval_args"], trainer_pb2.EvalArgs())
@@ -184,13 +184,12 @@ def _vertex_snippet() -> str:
 
 
 def test_vertex_ai_custom_job_runs_run_fn_on_every_pool():
-  # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx
   from tfx.extensions.google_cloud_ai_platform import training_clients
   from tfx.types import standard_artifacts
   namespace = {}
   code = compile(_vertex_snippet(), "multi_worker.md", "exec")
-  exec(code, namespace)  # pylint: disable=exec-used
+  exec(code, namespace)
   custom_config = namespace["custom_config"]
   assert HParams.from_custom_config(custom_config).strategy == "multi_worker"
   assert custom_config[tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY] is True

@@ -90,7 +90,7 @@ def main(argv) -> int:
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   if job.get("logical_cpus"):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * job["logical_cpus"])
