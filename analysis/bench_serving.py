@@ -21,7 +21,7 @@ import os
 import platform
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import click
 import numpy as np
@@ -33,18 +33,31 @@ from serving.server_process import ServerProcess
 MODEL_NAME = contract.MODEL_NAME
 
 
-def latency_summary(latencies_s: Sequence[float]) -> Dict[str, float]:
+def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
   """p50/p90/p99/mean of latencies given in seconds, reported in milliseconds."""
   if not latencies_s:
-    return {"p50_ms": float("nan"), "p90_ms": float("nan"), "p99_ms": float("nan"),
-            "mean_ms": float("nan")}
+    return {
+      "p50_ms": float("nan"),
+      "p90_ms": float("nan"),
+      "p99_ms": float("nan"),
+      "mean_ms": float("nan"),
+    }
   ms = np.asarray(latencies_s) * 1000.0
-  return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
-          "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())}
+  return {
+    "p50_ms": float(np.percentile(ms, 50)),
+    "p90_ms": float(np.percentile(ms, 90)),
+    "p99_ms": float(np.percentile(ms, 99)),
+    "mean_ms": float(ms.mean()),
+  }
 
 
-def run_load(target: str, reviews: Sequence[str], concurrency: int, seconds: float,
-             model_name: str = MODEL_NAME) -> Dict[str, object]:
+def run_load(
+  target: str,
+  reviews: Sequence[str],
+  concurrency: int,
+  seconds: float,
+  model_name: str = MODEL_NAME,
+) -> dict[str, object]:
   """``concurrency`` threads, each with its own channel, send one-review Predict requests
   on ``predict_text`` back to back for ``seconds``.
 
@@ -53,8 +66,8 @@ def run_load(target: str, reviews: Sequence[str], concurrency: int, seconds: flo
     "throughput_rps", p50_ms, p90_ms, p99_ms, mean_ms}``; throughput counts successful
     requests per second of wall time.
   """
-  latencies: List[List[float]] = [[] for _ in range(concurrency)]
-  error_codes: Dict[str, int] = {}
+  latencies: list[list[float]] = [[] for _ in range(concurrency)]
+  error_codes: dict[str, int] = {}
   lock = threading.Lock()
   start_barrier = threading.Barrier(concurrency + 1)
   stop_at = [0.0]
@@ -86,15 +99,21 @@ def run_load(target: str, reviews: Sequence[str], concurrency: int, seconds: flo
     thread.join()
   elapsed = time.perf_counter() - began
   flat = [x for per_thread in latencies for x in per_thread]
-  return {"concurrency": concurrency, "seconds": round(elapsed, 3), "requests": len(flat),
-          "errors": sum(error_codes.values()), "error_codes": error_codes,
-          "throughput_rps": len(flat) / elapsed, **latency_summary(flat)}
+  return {
+    "concurrency": concurrency,
+    "seconds": round(elapsed, 3),
+    "requests": len(flat),
+    "errors": sum(error_codes.values()),
+    "error_codes": error_codes,
+    "throughput_rps": len(flat) / elapsed,
+    **latency_summary(flat),
+  }
 
 
-def in_process_latency(version_dir: str, reviews: Sequence[str], calls: int
-                       ) -> Dict[str, float]:
+def in_process_latency(version_dir: str, reviews: Sequence[str], calls: int) -> dict[str, float]:
   """p50/p99 of ``predict_text`` on one review, called directly on the SavedModel."""
   import tensorflow as tf
+
   predict = tf.saved_model.load(version_dir).signatures["predict_text"]
   for review in reviews[:5]:  # the first calls build the runtime function
     predict(text=tf.constant([review]))
@@ -107,13 +126,15 @@ def in_process_latency(version_dir: str, reviews: Sequence[str], calls: int
   return {"calls": calls, **latency_summary(latencies)}
 
 
-def bench_reviews(tfds_data_dir: Optional[str], count: int = 256) -> List[str]:
+def bench_reviews(tfds_data_dir: str | None, count: int = 256) -> list[str]:
   """Reviews to send: the first ``count`` of TFDS ``train`` when it is prepared (never the
   test split), else the warmup samples."""
   try:
     import tensorflow_datasets as tfds
-    dataset = tfds.load("imdb_reviews", split=f"train[:{count}]", data_dir=tfds_data_dir,
-                        download=False)
+
+    dataset = tfds.load(
+      "imdb_reviews", split=f"train[:{count}]", data_dir=tfds_data_dir, download=False
+    )
     return [ex["text"].decode("utf-8") for ex in tfds.as_numpy(dataset)]
   except Exception:
     from core import warmup
@@ -122,46 +143,80 @@ def bench_reviews(tfds_data_dir: Optional[str], count: int = 256) -> List[str]:
 
 
 @click.command()
-@click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
-              default=os.path.join("outputs", "serving_model", MODEL_NAME), show_default=True,
-              help="TF Serving model directory (its latest version is benchmarked).")
-@click.option("--batching-parameters", type=click.Path(exists=True, dir_okay=False),
-              default=os.path.join("deploy", "batching_parameters.txt"), show_default=True)
-@click.option("--seconds", type=click.FloatRange(min=1), default=15.0, show_default=True,
-              help="Length of each concurrency measurement.")
-@click.option("--load-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Length of the concurrency-32 load on the batched server.")
-@click.option("--in-process-calls", type=click.IntRange(min=10), default=200,
-              show_default=True)
+@click.option(
+  "--model-dir",
+  type=click.Path(exists=True, file_okay=False),
+  default=os.path.join("outputs", "serving_model", MODEL_NAME),
+  show_default=True,
+  help="TF Serving model directory (its latest version is benchmarked).",
+)
+@click.option(
+  "--batching-parameters",
+  type=click.Path(exists=True, dir_okay=False),
+  default=os.path.join("deploy", "batching_parameters.txt"),
+  show_default=True,
+)
+@click.option(
+  "--seconds",
+  type=click.FloatRange(min=1),
+  default=15.0,
+  show_default=True,
+  help="Length of each concurrency measurement.",
+)
+@click.option(
+  "--load-seconds",
+  type=click.FloatRange(min=1),
+  default=60.0,
+  show_default=True,
+  help="Length of the concurrency-32 load on the batched server.",
+)
+@click.option("--in-process-calls", type=click.IntRange(min=10), default=200, show_default=True)
 @click.option("--tfds-data-dir", default=None, help="[default: $TFDS_DATA_DIR]")
-@click.option("--output", type=click.Path(dir_okay=False),
-              default=os.path.join("outputs", "bench", "serving.json"), show_default=True)
-def main(model_dir, batching_parameters, seconds, load_seconds, in_process_calls,
-         tfds_data_dir, output):
+@click.option(
+  "--output",
+  type=click.Path(dir_okay=False),
+  default=os.path.join("outputs", "bench", "serving.json"),
+  show_default=True,
+)
+def main(
+  model_dir, batching_parameters, seconds, load_seconds, in_process_calls, tfds_data_dir, output
+):
   """Benchmark imdb-tfx serve against the in-process model call; write JSON."""
   from analysis.evaluation import latest_version_dir
+
   version_dir = latest_version_dir(model_dir)
   reviews = bench_reviews(tfds_data_dir)
   log_dir = os.path.dirname(os.path.abspath(output))
   os.makedirs(log_dir, exist_ok=True)
   result = {
-      "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                  "python": platform.python_version()},
-      "model": {"version_dir": os.path.abspath(version_dir),
-                "reviews": len(reviews),
-                "mean_review_chars": float(np.mean([len(r) for r in reviews]))},
-      "settings": {"seconds": seconds, "load_seconds": load_seconds,
-                   "batching_parameters": batching_parameters},
+    "machine": {
+      "cpus": os.cpu_count(),
+      "platform": platform.platform(),
+      "python": platform.python_version(),
+    },
+    "model": {
+      "version_dir": os.path.abspath(version_dir),
+      "reviews": len(reviews),
+      "mean_review_chars": float(np.mean([len(r) for r in reviews])),
+    },
+    "settings": {
+      "seconds": seconds,
+      "load_seconds": load_seconds,
+      "batching_parameters": batching_parameters,
+    },
   }
   click.echo(f"in-process reference: {in_process_calls} calls")
   result["in_process"] = in_process_latency(version_dir, reviews, in_process_calls)
   click.echo(f"  p50 {result['in_process']['p50_ms']:.1f} ms")
-  base_args = [f"--model_name={MODEL_NAME}",
-               f"--model_base_path={os.path.dirname(os.path.abspath(version_dir))}",
-               "--file_system_poll_wait_seconds=0"]
-  for mode, extra in (("unbatched", []),
-                      ("batched", ["--enable_batching",
-                                   f"--batching_parameters_file={batching_parameters}"])):
+  base_args = [
+    f"--model_name={MODEL_NAME}",
+    f"--model_base_path={os.path.dirname(os.path.abspath(version_dir))}",
+    "--file_system_poll_wait_seconds=0",
+  ]
+  for mode, extra in (
+    ("unbatched", []),
+    ("batched", ["--enable_batching", f"--batching_parameters_file={batching_parameters}"]),
+  ):
     server = ServerProcess(base_args + extra, os.path.join(log_dir, f"serve_{mode}.log"))
     try:
       target = f"127.0.0.1:{server.port}"
@@ -170,25 +225,28 @@ def main(model_dir, batching_parameters, seconds, load_seconds, in_process_calls
       for concurrency in (1, 8, 32):
         stats = run_load(target, reviews, concurrency, seconds)
         result[mode][str(concurrency)] = stats
-        click.echo(f"{mode} c={concurrency}: {stats['throughput_rps']:.1f} req/s, p50 "
-                   f"{stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms, "
-                   f"{stats['errors']} errors")
+        click.echo(
+          f"{mode} c={concurrency}: {stats['throughput_rps']:.1f} req/s, p50 "
+          f"{stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms, "
+          f"{stats['errors']} errors"
+        )
       if mode == "batched":
         result["load"] = run_load(target, reviews, 32, load_seconds)
-        click.echo(f"load c=32 {load_seconds:.0f} s: {result['load']['requests']} requests, "
-                   f"{result['load']['errors']} errors")
+        click.echo(
+          f"load c=32 {load_seconds:.0f} s: {result['load']['requests']} requests, "
+          f"{result['load']['errors']} errors"
+        )
     finally:
       server.stop()
   p50_ratio = result["unbatched"]["1"]["p50_ms"] / result["in_process"]["p50_ms"]
-  speedup = (result["batched"]["32"]["throughput_rps"]
-             / result["unbatched"]["32"]["throughput_rps"])
+  speedup = result["batched"]["32"]["throughput_rps"] / result["unbatched"]["32"]["throughput_rps"]
   result["targets"] = {
-      "served_p50_over_in_process_p50": p50_ratio,
-      "served_p50_within_1_5x": p50_ratio <= 1.5,
-      "batched_over_unbatched_throughput_c32": speedup,
-      "batched_throughput_at_least_2x": speedup >= 2.0,
-      "load_errors": result["load"]["errors"],
-      "zero_errors_under_load": result["load"]["errors"] == 0,
+    "served_p50_over_in_process_p50": p50_ratio,
+    "served_p50_within_1_5x": p50_ratio <= 1.5,
+    "batched_over_unbatched_throughput_c32": speedup,
+    "batched_throughput_at_least_2x": speedup >= 2.0,
+    "load_errors": result["load"]["errors"],
+    "zero_errors_under_load": result["load"]["errors"] == 0,
   }
   with open(output, "w", encoding="utf-8") as f:
     json.dump(result, f, indent=2)

@@ -2,16 +2,18 @@
 
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from components.imdb_example_gen import DATASET_NAME
-from components.imdb_example_gen import prepare_builder
-from components.imdb_example_gen import resolve_data_dir
-from components.imdb_example_gen import to_tf_example
+from components.imdb_example_gen import (
+  DATASET_NAME,
+  prepare_builder,
+  resolve_data_dir,
+  to_tf_example,
+)
 from core import features
 from models.hparams import HParams
 
@@ -25,16 +27,20 @@ def latest_version_dir(model_dir: str) -> str:
   """
   if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
     return model_dir
-  versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(model_dir)
-              if name.rstrip("/").isdigit() and tf.io.gfile.exists(
-                  os.path.join(model_dir, name.rstrip("/"), "saved_model.pb"))]
+  versions = [
+    int(name.rstrip("/"))
+    for name in tf.io.gfile.listdir(model_dir)
+    if name.rstrip("/").isdigit()
+    and tf.io.gfile.exists(os.path.join(model_dir, name.rstrip("/"), "saved_model.pb"))
+  ]
   if not versions:
-    raise FileNotFoundError(f"no SavedModel in {model_dir} nor in a numeric version "
-                            "subdirectory of it")
+    raise FileNotFoundError(
+      f"no SavedModel in {model_dir} nor in a numeric version subdirectory of it"
+    )
   return os.path.join(model_dir, str(max(versions)))
 
 
-def load_reviews(split: str, tfds_data_dir: Optional[str] = None) -> List[Tuple[str, int]]:
+def load_reviews(split: str, tfds_data_dir: str | None = None) -> list[tuple[str, int]]:
   """``(text, label)`` pairs of a TFDS ``imdb_reviews`` split spec (e.g. ``"test[:2]"``),
   in the split's order; label 1 = positive.
 
@@ -44,13 +50,15 @@ def load_reviews(split: str, tfds_data_dir: Optional[str] = None) -> List[Tuple[
     ValueError: a bad split spec.
   """
   dataset = prepare_builder(tfds_data_dir, split, split).as_dataset(split=split)
-  return [(example["text"].decode("utf-8", "replace"), int(example["label"]))
-          for example in tfds.as_numpy(dataset)]
+  return [
+    (example["text"].decode("utf-8", "replace"), int(example["label"]))
+    for example in tfds.as_numpy(dataset)
+  ]
 
 
-def evaluate_saved_model(model_dir: str, split: str = "test",
-                         tfds_data_dir: Optional[str] = None,
-                         batch_size: int = 256) -> Dict[str, Any]:
+def evaluate_saved_model(
+  model_dir: str, split: str = "test", tfds_data_dir: str | None = None, batch_size: int = 256
+) -> dict[str, Any]:
   """Accuracy of ``predict_text``'s ``label`` on a TFDS ``imdb_reviews`` split.
 
   Returns:
@@ -64,8 +72,7 @@ def evaluate_saved_model(model_dir: str, split: str = "test",
   path = latest_version_dir(model_dir)
   loaded = tf.saved_model.load(path)
   if "predict_text" not in loaded.signatures:
-    raise ValueError(f"{path} has no 'predict_text' signature "
-                     f"(has {sorted(loaded.signatures)})")
+    raise ValueError(f"{path} has no 'predict_text' signature (has {sorted(loaded.signatures)})")
   predict = loaded.signatures["predict_text"]
   data_dir = resolve_data_dir(tfds_data_dir)
   dataset = tfds.load(DATASET_NAME, split=split, data_dir=data_dir, download=False)
@@ -76,14 +83,23 @@ def evaluate_saved_model(model_dir: str, split: str = "test",
     correct += int(np.sum(labels == batch["label"]))
     total += len(labels)
   seconds = time.perf_counter() - start
-  return {"model_path": path, "split": split, "examples": total,
-          "accuracy": correct / max(total, 1), "seconds": round(seconds, 2),
-          "examples_per_second": total / max(seconds, 1e-9)}
+  return {
+    "model_path": path,
+    "split": split,
+    "examples": total,
+    "accuracy": correct / max(total, 1),
+    "seconds": round(seconds, 2),
+    "examples_per_second": total / max(seconds, 1e-9),
+  }
 
 
-def evaluate_halves(model_dir: str, hp: HParams, split: str = "test",
-                    tfds_data_dir: Optional[str] = None,
-                    batch_size: int = 256) -> Dict[str, Any]:
+def evaluate_halves(
+  model_dir: str,
+  hp: HParams,
+  split: str = "test",
+  tfds_data_dir: str | None = None,
+  batch_size: int = 256,
+) -> dict[str, Any]:
   """Accuracy of each half of an ``nb_wide`` export (``models.stacking``) on a TFDS
   ``imdb_reviews`` split, beside the served prediction's.
 
@@ -113,6 +129,7 @@ def evaluate_halves(model_dir: str, hp: HParams, split: str = "test",
   """
   from models import model as model_lib  # Keras and scikit-learn: only here
   from models import stacking
+
   if not hp.nb_wide:
     raise ValueError("evaluate_halves needs an nb_wide model (hp.nb_wide=True)")
   path = latest_version_dir(model_dir)
@@ -120,23 +137,29 @@ def evaluate_halves(model_dir: str, hp: HParams, split: str = "test",
   _, explain_model = model_lib.build(hp)
   checkpoint = tf.train.Checkpoint(explain_model=explain_model)
   try:
-    checkpoint.read(os.path.join(path, "variables", "variables")
-                    ).assert_existing_objects_matched()
+    checkpoint.read(os.path.join(path, "variables", "variables")).assert_existing_objects_matched()
   except (AssertionError, ValueError) as error:  # a missing or a differently shaped one
-    raise ValueError(f"{path} does not hold a {hp.model} model built from these "
-                     f"hyperparameters: {error}") from error
+    raise ValueError(
+      f"{path} does not hold a {hp.model} model built from these hyperparameters: {error}"
+    ) from error
   logits_model = stacking.half_logits_model(explain_model)
   kernel, bias = explain_model.get_layer(model_lib.STACKING_LAYER).get_weights()
-  weights = {"attention_weight": float(kernel[0, 0]),
-             "naive_bayes_weight": float(kernel[1, 0]), "intercept": float(bias[0])}
+  weights = {
+    "attention_weight": float(kernel[0, 0]),
+    "naive_bayes_weight": float(kernel[1, 0]),
+    "intercept": float(bias[0]),
+  }
   transform = loaded.signatures["transform_features"]
   predict = loaded.signatures["predict_text"]
-  dataset = tfds.load(DATASET_NAME, split=split, data_dir=resolve_data_dir(tfds_data_dir),
-                      download=False)
+  dataset = tfds.load(
+    DATASET_NAME, split=split, data_dir=resolve_data_dir(tfds_data_dir), download=False
+  )
   logits, labels, served = [], [], []
   for batch in tfds.as_numpy(dataset.batch(batch_size)):
-    examples = [to_tf_example(text, int(label)).SerializeToString()
-                for text, label in zip(batch["text"], batch["label"])]
+    examples = [
+      to_tf_example(text, int(label)).SerializeToString()
+      for text, label in zip(batch["text"], batch["label"])
+    ]
     tokens = transform(examples=tf.constant(examples))[features.TOKENS_KEY]
     logits.append(logits_model(tokens, training=False).numpy())
     served.append(predict(text=tf.constant(batch["text"]))["label"].numpy())
@@ -144,5 +167,10 @@ def evaluate_halves(model_dir: str, hp: HParams, split: str = "test",
   logits, labels = np.concatenate(logits), np.concatenate(labels)
   accuracy = stacking.accuracies(logits, labels, **weights)
   accuracy["served"] = float(np.mean(np.concatenate(served) == labels))
-  return {"model_path": path, "split": split, "examples": int(labels.size),
-          "accuracy": accuracy, "stacking": weights}
+  return {
+    "model_path": path,
+    "split": split,
+    "examples": int(labels.size),
+    "accuracy": accuracy,
+    "stacking": weights,
+  }

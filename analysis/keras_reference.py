@@ -8,7 +8,7 @@ arithmetic; ``make bench-models`` compares the Trainer's steady-state training e
 with this one's (``models.throughput.ThroughputCallback`` measures both).
 """
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
@@ -19,9 +19,12 @@ from models import throughput
 from models.hparams import HParams
 
 
-def train_reference(hp: HParams, split: str = "train[:90%]",
-                    tfds_data_dir: Optional[str] = None,
-                    steps: Optional[int] = 100) -> Dict[str, Any]:
+def train_reference(
+  hp: HParams,
+  split: str = "train[:90%]",
+  tfds_data_dir: str | None = None,
+  steps: int | None = 100,
+) -> dict[str, Any]:
   """Trains ``hp.model`` with plain Keras for one epoch (or ``steps`` steps) on ``split``.
 
   Args:
@@ -40,24 +43,36 @@ def train_reference(hp: HParams, split: str = "train[:90%]",
       the data dir.
     ValueError: a bad split spec.
   """
-  reviews = prepare_builder(tfds_data_dir, split, split).as_dataset(split=split,
-                                                                    as_supervised=True)
+  reviews = prepare_builder(tfds_data_dir, split, split).as_dataset(split=split, as_supervised=True)
   vectorize = keras.layers.TextVectorization(
-      max_tokens=hp.vocab_size + 2,  # + padding (0) and OOV (1)
-      output_sequence_length=hp.max_length, name="text_vectorization")
+    max_tokens=hp.vocab_size + 2,  # + padding (0) and OOV (1)
+    output_sequence_length=hp.max_length,
+    name="text_vectorization",
+  )
   adapt_start = tf.timestamp()
   vectorize.adapt(reviews.map(lambda text, _: text).batch(1024))
   vectorize_seconds = float(tf.timestamp() - adapt_start)
-  train = (reviews.shuffle(25_000, seed=hp.seed)
-           .batch(hp.per_replica_batch_size, drop_remainder=True)
-           .map(lambda text, label: ({"tokens": tf.cast(vectorize(text), tf.int64)},
-                                     tf.reshape(tf.cast(label, tf.float32), [-1, 1])),
-                num_parallel_calls=tf.data.AUTOTUNE)
-           .prefetch(tf.data.AUTOTUNE))
+  train = (
+    reviews.shuffle(25_000, seed=hp.seed)
+    .batch(hp.per_replica_batch_size, drop_remainder=True)
+    .map(
+      lambda text, label: (
+        {"tokens": tf.cast(vectorize(text), tf.int64)},
+        tf.reshape(tf.cast(label, tf.float32), [-1, 1]),
+      ),
+      num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    .prefetch(tf.data.AUTOTUNE)
+  )
   if steps:
     train = train.take(steps)
   model, _ = model_lib.build(hp)
   speed = throughput.ThroughputCallback(hp.per_replica_batch_size)
   history = model.fit(train, epochs=1, callbacks=[speed], verbose=2)
-  return speed.summary(history.history, model=hp.model, parameters=model.count_params(),
-                       split=split, vectorize_seconds=round(vectorize_seconds, 2))
+  return speed.summary(
+    history.history,
+    model=hp.model,
+    parameters=model.count_params(),
+    split=split,
+    vectorize_seconds=round(vectorize_seconds, 2),
+  )

@@ -20,13 +20,14 @@ file descriptors 1 and 2), so the only place to separate them is the descriptors
 With ``verbose`` nothing is redirected and no log is written.
 """
 
+import contextlib
 import io
 import os
 import shutil
 import sys
 import tempfile
 import traceback
-from typing import BinaryIO, Optional, TextIO
+from typing import BinaryIO, TextIO
 
 
 class RunConsole:
@@ -44,10 +45,10 @@ class RunConsole:
   def __init__(self, verbose: bool = False):
     self.verbose = verbose
     self.out: TextIO = sys.stdout
-    self.log_path: Optional[str] = None
-    self._sink: Optional[BinaryIO] = None
+    self.log_path: str | None = None
+    self._sink: BinaryIO | None = None
     self._saved_fds = ()
-    self._saved_stdout: Optional[TextIO] = None
+    self._saved_stdout: TextIO | None = None
 
   def __enter__(self) -> "RunConsole":
     if self.verbose:
@@ -55,8 +56,9 @@ class RunConsole:
     _flush_standard_streams()
     self._saved_fds = (os.dup(1), os.dup(2))
     self._saved_stdout = sys.stdout
-    self.out = io.TextIOWrapper(os.fdopen(os.dup(1), "wb"), encoding="utf-8",
-                                line_buffering=True, write_through=True)
+    self.out = io.TextIOWrapper(
+      os.fdopen(os.dup(1), "wb"), encoding="utf-8", line_buffering=True, write_through=True
+    )
     self._redirect(tempfile.TemporaryFile())
     sys.stdout = self.out
     sys.unraisablehook = self._log_unraisable
@@ -99,8 +101,9 @@ class RunConsole:
     """``sys.unraisablehook``: the report goes to the log, or nowhere without one."""
     if not self.log_path:
       return
-    lines = traceback.format_exception(unraisable.exc_type, unraisable.exc_value,
-                                       unraisable.exc_traceback)
+    lines = traceback.format_exception(
+      unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback
+    )
     with open(self.log_path, "a", encoding="utf-8") as log:
       log.write(f"Exception ignored in: {unraisable.object!r}\n{''.join(lines)}")
 
@@ -108,7 +111,5 @@ class RunConsole:
 def _flush_standard_streams() -> None:
   for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
     if stream is not None:
-      try:
+      with contextlib.suppress(ValueError):  # a closed stream
         stream.flush()
-      except ValueError:  # closed
-        pass

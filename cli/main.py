@@ -19,8 +19,16 @@ def main():
   environment.configure()
 
 
-for command in (run.run, analysis.evaluate, analysis.explain, schedule.schedule,
-                schedule.compile_group, serving.serve, serving.predict, serving.status):
+for command in (
+  run.run,
+  analysis.evaluate,
+  analysis.explain,
+  schedule.schedule,
+  schedule.compile_group,
+  serving.serve,
+  serving.predict,
+  serving.status,
+):
   main.add_command(command)
 
 

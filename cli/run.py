@@ -13,75 +13,183 @@ from pipeline import beam_profiles, layout, remote
 
 
 @click.command()
-@click.option("--runner", type=click.Choice(layout.RUNNERS), default="local", show_default=True,
-              help="Orchestrator: TFX LocalDagRunner or BeamDagRunner.")
-@click.option("--beam-profile", type=click.Choice(tuple(beam_profiles.PROFILES)), default="direct",
-              show_default=True,
-              help="Where the Beam-powered components (StatisticsGen, Transform, Evaluator) "
-              "run: direct = DirectRunner here; portable = a Beam job service "
-              "(--beam-endpoint embed runs Beam's own in-process); flink; spark; dataflow. "
-              "See the README's 'Scaling out'.")
-@click.option("--beam-endpoint", default=None,
-              help="portable: job service host:port or 'embed'; flink: Flink master "
-              "host:8081; spark: Spark master spark://host:7077.")
-@click.option("--beam-environment-type", type=click.Choice(beam_profiles.ENVIRONMENT_TYPES),
-              default=None, help="Where Beam's SDK workers run [default: DOCKER for "
-              "flink/spark and a remote job service, LOOPBACK for --beam-endpoint embed].")
-@click.option("--beam-sdk-image", default=None,
-              help="SDK worker image with the project installed, pinned by tag or digest "
-              "(docker build -f deploy/Dockerfile --target beam-sdk).")
-@click.option("--beam-environment-config", default=None,
-              help="EXTERNAL: the worker pool's host:port; PROCESS: Beam's JSON command.")
-@click.option("--beam-parallelism", type=click.IntRange(min=1), default=None,
-              help="direct: worker processes; flink: --parallelism; portable/spark: SDK "
-              "workers per worker; dataflow: --max_num_workers.")
+@click.option(
+  "--runner",
+  type=click.Choice(layout.RUNNERS),
+  default="local",
+  show_default=True,
+  help="Orchestrator: TFX LocalDagRunner or BeamDagRunner.",
+)
+@click.option(
+  "--beam-profile",
+  type=click.Choice(tuple(beam_profiles.PROFILES)),
+  default="direct",
+  show_default=True,
+  help="Where the Beam-powered components (StatisticsGen, Transform, Evaluator) "
+  "run: direct = DirectRunner here; portable = a Beam job service "
+  "(--beam-endpoint embed runs Beam's own in-process); flink; spark; dataflow. "
+  "See the README's 'Scaling out'.",
+)
+@click.option(
+  "--beam-endpoint",
+  default=None,
+  help="portable: job service host:port or 'embed'; flink: Flink master "
+  "host:8081; spark: Spark master spark://host:7077.",
+)
+@click.option(
+  "--beam-environment-type",
+  type=click.Choice(beam_profiles.ENVIRONMENT_TYPES),
+  default=None,
+  help="Where Beam's SDK workers run [default: DOCKER for "
+  "flink/spark and a remote job service, LOOPBACK for --beam-endpoint embed].",
+)
+@click.option(
+  "--beam-sdk-image",
+  default=None,
+  help="SDK worker image with the project installed, pinned by tag or digest "
+  "(docker build -f deploy/Dockerfile --target beam-sdk).",
+)
+@click.option(
+  "--beam-environment-config",
+  default=None,
+  help="EXTERNAL: the worker pool's host:port; PROCESS: Beam's JSON command.",
+)
+@click.option(
+  "--beam-parallelism",
+  type=click.IntRange(min=1),
+  default=None,
+  help="direct: worker processes; flink: --parallelism; portable/spark: SDK "
+  "workers per worker; dataflow: --max_num_workers.",
+)
 @click.option("--beam-project", default=None, help="dataflow: Google Cloud project.")
 @click.option("--beam-region", default=None, help="dataflow: region, e.g. europe-west4.")
-@click.option("--beam-temp-location", default=None,
-              help="dataflow: gs://BUCKET/tmp for Dataflow's temporary files.")
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="A raw Beam pipeline option (repeatable); wins over the profile's.")
-@click.option("--pipeline-root", default=None,
-              help="Artifact root [default: OUTPUT_DIR/pipeline_root]; shared storage such "
-              "as gs://BUCKET/PATH when Beam's workers run off this machine.")
-@click.option("--until", "last_node", type=click.Choice((*layout.NODE_IDS, "ImportSchemaGen")),
-              default=None, help="Run the pipeline only up to this component, e.g. "
-              "Transform for the data components alone.")
-@click.option("--model", type=click.Choice(MODELS), default="lstm_attention",
-              show_default=True, help="Model builder.")
-@click.option("--attention", type=click.Choice(ATTENTIONS), default=HParams.attention,
-              show_default=True, help="Score function of the attention pooling: additive "
-              "(Bahdanau), dot (Luong) or scaled_dot (Vaswani).")
-@click.option("--mixed-precision", is_flag=True, help="Train with mixed_float16 on GPU or "
-              "mixed_bfloat16 on TPU (refused on CPU); the output layer stays float32.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
-              help="tf.distribute strategy; auto = TPU if resolvable, Mirrored for >1 GPU, "
-              "one GPU, else the default CPU strategy.")
+@click.option(
+  "--beam-temp-location",
+  default=None,
+  help="dataflow: gs://BUCKET/tmp for Dataflow's temporary files.",
+)
+@click.option(
+  "--beam-arg",
+  "beam_args",
+  multiple=True,
+  metavar="--OPTION=VALUE",
+  help="A raw Beam pipeline option (repeatable); wins over the profile's.",
+)
+@click.option(
+  "--pipeline-root",
+  default=None,
+  help="Artifact root [default: OUTPUT_DIR/pipeline_root]; shared storage such "
+  "as gs://BUCKET/PATH when Beam's workers run off this machine.",
+)
+@click.option(
+  "--until",
+  "last_node",
+  type=click.Choice((*layout.NODE_IDS, "ImportSchemaGen")),
+  default=None,
+  help="Run the pipeline only up to this component, e.g. Transform for the data components alone.",
+)
+@click.option(
+  "--model",
+  type=click.Choice(MODELS),
+  default="lstm_attention",
+  show_default=True,
+  help="Model builder.",
+)
+@click.option(
+  "--attention",
+  type=click.Choice(ATTENTIONS),
+  default=HParams.attention,
+  show_default=True,
+  help="Score function of the attention pooling: additive "
+  "(Bahdanau), dot (Luong) or scaled_dot (Vaswani).",
+)
+@click.option(
+  "--mixed-precision",
+  is_flag=True,
+  help="Train with mixed_float16 on GPU or "
+  "mixed_bfloat16 on TPU (refused on CPU); the output layer stays float32.",
+)
+@click.option(
+  "--strategy",
+  type=click.Choice(STRATEGIES),
+  default="auto",
+  show_default=True,
+  help="tf.distribute strategy; auto = TPU if resolvable, Mirrored for >1 GPU, "
+  "one GPU, else the default CPU strategy.",
+)
 @training_options
 @split_options
-@click.option("--tfds-data-dir", type=click.Path(file_okay=False), default=None,
-              help="TFDS data directory [default: $TFDS_DATA_DIR, else ~/tensorflow_datasets].")
-@click.option("--download/--no-download", default=False, show_default=True,
-              help="Let TFDS download imdb_reviews when it is not prepared.")
-@click.option("--schema-path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Curated schema.pbtxt to import instead of inferring one "
-              "(pipeline/schema/schema.pbtxt is the checked-in one).")
+@click.option(
+  "--tfds-data-dir",
+  type=click.Path(file_okay=False),
+  default=None,
+  help="TFDS data directory [default: $TFDS_DATA_DIR, else ~/tensorflow_datasets].",
+)
+@click.option(
+  "--download/--no-download",
+  default=False,
+  show_default=True,
+  help="Let TFDS download imdb_reviews when it is not prepared.",
+)
+@click.option(
+  "--schema-path",
+  type=click.Path(exists=True, dir_okay=False),
+  default=None,
+  help="Curated schema.pbtxt to import instead of inferring one "
+  "(pipeline/schema/schema.pbtxt is the checked-in one).",
+)
 @blessing_options
-@click.option("--output-dir", type=click.Path(file_okay=False), default="outputs",
-              show_default=True,
-              help="Holds metadata.sqlite, pipeline_root/, serving_model/imdb_sentiment/.")
-@click.option("--no-cache", is_flag=True, help="Re-run every component instead of reusing "
-              "cached executions.")
+@click.option(
+  "--output-dir",
+  type=click.Path(file_okay=False),
+  default="outputs",
+  show_default=True,
+  help="Holds metadata.sqlite, pipeline_root/, serving_model/imdb_sentiment/.",
+)
+@click.option(
+  "--no-cache", is_flag=True, help="Re-run every component instead of reusing cached executions."
+)
 @click.option("--quiet", is_flag=True, help="No per-component progress lines.")
-@click.option("--verbose", is_flag=True, help="Show everything on the console: TensorFlow, "
-              "absl and Beam logs too (otherwise they go to OUTPUT_DIR/logs/run-*.log).")
-def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_image,
-        beam_environment_config, beam_parallelism, beam_project, beam_region,
-        beam_temp_location, beam_args, pipeline_root, last_node, model, attention,
-        mixed_precision, epochs, strategy,
-        hparams, train_split, test_split, eval_percent, unlabelled_split, tfds_data_dir,
-        download, schema_path, min_accuracy, max_accuracy_drop, output_dir, no_cache, quiet,
-        verbose):
+@click.option(
+  "--verbose",
+  is_flag=True,
+  help="Show everything on the console: TensorFlow, "
+  "absl and Beam logs too (otherwise they go to OUTPUT_DIR/logs/run-*.log).",
+)
+def run(
+  runner,
+  beam_profile,
+  beam_endpoint,
+  beam_environment_type,
+  beam_sdk_image,
+  beam_environment_config,
+  beam_parallelism,
+  beam_project,
+  beam_region,
+  beam_temp_location,
+  beam_args,
+  pipeline_root,
+  last_node,
+  model,
+  attention,
+  mixed_precision,
+  epochs,
+  strategy,
+  hparams,
+  train_split,
+  test_split,
+  eval_percent,
+  unlabelled_split,
+  tfds_data_dir,
+  download,
+  schema_path,
+  min_accuracy,
+  max_accuracy_drop,
+  output_dir,
+  no_cache,
+  quiet,
+  verbose,
+):
   """Run the whole pipeline and push a blessed model to the serving directory.
 
   The console shows each component's start and end, the Trainer's progress and the
@@ -92,35 +200,64 @@ def run(runner, beam_profile, beam_endpoint, beam_environment_type, beam_sdk_ima
   if pipeline_root and not remote.is_remote_uri(pipeline_root):
     pipeline_root = os.path.abspath(pipeline_root)
   pipeline_root = pipeline_root or paths.pipeline_root
-  overrides = {"model": model, "attention": attention, "epochs": epochs,
-               "strategy": strategy, "mixed_precision": mixed_precision,
-               **parse_hparams(hparams)}
+  overrides = {
+    "model": model,
+    "attention": attention,
+    "epochs": epochs,
+    "strategy": strategy,
+    "mixed_precision": mixed_precision,
+    **parse_hparams(hparams),
+  }
   with RunConsole(verbose) as console:
     # Everything is checked before anything is written; TensorFlow's import noise waits in
     # the console's spool meanwhile.
     try:
       hp = HParams.from_custom_config({"hparams": overrides})
       pipeline_beam_args = beam_profiles.beam_args_for(
-          beam_profile, beam_profiles.BeamSettings(
-              endpoint=beam_endpoint, environment_type=beam_environment_type,
-              sdk_image=beam_sdk_image, environment_config=beam_environment_config,
-              parallelism=beam_parallelism, project=beam_project, region=beam_region,
-              temp_location=beam_temp_location, pipeline_root=pipeline_root), beam_args)
-      layout.check_last_node(last_node, curated_schema=bool(schema_path),
-                             pretraining=hp.pretrains_embeddings)
-      _check_data(tfds_data_dir, train_split, test_split, download,
-                  unlabelled_split if hp.pretrains_embeddings else "")
+        beam_profile,
+        beam_profiles.BeamSettings(
+          endpoint=beam_endpoint,
+          environment_type=beam_environment_type,
+          sdk_image=beam_sdk_image,
+          environment_config=beam_environment_config,
+          parallelism=beam_parallelism,
+          project=beam_project,
+          region=beam_region,
+          temp_location=beam_temp_location,
+          pipeline_root=pipeline_root,
+        ),
+        beam_args,
+      )
+      layout.check_last_node(
+        last_node, curated_schema=bool(schema_path), pretraining=hp.pretrains_embeddings
+      )
+      _check_data(
+        tfds_data_dir,
+        train_split,
+        test_split,
+        download,
+        unlabelled_split if hp.pretrains_embeddings else "",
+      )
     except (ValueError, FileNotFoundError) as e:
       raise click.ClickException(str(e)) from e
     log_path = console.keep_log(paths.log_path(started))
     pipeline = _pipeline(
-        paths, pipeline_root=pipeline_root, hparams=hp, train_split=train_split,
-        test_split=test_split, eval_percent=eval_percent, unlabelled_split=unlabelled_split,
-        tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
-        download=download, schema_path=os.path.abspath(schema_path) if schema_path else None,
-        min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-        beam_pipeline_args=pipeline_beam_args, enable_cache=not no_cache,
-        last_node=last_node)
+      paths,
+      pipeline_root=pipeline_root,
+      hparams=hp,
+      train_split=train_split,
+      test_split=test_split,
+      eval_percent=eval_percent,
+      unlabelled_split=unlabelled_split,
+      tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
+      download=download,
+      schema_path=os.path.abspath(schema_path) if schema_path else None,
+      min_accuracy=min_accuracy,
+      max_accuracy_drop=max_accuracy_drop,
+      beam_pipeline_args=pipeline_beam_args,
+      enable_cache=not no_cache,
+      last_node=last_node,
+    )
     result = _run(pipeline, runner, quiet, console, log_path)
     with open(paths.summary_path, "w", encoding="utf-8") as f:
       f.write(result.to_json())
@@ -135,8 +272,9 @@ def _check_data(tfds_data_dir, train_split, test_split, download, unlabelled_spl
   split spec is bad (``components.imdb_example_gen.prepare_builder``)."""
   from components.imdb_example_gen import prepare_builder
 
-  prepare_builder(tfds_data_dir, train_split, test_split, download,
-                  unlabelled_split=unlabelled_split)
+  prepare_builder(
+    tfds_data_dir, train_split, test_split, download, unlabelled_split=unlabelled_split
+  )
 
 
 def _pipeline(paths: layout.OutputPaths, **kwargs):
@@ -149,10 +287,13 @@ def _pipeline(paths: layout.OutputPaths, **kwargs):
 
   os.makedirs(paths.output_dir, exist_ok=True)
   return create_pipeline(
-      serving_model_dir=paths.serving_model_dir,
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-          paths.metadata_path),
-      code_versions=code_version.code_versions(), **kwargs)
+    serving_model_dir=paths.serving_model_dir,
+    metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      paths.metadata_path
+    ),
+    code_versions=code_version.code_versions(),
+    **kwargs,
+  )
 
 
 def _run(pipeline, runner: str, quiet: bool, console: RunConsole, log_path):
@@ -161,8 +302,7 @@ def _run(pipeline, runner: str, quiet: bool, console: RunConsole, log_path):
   from pipeline import runner as runner_lib
 
   try:
-    return runner_lib.run_pipeline(pipeline, runner, show_progress=not quiet,
-                                   stream=console.out)
+    return runner_lib.run_pipeline(pipeline, runner, show_progress=not quiet, stream=console.out)
   except Exception as e:  # any component's failure: reported, not a console traceback
     traceback.print_exc()  # to the log (standard error is the log while it runs)
     where = f"; the log has its traceback: {log_path}" if log_path else ""

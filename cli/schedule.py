@@ -15,38 +15,88 @@ def schedule():
 
 
 @schedule.command("airflow")
-@click.option("--output", "output_file", type=click.Path(dir_okay=False), default=None,
-              help="Write the DAG module here (e.g. $AIRFLOW_HOME/dags/imdb_sentiment.py); "
-              "default: print it.")
-@click.option("--output-dir", type=click.Path(file_okay=False), default="outputs",
-              show_default=True, help="Pipeline outputs on the Airflow workers (made "
-              "absolute): pipeline_root/, serving_model/, SQLite MLMD.")
-@click.option("--schedule", "schedule_", default="@daily", show_default=True,
-              help="Cron expression ('0 3 * * *') or Airflow preset ('@daily', '@weekly').")
-@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Retries of a failed component task (5 minutes apart).")
+@click.option(
+  "--output",
+  "output_file",
+  type=click.Path(dir_okay=False),
+  default=None,
+  help="Write the DAG module here (e.g. $AIRFLOW_HOME/dags/imdb_sentiment.py); default: print it.",
+)
+@click.option(
+  "--output-dir",
+  type=click.Path(file_okay=False),
+  default="outputs",
+  show_default=True,
+  help="Pipeline outputs on the Airflow workers (made "
+  "absolute): pipeline_root/, serving_model/, SQLite MLMD.",
+)
+@click.option(
+  "--schedule",
+  "schedule_",
+  default="@daily",
+  show_default=True,
+  help="Cron expression ('0 3 * * *') or Airflow preset ('@daily', '@weekly').",
+)
+@click.option(
+  "--retries",
+  type=click.IntRange(min=0),
+  default=2,
+  show_default=True,
+  help="Retries of a failed component task (5 minutes apart).",
+)
 @training_options
 @split_options
-@click.option("--tfds-data-dir", default=None,
-              help="TFDS data directory on the workers [default: their $TFDS_DATA_DIR].")
+@click.option(
+  "--tfds-data-dir",
+  default=None,
+  help="TFDS data directory on the workers [default: their $TFDS_DATA_DIR].",
+)
 @click.option("--download/--no-download", default=False, show_default=True)
 @blessing_options
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="Beam option for the Beam-powered components (repeatable).")
-def schedule_airflow(output_file, output_dir, schedule_, retries, epochs, hparams,
-                     train_split, test_split, eval_percent, unlabelled_split, tfds_data_dir,
-                     download, min_accuracy, max_accuracy_drop, beam_args):
+@click.option(
+  "--beam-arg",
+  "beam_args",
+  multiple=True,
+  metavar="--OPTION=VALUE",
+  help="Beam option for the Beam-powered components (repeatable).",
+)
+def schedule_airflow(
+  output_file,
+  output_dir,
+  schedule_,
+  retries,
+  epochs,
+  hparams,
+  train_split,
+  test_split,
+  eval_percent,
+  unlabelled_split,
+  tfds_data_dir,
+  download,
+  min_accuracy,
+  max_accuracy_drop,
+  beam_args,
+):
   """Print or write the Airflow 2.x DAG module (TFX's AirflowDagRunner): the schedule,
   max_active_runs=1, retries, no catch-up; MLMD on SQLite, or MySQL from the workers'
   IMDB_TFX_MLMD_MYSQL_* environment variables."""
   from pipeline import airflow_dag
-  kwargs = dict(output_dir=os.path.abspath(output_dir), schedule=schedule_, retries=retries,
-                hparams={"epochs": epochs, **parse_hparams(hparams)},
-                train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-                unlabelled_split=unlabelled_split,
-                tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
-                download=download, min_accuracy=min_accuracy,
-                max_accuracy_drop=max_accuracy_drop, beam_args=list(beam_args))
+
+  kwargs = dict(
+    output_dir=os.path.abspath(output_dir),
+    schedule=schedule_,
+    retries=retries,
+    hparams={"epochs": epochs, **parse_hparams(hparams)},
+    train_split=train_split,
+    test_split=test_split,
+    eval_percent=eval_percent,
+    unlabelled_split=unlabelled_split,
+    tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
+    download=download,
+    min_accuracy=min_accuracy,
+    max_accuracy_drop=max_accuracy_drop,
+    beam_args=list(beam_args),
+  )
   try:
     source = airflow_dag.render_dag_file(**kwargs)
   except ValueError as e:
@@ -69,35 +119,75 @@ def compile_group():
 
 
 @compile_group.command("kubeflow")
-@click.option("--image", required=True,
-              help="Pinned pipeline image built from deploy/Dockerfile, e.g. "
-              "europe-docker.pkg.dev/PROJECT/REPO/imdb-tfx:0.1.0 (a tag other than 'latest', "
-              "or @sha256:...).")
-@click.option("--pipeline-root", required=True,
-              help="Remote root of the pipeline's artifacts, e.g. gs://BUCKET/imdb-tfx/root.")
-@click.option("--serving-model-dir", required=True,
-              help="Remote TF Serving model directory the Pusher writes <version>/ into, e.g. "
-              "gs://BUCKET/serving_model/imdb_sentiment.")
-@click.option("--output", "output_path", default=layout.OutputPaths().kubeflow_spec_path, show_default=True,
-              help="Spec file: .json = PipelineJob (Vertex AI), .yaml = PipelineSpec "
-              "(kfp client). Local or gs://.")
+@click.option(
+  "--image",
+  required=True,
+  help="Pinned pipeline image built from deploy/Dockerfile, e.g. "
+  "europe-docker.pkg.dev/PROJECT/REPO/imdb-tfx:0.1.0 (a tag other than 'latest', "
+  "or @sha256:...).",
+)
+@click.option(
+  "--pipeline-root",
+  required=True,
+  help="Remote root of the pipeline's artifacts, e.g. gs://BUCKET/imdb-tfx/root.",
+)
+@click.option(
+  "--serving-model-dir",
+  required=True,
+  help="Remote TF Serving model directory the Pusher writes <version>/ into, e.g. "
+  "gs://BUCKET/serving_model/imdb_sentiment.",
+)
+@click.option(
+  "--output",
+  "output_path",
+  default=layout.OutputPaths().kubeflow_spec_path,
+  show_default=True,
+  help="Spec file: .json = PipelineJob (Vertex AI), .yaml = PipelineSpec "
+  "(kfp client). Local or gs://.",
+)
 @training_options
 @split_options
-@click.option("--tfds-data-dir", default=None,
-              help="Remote TFDS data directory holding a prepared imdb_reviews, e.g. "
-              "gs://BUCKET/tensorflow_datasets. Required unless --download.")
-@click.option("--download/--no-download", default=False, show_default=True,
-              help="Let the ImdbExampleGen task download imdb_reviews (into --tfds-data-dir, "
-              "else the container's own disk, so on every run).")
+@click.option(
+  "--tfds-data-dir",
+  default=None,
+  help="Remote TFDS data directory holding a prepared imdb_reviews, e.g. "
+  "gs://BUCKET/tensorflow_datasets. Required unless --download.",
+)
+@click.option(
+  "--download/--no-download",
+  default=False,
+  show_default=True,
+  help="Let the ImdbExampleGen task download imdb_reviews (into --tfds-data-dir, "
+  "else the container's own disk, so on every run).",
+)
 @blessing_options
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="Beam option for the Beam-powered components (repeatable); overrides the "
-              "in-container DirectRunner defaults (multi_processing, one worker per core). "
-              "For scale: --beam-arg=--runner=DataflowRunner --beam-arg=--project=PROJECT "
-              "--beam-arg=--region=REGION --beam-arg=--temp_location=gs://BUCKET/tmp.")
-def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epochs, hparams,
-                     train_split, test_split, eval_percent, unlabelled_split,
-                     tfds_data_dir, download, min_accuracy, max_accuracy_drop, beam_args):
+@click.option(
+  "--beam-arg",
+  "beam_args",
+  multiple=True,
+  metavar="--OPTION=VALUE",
+  help="Beam option for the Beam-powered components (repeatable); overrides the "
+  "in-container DirectRunner defaults (multi_processing, one worker per core). "
+  "For scale: --beam-arg=--runner=DataflowRunner --beam-arg=--project=PROJECT "
+  "--beam-arg=--region=REGION --beam-arg=--temp_location=gs://BUCKET/tmp.",
+)
+def kubeflow_command(
+  image,
+  pipeline_root,
+  serving_model_dir,
+  output_path,
+  epochs,
+  hparams,
+  train_split,
+  test_split,
+  eval_percent,
+  unlabelled_split,
+  tfds_data_dir,
+  download,
+  min_accuracy,
+  max_accuracy_drop,
+  beam_args,
+):
   """Compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (TFX's
   KubeflowV2DagRunner): every component runs in --image. Submit and schedule the spec as
   deploy/kubeflow.md shows."""
@@ -105,17 +195,25 @@ def kubeflow_command(image, pipeline_root, serving_model_dir, output_path, epoch
 
   try:
     pipeline, pipeline_job = kubeflow.compile_pipeline(
-        image=image, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-        output_path=output_path, hparams={"epochs": epochs, **parse_hparams(hparams)},
-        train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-        unlabelled_split=unlabelled_split, tfds_data_dir=tfds_data_dir, download=download,
-        min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-        beam_args=beam_args)
+      image=image,
+      pipeline_root=pipeline_root,
+      serving_model_dir=serving_model_dir,
+      output_path=output_path,
+      hparams={"epochs": epochs, **parse_hparams(hparams)},
+      train_split=train_split,
+      test_split=test_split,
+      eval_percent=eval_percent,
+      unlabelled_split=unlabelled_split,
+      tfds_data_dir=tfds_data_dir,
+      download=download,
+      min_accuracy=min_accuracy,
+      max_accuracy_drop=max_accuracy_drop,
+      beam_args=beam_args,
+    )
   except (ValueError, ImportError) as e:
     raise click.ClickException(str(e)) from e
   node_ids = [node.id for node in pipeline.components]
   click.echo(f"Kubeflow V2 pipeline spec written to {output_path}")
-  click.echo(f"  pipeline {kubeflow.KUBEFLOW_PIPELINE_NAME}, root {pipeline_root}, "
-             f"image {image}")
+  click.echo(f"  pipeline {kubeflow.KUBEFLOW_PIPELINE_NAME}, root {pipeline_root}, image {image}")
   click.echo(f"  {len(node_ids)} nodes: {', '.join(node_ids)}")
   click.echo(f"  {len(kubeflow.executor_images(pipeline_job))} container executors")

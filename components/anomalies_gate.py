@@ -7,7 +7,6 @@ component does, printing every anomaly, and the pipeline makes Transform depend 
 """
 
 import os
-from typing import List
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -19,7 +18,7 @@ class DataAnomaliesError(RuntimeError):
   """ExampleValidator found anomalies; the run stops before Transform."""
 
 
-def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> List[str]:
+def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
   """One readable line per anomaly: ``split/feature: short description (long description)``.
 
   Args:
@@ -45,8 +44,7 @@ def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> List[str]:
 
 @tfx.dsl.components.component
 def AnomaliesGate(  # noqa: N802 - TFX names a component (a function here) like a class
-    anomalies: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleAnomalies],
+  anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
 ) -> tfx.dsl.components.OutputDict(anomaly_count=int):
   """Passes when no split has anomalies; otherwise raises with every anomaly listed.
 
@@ -57,7 +55,8 @@ def AnomaliesGate(  # noqa: N802 - TFX names a component (a function here) like 
   lines = describe_anomalies(anomalies.uri, splits)
   if lines:
     raise DataAnomaliesError(
-        f"ExampleValidator found {len(lines)} anomal{'y' if len(lines) == 1 else 'ies'}; "
-        "stopping before Transform. Fix the data or the schema (--schema-path):\n  "
-        + "\n  ".join(lines))
+      f"ExampleValidator found {len(lines)} anomal{'y' if len(lines) == 1 else 'ies'}; "
+      "stopping before Transform. Fix the data or the schema (--schema-path):\n  "
+      + "\n  ".join(lines)
+    )
   return {"anomaly_count": 0}

@@ -15,8 +15,7 @@ import json
 
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 from models import pretraining
 from models.hparams import HParams
@@ -24,13 +23,12 @@ from models.hparams import HParams
 
 @tfx.dsl.components.component
 def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) like a class
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    transform_graph: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.TransformGraph],
-    embeddings: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-    pretraining_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
-    splits: tfx.dsl.components.Parameter[str] = "train,unlabelled",
-    custom_config: tfx.dsl.components.Parameter[str] = "{}",
+  examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+  transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
+  embeddings: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+  pretraining_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
+  splits: tfx.dsl.components.Parameter[str] = "train,unlabelled",
+  custom_config: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
   """Trains word2vec on the raw reviews of ``splits`` through the TransformGraph.
 
@@ -54,9 +52,16 @@ def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) li
   available = artifact_utils.decode_split_names(examples.split_names)
   missing = [name for name in names if name not in available]
   if not names or missing:
-    raise ValueError(f"splits {names} to pretrain on: {missing or 'none given'}; the "
-                     f"Examples have {available}")
-  patterns = [io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], name))
-              for name in names]
-  pretraining.pretrain(patterns, transform_graph.uri, hp,
-                       path_utils.serving_model_dir(embeddings.uri), pretraining_run.uri)
+    raise ValueError(
+      f"splits {names} to pretrain on: {missing or 'none given'}; the Examples have {available}"
+    )
+  patterns = [
+    io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], name)) for name in names
+  ]
+  pretraining.pretrain(
+    patterns,
+    transform_graph.uri,
+    hp,
+    path_utils.serving_model_dir(embeddings.uri),
+    pretraining_run.uri,
+  )

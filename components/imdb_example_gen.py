@@ -20,14 +20,14 @@ pretraining reads it (``models.pretraining``).
 
 import hashlib
 import os
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from collections.abc import Iterable, Iterator
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from tfx import v1 as tfx
 from tfx.components.util import examples_utils
-from tfx.types import standard_artifact_utils
 from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifact_utils
 
 from core import features
 
@@ -41,7 +41,7 @@ class DatasetNotFoundError(FileNotFoundError):
   """The TFDS dataset is not prepared where we looked and downloading is off."""
 
 
-def resolve_data_dir(data_dir: Optional[str]) -> str:
+def resolve_data_dir(data_dir: str | None) -> str:
   """The TFDS data directory used: ``data_dir``, else ``$TFDS_DATA_DIR``, else TFDS's default
   (``~/tensorflow_datasets``)."""
   if data_dir:
@@ -49,9 +49,14 @@ def resolve_data_dir(data_dir: Optional[str]) -> str:
   return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or tfds.core.constants.DATA_DIR)
 
 
-def prepare_builder(data_dir: Optional[str], train_split: str, test_split: str,
-                    download: bool = False, dataset: str = DATASET_NAME,
-                    unlabelled_split: str = ""):
+def prepare_builder(
+  data_dir: str | None,
+  train_split: str,
+  test_split: str,
+  download: bool = False,
+  dataset: str = DATASET_NAME,
+  unlabelled_split: str = "",
+):
   """Returns a ready TFDS builder for ``dataset``, checking the splits before any write.
 
   Args:
@@ -73,10 +78,11 @@ def prepare_builder(data_dir: Optional[str], train_split: str, test_split: str,
   if not builder.is_prepared():
     if not download:
       raise DatasetNotFoundError(
-          f"TFDS dataset '{dataset}' (version {builder.version}) is not prepared under "
-          f"'{resolved}' (looked for {builder.data_dir}). Fix: point --tfds-data-dir or "
-          f"TFDS_DATA_DIR at a TFDS data directory holding {dataset}/, or pass --download "
-          f"to let TFDS download and prepare it (needs internet, about 80 MB).")
+        f"TFDS dataset '{dataset}' (version {builder.version}) is not prepared under "
+        f"'{resolved}' (looked for {builder.data_dir}). Fix: point --tfds-data-dir or "
+        f"TFDS_DATA_DIR at a TFDS data directory holding {dataset}/, or pass --download "
+        f"to let TFDS download and prepare it (needs internet, about 80 MB)."
+      )
     builder.download_and_prepare()
   for spec in (train_split, test_split, unlabelled_split):
     if not spec:
@@ -94,33 +100,37 @@ def is_eval_example(text: bytes, eval_percent: int) -> bool:
   return bucket < eval_percent
 
 
-def to_tf_example(text: bytes, label: Optional[int]) -> tf.train.Example:
+def to_tf_example(text: bytes, label: int | None) -> tf.train.Example:
   """Builds the raw tf.Example (feature keys and types in ``core.features``); an
   unlabelled review (``label`` None) gets no ``label`` feature."""
   num_words = len(text.split())
   feature = {
-      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
-      features.REVIEW_LENGTH_KEY: tf.train.Feature(
-          int64_list=tf.train.Int64List(value=[num_words])),
-      features.LENGTH_BUCKET_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[features.length_bucket(num_words).encode()])),
+    features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
+    features.REVIEW_LENGTH_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[num_words])),
+    features.LENGTH_BUCKET_KEY: tf.train.Feature(
+      bytes_list=tf.train.BytesList(value=[features.length_bucket(num_words).encode()])
+    ),
   }
   if label is not None:
     feature[features.LABEL_KEY] = tf.train.Feature(
-        int64_list=tf.train.Int64List(value=[int(label)]))
+      int64_list=tf.train.Int64List(value=[int(label)])
+    )
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _records(builder, split: str) -> Iterator[Tuple[bytes, int]]:
+def _records(builder, split: str) -> Iterator[tuple[bytes, int]]:
   dataset = builder.as_dataset(split=split, shuffle_files=False)
   for record in tfds.as_numpy(dataset):
     yield record["text"], int(record["label"])
 
 
-def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
-                 test_records: Iterable[Tuple[bytes, int]],
-                 eval_percent: int = 10,
-                 unlabelled_texts: Optional[Iterable[bytes]] = None) -> Dict[str, int]:
+def write_splits(
+  output_uri: str,
+  train_records: Iterable[tuple[bytes, int]],
+  test_records: Iterable[tuple[bytes, int]],
+  eval_percent: int = 10,
+  unlabelled_texts: Iterable[bytes] | None = None,
+) -> dict[str, int]:
   """Writes train/eval/test GZIP TFRecords of tf.Example under ``output_uri``.
 
   Each file is written under a temporary name and renamed once every split is complete;
@@ -144,7 +154,7 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
   if not 1 <= eval_percent <= 99:
     raise ValueError(f"eval_percent must be in [1, 99], got {eval_percent}")
   names = SPLIT_NAMES + ((UNLABELLED,) if unlabelled_texts is not None else ())
-  writers, temp_paths, counts = {}, {}, {name: 0 for name in names}
+  writers, temp_paths, counts = {}, {}, dict.fromkeys(names, 0)
   options = tf.io.TFRecordOptions(compression_type="GZIP")
   for name in names:
     split_dir = os.path.join(output_uri, f"Split-{name}")
@@ -168,28 +178,29 @@ def write_splits(output_uri: str, train_records: Iterable[Tuple[bytes, int]],
         writer.close()
     empty = [name for name, count in counts.items() if count == 0]
     if empty:
-      raise ValueError(f"split(s) {empty} would be empty (counts {counts}); use a larger "
-                       "slice of the TFDS splits")
+      raise ValueError(
+        f"split(s) {empty} would be empty (counts {counts}); use a larger slice of the TFDS splits"
+      )
   except BaseException:
     for temp in temp_paths.values():
       if tf.io.gfile.exists(temp):
         tf.io.gfile.remove(temp)
     raise
-  for name, temp in temp_paths.items():
+  for temp in temp_paths.values():
     tf.io.gfile.rename(temp, os.path.join(os.path.dirname(temp), _FILE_NAME), overwrite=True)
   return counts
 
 
 @tfx.dsl.components.component
 def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like a class
-    examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
-    train_split: tfx.dsl.components.Parameter[str] = "train",
-    test_split: tfx.dsl.components.Parameter[str] = "test",
-    eval_percent: tfx.dsl.components.Parameter[int] = 10,
-    tfds_data_dir: tfx.dsl.components.Parameter[str] = "",
-    download: tfx.dsl.components.Parameter[bool] = False,
-    dataset_version: tfx.dsl.components.Parameter[str] = "1.0.0",
-    unlabelled_split: tfx.dsl.components.Parameter[str] = "",
+  examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
+  train_split: tfx.dsl.components.Parameter[str] = "train",
+  test_split: tfx.dsl.components.Parameter[str] = "test",
+  eval_percent: tfx.dsl.components.Parameter[int] = 10,
+  tfds_data_dir: tfx.dsl.components.Parameter[str] = "",
+  download: tfx.dsl.components.Parameter[bool] = False,
+  dataset_version: tfx.dsl.components.Parameter[str] = "1.0.0",
+  unlabelled_split: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
   """Reads IMDB through TFDS and emits Examples with ``train``, ``eval`` and ``test`` splits
   (and ``unlabelled`` with ``unlabelled_split``).
@@ -210,13 +221,24 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
     DatasetNotFoundError: no prepared dataset and ``download`` is False (nothing written).
     ValueError: a bad split spec or ``eval_percent``.
   """
-  builder = prepare_builder(tfds_data_dir or None, train_split, test_split, download,
-                            dataset=f"{DATASET_NAME}:{dataset_version}",
-                            unlabelled_split=unlabelled_split)
-  unlabelled = ((text for text, _ in _records(builder, unlabelled_split))
-                if unlabelled_split else None)
-  counts = write_splits(examples.uri, _records(builder, train_split),
-                        _records(builder, test_split), eval_percent, unlabelled)
+  builder = prepare_builder(
+    tfds_data_dir or None,
+    train_split,
+    test_split,
+    download,
+    dataset=f"{DATASET_NAME}:{dataset_version}",
+    unlabelled_split=unlabelled_split,
+  )
+  unlabelled = (
+    (text for text, _ in _records(builder, unlabelled_split)) if unlabelled_split else None
+  )
+  counts = write_splits(
+    examples.uri,
+    _records(builder, train_split),
+    _records(builder, test_split),
+    eval_percent,
+    unlabelled,
+  )
   examples.split_names = standard_artifact_utils.encode_split_names(list(counts))
   examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
   examples_utils.set_file_format(examples, "tfrecords_gzip")

@@ -8,7 +8,7 @@ tests) inherit the variables.
 
 import os
 import warnings
-from typing import Dict, MutableMapping, Optional
+from collections.abc import MutableMapping
 
 # tf.Transform 1.16 works only with Keras 2: ``tf.keras`` must resolve to ``tf_keras``,
 # which TensorFlow 2.16 decides from this variable when it is imported.
@@ -20,7 +20,7 @@ LEGACY_KERAS = {"TF_USE_LEGACY_KERAS": "1"}
 DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::FutureWarning"}
 
 
-def configure(environ: Optional[MutableMapping[str, str]] = None) -> Dict[str, str]:
+def configure(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
   """Sets the variables above in ``environ`` (default: ``os.environ``, and then this
   process's warning filter too).
 

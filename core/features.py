@@ -15,7 +15,7 @@ Transformed features (written by Transform's ``preprocessing_fn``):
 * ``label`` (int64, shape []): passed through.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 TEXT_KEY = "text"
 LABEL_KEY = "label"

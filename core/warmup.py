@@ -12,12 +12,10 @@ and version come from the servable being loaded), so the records leave the name 
 """
 
 import os
-from typing import Iterator, List, Sequence
+from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
-from tensorflow_serving.apis import classification_pb2
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -26,10 +24,9 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving reads no more than this many records.
 # Representative reviews: short, with HTML and punctuation, and one longer than any
 # max_length so the head+tail truncation path is traced too.
 SAMPLE_REVIEWS = (
-    "A wonderful film, with a great cast and a story that stays with you.",
-    "Dull.<br /><br />The plot goes nowhere and the acting is wooden; I want my two hours "
-    "back!",
-    " ".join(["The first half drags, but the ending is worth the wait."] * 80),
+  "A wonderful film, with a great cast and a story that stays with you.",
+  "Dull.<br /><br />The plot goes nowhere and the acting is wooden; I want my two hours back!",
+  " ".join(["The first half drags, but the ending is worth the wait."] * 80),
 )
 # Batch sizes to warm for predict_text: one review, and the sizes server-side batching
 # pads to with deploy/batching_parameters.txt (allowed_batch_sizes 1, 4, 8, 16 and 32).
@@ -42,15 +39,20 @@ def warmup_path(version_dir: str) -> str:
 
 
 def _text_example(text: str) -> tf.train.Example:
-  return tf.train.Example(features=tf.train.Features(feature={
-      "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))}))
+  return tf.train.Example(
+    features=tf.train.Features(
+      feature={
+        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
+      }
+    )
+  )
 
 
-def _batch(size: int) -> List[bytes]:
+def _batch(size: int) -> list[bytes]:
   return [SAMPLE_REVIEWS[i % len(SAMPLE_REVIEWS)].encode("utf-8") for i in range(size)]
 
 
-def build_warmup_logs(signature_names: Sequence[str]) -> List[prediction_log_pb2.PredictionLog]:
+def build_warmup_logs(signature_names: Sequence[str]) -> list[prediction_log_pb2.PredictionLog]:
   """PredictionLogs for the signatures this project exports that are in ``signature_names``.
 
   * ``predict_text``: Predict with ``text`` string [n] for n in ``PREDICT_TEXT_BATCH_SIZES``.
@@ -63,21 +65,25 @@ def build_warmup_logs(signature_names: Sequence[str]) -> List[prediction_log_pb2
       request = predict_pb2.PredictRequest()
       request.model_spec.signature_name = "predict_text"
       request.inputs["text"].CopyFrom(tf.make_tensor_proto(_batch(size), dtype=tf.string))
-      logs.append(prediction_log_pb2.PredictionLog(
-          predict_log=prediction_log_pb2.PredictLog(request=request)))
+      logs.append(
+        prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+      )
   if "serving_default" in signature_names:
     request = predict_pb2.PredictRequest()
     request.model_spec.signature_name = "serving_default"
-    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(
-        [_text_example(SAMPLE_REVIEWS[0]).SerializeToString()], dtype=tf.string))
-    logs.append(prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)))
+    request.inputs["examples"].CopyFrom(
+      tf.make_tensor_proto([_text_example(SAMPLE_REVIEWS[0]).SerializeToString()], dtype=tf.string)
+    )
+    logs.append(
+      prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    )
   if "classify" in signature_names:
     request = classification_pb2.ClassificationRequest()
     request.model_spec.signature_name = "classify"
     request.input.example_list.examples.add().CopyFrom(_text_example(SAMPLE_REVIEWS[1]))
-    logs.append(prediction_log_pb2.PredictionLog(
-        classify_log=prediction_log_pb2.ClassifyLog(request=request)))
+    logs.append(
+      prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
+    )
   return logs
 
 
@@ -118,6 +124,5 @@ def read_warmup_file(path: str) -> Iterator[prediction_log_pb2.PredictionLog]:
     try:
       log.ParseFromString(record)
     except Exception as e:  # google.protobuf.message.DecodeError
-      raise ValueError(f"{path}: record {i} is not a tensorflow.serving.PredictionLog: "
-                       f"{e}") from e
+      raise ValueError(f"{path}: record {i} is not a tensorflow.serving.PredictionLog: {e}") from e
     yield log

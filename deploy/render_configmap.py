@@ -28,14 +28,16 @@ _HEADER = """\
 
 def render() -> str:
   """The ConfigMap manifest text, each file as a YAML literal block."""
-  lines = [_HEADER.format(files=", ".join(CONFIG_FILES)).rstrip("\n"),
-           "apiVersion: v1",
-           "kind: ConfigMap",
-           "metadata:",
-           f"  name: {CONFIGMAP_NAME}",
-           "  labels:",
-           "    app.kubernetes.io/name: imdb-sentiment-serving",
-           "data:"]
+  lines = [
+    _HEADER.format(files=", ".join(CONFIG_FILES)).rstrip("\n"),
+    "apiVersion: v1",
+    "kind: ConfigMap",
+    "metadata:",
+    f"  name: {CONFIGMAP_NAME}",
+    "  labels:",
+    "    app.kubernetes.io/name: imdb-sentiment-serving",
+    "data:",
+  ]
   for name in CONFIG_FILES:
     with open(os.path.join(DEPLOY_DIR, name), encoding="utf-8") as f:
       text = f.read()

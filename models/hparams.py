@@ -7,7 +7,8 @@ Unknown keys are an error, so a misspelt override never silently does nothing.
 
 import dataclasses
 import json
-from typing import Any, Dict, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 MODELS = ("lstm_attention", "bilstm_attention", "multi_head")
 # Per-replica batch size of each model when HParams.batch_size is None. multi_head at 128
@@ -28,9 +29,15 @@ ATTENTIONS = ("dot", "scaled_dot", "additive")
 PREPROCESSING_FIELDS = ("vocab_size", "num_oov_buckets", "max_length", "head_tokens")
 # The fields the embedding pretraining (models.pretraining) reads: a change to any other
 # (the model, its training, ...) reuses the cached pretrained embeddings.
-PRETRAINING_FIELDS = PREPROCESSING_FIELDS + (
-    "embedding_dim", "word2vec_epochs", "word2vec_window", "word2vec_negative",
-    "word2vec_sample", "seed")
+PRETRAINING_FIELDS = (
+  *PREPROCESSING_FIELDS,
+  "embedding_dim",
+  "word2vec_epochs",
+  "word2vec_window",
+  "word2vec_negative",
+  "word2vec_sample",
+  "seed",
+)
 # Learning-rate schedules (models.model.learning_rate).
 LR_SCHEDULES = ("exponential", "cosine")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -159,8 +166,8 @@ class HParams:
   learning_rate: float = 2e-3
   lr_schedule: str = "exponential"
   lr_decay: float = 0.5
-  warmup_epochs: Optional[float] = None
-  batch_size: Optional[int] = None
+  warmup_epochs: float | None = None
+  batch_size: int | None = None
   length_buckets: int = 8
   epochs: int = 3
   early_stopping_monitor: str = "val_accuracy"
@@ -168,28 +175,41 @@ class HParams:
   strategy: str = "auto"
   mixed_precision: bool = False
   seed: int = 42
-  train_examples: Optional[int] = None
+  train_examples: int | None = None
 
   def __post_init__(self):
     self._check_types()
     if self.model not in MODELS:
       raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
     if self.strategy not in STRATEGIES:
-      raise ValueError(
-          f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+      raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if self.attention not in ATTENTIONS:
-      raise ValueError(f"unknown attention {self.attention!r}; choose one of "
-                       f"{', '.join(ATTENTIONS)}")
+      raise ValueError(
+        f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}"
+      )
     if self.lr_schedule not in LR_SCHEDULES:
-      raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of "
-                       f"{', '.join(LR_SCHEDULES)}")
+      raise ValueError(
+        f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+      )
     if self.warmup_epochs is not None and self.warmup_epochs < 0:
       raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
     if self.batch_size is not None and self.batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-    for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units", "dense_units",
-                 "epochs", "num_oov_buckets", "num_heads", "ff_dim", "num_layers",
-                 "nb_epochs", "word2vec_window", "word2vec_negative"):
+    for name in (
+      "vocab_size",
+      "max_length",
+      "embedding_dim",
+      "lstm_units",
+      "dense_units",
+      "epochs",
+      "num_oov_buckets",
+      "num_heads",
+      "ff_dim",
+      "num_layers",
+      "nb_epochs",
+      "word2vec_window",
+      "word2vec_negative",
+    ):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("dropout", "embedding_dropout", "encoder_dropout", "bigram_dropout"):
@@ -208,11 +228,15 @@ class HParams:
     if not 0.0 < self.lr_decay <= 1.0:
       raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
     if self.early_stopping_monitor not in ("val_accuracy", "val_loss"):
-      raise ValueError("early_stopping_monitor must be val_accuracy or val_loss, got "
-                       f"{self.early_stopping_monitor!r}")
+      raise ValueError(
+        "early_stopping_monitor must be val_accuracy or val_loss, got "
+        f"{self.early_stopping_monitor!r}"
+      )
     if self.model == "multi_head" and self.embedding_dim % self.num_heads:
-      raise ValueError(f"embedding_dim {self.embedding_dim} must be divisible by num_heads "
-                       f"{self.num_heads} for multi_head")
+      raise ValueError(
+        f"embedding_dim {self.embedding_dim} must be divisible by num_heads "
+        f"{self.num_heads} for multi_head"
+      )
     if self.l2 < 0:
       raise ValueError(f"l2 must be >= 0, got {self.l2}")
     if self.learning_rate <= 0:
@@ -222,12 +246,14 @@ class HParams:
     """Raises ValueError naming the field whose value has the wrong type."""
     for field in dataclasses.fields(self):
       value, kind = getattr(self, field.name), field.type
-      if kind in (int, Optional[int]):
+      if kind in (int, int | None):
         ok = (isinstance(value, int) and not isinstance(value, bool)) or (
-            value is None and kind == Optional[int])
-      elif kind in (float, Optional[float]):
+          value is None and kind == int | None
+        )
+      elif kind in (float, float | None):
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
-            value is None and kind == Optional[float])
+          value is None and kind == float | None
+        )
       elif kind is bool:
         ok = isinstance(value, bool)
       elif kind is str:
@@ -235,8 +261,10 @@ class HParams:
       else:
         ok = True
       if not ok:
-        raise ValueError(f"hyperparameter {field.name} must be of type "
-                         f"{getattr(kind, '__name__', kind)}, got {value!r}")
+        raise ValueError(
+          f"hyperparameter {field.name} must be of type "
+          f"{getattr(kind, '__name__', kind)}, got {value!r}"
+        )
 
   @property
   def per_replica_batch_size(self) -> int:
@@ -262,7 +290,7 @@ class HParams:
     return self.vocab_size + self.num_oov_buckets + 1
 
   @classmethod
-  def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "HParams":
+  def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> "HParams":
     """Reads the overrides under ``custom_config["hparams"]``.
 
     Raises:
@@ -275,20 +303,20 @@ class HParams:
       raise ValueError(f"unknown hyperparameter(s) {unknown}; known: {sorted(known)}")
     return cls(**overrides)
 
-  def to_custom_config(self) -> Dict[str, Any]:
+  def to_custom_config(self) -> dict[str, Any]:
     """The ``custom_config`` dict that ``from_custom_config`` reads back (the Trainer's)."""
     return {"hparams": dataclasses.asdict(self)}
 
-  def preprocessing_custom_config(self) -> Dict[str, Any]:
+  def preprocessing_custom_config(self) -> dict[str, Any]:
     """Transform's ``custom_config``: only ``PREPROCESSING_FIELDS``."""
     return {"hparams": {name: getattr(self, name) for name in PREPROCESSING_FIELDS}}
 
-  def pretraining_custom_config(self) -> Dict[str, Any]:
+  def pretraining_custom_config(self) -> dict[str, Any]:
     """The ``EmbeddingTrainer``'s ``custom_config``: only ``PRETRAINING_FIELDS``."""
     return {"hparams": {name: getattr(self, name) for name in PRETRAINING_FIELDS}}
 
 
-def parse_overrides(pairs: Iterable[str]) -> Dict[str, Any]:
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
   """``("lstm_units=32", "dropout=0.3")`` -> ``{"lstm_units": 32, "dropout": 0.3}``: the
   ``--hparam KEY=VALUE`` overrides of the command line and the benchmarks.
 

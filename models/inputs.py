@@ -2,8 +2,6 @@
 token ids and labels, batched (by review length, optionally) and sharded for
 multi-worker training."""
 
-from typing import List, Optional
-
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -16,7 +14,7 @@ from tfx_bsl.public import tfxio
 from core import features
 
 
-def count_records(file_patterns: List[str]) -> int:
+def count_records(file_patterns: list[str]) -> int:
   """Number of records in GZIP TFRecord files matching ``file_patterns`` (a fast pass that
   parses nothing)."""
   files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
@@ -24,13 +22,12 @@ def count_records(file_patterns: List[str]) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def count_files(file_patterns: List[str]) -> int:
+def count_files(file_patterns: list[str]) -> int:
   """Number of distinct files matching ``file_patterns``."""
   return len({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
 
 
-def auto_shard_policy(num_files: int, num_workers: int
-                      ) -> tf.data.experimental.AutoShardPolicy:
+def auto_shard_policy(num_files: int, num_workers: int) -> tf.data.experimental.AutoShardPolicy:
   """How MultiWorkerMirroredStrategy splits a split of ``num_files`` files among
   ``num_workers`` workers.
 
@@ -53,8 +50,9 @@ def auto_shard_policy(num_files: int, num_workers: int
   return tf.data.experimental.AutoShardPolicy.DATA
 
 
-def bucket_by_length(dataset: tf.data.Dataset, batch_size: int, max_length: int,
-                     buckets: int) -> tf.data.Dataset:
+def bucket_by_length(
+  dataset: tf.data.Dataset, batch_size: int, max_length: int, buckets: int
+) -> tf.data.Dataset:
   """Batches reviews of similar length together and cuts each batch to its longest
   review, rounded up to a multiple of ``ceil(max_length / buckets)`` (so at most
   ``buckets`` distinct widths, and as few retraces of the training step).
@@ -78,10 +76,13 @@ def bucket_by_length(dataset: tf.data.Dataset, batch_size: int, max_length: int,
   """
   width = -(-max_length // buckets)
   boundaries = [width * i + 1 for i in range(1, buckets) if width * i < max_length]
-  length = lambda x, y: tf.reduce_sum(tf.cast(x[features.TOKENS_KEY] > 0, tf.int32))
+
+  def length(x, y):
+    return tf.reduce_sum(tf.cast(x[features.TOKENS_KEY] > 0, tf.int32))
+
   dataset = dataset.bucket_by_sequence_length(
-      length, bucket_boundaries=boundaries,
-      bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+    length, bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1)
+  )
 
   def cut(x, y):
     tokens = x[features.TOKENS_KEY]
@@ -92,13 +93,19 @@ def bucket_by_length(dataset: tf.data.Dataset, batch_size: int, max_length: int,
   return dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def make_dataset(file_patterns: List[str], data_accessor: DataAccessor,
-                 tf_transform_output: tft.TFTransformOutput, batch_size: int,
-                 shuffle: bool, repeat: bool, seed: int,
-                 drop_remainder: bool = False,
-                 shard_policy: Optional[tf.data.experimental.AutoShardPolicy] = None,
-                 length_buckets: int = 0, max_length: Optional[int] = None
-                 ) -> tf.data.Dataset:
+def make_dataset(
+  file_patterns: list[str],
+  data_accessor: DataAccessor,
+  tf_transform_output: tft.TFTransformOutput,
+  batch_size: int,
+  shuffle: bool,
+  repeat: bool,
+  seed: int,
+  drop_remainder: bool = False,
+  shard_policy: tf.data.experimental.AutoShardPolicy | None = None,
+  length_buckets: int = 0,
+  max_length: int | None = None,
+) -> tf.data.Dataset:
   """Batches of (``{"tokens": int64 [batch, max_length]}``, float32 labels [batch, 1]).
 
   ``shard_policy`` (multi-worker training only) is set as the dataset's
@@ -107,16 +114,24 @@ def make_dataset(file_patterns: List[str], data_accessor: DataAccessor,
   (``bucket_by_length``; ``max_length`` is then required).
   """
   dataset = data_accessor.tf_dataset_factory(
-      file_patterns,
-      tfxio.TensorFlowDatasetOptions(
-          batch_size=batch_size, label_key=features.LABEL_KEY, shuffle=shuffle,
-          shuffle_seed=seed, num_epochs=None if repeat else 1,
-          drop_final_batch=drop_remainder),
-      tf_transform_output.transformed_metadata.schema)
+    file_patterns,
+    tfxio.TensorFlowDatasetOptions(
+      batch_size=batch_size,
+      label_key=features.LABEL_KEY,
+      shuffle=shuffle,
+      shuffle_seed=seed,
+      num_epochs=None if repeat else 1,
+      drop_final_batch=drop_remainder,
+    ),
+    tf_transform_output.transformed_metadata.schema,
+  )
   dataset = dataset.map(
-      lambda x, y: ({features.TOKENS_KEY: x[features.TOKENS_KEY]},
-                    tf.reshape(tf.cast(y, tf.float32), [-1, 1])),
-      num_parallel_calls=tf.data.AUTOTUNE)
+    lambda x, y: (
+      {features.TOKENS_KEY: x[features.TOKENS_KEY]},
+      tf.reshape(tf.cast(y, tf.float32), [-1, 1]),
+    ),
+    num_parallel_calls=tf.data.AUTOTUNE,
+  )
   if length_buckets >= 2:
     dataset = bucket_by_length(dataset.unbatch(), batch_size, max_length, length_buckets)
   dataset = dataset.prefetch(tf.data.AUTOTUNE)

@@ -23,7 +23,7 @@ scales by a learned scalar rather than 1/sqrt(d_k), and both give a row whose ke
 padding uniform weight over that padding instead of zeros.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -50,19 +50,19 @@ def masked_softmax(scores: tf.Tensor, mask: tf.Tensor = None, axis: int = -1) ->
   mask = tf.cast(mask, scores.dtype)
   # Subtracting the row max keeps exp() finite; masked entries are removed afterwards by
   # multiplication, so they are exactly 0 whatever their score.
-  shifted = scores - tf.reduce_max(scores + (1.0 - mask) * scores.dtype.min, axis=axis,
-                                   keepdims=True)
+  shifted = scores - tf.reduce_max(
+    scores + (1.0 - mask) * scores.dtype.min, axis=axis, keepdims=True
+  )
   exp = tf.exp(tf.minimum(shifted, 0.0)) * mask
-  return tf.cast(tf.math.divide_no_nan(exp, tf.reduce_sum(exp, axis=axis, keepdims=True)),
-                 dtype)
+  return tf.cast(tf.math.divide_no_nan(exp, tf.reduce_sum(exp, axis=axis, keepdims=True)), dtype)
 
 
-def _key_mask(mask: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
+def _key_mask(mask: tf.Tensor | None) -> tf.Tensor | None:
   """[batch, key_time] padding mask -> bool [batch, 1, key_time] (broadcast over queries)."""
   return None if mask is None else tf.cast(mask, tf.bool)[:, tf.newaxis, :]
 
 
-def _zero_masked_queries(outputs: tf.Tensor, query_mask: Optional[tf.Tensor]) -> tf.Tensor:
+def _zero_masked_queries(outputs: tf.Tensor, query_mask: tf.Tensor | None) -> tf.Tensor:
   if query_mask is None:
     return outputs
   return outputs * tf.cast(query_mask, outputs.dtype)[..., tf.newaxis]
@@ -72,8 +72,9 @@ def _split_inputs(inputs, mask):
   """``[query, value]`` or ``[query, value, key]`` (key defaults to value) and
   ``[query_mask, value_mask]`` (either may be None; the key shares the value's mask)."""
   if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
-    raise ValueError("attention inputs must be [query, value] or [query, value, key], got "
-                     f"{inputs!r}")
+    raise ValueError(
+      f"attention inputs must be [query, value] or [query, value, key], got {inputs!r}"
+    )
   query, value = inputs[0], inputs[1]
   key = inputs[2] if len(inputs) == 3 else value
   query_mask = value_mask = None
@@ -162,10 +163,12 @@ class AdditiveAttention(_ScoredAttention):
   def build(self, input_shape):
     query_shape, value_shape = input_shape[0], input_shape[1]
     key_shape = input_shape[2] if len(input_shape) == 3 else value_shape
-    self.w_query = self.add_weight(name="w_query", shape=(int(query_shape[-1]), self.units),
-                                   initializer="glorot_uniform")
-    self.w_key = self.add_weight(name="w_key", shape=(int(key_shape[-1]), self.units),
-                                 initializer="glorot_uniform")
+    self.w_query = self.add_weight(
+      name="w_query", shape=(int(query_shape[-1]), self.units), initializer="glorot_uniform"
+    )
+    self.w_key = self.add_weight(
+      name="w_key", shape=(int(key_shape[-1]), self.units), initializer="glorot_uniform"
+    )
     self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
     self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
     super().build(input_shape)
@@ -217,26 +220,28 @@ class AttentionPooling(keras.layers.Layer):
     self.supports_masking = True
 
   def build(self, input_shape):
-    self.query = self.add_weight(name="query", shape=(self.units,),
-                                 initializer="glorot_uniform")
+    self.query = self.add_weight(name="query", shape=(self.units,), initializer="glorot_uniform")
     if self.score == "additive":
       self.attention = AdditiveAttention(self.units, name="additive_attention")
       self.attention.build([(None, 1, self.units), tuple(input_shape)])
     else:
       self.key_projection = keras.layers.Dense(self.units, use_bias=False, name="key")
       self.key_projection.build(input_shape)
-      self.attention = DotProductAttention(scale=self.score == "scaled_dot",
-                                           name="dot_product_attention")
+      self.attention = DotProductAttention(
+        scale=self.score == "scaled_dot", name="dot_product_attention"
+      )
     super().build(input_shape)
 
   def call(self, inputs, mask=None):
     batch = tf.shape(inputs)[0]
-    query = tf.tile(tf.cast(self.query, inputs.dtype)[tf.newaxis, tf.newaxis, :],
-                    [batch, 1, 1])  # [B, 1, units]
+    query = tf.tile(
+      tf.cast(self.query, inputs.dtype)[tf.newaxis, tf.newaxis, :], [batch, 1, 1]
+    )  # [B, 1, units]
     key = inputs if self.score == "additive" else self.key_projection(inputs)
     attention_mask = None if mask is None else [None, mask]
-    context, weights = self.attention([query, inputs, key], mask=attention_mask,
-                                      return_attention_scores=True)
+    context, weights = self.attention(
+      [query, inputs, key], mask=attention_mask, return_attention_scores=True
+    )
     return context[:, 0, :], weights[:, 0, :]
 
   def compute_mask(self, inputs, mask=None):
@@ -266,8 +271,7 @@ class SelfAttention(keras.layers.Layer):
     ValueError: ``score`` is not ``dot`` or ``scaled_dot``.
   """
 
-  def __init__(self, units: int = 64, residual: bool = True, score: str = "scaled_dot",
-               **kwargs):
+  def __init__(self, units: int = 64, residual: bool = True, score: str = "scaled_dot", **kwargs):
     super().__init__(**kwargs)
     _check_score(score, ("dot", "scaled_dot"))
     self.units = units
@@ -287,8 +291,9 @@ class SelfAttention(keras.layers.Layer):
 
   def call(self, inputs, mask=None, return_attention_scores=False):
     q, k, v = self.query(inputs), self.key(inputs), self.value(inputs)
-    outputs, weights = self.attention([q, v, k], mask=None if mask is None else [None, mask],
-                                      return_attention_scores=True)
+    outputs, weights = self.attention(
+      [q, v, k], mask=None if mask is None else [None, mask], return_attention_scores=True
+    )
     if self.residual:
       outputs = outputs + inputs
     outputs = _zero_masked_queries(outputs, mask)
@@ -300,8 +305,12 @@ class SelfAttention(keras.layers.Layer):
     return mask
 
   def get_config(self):
-    return {**super().get_config(), "units": self.units, "residual": self.residual,
-            "score": self.score}
+    return {
+      **super().get_config(),
+      "units": self.units,
+      "residual": self.residual,
+      "score": self.score,
+    }
 
 
 @keras.utils.register_keras_serializable(package="imdb_tfx")
@@ -327,8 +336,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
   def call(self, inputs):
     length = tf.shape(inputs)[-1]
-    tf.debugging.assert_less_equal(length, self.max_length,
-                                   message="sequence longer than max_length")
+    tf.debugging.assert_less_equal(
+      length, self.max_length, message="sequence longer than max_length"
+    )
     positions = self.position_embedding(tf.range(length))
     return self.token_embedding(inputs) + positions
 
@@ -336,8 +346,12 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     return tf.not_equal(inputs, 0)
 
   def get_config(self):
-    return {**super().get_config(), "input_dim": self.input_dim,
-            "max_length": self.max_length, "embed_dim": self.embed_dim}
+    return {
+      **super().get_config(),
+      "input_dim": self.input_dim,
+      "max_length": self.max_length,
+      "embed_dim": self.embed_dim,
+    }
 
 
 @keras.utils.register_keras_serializable(package="imdb_tfx")
@@ -357,8 +371,9 @@ class TransformerEncoder(keras.layers.Layer):
   weights, float [batch, num_heads, time, time].
   """
 
-  def __init__(self, num_heads: int = 2, key_dim: int = 32, ff_dim: int = 128,
-               dropout: float = 0.1, **kwargs):
+  def __init__(
+    self, num_heads: int = 2, key_dim: int = 32, ff_dim: int = 128, dropout: float = 0.1, **kwargs
+  ):
     super().__init__(**kwargs)
     self.num_heads = num_heads
     self.key_dim = key_dim
@@ -369,14 +384,18 @@ class TransformerEncoder(keras.layers.Layer):
   def build(self, input_shape):
     embed_dim = int(input_shape[-1])
     self.attention = keras.layers.MultiHeadAttention(
-        num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout,
-        name="multi_head_attention")
+      num_heads=self.num_heads,
+      key_dim=self.key_dim,
+      dropout=self.dropout,
+      name="multi_head_attention",
+    )
     # Keras 2's documented way to build MultiHeadAttention's sublayers before the first
     # call (a private name there), so their weights exist when a checkpoint is restored.
     self.attention._build_from_signature(input_shape, input_shape)
-    self.feed_forward = keras.Sequential([
-        keras.layers.Dense(self.ff_dim, activation="relu"),
-        keras.layers.Dense(embed_dim)], name="feed_forward")
+    self.feed_forward = keras.Sequential(
+      [keras.layers.Dense(self.ff_dim, activation="relu"), keras.layers.Dense(embed_dim)],
+      name="feed_forward",
+    )
     self.feed_forward.build(input_shape)
     self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_norm")
     self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")
@@ -390,8 +409,9 @@ class TransformerEncoder(keras.layers.Layer):
     # tf.identity: a tensor without the Keras mask, so MultiHeadAttention uses only
     # attention_mask (see the class docstring).
     x = tf.identity(inputs)
-    attended, weights = self.attention(x, x, attention_mask=_key_mask(mask),
-                                       training=training, return_attention_scores=True)
+    attended, weights = self.attention(
+      x, x, attention_mask=_key_mask(mask), training=training, return_attention_scores=True
+    )
     x = self.attention_norm(x + self.attention_dropout(attended, training=training))
     x = self.output_norm(x + self.output_dropout(self.feed_forward(x), training=training))
     if return_attention_scores:
@@ -402,8 +422,13 @@ class TransformerEncoder(keras.layers.Layer):
     return mask
 
   def get_config(self):
-    return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
-            "ff_dim": self.ff_dim, "dropout": self.dropout}
+    return {
+      **super().get_config(),
+      "num_heads": self.num_heads,
+      "key_dim": self.key_dim,
+      "ff_dim": self.ff_dim,
+      "dropout": self.dropout,
+    }
 
 
 @keras.utils.register_keras_serializable(package="imdb_tfx")
@@ -458,7 +483,7 @@ def bigram_buckets(tokens: tf.Tensor, input_dim: int, buckets: int):
   """
   ids = tf.cast(tokens, tf.int64)
   following = tf.pad(ids[:, 1:], [[0, 0], [0, 1]])
-  hashed = tf.math.floormod((ids * input_dim + following) * _KNUTH, 2 ** 32)
+  hashed = tf.math.floormod((ids * input_dim + following) * _KNUTH, 2**32)
   present = tf.logical_and(tf.not_equal(ids, 0), tf.not_equal(following, 0))
   return tf.math.floormod(hashed, buckets), present
 
@@ -483,20 +508,24 @@ class HashedBigramEmbedding(keras.layers.Layer):
     ValueError: buckets < 1, input_dim < 2 or output_dim < 1.
   """
 
-  def __init__(self, input_dim: int, buckets: int, output_dim: int, seed: int = 0,
-               **kwargs):
+  def __init__(self, input_dim: int, buckets: int, output_dim: int, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
     if buckets < 1 or input_dim < 2 or output_dim < 1:
-      raise ValueError(f"need buckets >= 1, input_dim >= 2, output_dim >= 1; got "
-                       f"buckets={buckets}, input_dim={input_dim}, output_dim={output_dim}")
+      raise ValueError(
+        f"need buckets >= 1, input_dim >= 2, output_dim >= 1; got "
+        f"buckets={buckets}, input_dim={input_dim}, output_dim={output_dim}"
+      )
     self.input_dim = input_dim
     self.buckets = buckets
     self.output_dim = output_dim
     self.seed = seed
     self.supports_masking = True
     self.embedding = keras.layers.Embedding(
-        buckets, output_dim, name="bigram",
-        embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed))
+      buckets,
+      output_dim,
+      name="bigram",
+      embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
+    )
 
   def bucket_ids(self, inputs: tf.Tensor) -> tf.Tensor:
     """int64 [batch, time] bucket of each position's bigram, in [0, buckets)."""
@@ -511,5 +540,10 @@ class HashedBigramEmbedding(keras.layers.Layer):
     return tf.not_equal(inputs, 0)
 
   def get_config(self):
-    return {**super().get_config(), "input_dim": self.input_dim, "buckets": self.buckets,
-            "output_dim": self.output_dim, "seed": self.seed}
+    return {
+      **super().get_config(),
+      "input_dim": self.input_dim,
+      "buckets": self.buckets,
+      "output_dim": self.output_dim,
+      "seed": self.seed,
+    }

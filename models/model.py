@@ -37,17 +37,16 @@ bigram features (Joulin et al. 2017) inside a sequence model, so the attention w
 still line up with the tokens.
 """
 
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 import tensorflow as tf
 import tf_keras as keras
 
 from core import features
-from models import layers
-from models import naive_bayes
+from models import layers, naive_bayes
 from models.hparams import HParams
 
-Models = Tuple[keras.Model, keras.Model]
+Models = tuple[keras.Model, keras.Model]
 # Names of the nb_wide layers that run_fn sets: the naive-Bayes wide layer (its ratios),
 # the two halves' logits side by side and the stacking on them (``models.stacking``).
 NAIVE_BAYES_LAYER = "naive_bayes"
@@ -59,7 +58,7 @@ def _initializer(hp: HParams, offset: int) -> keras.initializers.Initializer:
   return keras.initializers.GlorotUniform(seed=hp.seed + offset)
 
 
-def _regularizer(hp: HParams) -> Optional[keras.regularizers.Regularizer]:
+def _regularizer(hp: HParams) -> keras.regularizers.Regularizer | None:
   return keras.regularizers.L2(hp.l2) if hp.l2 > 0 else None
 
 
@@ -74,66 +73,96 @@ def _add_bigrams(hp: HParams, tokens: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
   (each position's bigram vector dropped whole at rate hp.bigram_dropout in training)."""
   if not hp.bigram_buckets:
     return x
-  bigrams = layers.HashedBigramEmbedding(hp.embedding_input_dim, hp.bigram_buckets,
-                                         hp.embedding_dim, seed=hp.seed,
-                                         name="bigram_embedding")(tokens)
+  bigrams = layers.HashedBigramEmbedding(
+    hp.embedding_input_dim,
+    hp.bigram_buckets,
+    hp.embedding_dim,
+    seed=hp.seed,
+    name="bigram_embedding",
+  )(tokens)
   if hp.bigram_dropout:
     # Drops a position's whole bigram vector (noise broadcast over the embedding axis).
-    bigrams = keras.layers.Dropout(hp.bigram_dropout, noise_shape=(None, None, 1),
-                                   seed=hp.seed + 4, name="bigram_dropout")(bigrams)
+    bigrams = keras.layers.Dropout(
+      hp.bigram_dropout, noise_shape=(None, None, 1), seed=hp.seed + 4, name="bigram_dropout"
+    )(bigrams)
   return keras.layers.Add(name="token_and_bigram")([x, bigrams])
 
 
 def _embedded_tokens(hp: HParams, tokens: tf.Tensor) -> tf.Tensor:
-  x = keras.layers.Embedding(hp.embedding_input_dim, hp.embedding_dim, mask_zero=True,
-                             name="embedding")(tokens)
+  x = keras.layers.Embedding(
+    hp.embedding_input_dim, hp.embedding_dim, mask_zero=True, name="embedding"
+  )(tokens)
   x = _add_bigrams(hp, tokens, x)
-  return keras.layers.SpatialDropout1D(hp.embedding_dropout, seed=hp.seed,
-                                       name="embedding_dropout")(x)
+  return keras.layers.SpatialDropout1D(
+    hp.embedding_dropout, seed=hp.seed, name="embedding_dropout"
+  )(x)
 
 
 def _lstm(hp: HParams, bidirectional: bool) -> keras.layers.Layer:
-  lstm = keras.layers.LSTM(hp.lstm_units, return_sequences=True,
-                           kernel_initializer=_initializer(hp, 1),
-                           kernel_regularizer=_regularizer(hp), name="lstm")
+  lstm = keras.layers.LSTM(
+    hp.lstm_units,
+    return_sequences=True,
+    kernel_initializer=_initializer(hp, 1),
+    kernel_regularizer=_regularizer(hp),
+    name="lstm",
+  )
   return keras.layers.Bidirectional(lstm, name="bilstm") if bidirectional else lstm
 
 
 def _pool_and_classify(hp: HParams, tokens: tf.Tensor, sequence: tf.Tensor) -> Models:
   """Attention pooling (+ masked max pool) and the classifier head on ``sequence`` (float
   [batch, max_length, features], masked); returns ``(model, explain_model)``."""
-  context, weights = layers.AttentionPooling(units=hp.lstm_units, score=hp.attention,
-                                             name="attention_pooling")(sequence)
+  context, weights = layers.AttentionPooling(
+    units=hp.lstm_units, score=hp.attention, name="attention_pooling"
+  )(sequence)
   if hp.max_pooling:
     pooled = layers.MaskedGlobalMaxPooling1D(name="max_pooling")(sequence)
     context = keras.layers.Concatenate(name="pooled")([context, pooled])
-  h = keras.layers.Dense(hp.dense_units, activation="relu",
-                         kernel_initializer=_initializer(hp, 2),
-                         kernel_regularizer=_regularizer(hp), name="dense")(context)
+  h = keras.layers.Dense(
+    hp.dense_units,
+    activation="relu",
+    kernel_initializer=_initializer(hp, 2),
+    kernel_regularizer=_regularizer(hp),
+    name="dense",
+  )(context)
   h = keras.layers.Dropout(hp.dropout, seed=hp.seed, name="dropout")(h)
   # float32 under mixed precision too: the sigmoid and the loss need its range.
   if not hp.nb_wide:
-    probabilities = keras.layers.Dense(1, activation="sigmoid", dtype="float32",
-                                       kernel_initializer=_initializer(hp, 3),
-                                       kernel_regularizer=_regularizer(hp),
-                                       name="probabilities")(h)
+    probabilities = keras.layers.Dense(
+      1,
+      activation="sigmoid",
+      dtype="float32",
+      kernel_initializer=_initializer(hp, 3),
+      kernel_regularizer=_regularizer(hp),
+      name="probabilities",
+    )(h)
     served = probabilities
   else:
-    logit = keras.layers.Dense(1, dtype="float32", kernel_initializer=_initializer(hp, 3),
-                               kernel_regularizer=_regularizer(hp), name="deep_logit")(h)
-    probabilities = keras.layers.Activation("sigmoid", dtype="float32",
-                                            name="deep_probabilities")(logit)
-    wide = naive_bayes.NaiveBayesLogit(hp.embedding_input_dim, hp.bigram_buckets,
-                                       name=NAIVE_BAYES_LAYER)(tokens)
+    logit = keras.layers.Dense(
+      1,
+      dtype="float32",
+      kernel_initializer=_initializer(hp, 3),
+      kernel_regularizer=_regularizer(hp),
+      name="deep_logit",
+    )(h)
+    probabilities = keras.layers.Activation("sigmoid", dtype="float32", name="deep_probabilities")(
+      logit
+    )
+    wide = naive_bayes.NaiveBayesLogit(
+      hp.embedding_input_dim, hp.bigram_buckets, name=NAIVE_BAYES_LAYER
+    )(tokens)
     both = keras.layers.Concatenate(dtype="float32", name=HALF_LOGITS_LAYER)([logit, wide])
     # Not trained by gradient: fitted on eval after both halves (models.stacking).
-    stacked = keras.layers.Dense(1, dtype="float32", trainable=False,
-                                 kernel_initializer=keras.initializers.Constant(0.5),
-                                 bias_initializer="zeros", name=STACKING_LAYER)(both)
-    served = keras.layers.Activation("sigmoid", dtype="float32",
-                                     name="probabilities")(stacked)
-  weights = keras.layers.Activation("linear", dtype="float32", name="attention_weights")(
-      weights)
+    stacked = keras.layers.Dense(
+      1,
+      dtype="float32",
+      trainable=False,
+      kernel_initializer=keras.initializers.Constant(0.5),
+      bias_initializer="zeros",
+      name=STACKING_LAYER,
+    )(both)
+    served = keras.layers.Activation("sigmoid", dtype="float32", name="probabilities")(stacked)
+  weights = keras.layers.Activation("linear", dtype="float32", name="attention_weights")(weights)
   model = keras.Model(tokens, probabilities, name=hp.model)
   explain_model = keras.Model(tokens, [served, weights], name=f"{hp.model}_explain")
   return model, explain_model
@@ -180,15 +209,19 @@ def build_multi_head(hp: HParams) -> Models:
     ``(model, explain_model)``; see the module docstring.
   """
   tokens = _tokens_input()
-  x = layers.TokenAndPositionEmbedding(hp.embedding_input_dim, hp.max_length,
-                                       hp.embedding_dim, name="embedding")(tokens)
+  x = layers.TokenAndPositionEmbedding(
+    hp.embedding_input_dim, hp.max_length, hp.embedding_dim, name="embedding"
+  )(tokens)
   x = _add_bigrams(hp, tokens, x)
   x = keras.layers.Dropout(hp.encoder_dropout, seed=hp.seed, name="embedding_dropout")(x)
   for i in range(hp.num_layers):
-    x = layers.TransformerEncoder(num_heads=hp.num_heads,
-                                  key_dim=hp.embedding_dim // hp.num_heads,
-                                  ff_dim=hp.ff_dim, dropout=hp.encoder_dropout,
-                                  name=f"encoder_{i}")(x)
+    x = layers.TransformerEncoder(
+      num_heads=hp.num_heads,
+      key_dim=hp.embedding_dim // hp.num_heads,
+      ff_dim=hp.ff_dim,
+      dropout=hp.encoder_dropout,
+      name=f"encoder_{i}",
+    )(x)
   return _pool_and_classify(hp, tokens, x)
 
 
@@ -207,14 +240,18 @@ def naive_bayes_model(explain_model: keras.Model, hp: HParams) -> keras.Model:
   try:
     wide = explain_model.get_layer(NAIVE_BAYES_LAYER)
   except ValueError as error:
-    raise ValueError(f"{explain_model.name} has no {NAIVE_BAYES_LAYER!r} layer; build it "
-                     "with nb_wide=True") from error
-  probabilities = keras.layers.Activation("sigmoid", dtype="float32",
-                                          name="naive_bayes_probabilities")(wide.output)
+    raise ValueError(
+      f"{explain_model.name} has no {NAIVE_BAYES_LAYER!r} layer; build it with nb_wide=True"
+    ) from error
+  probabilities = keras.layers.Activation(
+    "sigmoid", dtype="float32", name="naive_bayes_probabilities"
+  )(wide.output)
   model = keras.Model(explain_model.inputs, probabilities, name="naive_bayes")
-  model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate),
-                loss=keras.losses.BinaryCrossentropy(),
-                metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+  model.compile(
+    optimizer=keras.optimizers.Adam(hp.learning_rate),
+    loss=keras.losses.BinaryCrossentropy(),
+    metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+  )
   return model
 
 
@@ -229,10 +266,10 @@ def token_embedding_layer(model: keras.Model) -> keras.layers.Embedding:
   return layer
 
 
-BUILDERS: Dict[str, Callable[[HParams], Models]] = {
-    "lstm_attention": build_lstm_attention,
-    "bilstm_attention": build_bilstm_attention,
-    "multi_head": build_multi_head,
+BUILDERS: dict[str, Callable[[HParams], Models]] = {
+  "lstm_attention": build_lstm_attention,
+  "bilstm_attention": build_bilstm_attention,
+  "multi_head": build_multi_head,
 }
 
 
@@ -267,15 +304,15 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     warmup = tf.cast(self.warmup_steps, tf.float32)
     after = self.after
     rest = after(step - warmup) if callable(after) else tf.constant(after, tf.float32)
-    return tf.where(step < warmup, self.peak * (step + 1.0) / warmup,
-                    tf.cast(rest, tf.float32))
+    return tf.where(step < warmup, self.peak * (step + 1.0) / warmup, tf.cast(rest, tf.float32))
 
   def get_config(self):
-    after = (keras.optimizers.schedules.serialize(self.after)
-             if isinstance(self.after, keras.optimizers.schedules.LearningRateSchedule)
-             else self.after)
-    return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after,
-            "name": self.name}
+    after = (
+      keras.optimizers.schedules.serialize(self.after)
+      if isinstance(self.after, keras.optimizers.schedules.LearningRateSchedule)
+      else self.after
+    )
+    return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after, "name": self.name}
 
   @classmethod
   def from_config(cls, config):
@@ -285,7 +322,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     return cls(**config)
 
 
-def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
+def learning_rate(hp: HParams, steps_per_epoch: int | None = None):
   """Adam's learning rate for ``hp`` over training steps (optimizer iterations).
 
   * ``lr_schedule="exponential"``: ``hp.learning_rate * hp.lr_decay ** epoch`` (staircase
@@ -309,19 +346,21 @@ def learning_rate(hp: HParams, steps_per_epoch: Optional[int] = None):
   if hp.lr_schedule == "cosine":
     decay_steps = hp.epochs * steps_per_epoch - warmup_steps
     if decay_steps < 1:
-      raise ValueError(f"warmup_epochs {warmup_epochs} leaves no step of the "
-                       f"{hp.epochs} epoch(s) for the cosine decay")
+      raise ValueError(
+        f"warmup_epochs {warmup_epochs} leaves no step of the "
+        f"{hp.epochs} epoch(s) for the cosine decay"
+      )
     schedule = keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps)
   elif hp.lr_decay == 1.0:
     schedule = hp.learning_rate
   else:
     schedule = keras.optimizers.schedules.ExponentialDecay(
-        hp.learning_rate, decay_steps=steps_per_epoch, decay_rate=hp.lr_decay,
-        staircase=True)
+      hp.learning_rate, decay_steps=steps_per_epoch, decay_rate=hp.lr_decay, staircase=True
+    )
   return LinearWarmup(hp.learning_rate, warmup_steps, schedule) if warmup_steps else schedule
 
 
-def build(hp: HParams, steps_per_epoch: Optional[int] = None) -> Models:
+def build(hp: HParams, steps_per_epoch: int | None = None) -> Models:
   """Builds and compiles ``hp.model`` (Adam, binary cross-entropy, accuracy and AUC).
 
   Call inside ``strategy.scope()`` for distributed training, and with the Keras
@@ -338,7 +377,8 @@ def build(hp: HParams, steps_per_epoch: Optional[int] = None) -> Models:
   keras.utils.set_random_seed(hp.seed)
   model, explain_model = BUILDERS[hp.model](hp)
   model.compile(
-      optimizer=keras.optimizers.Adam(learning_rate(hp, steps_per_epoch)),
-      loss=keras.losses.BinaryCrossentropy(),
-      metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
+    optimizer=keras.optimizers.Adam(learning_rate(hp, steps_per_epoch)),
+    loss=keras.losses.BinaryCrossentropy(),
+    metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+  )
   return model, explain_model

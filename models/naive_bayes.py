@@ -21,8 +21,6 @@ over it (22,500 reviews: 1.6 s on 2 cores) gives both classes' counts. The ratio
 with the model (a non-trainable weight), so serving needs nothing else.
 """
 
-from typing import Tuple
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
@@ -40,8 +38,9 @@ def num_features(input_dim: int, bigram_buckets: int) -> int:
   return input_dim + bigram_buckets
 
 
-def present_features(tokens: tf.Tensor, input_dim: int, bigram_buckets: int
-                     ) -> Tuple[tf.Tensor, tf.Tensor]:
+def present_features(
+  tokens: tf.Tensor, input_dim: int, bigram_buckets: int
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Each review's distinct features (binarized bag of tokens and bigrams).
 
   Args:
@@ -64,13 +63,15 @@ def present_features(tokens: tf.Tensor, input_dim: int, bigram_buckets: int
     real = tf.concat([real, has_bigram], axis=1)
   # Absent slots get the id one past the last feature, so they sort to the end.
   ids = tf.sort(tf.where(real, ids, tf.constant(total, tf.int64)), axis=1)
-  first = tf.concat([tf.ones_like(ids[:, :1], tf.bool),
-                     tf.not_equal(ids[:, 1:], ids[:, :-1])], axis=1)
+  first = tf.concat(
+    [tf.ones_like(ids[:, :1], tf.bool), tf.not_equal(ids[:, 1:], ids[:, :-1])], axis=1
+  )
   return ids, tf.logical_and(first, tf.less(ids, total))
 
 
-def log_count_ratios(dataset: tf.data.Dataset, input_dim: int, bigram_buckets: int,
-                     alpha: float = ALPHA) -> np.ndarray:
+def log_count_ratios(
+  dataset: tf.data.Dataset, input_dim: int, bigram_buckets: int, alpha: float = ALPHA
+) -> np.ndarray:
   """Naive-Bayes log-count ratios of every feature over ``dataset`` (one pass).
 
   Args:
@@ -96,12 +97,14 @@ def log_count_ratios(dataset: tf.data.Dataset, input_dim: int, bigram_buckets: i
   def count(x, y):
     ids, present = present_features(x[features.TOKENS_KEY], input_dim, bigram_buckets)
     labels = tf.cast(tf.reshape(y, [-1, 1]), tf.int64)
-    tf.debugging.assert_equal(tf.reduce_all((labels == 0) | (labels == 1)), True,
-                              message="naive-Bayes counts need labels 0 or 1")
+    tf.debugging.assert_equal(
+      tf.reduce_all((labels == 0) | (labels == 1)),
+      True,
+      message="naive-Bayes counts need labels 0 or 1",
+    )
     # Segment total + 1 collects the absent slots; class 1's segments follow class 0's.
     segments = tf.where(present, ids, total) + labels * (total + 1)
-    return tf.math.unsorted_segment_sum(tf.cast(present, tf.float64), segments,
-                                        2 * (total + 1))
+    return tf.math.unsorted_segment_sum(tf.cast(present, tf.float64), segments, 2 * (total + 1))
 
   counts = np.zeros(2 * (total + 1), np.float64)
   try:
@@ -110,11 +113,11 @@ def log_count_ratios(dataset: tf.data.Dataset, input_dim: int, bigram_buckets: i
   except tf.errors.InvalidArgumentError as error:
     raise ValueError(error.message) from error
   negative = counts[:total] + alpha
-  positive = counts[total + 1:2 * total + 1] + alpha
-  ratios = (np.log(positive / positive.sum()) - np.log(negative / negative.sum()))
+  positive = counts[total + 1 : 2 * total + 1] + alpha
+  ratios = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
   # A feature never seen has p/||p|| and q/||q|| differing only by the norms: its ratio
   # carries no evidence, so it is set to 0 (it then never moves the logit).
-  unseen = (counts[:total] == 0) & (counts[total + 1:2 * total + 1] == 0)
+  unseen = (counts[:total] == 0) & (counts[total + 1 : 2 * total + 1] == 0)
   ratios[unseen] = 0.0
   return ratios.astype(np.float32)
 
@@ -141,16 +144,18 @@ class NaiveBayesLogit(keras.layers.Layer):
     kwargs["dtype"] = "float32"
     super().__init__(**kwargs)
     if input_dim < 2 or bigram_buckets < 0:
-      raise ValueError(f"need input_dim >= 2 and bigram_buckets >= 0, got "
-                       f"input_dim={input_dim}, bigram_buckets={bigram_buckets}")
+      raise ValueError(
+        f"need input_dim >= 2 and bigram_buckets >= 0, got "
+        f"input_dim={input_dim}, bigram_buckets={bigram_buckets}"
+      )
     self.input_dim, self.bigram_buckets = input_dim, bigram_buckets
     self.num_features = num_features(input_dim, bigram_buckets)
 
   def build(self, input_shape):
-    self.ratios = self.add_weight("ratios", shape=[self.num_features],
-                                  initializer="zeros", trainable=False)
-    self.weights_ = self.add_weight("weights", shape=[self.num_features],
-                                    initializer="zeros")
+    self.ratios = self.add_weight(
+      "ratios", shape=[self.num_features], initializer="zeros", trainable=False
+    )
+    self.weights_ = self.add_weight("weights", shape=[self.num_features], initializer="zeros")
     self.bias = self.add_weight("bias", shape=[1], initializer="zeros")
     super().build(input_shape)
 
@@ -158,8 +163,7 @@ class NaiveBayesLogit(keras.layers.Layer):
     """Assigns the log-count ratios (float [num_features], from ``log_count_ratios``)."""
     ratios = np.asarray(ratios, np.float32)
     if ratios.shape != (self.num_features,):
-      raise ValueError(f"ratios must have shape ({self.num_features},), got "
-                       f"{ratios.shape}")
+      raise ValueError(f"ratios must have shape ({self.num_features},), got {ratios.shape}")
     self.ratios.assign(ratios)
 
   def call(self, inputs):
@@ -176,5 +180,8 @@ class NaiveBayesLogit(keras.layers.Layer):
     return None
 
   def get_config(self):
-    return {**super().get_config(), "input_dim": self.input_dim,
-            "bigram_buckets": self.bigram_buckets}
+    return {
+      **super().get_config(),
+      "input_dim": self.input_dim,
+      "bigram_buckets": self.bigram_buckets,
+    }

@@ -5,7 +5,8 @@ through the TransformGraph embedded in the exported SavedModel, at serving time,
 model sees identical token ids in training and in production (no training/serving skew).
 """
 
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -51,14 +52,14 @@ def _dense_column(tensor, default_value) -> tf.Tensor:
   """
   if isinstance(tensor, tf.sparse.SparseTensor):
     tensor = tf.sparse.to_dense(
-        tf.sparse.reset_shape(tensor, [tensor.dense_shape[0], 1]), default_value)
+      tf.sparse.reset_shape(tensor, [tensor.dense_shape[0], 1]), default_value
+    )
   elif isinstance(tensor, tf.RaggedTensor):
     tensor = tensor.to_tensor(default_value, shape=[None, 1])
   return tf.reshape(tensor, [-1])
 
 
-def select_head_tail(values: tf.RaggedTensor, max_length: int,
-                     head_tokens: int) -> tf.RaggedTensor:
+def select_head_tail(values: tf.RaggedTensor, max_length: int, head_tokens: int) -> tf.RaggedTensor:
   """Keeps rows of at most ``max_length`` whole; of a longer row keeps the first
   ``head_tokens`` and the last ``max_length - head_tokens`` values.
 
@@ -85,8 +86,9 @@ def select_head_tail(values: tf.RaggedTensor, max_length: int,
   return tf.ragged.boolean_mask(values, keep)
 
 
-def pad_or_truncate(ids: tf.RaggedTensor, max_length: int,
-                    head_tokens: Optional[int] = None) -> tf.Tensor:
+def pad_or_truncate(
+  ids: tf.RaggedTensor, max_length: int, head_tokens: int | None = None
+) -> tf.Tensor:
   """Truncates each row (head+tail, see ``select_head_tail``; only the head when
   ``head_tokens`` is None) and right-pads with ``PADDING_ID``.
 
@@ -100,21 +102,23 @@ def pad_or_truncate(ids: tf.RaggedTensor, max_length: int,
     int64 tensor [batch, max_length].
   """
   kept = select_head_tail(ids, max_length, max_length if head_tokens is None else head_tokens)
-  return kept.to_tensor(default_value=tf.constant(features.PADDING_ID, tf.int64),
-                        shape=[None, max_length])
+  return kept.to_tensor(
+    default_value=tf.constant(features.PADDING_ID, tf.int64), shape=[None, max_length]
+  )
 
 
-def pad_or_truncate_strings(words: tf.RaggedTensor, max_length: int,
-                            head_tokens: Optional[int] = None) -> tf.Tensor:
+def pad_or_truncate_strings(
+  words: tf.RaggedTensor, max_length: int, head_tokens: int | None = None
+) -> tf.Tensor:
   """String counterpart of ``pad_or_truncate``: [batch, (words)] -> [batch, max_length],
   right-padded with "" so position i lines up with token id i."""
-  kept = select_head_tail(words, max_length,
-                          max_length if head_tokens is None else head_tokens)
+  kept = select_head_tail(words, max_length, max_length if head_tokens is None else head_tokens)
   return kept.to_tensor(default_value="", shape=[None, max_length])
 
 
-def preprocessing_fn(inputs: Mapping[str, Any],
-                     custom_config: Optional[Dict[str, Any]] = None) -> Dict[str, tf.Tensor]:
+def preprocessing_fn(
+  inputs: Mapping[str, Any], custom_config: dict[str, Any] | None = None
+) -> dict[str, tf.Tensor]:
   """tf.Transform preprocessing_fn.
 
   Args:
@@ -136,10 +140,14 @@ def preprocessing_fn(inputs: Mapping[str, Any],
   # The vocabulary analyzer sees whatever split Transform analyzes: the pipeline sets
   # SplitsConfig(analyze=["train"]) so eval/test never influence it.
   ids = tft.compute_and_apply_vocabulary(
-      words, top_k=hp.vocab_size, num_oov_buckets=hp.num_oov_buckets,
-      vocab_filename=features.VOCABULARY_NAME)
+    words,
+    top_k=hp.vocab_size,
+    num_oov_buckets=hp.num_oov_buckets,
+    vocab_filename=features.VOCABULARY_NAME,
+  )
   outputs = {features.TOKENS_KEY: pad_or_truncate(ids + 1, hp.max_length, hp.head_tokens)}
   if features.LABEL_KEY in inputs:
     outputs[features.LABEL_KEY] = _dense_column(
-        inputs[features.LABEL_KEY], default_value=tf.constant(-1, tf.int64))
+      inputs[features.LABEL_KEY], default_value=tf.constant(-1, tf.int64)
+    )
   return outputs

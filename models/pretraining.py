@@ -36,7 +36,7 @@ import os
 import tempfile
 import time
 import zlib
-from typing import Iterator, List, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -64,7 +64,7 @@ def _stable_hash(text: str) -> int:
   return zlib.crc32(text.encode("utf-8"))
 
 
-def id_words(vocabulary: Sequence[bytes], hp: HParams) -> List[str]:
+def id_words(vocabulary: Sequence[bytes], hp: HParams) -> list[str]:
   """The word of each token id: ``result[i]`` for id i in [0, hp.embedding_input_dim).
 
   Id 0 (padding) is ``""``; ids 1..len(vocabulary) the vocabulary's words; the next
@@ -75,19 +75,22 @@ def id_words(vocabulary: Sequence[bytes], hp: HParams) -> List[str]:
     ValueError: the vocabulary is longer than ``hp.vocab_size``.
   """
   if len(vocabulary) > hp.vocab_size:
-    raise ValueError(f"the vocabulary has {len(vocabulary)} words, more than vocab_size "
-                     f"{hp.vocab_size}: the TransformGraph was built with other "
-                     "hyperparameters")
-  words = [""] + [w.decode("utf-8", errors="replace") if isinstance(w, bytes) else w
-                  for w in vocabulary]
+    raise ValueError(
+      f"the vocabulary has {len(vocabulary)} words, more than vocab_size "
+      f"{hp.vocab_size}: the TransformGraph was built with other "
+      "hyperparameters"
+    )
+  words = [""] + [
+    w.decode("utf-8", errors="replace") if isinstance(w, bytes) else w for w in vocabulary
+  ]
   words += [f"<oov:{b}>" for b in range(hp.num_oov_buckets)]
   words += [f"<unused:{i}>" for i in range(len(words), hp.embedding_input_dim)]
   return words
 
 
-def token_id_sequences(file_patterns: Sequence[str],
-                       tf_transform_output: tft.TFTransformOutput
-                       ) -> Iterator[np.ndarray]:
+def token_id_sequences(
+  file_patterns: Sequence[str], tf_transform_output: tft.TFTransformOutput
+) -> Iterator[np.ndarray]:
   """The token ids of every raw review in ``file_patterns`` (GZIP TFRecords of tf.Example
   with ``text``; ``label`` may be absent), through the TransformGraph.
 
@@ -110,7 +113,7 @@ def token_id_sequences(file_patterns: Sequence[str],
       yield row[row != features.PADDING_ID]
 
 
-def train_word2vec(sentences: List[List[str]], hp: HParams):
+def train_word2vec(sentences: list[list[str]], hp: HParams):
   """Skip-gram with negative sampling over ``sentences`` (lists of words).
 
   Args:
@@ -125,13 +128,24 @@ def train_word2vec(sentences: List[List[str]], hp: HParams):
     ValueError: ``sentences`` holds no word.
   """
   from gensim.models import Word2Vec
+
   if not any(sentences):
-    raise ValueError("no tokens to pretrain the embedding on: the train and unlabelled "
-                     "splits are empty")
-  model = Word2Vec(sentences, vector_size=hp.embedding_dim, window=hp.word2vec_window,
-                   negative=hp.word2vec_negative, epochs=hp.word2vec_epochs, sg=1,
-                   min_count=1, sample=hp.word2vec_sample, workers=1, seed=hp.seed,
-                   hashfxn=_stable_hash)
+    raise ValueError(
+      "no tokens to pretrain the embedding on: the train and unlabelled splits are empty"
+    )
+  model = Word2Vec(
+    sentences,
+    vector_size=hp.embedding_dim,
+    window=hp.word2vec_window,
+    negative=hp.word2vec_negative,
+    epochs=hp.word2vec_epochs,
+    sg=1,
+    min_count=1,
+    sample=hp.word2vec_sample,
+    workers=1,
+    seed=hp.seed,
+    hashfxn=_stable_hash,
+  )
   return model.wv
 
 
@@ -151,11 +165,13 @@ def embedding_matrix(word_vectors, words: Sequence[str], hp: HParams) -> np.ndar
     ValueError: the vectors are not ``hp.embedding_dim`` wide.
   """
   if word_vectors.vector_size != hp.embedding_dim:
-    raise ValueError(f"word vectors of size {word_vectors.vector_size} for embedding_dim "
-                     f"{hp.embedding_dim}")
+    raise ValueError(
+      f"word vectors of size {word_vectors.vector_size} for embedding_dim {hp.embedding_dim}"
+    )
   rng = np.random.default_rng(hp.seed)
-  matrix = rng.uniform(-_UNSEEN_SCALE, _UNSEEN_SCALE,
-                       (hp.embedding_input_dim, hp.embedding_dim)).astype(np.float32)
+  matrix = rng.uniform(
+    -_UNSEEN_SCALE, _UNSEEN_SCALE, (hp.embedding_input_dim, hp.embedding_dim)
+  ).astype(np.float32)
   matrix[features.PADDING_ID] = 0.0
   for token_id, word in enumerate(words):
     if token_id != features.PADDING_ID and word in word_vectors.key_to_index:
@@ -177,19 +193,24 @@ def load_embeddings(base_model_dir: str, hp: HParams) -> np.ndarray:
   """
   path = os.path.join(base_model_dir, EMBEDDINGS_FILE)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"the base model {base_model_dir} has no {EMBEDDINGS_FILE}: "
-                            "it is not an EmbeddingTrainer output")
+    raise FileNotFoundError(
+      f"the base model {base_model_dir} has no {EMBEDDINGS_FILE}: "
+      "it is not an EmbeddingTrainer output"
+    )
   with tf.io.gfile.GFile(path, "rb") as f:
     matrix = np.load(f)
   expected = (hp.embedding_input_dim, hp.embedding_dim)
   if matrix.shape != expected:
-    raise ValueError(f"pretrained embeddings in {path} are {matrix.shape}, the model needs "
-                     f"{expected} (vocab_size + num_oov_buckets + 1, embedding_dim)")
+    raise ValueError(
+      f"pretrained embeddings in {path} are {matrix.shape}, the model needs "
+      f"{expected} (vocab_size + num_oov_buckets + 1, embedding_dim)"
+    )
   return matrix.astype(np.float32)
 
 
-def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams,
-             model_dir: str, run_dir: str) -> dict:
+def pretrain(
+  file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams, model_dir: str, run_dir: str
+) -> dict:
   """Word2vec over the raw reviews of ``file_patterns`` (the ``train`` and ``unlabelled``
   splits' GZIP TFRecords), written as described in the module docstring: the table and
   the vectors to ``model_dir``, ``pretraining_summary.json`` to ``run_dir``. Runs on the
@@ -206,12 +227,14 @@ def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams
   tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   words = id_words(tf_transform_output.vocabulary_by_name(features.VOCABULARY_NAME), hp)
   started = time.monotonic()
-  sentences = [[words[i] for i in ids] for ids in
-               token_id_sequences(file_patterns, tf_transform_output)]
+  sentences = [
+    [words[i] for i in ids] for ids in token_id_sequences(file_patterns, tf_transform_output)
+  ]
   tokens = sum(len(s) for s in sentences)
   read_seconds = time.monotonic() - started
-  logging.info("word2vec corpus: %d reviews, %d tokens (%.1f s)", len(sentences), tokens,
-               read_seconds)
+  logging.info(
+    "word2vec corpus: %d reviews, %d tokens (%.1f s)", len(sentences), tokens, read_seconds
+  )
   started = time.monotonic()
   word_vectors = train_word2vec(sentences, hp)
   train_seconds = time.monotonic() - started
@@ -219,22 +242,27 @@ def pretrain(file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams
   # fills exactly one row.
   matrix = embedding_matrix(word_vectors, words, hp)
   tf.io.gfile.makedirs(model_dir)
-  with tf.io.gfile.GFile(os.path.join(model_dir, EMBEDDINGS_FILE),
-                         "wb") as f:
+  with tf.io.gfile.GFile(os.path.join(model_dir, EMBEDDINGS_FILE), "wb") as f:
     np.save(f, matrix)
   with tempfile.TemporaryDirectory() as local:
     # gensim writes local files; tf.io.gfile copies to any pipeline root (gs://, ...).
     word_vectors.save_word2vec_format(os.path.join(local, WORD_VECTORS_FILE), binary=True)
-    tf.io.gfile.copy(os.path.join(local, WORD_VECTORS_FILE),
-                     os.path.join(model_dir, WORD_VECTORS_FILE),
-                     overwrite=True)
+    tf.io.gfile.copy(
+      os.path.join(local, WORD_VECTORS_FILE),
+      os.path.join(model_dir, WORD_VECTORS_FILE),
+      overwrite=True,
+    )
   summary = {
-      "reviews": len(sentences), "tokens": tokens,
-      "read_seconds": round(read_seconds, 3), "word2vec_seconds": round(train_seconds, 3),
-      "word2vec_tokens_per_second": round(tokens * hp.word2vec_epochs / train_seconds, 1)
-                                    if train_seconds > 0 else None,
-      "rows": int(matrix.shape[0]), "rows_from_word2vec": len(word_vectors.key_to_index),
-      "hparams": hp.pretraining_custom_config()["hparams"],
+    "reviews": len(sentences),
+    "tokens": tokens,
+    "read_seconds": round(read_seconds, 3),
+    "word2vec_seconds": round(train_seconds, 3),
+    "word2vec_tokens_per_second": round(tokens * hp.word2vec_epochs / train_seconds, 1)
+    if train_seconds > 0
+    else None,
+    "rows": int(matrix.shape[0]),
+    "rows_from_word2vec": len(word_vectors.key_to_index),
+    "hparams": hp.pretraining_custom_config()["hparams"],
   }
   throughput.write_summary(run_dir, summary, SUMMARY_FILE)
   logging.info("word2vec: %s", summary)

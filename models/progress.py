@@ -8,7 +8,7 @@ returns, and the pipeline's progress lines, written from another thread
 
 import sys
 import time
-from typing import Dict, Optional, TextIO
+from typing import TextIO
 
 import tf_keras as keras
 import tqdm
@@ -33,48 +33,55 @@ class TrainingProgress(keras.callbacks.Callback):
     name: what the lines start with.
   """
 
-  def __init__(self, epochs: int, steps_per_epoch: int, stream: Optional[TextIO] = None,
-               name: str = "Trainer"):
+  def __init__(
+    self, epochs: int, steps_per_epoch: int, stream: TextIO | None = None, name: str = "Trainer"
+  ):
     super().__init__()
     self.epochs = epochs
     self.steps_per_epoch = steps_per_epoch
     self.name = name
     self.lines = []
     self._stream = stream
-    self._bar: Optional[tqdm.tqdm] = None
+    self._bar: tqdm.tqdm | None = None
     self._started = 0.0
 
   @property
   def stream(self) -> TextIO:
     return self._stream or sys.stdout
 
-  def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, float]] = None) -> None:
+  def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
     self._started = time.perf_counter()
     if _isatty(self.stream):
-      self._bar = tqdm.tqdm(total=self.steps_per_epoch, file=self.stream, unit="step",
-                            desc=f"{self.name} epoch {epoch + 1}/{self.epochs}",
-                            leave=False, dynamic_ncols=True)
+      self._bar = tqdm.tqdm(
+        total=self.steps_per_epoch,
+        file=self.stream,
+        unit="step",
+        desc=f"{self.name} epoch {epoch + 1}/{self.epochs}",
+        leave=False,
+        dynamic_ncols=True,
+      )
 
-  def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, float]] = None) -> None:
+  def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
     if self._bar is None:
       return
     self._bar.update(1)
     if logs and batch % _POSTFIX_EVERY == 0:
       self._bar.set_postfix({k: f"{float(v):.4f}" for k, v in logs.items()}, refresh=False)
 
-  def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, float]] = None) -> None:
+  def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
     if self._bar is not None:
       self._bar.close()
       self._bar = None
-    metrics = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items())
-                        if k != "lr")
-    line = (f"{self.name} epoch {epoch + 1}/{self.epochs}: "
-            f"{time.perf_counter() - self._started:.1f} s, {metrics}")
+    metrics = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()) if k != "lr")
+    line = (
+      f"{self.name} epoch {epoch + 1}/{self.epochs}: "
+      f"{time.perf_counter() - self._started:.1f} s, {metrics}"
+    )
     self.lines.append(line)
     tqdm.tqdm.write(line, file=self.stream)
     self.stream.flush()
 
-  def on_train_end(self, logs: Optional[Dict[str, float]] = None) -> None:
+  def on_train_end(self, logs: dict[str, float] | None = None) -> None:
     if self._bar is not None:
       self._bar.close()
       self._bar = None

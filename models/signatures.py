@@ -22,16 +22,15 @@ requests for ``predict_text``, ``serving_default`` and ``classify`` (``core.warm
 """
 
 import os
-from typing import Dict, Mapping
+from collections.abc import Mapping
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from core import features
+from core import features, warmup
 from models import preprocessing
 from models.hparams import HParams
-from core import warmup
 
 DECISION_THRESHOLD = 0.5
 CLASS_NAMES = ("negative", "positive")
@@ -42,7 +41,7 @@ def _as_raw_feature(values: tf.Tensor, spec) -> tf.Tensor:
   """Shapes a [batch] tensor the way Transform's raw feature spec expects it."""
   if isinstance(spec, tf.io.VarLenFeature):
     return tf.sparse.from_dense(tf.reshape(values, [-1, 1]))
-  return tf.reshape(values, [-1] + list(spec.shape))
+  return tf.reshape(values, [-1, *list(spec.shape)])
 
 
 class ExportModule(tf.Module):
@@ -55,8 +54,9 @@ class ExportModule(tf.Module):
   would load and keep in memory for nothing.
   """
 
-  def __init__(self, explain_model: keras.Model,
-               tf_transform_output: tft.TFTransformOutput, hp: HParams):
+  def __init__(
+    self, explain_model: keras.Model, tf_transform_output: tft.TFTransformOutput, hp: HParams
+  ):
     super().__init__()
     self.explain_model = explain_model
     self.tft_layer = tf_transform_output.transform_features_layer()
@@ -80,13 +80,14 @@ class ExportModule(tf.Module):
     token_ids = self._transform_text(text)
     probabilities, weights = self.explain_model(token_ids, training=False)
     probabilities = tf.reshape(probabilities, [-1])
-    words = preprocessing.pad_or_truncate_strings(preprocessing.tokenize(text),
-                                                  self._max_length, self._head_tokens)
+    words = preprocessing.pad_or_truncate_strings(
+      preprocessing.tokenize(text), self._max_length, self._head_tokens
+    )
     return {
-        "probabilities": probabilities,
-        "label": tf.cast(probabilities >= DECISION_THRESHOLD, tf.int64),
-        "attention_weights": tf.cast(weights, tf.float32),
-        "tokens": words,
+      "probabilities": probabilities,
+      "label": tf.cast(probabilities >= DECISION_THRESHOLD, tf.int64),
+      "attention_weights": tf.cast(weights, tf.float32),
+      "tokens": words,
     }
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
@@ -101,18 +102,21 @@ class ExportModule(tf.Module):
     raw = tf.io.parse_example(examples, self._raw_spec)
     return self.tft_layer(raw)
 
-  def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+  def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
     return {
-        "serving_default": self.serve_examples.get_concrete_function(),
-        "predict_text": self.predict_text.get_concrete_function(),
-        "classify": self.classify.get_concrete_function(),
-        "transform_features": self.transform_features.get_concrete_function(),
+      "serving_default": self.serve_examples.get_concrete_function(),
+      "predict_text": self.predict_text.get_concrete_function(),
+      "classify": self.classify.get_concrete_function(),
+      "transform_features": self.transform_features.get_concrete_function(),
     }
 
 
-def export_saved_model(explain_model: keras.Model,
-                       tf_transform_output: tft.TFTransformOutput, hp: HParams,
-                       export_dir: str) -> None:
+def export_saved_model(
+  explain_model: keras.Model,
+  tf_transform_output: tft.TFTransformOutput,
+  hp: HParams,
+  export_dir: str,
+) -> None:
   """Saves the explanation model (its weights only, no optimizer state; see
   ``ExportModule``) with the signatures above to ``export_dir`` (tf.saved_model.save),
   marks ``classify`` as a classification signature and writes the warmup requests."""
@@ -132,6 +136,7 @@ def set_method_names(export_dir: str, method_names: Mapping[str, str]) -> None:
     KeyError: a signature in ``method_names`` is not in the SavedModel.
   """
   from tensorflow.core.protobuf import saved_model_pb2
+
   path = os.path.join(export_dir, "saved_model.pb")
   saved_model = saved_model_pb2.SavedModel()
   with tf.io.gfile.GFile(path, "rb") as f:
@@ -139,8 +144,9 @@ def set_method_names(export_dir: str, method_names: Mapping[str, str]) -> None:
   for meta_graph in saved_model.meta_graphs:
     for name, method_name in method_names.items():
       if name not in meta_graph.signature_def:
-        raise KeyError(f"signature {name!r} is not in {path}; it has "
-                       f"{sorted(meta_graph.signature_def)}")
+        raise KeyError(
+          f"signature {name!r} is not in {path}; it has {sorted(meta_graph.signature_def)}"
+        )
       meta_graph.signature_def[name].method_name = method_name
   with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
     f.write(saved_model.SerializeToString())

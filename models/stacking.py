@@ -29,7 +29,6 @@ gets the same weights): a three-parameter convex fit with nothing of ours to mai
 """
 
 import dataclasses
-from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -38,8 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 from core import features
-from models.model import HALF_LOGITS_LAYER
-from models.model import STACKING_LAYER
+from models.model import HALF_LOGITS_LAYER, STACKING_LAYER
 
 # Inverse L2 strength of the stacking fit (scikit-learn's default): on ~2,500 eval
 # reviews and three parameters it barely regularizes, but keeps the weights finite when
@@ -65,13 +63,14 @@ class StackingFit:
       eval (each fold scored by a fit on the others): the honest estimate; None when a
       class has fewer than ``CV_FOLDS`` reviews.
   """
+
   attention_weight: float
   naive_bayes_weight: float
   intercept: float
   fitted: bool
   eval_examples: int
   eval_accuracy: dict
-  stacked_cv_accuracy: Optional[float]
+  stacked_cv_accuracy: float | None
 
   def as_dict(self) -> dict:
     """JSON-able fields (for ``training_summary.json``)."""
@@ -88,13 +87,15 @@ def half_logits_model(explain_model: keras.Model) -> keras.Model:
   try:
     both = explain_model.get_layer(HALF_LOGITS_LAYER).output
   except ValueError as error:
-    raise ValueError(f"{explain_model.name} has no {HALF_LOGITS_LAYER!r} layer; build it "
-                     "with nb_wide=True") from error
+    raise ValueError(
+      f"{explain_model.name} has no {HALF_LOGITS_LAYER!r} layer; build it with nb_wide=True"
+    ) from error
   return keras.Model(explain_model.inputs, both, name="half_logits")
 
 
-def half_logits(explain_model: keras.Model, dataset: tf.data.Dataset
-                ) -> Tuple[np.ndarray, np.ndarray]:
+def half_logits(
+  explain_model: keras.Model, dataset: tf.data.Dataset
+) -> tuple[np.ndarray, np.ndarray]:
   """The two halves' logits and the labels of every review in ``dataset``.
 
   Args:
@@ -122,12 +123,13 @@ def half_logits(explain_model: keras.Model, dataset: tf.data.Dataset
     labels.append(np.reshape(y.numpy(), [-1]))
   if not logits:
     return np.zeros([0, 2]), np.zeros([0], np.int64)
-  return (np.concatenate(logits).astype(np.float64),
-          np.rint(np.concatenate(labels)).astype(np.int64))
+  return (
+    np.concatenate(logits).astype(np.float64),
+    np.rint(np.concatenate(labels)).astype(np.int64),
+  )
 
 
-def fit_stacking(logits: np.ndarray, labels: np.ndarray, c: float = STACKING_C
-                 ) -> StackingFit:
+def fit_stacking(logits: np.ndarray, labels: np.ndarray, c: float = STACKING_C) -> StackingFit:
   """Fits z = a * logits[:, 0] + b * logits[:, 1] + intercept by L2-regularized logistic
   regression (see the module docstring).
 
@@ -144,8 +146,7 @@ def fit_stacking(logits: np.ndarray, labels: np.ndarray, c: float = STACKING_C
   """
   logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
   if logits.ndim != 2 or logits.shape[1] != 2 or labels.shape != (logits.shape[0],):
-    raise ValueError(f"need logits [n, 2] and labels [n], got {logits.shape} and "
-                     f"{labels.shape}")
+    raise ValueError(f"need logits [n, 2] and labels [n], got {logits.shape} and {labels.shape}")
   if not logits.shape[0]:
     raise ValueError("no eval reviews to fit the stacking on")
   if not np.isin(labels, (0, 1)).all():
@@ -154,27 +155,46 @@ def fit_stacking(logits: np.ndarray, labels: np.ndarray, c: float = STACKING_C
     raise ValueError(f"c must be > 0, got {c}")
   counts = np.bincount(labels, minlength=2)
   if counts.min() == 0:
-    return StackingFit(0.5, 0.5, 0.0, False, int(labels.size),
-                       accuracies(logits, labels, 0.5, 0.5, 0.0), None)
-  regression = lambda: LogisticRegression(C=c, tol=1e-10, max_iter=1000)
+    return StackingFit(
+      0.5, 0.5, 0.0, False, int(labels.size), accuracies(logits, labels, 0.5, 0.5, 0.0), None
+    )
+
+  def regression():
+    return LogisticRegression(C=c, tol=1e-10, max_iter=1000)
+
   fit = regression().fit(logits, labels)
   a, b, intercept = float(fit.coef_[0][0]), float(fit.coef_[0][1]), float(fit.intercept_[0])
-  cv = (float(cross_val_score(regression(), logits, labels, cv=CV_FOLDS).mean())
-        if counts.min() >= CV_FOLDS else None)
-  return StackingFit(a, b, intercept, True, int(labels.size),
-                     accuracies(logits, labels, a, b, intercept), cv)
+  cv = (
+    float(cross_val_score(regression(), logits, labels, cv=CV_FOLDS).mean())
+    if counts.min() >= CV_FOLDS
+    else None
+  )
+  return StackingFit(
+    a, b, intercept, True, int(labels.size), accuracies(logits, labels, a, b, intercept), cv
+  )
 
 
-def accuracies(logits: np.ndarray, labels: np.ndarray, attention_weight: float,
-               naive_bayes_weight: float, intercept: float) -> dict:
+def accuracies(
+  logits: np.ndarray,
+  labels: np.ndarray,
+  attention_weight: float,
+  naive_bayes_weight: float,
+  intercept: float,
+) -> dict:
   """Accuracy (fraction of ``labels`` matched, a logit > 0 meaning 1) of the
   ``attention`` logit (``logits[:, 0]``) and the ``naive_bayes`` logit (``logits[:, 1]``)
   alone, of their ``mean`` and of the ``stacked`` logit with the given weights."""
   logits, positive = np.asarray(logits, np.float64), np.asarray(labels) == 1
-  accuracy = lambda z: float(np.mean((z > 0) == positive))
-  return {"attention": accuracy(logits[:, 0]), "naive_bayes": accuracy(logits[:, 1]),
-          "mean": accuracy(logits.mean(axis=1)),
-          "stacked": accuracy(logits @ [attention_weight, naive_bayes_weight] + intercept)}
+
+  def accuracy(z):
+    return float(np.mean((z > 0) == positive))
+
+  return {
+    "attention": accuracy(logits[:, 0]),
+    "naive_bayes": accuracy(logits[:, 1]),
+    "mean": accuracy(logits.mean(axis=1)),
+    "stacked": accuracy(logits @ [attention_weight, naive_bayes_weight] + intercept),
+  }
 
 
 def set_stacking(explain_model: keras.Model, fit: StackingFit) -> None:
@@ -186,8 +206,12 @@ def set_stacking(explain_model: keras.Model, fit: StackingFit) -> None:
   try:
     layer = explain_model.get_layer(STACKING_LAYER)
   except ValueError as error:
-    raise ValueError(f"{explain_model.name} has no {STACKING_LAYER!r} layer; build it "
-                     "with nb_wide=True") from error
-  layer.set_weights([np.array([[fit.attention_weight], [fit.naive_bayes_weight]],
-                              np.float32),
-                     np.array([fit.intercept], np.float32)])
+    raise ValueError(
+      f"{explain_model.name} has no {STACKING_LAYER!r} layer; build it with nb_wide=True"
+    ) from error
+  layer.set_weights(
+    [
+      np.array([[fit.attention_weight], [fit.naive_bayes_weight]], np.float32),
+      np.array([fit.intercept], np.float32),
+    ]
+  )

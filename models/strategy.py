@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
@@ -34,24 +35,30 @@ class StrategyUnavailableError(RuntimeError):
 def _tpu_configured() -> bool:
   # Constructing TPUClusterResolver() with no hint queries the GCE metadata server, which
   # hangs off Google Cloud; only try when a TPU is named or a TPU VM's devices exist.
-  return bool(os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0") or bool(
-      os.environ.get("COLAB_TPU_ADDR"))
+  return (
+    bool(os.environ.get("TPU_NAME"))
+    or os.path.exists("/dev/accel0")
+    or bool(os.environ.get("COLAB_TPU_ADDR"))
+  )
 
 
 def _tpu_strategy() -> tf.distribute.Strategy:
   if not _tpu_configured():
     raise StrategyUnavailableError(
-        "no TPU configured: set TPU_NAME to your TPU's name or grpc:// address, or run on a "
-        "Cloud TPU VM; use --strategy auto to fall back to GPU/CPU")
+      "no TPU configured: set TPU_NAME to your TPU's name or grpc:// address, or run on a "
+      "Cloud TPU VM; use --strategy auto to fall back to GPU/CPU"
+    )
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu=os.environ.get("TPU_NAME", "local" if os.path.exists("/dev/accel0") else None))
+      tpu=os.environ.get("TPU_NAME", "local" if os.path.exists("/dev/accel0") else None)
+    )
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
   except (ValueError, RuntimeError, tf.errors.OpError) as e:
     raise StrategyUnavailableError(
-        f"no TPU reachable ({e}); set TPU_NAME to your TPU's name or address, run on a "
-        "TPU VM, or use --strategy auto") from e
+      f"no TPU reachable ({e}); set TPU_NAME to your TPU's name or address, run on a "
+      "TPU VM, or use --strategy auto"
+    ) from e
   return tf.distribute.TPUStrategy(resolver)
 
 
@@ -63,9 +70,10 @@ def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
     role = role_from_tf_config(config)
   except (KeyError, TypeError, ValueError) as e:
     raise StrategyUnavailableError(
-        "--strategy multi_worker needs TF_CONFIG with a 'cluster' spec and this worker's "
-        f"'task' ({type(e).__name__}: {e}; see "
-        "https://www.tensorflow.org/guide/distributed_training#TF_CONFIG)") from e
+      "--strategy multi_worker needs TF_CONFIG with a 'cluster' spec and this worker's "
+      f"'task' ({type(e).__name__}: {e}; see "
+      "https://www.tensorflow.org/guide/distributed_training#TF_CONFIG)"
+    ) from e
   logging.info("MultiWorkerMirroredStrategy over cluster %s as %s", cluster, role)
   return tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -118,8 +126,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   raise ValueError(f"unknown strategy {name!r}")
 
 
-def precision_policy(strategy: tf.distribute.Strategy, mixed_precision: bool
-                     ) -> Optional[str]:
+def precision_policy(strategy: tf.distribute.Strategy, mixed_precision: bool) -> str | None:
   """The Keras mixed-precision policy to train ``strategy``'s model under.
 
   Mixed precision (Micikevicius et al. 2018; TensorFlow's mixed precision guide,
@@ -141,12 +148,13 @@ def precision_policy(strategy: tf.distribute.Strategy, mixed_precision: bool
   if tf.config.list_logical_devices("GPU"):
     return "mixed_float16"
   raise StrategyUnavailableError(
-      "mixed_precision needs a GPU (mixed_float16) or a TPU (mixed_bfloat16); none is "
-      "visible here: drop --hparam mixed_precision=true to train in float32")
+    "mixed_precision needs a GPU (mixed_float16) or a TPU (mixed_bfloat16); none is "
+    "visible here: drop --hparam mixed_precision=true to train in float32"
+  )
 
 
 @contextlib.contextmanager
-def keras_precision_policy(policy: Optional[str]) -> Iterator[None]:
+def keras_precision_policy(policy: str | None) -> Iterator[None]:
   """Sets Keras's global dtype policy to ``policy`` for the block (None: unchanged) and
   restores the previous one afterwards, also on error."""
   if policy is None:
@@ -173,8 +181,8 @@ class WorkerRole:
       ``worker`` 0 when the cluster has no chief, or the only process.
   """
 
-  task_type: Optional[str] = None
-  task_id: Optional[int] = None
+  task_type: str | None = None
+  task_id: int | None = None
   num_workers: int = 1
   is_chief: bool = True
 
@@ -182,8 +190,9 @@ class WorkerRole:
 SINGLE_WORKER = WorkerRole()
 
 
-def role_in_cluster(cluster: Mapping[str, Sequence[str]], task_type: Optional[str],
-                    task_id: Optional[int]) -> WorkerRole:
+def role_in_cluster(
+  cluster: Mapping[str, Sequence[str]], task_type: str | None, task_id: int | None
+) -> WorkerRole:
   """The role of task ``task_type``/``task_id`` in ``cluster``.
 
   Args:
@@ -208,28 +217,37 @@ def role_in_cluster(cluster: Mapping[str, Sequence[str]], task_type: Optional[st
     return SINGLE_WORKER
   others = sorted(set(cluster) - set(TRAINING_TASK_TYPES))
   if others:
-    raise ValueError(f"cluster has job(s) {others}; MultiWorkerMirroredStrategy trains on "
-                     f"{' and '.join(TRAINING_TASK_TYPES)} tasks only")
+    raise ValueError(
+      f"cluster has job(s) {others}; MultiWorkerMirroredStrategy trains on "
+      f"{' and '.join(TRAINING_TASK_TYPES)} tasks only"
+    )
   if len(cluster.get("chief", [])) > 1:
     raise ValueError(f"cluster has {len(cluster['chief'])} chief tasks; at most one")
   if task_type is None:
     raise ValueError(f"TF_CONFIG has a cluster {cluster} but no task type for this worker")
   if task_type not in cluster:
-    raise ValueError(f"task type {task_type!r} is not a job of the cluster "
-                     f"(jobs: {sorted(cluster)})")
+    raise ValueError(
+      f"task type {task_type!r} is not a job of the cluster (jobs: {sorted(cluster)})"
+    )
   if isinstance(task_id, bool) or not isinstance(task_id, int):
     raise ValueError(f"task index must be an integer, got {task_id!r}")
   if not 0 <= task_id < len(cluster[task_type]):
-    raise ValueError(f"task index {task_id} out of range: the cluster has "
-                     f"{len(cluster[task_type])} {task_type!r} task(s)")
-  is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0
-                                      and "chief" not in cluster)
-  return WorkerRole(task_type=task_type, task_id=task_id,
-                    num_workers=sum(len(tasks) for tasks in cluster.values()),
-                    is_chief=is_chief)
+    raise ValueError(
+      f"task index {task_id} out of range: the cluster has "
+      f"{len(cluster[task_type])} {task_type!r} task(s)"
+    )
+  is_chief = task_type == "chief" or (
+    task_type == "worker" and task_id == 0 and "chief" not in cluster
+  )
+  return WorkerRole(
+    task_type=task_type,
+    task_id=task_id,
+    num_workers=sum(len(tasks) for tasks in cluster.values()),
+    is_chief=is_chief,
+  )
 
 
-def role_from_tf_config(tf_config: Union[None, str, Mapping[str, Any]]) -> WorkerRole:
+def role_from_tf_config(tf_config: str | Mapping[str, Any] | None) -> WorkerRole:
   """The role a ``TF_CONFIG`` value gives this process.
 
   Args:
@@ -256,8 +274,7 @@ def role_from_tf_config(tf_config: Union[None, str, Mapping[str, Any]]) -> Worke
   task = tf_config.get("task") or {}
   if not isinstance(task, Mapping):
     raise ValueError(f"TF_CONFIG 'task' must be an object, got {task!r}")
-  return role_in_cluster(tf_config.get("cluster") or {}, task.get("type"),
-                         task.get("index"))
+  return role_in_cluster(tf_config.get("cluster") or {}, task.get("type"), task.get("index"))
 
 
 def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
@@ -270,8 +287,7 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
   resolver = getattr(strategy, "cluster_resolver", None)
   if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
     return SINGLE_WORKER
-  return role_in_cluster(resolver.cluster_spec().as_dict(), resolver.task_type,
-                         resolver.task_id)
+  return role_in_cluster(resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id)
 
 
 @contextlib.contextmanager
@@ -289,8 +305,13 @@ def worker_write_dir(path: str, role: WorkerRole) -> Iterator[str]:
     yield path
     return
   temp_dir = tempfile.mkdtemp(prefix=f"workertemp_{role.task_type}_{role.task_id}_")
-  logging.info("Task %s %s is not the chief: writing %s into %s (removed afterwards)",
-               role.task_type, role.task_id, path, temp_dir)
+  logging.info(
+    "Task %s %s is not the chief: writing %s into %s (removed afterwards)",
+    role.task_type,
+    role.task_id,
+    path,
+    temp_dir,
+  )
   try:
     yield temp_dir
   finally:
@@ -313,8 +334,9 @@ def wait_for_workers(strategy: tf.distribute.Strategy, role: WorkerRole) -> None
   if role.num_workers <= 1:
     return
   replicas = strategy.num_replicas_in_sync
-  total = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                          strategy.run(lambda: tf.constant(1.0)), axis=None)
-  if int(round(float(total))) != replicas:
+  total = strategy.reduce(
+    tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None
+  )
+  if round(float(total)) != replicas:
     raise RuntimeError(f"barrier counted {float(total)} replicas, expected {replicas}")
   logging.info("All %d workers (%d replicas) have finished", role.num_workers, replicas)

@@ -10,7 +10,7 @@ are the same measurement.
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
@@ -40,12 +40,12 @@ class ThroughputCallback(keras.callbacks.Callback):
     super().__init__()
     self.global_batch_size = global_batch_size
     self.warmup_steps = warmup_steps
-    self.epoch_seconds: List[float] = []
+    self.epoch_seconds: list[float] = []
     self.steady_steps = 0
     self.steady_seconds = 0.0
     self._steps = 0
     self._epoch_start = 0.0
-    self._clock: Optional[float] = None
+    self._clock: float | None = None
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch_start = time.perf_counter()
@@ -68,34 +68,32 @@ class ThroughputCallback(keras.callbacks.Callback):
     self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
 
   @property
-  def examples_per_second(self) -> Optional[float]:
+  def examples_per_second(self) -> float | None:
     """Steady-state training examples/s, or None before any steady step."""
     if not self.steady_steps or self.steady_seconds <= 0:
       return None
     return self.steady_steps * self.global_batch_size / self.steady_seconds
 
-  def summary(self, history: Optional[Dict[str, List[float]]] = None,
-              **extra: Any) -> Dict[str, Any]:
+  def summary(self, history: dict[str, list[float]] | None = None, **extra: Any) -> dict[str, Any]:
     """The JSON-able summary: epochs, seconds_per_epoch (list), mean_seconds_per_epoch,
     examples_per_second (steady state), global_batch_size, the Keras ``history`` and any
     ``extra`` fields."""
     epochs = len(self.epoch_seconds)
     return {
-        "epochs": epochs,
-        "seconds_per_epoch": [round(s, 3) for s in self.epoch_seconds],
-        "mean_seconds_per_epoch": (round(sum(self.epoch_seconds) / epochs, 3)
-                                   if epochs else None),
-        "examples_per_second": (round(self.examples_per_second, 2)
-                                if self.examples_per_second else None),
-        "steady_steps": self.steady_steps,
-        "global_batch_size": self.global_batch_size,
-        "history": {k: [float(v) for v in values] for k, values in (history or {}).items()},
-        **extra,
+      "epochs": epochs,
+      "seconds_per_epoch": [round(s, 3) for s in self.epoch_seconds],
+      "mean_seconds_per_epoch": (round(sum(self.epoch_seconds) / epochs, 3) if epochs else None),
+      "examples_per_second": (
+        round(self.examples_per_second, 2) if self.examples_per_second else None
+      ),
+      "steady_steps": self.steady_steps,
+      "global_batch_size": self.global_batch_size,
+      "history": {k: [float(v) for v in values] for k, values in (history or {}).items()},
+      **extra,
     }
 
 
-def write_summary(directory: str, summary: Dict[str, Any],
-                  file_name: str = SUMMARY_FILE) -> str:
+def write_summary(directory: str, summary: dict[str, Any], file_name: str = SUMMARY_FILE) -> str:
   """Writes ``summary`` as ``directory/file_name`` (``training_summary.json`` unless told;
   temp file + rename, so a reader never sees half a file) and returns its path."""
   tf.io.gfile.makedirs(directory)
@@ -107,7 +105,7 @@ def write_summary(directory: str, summary: Dict[str, Any],
   return path
 
 
-def read_summary(directory: str, file_name: str = SUMMARY_FILE) -> Dict[str, Any]:
+def read_summary(directory: str, file_name: str = SUMMARY_FILE) -> dict[str, Any]:
   """Reads ``directory/file_name`` (``training_summary.json`` unless told).
 
   Raises:

@@ -9,7 +9,7 @@ the ModelRun, and exports the SavedModel (``models.signatures``).
 import dataclasses
 import math
 import time
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -23,30 +23,24 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import inputs as inputs_lib
 from models import model as model_lib
-from models import naive_bayes
-from models import pretraining
-from models import signatures
-from models import stacking
-from models import throughput
+from models import naive_bayes, pretraining, signatures, stacking, throughput
 from models.hparams import HParams
 from models.progress import TrainingProgress
 from models.strategy import (
-    WorkerRole,
-    keras_precision_policy,
-    make_strategy,
-    precision_policy,
-    wait_for_workers,
-    worker_role,
-    worker_write_dir,
+  WorkerRole,
+  keras_precision_policy,
+  make_strategy,
+  precision_policy,
+  wait_for_workers,
+  worker_role,
+  worker_write_dir,
 )
-
 
 # Reviews per batch of the naive-Bayes counting pass (memory: batch * 2 * max_length ids).
 NAIVE_BAYES_BATCH = 1024
 
 
-def set_naive_bayes_ratios(model: keras.Model, hp: HParams, train_ds: tf.data.Dataset
-                           ) -> None:
+def set_naive_bayes_ratios(model: keras.Model, hp: HParams, train_ds: tf.data.Dataset) -> None:
   """Counts the naive-Bayes log-count ratios over ``train_ds`` (one pass, unshuffled:
   every worker gets the same ratios) and assigns them to ``model``'s
   ``naive_bayes.NaiveBayesLogit`` layer (``hp.nb_wide``).
@@ -55,16 +49,24 @@ def set_naive_bayes_ratios(model: keras.Model, hp: HParams, train_ds: tf.data.Da
     ValueError: a label other than 0 or 1 in ``train_ds``.
   """
   started = time.monotonic()
-  ratios = naive_bayes.log_count_ratios(train_ds, hp.embedding_input_dim,
-                                        hp.bigram_buckets)
+  ratios = naive_bayes.log_count_ratios(train_ds, hp.embedding_input_dim, hp.bigram_buckets)
   model.get_layer(model_lib.NAIVE_BAYES_LAYER).set_ratios(ratios)
-  logging.info("Naive-Bayes log-count ratios of %d features (%d seen) in %.1f s",
-               ratios.size, int((ratios != 0).sum()), time.monotonic() - started)
+  logging.info(
+    "Naive-Bayes log-count ratios of %d features (%d seen) in %.1f s",
+    ratios.size,
+    int((ratios != 0).sum()),
+    time.monotonic() - started,
+  )
 
 
-def train_naive_bayes(wide_model: keras.Model, hp: HParams, train_ds: tf.data.Dataset,
-                      eval_ds: tf.data.Dataset, steps_per_epoch: int,
-                      counting_ds: tf.data.Dataset) -> dict:
+def train_naive_bayes(
+  wide_model: keras.Model,
+  hp: HParams,
+  train_ds: tf.data.Dataset,
+  eval_ds: tf.data.Dataset,
+  steps_per_epoch: int,
+  counting_ds: tf.data.Dataset,
+) -> dict:
   """Sets the naive-Bayes ratios from ``counting_ds`` (``set_naive_bayes_ratios``) and
   trains ``wide_model`` (``models.model.naive_bayes_model``) for ``hp.nb_epochs`` epochs
   of ``steps_per_epoch`` steps on ``train_ds``, validating on ``eval_ds``.
@@ -74,12 +76,18 @@ def train_naive_bayes(wide_model: keras.Model, hp: HParams, train_ds: tf.data.Da
   """
   started = time.monotonic()
   set_naive_bayes_ratios(wide_model, hp, counting_ds)
-  history = wide_model.fit(train_ds, epochs=hp.nb_epochs, steps_per_epoch=steps_per_epoch,
-                           validation_data=eval_ds, verbose=0, callbacks=[TrainingProgress(
-                               hp.nb_epochs, steps_per_epoch, name="Naive-Bayes half")])
-  return {"seconds": round(time.monotonic() - started, 3),
-          "history": {k: [float(v) for v in values]
-                      for k, values in history.history.items()}}
+  history = wide_model.fit(
+    train_ds,
+    epochs=hp.nb_epochs,
+    steps_per_epoch=steps_per_epoch,
+    validation_data=eval_ds,
+    verbose=0,
+    callbacks=[TrainingProgress(hp.nb_epochs, steps_per_epoch, name="Naive-Bayes half")],
+  )
+  return {
+    "seconds": round(time.monotonic() - started, 3),
+    "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+  }
 
 
 def stack_halves(explain_model: keras.Model, eval_ds: tf.data.Dataset) -> dict:
@@ -95,15 +103,16 @@ def stack_halves(explain_model: keras.Model, eval_ds: tf.data.Dataset) -> dict:
   fit = stacking.fit_stacking(logits, labels)
   stacking.set_stacking(explain_model, fit)
   if not fit.fitted:
-    logging.warning("The eval split's %d reviews have one class only: the served logit "
-                    "stays the mean of the two halves'", fit.eval_examples)
-  logging.info("Stacked ensemble on eval (%.1f s): %s", time.monotonic() - started,
-               fit.as_dict())
+    logging.warning(
+      "The eval split's %d reviews have one class only: the served logit "
+      "stays the mean of the two halves'",
+      fit.eval_examples,
+    )
+  logging.info("Stacked ensemble on eval (%.1f s): %s", time.monotonic() - started, fit.as_dict())
   return fit.as_dict()
 
 
-def set_pretrained_embeddings(model: keras.Model, hp: HParams, base_model_dir: str
-                              ) -> dict:
+def set_pretrained_embeddings(model: keras.Model, hp: HParams, base_model_dir: str) -> dict:
   """Starts ``model``'s token embedding from the ``EmbeddingTrainer``'s word2vec vectors
   in ``base_model_dir`` (the Trainer's ``base_model``; ``models.pretraining``). Call
   inside the strategy scope that built ``model``.
@@ -116,8 +125,7 @@ def set_pretrained_embeddings(model: keras.Model, hp: HParams, base_model_dir: s
   """
   matrix = pretraining.load_embeddings(base_model_dir, hp)
   model_lib.token_embedding_layer(model).set_weights([matrix])
-  logging.info("Token embedding initialized from %s (%d x %d)", base_model_dir,
-               *matrix.shape)
+  logging.info("Token embedding initialized from %s (%d x %d)", base_model_dir, *matrix.shape)
   return {"path": base_model_dir, "rows": int(matrix.shape[0])}
 
 
@@ -155,6 +163,7 @@ class TrainingInputs:
     counting: the train split once, unshuffled, in ``NAIVE_BAYES_BATCH`` batches
       (naive-Bayes counting).
   """
+
   transform_output: tft.TFTransformOutput
   train_examples: int
   global_batch: int
@@ -171,10 +180,11 @@ class BuiltModels:
   ``explain_model`` (the same layers and weights, exported), ``wide_model`` (the linear
   naive-Bayes half, with ``hp.nb_wide``) and ``summary`` (what went into them, for
   ``training_summary.json``)."""
+
   model: keras.Model
   explain_model: keras.Model
-  wide_model: Optional[keras.Model]
-  summary: Dict[str, object]
+  wide_model: keras.Model | None
+  summary: dict[str, object]
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -217,32 +227,44 @@ def run_fn(fn_args: FnArgs) -> None:
   # Every worker trains (in lock-step) and exports, as TensorFlow's multi-worker guide
   # prescribes; only the chief's logs and model land in model_run_dir / serving_model_dir,
   # the others' in temporary directories.
-  with keras_precision_policy(policy), \
-       worker_write_dir(fn_args.model_run_dir, role) as log_dir, \
-       worker_write_dir(fn_args.serving_model_dir, role) as export_dir:
+  with (
+    keras_precision_policy(policy),
+    worker_write_dir(fn_args.model_run_dir, role) as log_dir,
+    worker_write_dir(fn_args.serving_model_dir, role) as export_dir,
+  ):
     built = build_models(hp, strategy, inputs.steps_per_epoch, fn_args.base_model)
     summary = dict(built.summary)
     if hp.nb_wide:
       summary["naive_bayes"] = train_naive_bayes(
-          built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch,
-          inputs.counting())
+        built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch, inputs.counting()
+      )
     history, speed = fit(built.model, hp, inputs, log_dir)
     explain_model = exportable_model(built.explain_model, hp, strategy)
     if hp.nb_wide:
       # With the attention model's best epoch restored. The copy of a multi-worker run
       # reads eval outside the strategy: unsharded, every worker sees all of it.
       summary["stacking"] = stack_halves(explain_model, inputs.eval)
-    throughput.write_summary(log_dir, speed.summary(
-        history.history, model=hp.model, attention=hp.attention,
-        parameters=explain_model.count_params(), train_examples=inputs.train_examples,
-        strategy=type(strategy).__name__, replicas=inputs.replicas,
-        precision_policy=policy or "float32", **summary))
+    throughput.write_summary(
+      log_dir,
+      speed.summary(
+        history.history,
+        model=hp.model,
+        attention=hp.attention,
+        parameters=explain_model.count_params(),
+        train_examples=inputs.train_examples,
+        strategy=type(strategy).__name__,
+        replicas=inputs.replicas,
+        precision_policy=policy or "float32",
+        **summary,
+      ),
+    )
     signatures.export_saved_model(explain_model, inputs.transform_output, hp, export_dir)
   wait_for_workers(strategy, role)
 
 
-def training_inputs(fn_args: FnArgs, hp: HParams, strategy: tf.distribute.Strategy,
-                    role: WorkerRole) -> TrainingInputs:
+def training_inputs(
+  fn_args: FnArgs, hp: HParams, strategy: tf.distribute.Strategy, role: WorkerRole
+) -> TrainingInputs:
   """The train and eval splits as datasets for ``strategy``.
 
   Multi-worker training shards them among the workers (``inputs.auto_shard_policy``);
@@ -260,43 +282,76 @@ def training_inputs(fn_args: FnArgs, hp: HParams, strategy: tf.distribute.Strate
   if train_examples == 0:
     raise ValueError(f"no training examples in {fn_args.train_files}")
   steps_per_epoch = math.ceil(train_examples / global_batch)
-  logging.info("Training %s on %d examples: %d replica(s) (%s), global batch %d, "
-               "%d steps/epoch", hp.model, train_examples, replicas,
-               type(strategy).__name__, global_batch, steps_per_epoch)
+  logging.info(
+    "Training %s on %d examples: %d replica(s) (%s), global batch %d, %d steps/epoch",
+    hp.model,
+    train_examples,
+    replicas,
+    type(strategy).__name__,
+    global_batch,
+    steps_per_epoch,
+  )
   is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
   shard_policies = {"train": None, "eval": None}
   if role.num_workers > 1:
     for split, files in (("train", fn_args.train_files), ("eval", fn_args.eval_files)):
       shard_policies[split] = inputs_lib.auto_shard_policy(
-          inputs_lib.count_files(files), role.num_workers)
-    logging.info("Task %s %d of %d workers (chief: %s); tf.data auto-shard policy: %s",
-                 role.task_type, role.task_id, role.num_workers, role.is_chief,
-                 {k: v.name for k, v in shard_policies.items()})
+        inputs_lib.count_files(files), role.num_workers
+      )
+    logging.info(
+      "Task %s %d of %d workers (chief: %s); tf.data auto-shard policy: %s",
+      role.task_type,
+      role.task_id,
+      role.num_workers,
+      role.is_chief,
+      {k: v.name for k, v in shard_policies.items()},
+    )
   length_buckets = 0 if is_tpu or role.num_workers > 1 else hp.length_buckets
 
   def dataset(files, shuffle, batch=global_batch, **kwargs) -> tf.data.Dataset:
     return inputs_lib.make_dataset(
-        files, fn_args.data_accessor, transform_output, batch, shuffle=shuffle,
-        repeat=shuffle, seed=hp.seed, **kwargs)
+      files,
+      fn_args.data_accessor,
+      transform_output,
+      batch,
+      shuffle=shuffle,
+      repeat=shuffle,
+      seed=hp.seed,
+      **kwargs,
+    )
 
   def train() -> tf.data.Dataset:
-    return dataset(fn_args.train_files, shuffle=True, drop_remainder=is_tpu,
-                   shard_policy=shard_policies["train"], length_buckets=length_buckets,
-                   max_length=hp.max_length)
+    return dataset(
+      fn_args.train_files,
+      shuffle=True,
+      drop_remainder=is_tpu,
+      shard_policy=shard_policies["train"],
+      length_buckets=length_buckets,
+      max_length=hp.max_length,
+    )
 
   return TrainingInputs(
-      transform_output=transform_output, train_examples=train_examples,
-      global_batch=global_batch, replicas=replicas, steps_per_epoch=steps_per_epoch,
-      train=train,
-      eval=dataset(fn_args.eval_files, shuffle=False, drop_remainder=is_tpu,
-                   shard_policy=shard_policies["eval"], length_buckets=length_buckets,
-                   max_length=hp.max_length),
-      counting=lambda: dataset(fn_args.train_files, shuffle=False,
-                               batch=NAIVE_BAYES_BATCH))
+    transform_output=transform_output,
+    train_examples=train_examples,
+    global_batch=global_batch,
+    replicas=replicas,
+    steps_per_epoch=steps_per_epoch,
+    train=train,
+    eval=dataset(
+      fn_args.eval_files,
+      shuffle=False,
+      drop_remainder=is_tpu,
+      shard_policy=shard_policies["eval"],
+      length_buckets=length_buckets,
+      max_length=hp.max_length,
+    ),
+    counting=lambda: dataset(fn_args.train_files, shuffle=False, batch=NAIVE_BAYES_BATCH),
+  )
 
 
-def build_models(hp: HParams, strategy: tf.distribute.Strategy, steps_per_epoch: int,
-                 base_model: Optional[str]) -> BuiltModels:
+def build_models(
+  hp: HParams, strategy: tf.distribute.Strategy, steps_per_epoch: int, base_model: str | None
+) -> BuiltModels:
   """The training, explanation and (``hp.nb_wide``) naive-Bayes models, built in
   ``strategy``'s scope; with a ``base_model`` (the ``EmbeddingTrainer``'s Model) the token
   embedding starts from its word2vec vectors (``set_pretrained_embeddings``).
@@ -325,21 +380,30 @@ def fit(model: keras.Model, hp: HParams, inputs: TrainingInputs, log_dir: str):
   """
   speed = throughput.ThroughputCallback(inputs.global_batch)
   callbacks = [
-      keras.callbacks.EarlyStopping(monitor=hp.early_stopping_monitor,
-                                    patience=hp.early_stopping_patience,
-                                    restore_best_weights=True, verbose=1),
-      keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
-      speed,
-      TrainingProgress(hp.epochs, inputs.steps_per_epoch),
+    keras.callbacks.EarlyStopping(
+      monitor=hp.early_stopping_monitor,
+      patience=hp.early_stopping_patience,
+      restore_best_weights=True,
+      verbose=1,
+    ),
+    keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
+    speed,
+    TrainingProgress(hp.epochs, inputs.steps_per_epoch),
   ]
-  history = model.fit(inputs.train(), epochs=hp.epochs,
-                      steps_per_epoch=inputs.steps_per_epoch, validation_data=inputs.eval,
-                      callbacks=callbacks, verbose=0)
+  history = model.fit(
+    inputs.train(),
+    epochs=hp.epochs,
+    steps_per_epoch=inputs.steps_per_epoch,
+    validation_data=inputs.eval,
+    callbacks=callbacks,
+    verbose=0,
+  )
   return history, speed
 
 
-def exportable_model(explain_model: keras.Model, hp: HParams,
-                     strategy: tf.distribute.Strategy) -> keras.Model:
+def exportable_model(
+  explain_model: keras.Model, hp: HParams, strategy: tf.distribute.Strategy
+) -> keras.Model:
   """``explain_model``, or with ``MultiWorkerMirroredStrategy`` (also a one-task cluster:
   its variables live on /job:chief or /job:worker too) its ``single_device_copy``."""
   if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

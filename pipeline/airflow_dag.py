@@ -16,14 +16,14 @@ time. Credentials are never written into the DAG file and never logged.
 import datetime
 import os
 import pprint
-from typing import Any, Dict, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from models.hparams import HParams
-from pipeline import beam_profiles
-from pipeline import code_version
+from pipeline import beam_profiles, code_version
 from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths
 from pipeline.pipeline import create_pipeline
 
@@ -32,8 +32,9 @@ DEFAULT_SCHEDULE = "@daily"
 DEFAULT_START_DATE = datetime.datetime(2026, 1, 1)
 
 
-def metadata_connection_config(output_dir: str, environ: Mapping[str, str] = os.environ
-                               ) -> metadata_store_pb2.ConnectionConfig:
+def metadata_connection_config(
+  output_dir: str, environ: Mapping[str, str] = os.environ
+) -> metadata_store_pb2.ConnectionConfig:
   """MLMD on MySQL when ``IMDB_TFX_MLMD_MYSQL_HOST`` is set, else SQLite in
   ``<output_dir>/metadata.sqlite``.
 
@@ -44,7 +45,8 @@ def metadata_connection_config(output_dir: str, environ: Mapping[str, str] = os.
   host = environ.get(MYSQL_ENV_PREFIX + "HOST")
   if not host:
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        OutputPaths(output_dir).metadata_path)
+      OutputPaths(output_dir).metadata_path
+    )
   user = environ.get(MYSQL_ENV_PREFIX + "USER")
   if not user:
     raise ValueError(f"{MYSQL_ENV_PREFIX}HOST is set but {MYSQL_ENV_PREFIX}USER is not")
@@ -52,15 +54,20 @@ def metadata_connection_config(output_dir: str, environ: Mapping[str, str] = os.
   if not port.isdigit():
     raise ValueError(f"{MYSQL_ENV_PREFIX}PORT must be a number")
   return tfx.orchestration.metadata.mysql_metadata_connection_config(
-      host=host, port=int(port),
-      database=environ.get(MYSQL_ENV_PREFIX + "DATABASE", "imdb_tfx_mlmd"),
-      username=user, password=environ.get(MYSQL_ENV_PREFIX + "PASSWORD", ""))
+    host=host,
+    port=int(port),
+    database=environ.get(MYSQL_ENV_PREFIX + "DATABASE", "imdb_tfx_mlmd"),
+    username=user,
+    password=environ.get(MYSQL_ENV_PREFIX + "PASSWORD", ""),
+  )
 
 
-def airflow_dag_config(schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
-                       retry_delay_minutes: float = 5.0,
-                       start_date: datetime.datetime = DEFAULT_START_DATE
-                       ) -> Dict[str, Any]:
+def airflow_dag_config(
+  schedule: str = DEFAULT_SCHEDULE,
+  retries: int = 2,
+  retry_delay_minutes: float = 5.0,
+  start_date: datetime.datetime = DEFAULT_START_DATE,
+) -> dict[str, Any]:
   """Arguments of ``airflow.models.DAG``: the schedule (cron expression or preset),
   ``max_active_runs=1`` (runs never overlap: they share one pipeline root and MLMD),
   ``catchup=False`` (no backfill of missed intervals) and task retries.
@@ -73,22 +80,34 @@ def airflow_dag_config(schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
   if retries < 0:
     raise ValueError(f"retries must be >= 0, got {retries}")
   return {
-      "schedule": schedule,
-      "start_date": start_date,
-      "max_active_runs": 1,
-      "catchup": False,
-      "default_args": {"retries": retries,
-                       "retry_delay": datetime.timedelta(minutes=retry_delay_minutes)},
+    "schedule": schedule,
+    "start_date": start_date,
+    "max_active_runs": 1,
+    "catchup": False,
+    "default_args": {
+      "retries": retries,
+      "retry_delay": datetime.timedelta(minutes=retry_delay_minutes),
+    },
   }
 
 
-def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int = 2,
-              hparams: Optional[Mapping[str, Any]] = None, train_split: str = "train",
-              test_split: str = "test", eval_percent: int = 10,
-              unlabelled_split: str = UNLABELLED_SPLIT,
-              tfds_data_dir: Optional[str] = None, download: bool = False,
-              min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
-              beam_args: Sequence[str] = (), environ: Mapping[str, str] = os.environ):
+def build_dag(
+  *,
+  output_dir: str,
+  schedule: str = DEFAULT_SCHEDULE,
+  retries: int = 2,
+  hparams: Mapping[str, Any] | None = None,
+  train_split: str = "train",
+  test_split: str = "test",
+  eval_percent: int = 10,
+  unlabelled_split: str = UNLABELLED_SPLIT,
+  tfds_data_dir: str | None = None,
+  download: bool = False,
+  min_accuracy: float = 0.85,
+  max_accuracy_drop: float = 0.01,
+  beam_args: Sequence[str] = (),
+  environ: Mapping[str, str] = os.environ,
+):
   """The Airflow DAG (``dag_id`` ``imdb_sentiment``) running ``create_pipeline()``.
 
   Args:
@@ -102,20 +121,29 @@ def build_dag(*, output_dir: str, schedule: str = DEFAULT_SCHEDULE, retries: int
     ValueError: bad hyperparameters, schedule or MLMD environment.
   """
   from tfx.orchestration.airflow.airflow_dag_runner import (
-      AirflowDagRunner,
-      AirflowPipelineConfig,
+    AirflowDagRunner,
+    AirflowPipelineConfig,
   )
+
   hp = HParams.from_custom_config({"hparams": dict(hparams or {})})
   paths = OutputPaths(os.path.abspath(output_dir))
   pipeline = create_pipeline(
-      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
-      metadata_connection_config=metadata_connection_config(paths.output_dir, environ),
-      pipeline_name=PIPELINE_NAME, hparams=hp, train_split=train_split,
-      test_split=test_split, eval_percent=eval_percent, unlabelled_split=unlabelled_split,
-      tfds_data_dir=tfds_data_dir,
-      download=download, min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args),
-      code_versions=code_version.code_versions())
+    pipeline_root=paths.pipeline_root,
+    serving_model_dir=paths.serving_model_dir,
+    metadata_connection_config=metadata_connection_config(paths.output_dir, environ),
+    pipeline_name=PIPELINE_NAME,
+    hparams=hp,
+    train_split=train_split,
+    test_split=test_split,
+    eval_percent=eval_percent,
+    unlabelled_split=unlabelled_split,
+    tfds_data_dir=tfds_data_dir,
+    download=download,
+    min_accuracy=min_accuracy,
+    max_accuracy_drop=max_accuracy_drop,
+    beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args),
+    code_versions=code_version.code_versions(),
+  )
   for node in pipeline.components:
     if node.id == "Evaluator":
       node.driver_class = _evaluator_driver_class()
@@ -140,10 +168,10 @@ def _evaluator_driver_class():
   class BaselineIsCandidateDriver(base_driver.BaseDriver):
     """Resolves inputs as usual, then drops ``baseline_model`` if it is ``model``."""
 
-    def resolve_input_artifacts(self, input_dict, exec_properties, driver_args,
-                                pipeline_info):
-      resolved = super().resolve_input_artifacts(input_dict, exec_properties,
-                                                 driver_args, pipeline_info)
+    def resolve_input_artifacts(self, input_dict, exec_properties, driver_args, pipeline_info):
+      resolved = super().resolve_input_artifacts(
+        input_dict, exec_properties, driver_args, pipeline_info
+      )
       candidates = {a.id for a in resolved.get("model", [])}
       if any(a.id in candidates for a in resolved.get("baseline_model", [])):
         resolved["baseline_model"] = []

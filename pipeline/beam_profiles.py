@@ -31,7 +31,7 @@ StatisticsGen's workers read and write artifacts there.
 
 import dataclasses
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Mapping, Sequence
 
 from pipeline.remote import check_image, is_remote_uri
 
@@ -41,7 +41,7 @@ ENVIRONMENT_TYPES = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
 _LOCAL_ENVIRONMENTS = ("LOOPBACK", "PROCESS")
 
 
-def default_beam_pipeline_args(cpu_count: Optional[int] = None) -> List[str]:
+def default_beam_pipeline_args(cpu_count: int | None = None) -> list[str]:
   """DirectRunner options: multi-processing with one worker per core when there are >1
   cores, in-memory otherwise."""
   cpu_count = cpu_count or os.cpu_count() or 1
@@ -50,7 +50,7 @@ def default_beam_pipeline_args(cpu_count: Optional[int] = None) -> List[str]:
   return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
-def merge_beam_args(defaults: Sequence[str], overrides: Sequence[str]) -> List[str]:
+def merge_beam_args(defaults: Sequence[str], overrides: Sequence[str]) -> list[str]:
   """``overrides`` win over ``defaults`` option by option (``--name=value`` or ``--flag``)."""
   overridden = {_option_name(a) for a in overrides}
   return [a for a in defaults if _option_name(a) not in overridden] + list(overrides)
@@ -69,12 +69,13 @@ class BeamProfile:
     summary: one line for ``--help`` and error messages.
     required: settings that must be given (keys of ``BeamSettings``' fields).
   """
+
   name: str
   summary: str
-  required: Tuple[str, ...]
-  _build: Callable[["BeamSettings"], List[str]] = dataclasses.field(repr=False)
+  required: tuple[str, ...]
+  _build: Callable[["BeamSettings"], list[str]] = dataclasses.field(repr=False)
 
-  def beam_args(self, settings: "BeamSettings") -> List[str]:
+  def beam_args(self, settings: "BeamSettings") -> list[str]:
     """The ``--option=value`` list for ``settings`` under this profile.
 
     Raises:
@@ -86,8 +87,10 @@ class BeamProfile:
       flags = ", ".join("--beam-" + key.replace("_", "-") for key in missing)
       raise ValueError(f"Beam profile {self.name!r} needs {flags} ({self.summary})")
     if settings.environment_type and settings.environment_type not in ENVIRONMENT_TYPES:
-      raise ValueError(f"unknown Beam environment type {settings.environment_type!r}; "
-                       f"choose one of {', '.join(ENVIRONMENT_TYPES)}")
+      raise ValueError(
+        f"unknown Beam environment type {settings.environment_type!r}; "
+        f"choose one of {', '.join(ENVIRONMENT_TYPES)}"
+      )
     if settings.parallelism is not None and settings.parallelism < 1:
       raise ValueError(f"Beam parallelism must be >= 1, got {settings.parallelism}")
     return self._build(settings)
@@ -114,18 +117,19 @@ class BeamSettings:
     pipeline_root: the pipeline root the run writes artifacts to (checked to be shared
       when workers run elsewhere).
   """
-  endpoint: Optional[str] = None
-  environment_type: Optional[str] = None
-  sdk_image: Optional[str] = None
-  environment_config: Optional[str] = None
-  parallelism: Optional[int] = None
-  project: Optional[str] = None
-  region: Optional[str] = None
-  temp_location: Optional[str] = None
-  pipeline_root: Optional[str] = None
+
+  endpoint: str | None = None
+  environment_type: str | None = None
+  sdk_image: str | None = None
+  environment_config: str | None = None
+  parallelism: int | None = None
+  project: str | None = None
+  region: str | None = None
+  temp_location: str | None = None
+  pipeline_root: str | None = None
 
 
-def _environment_args(settings: BeamSettings, default_type: str) -> List[str]:
+def _environment_args(settings: BeamSettings, default_type: str) -> list[str]:
   """``--environment_type`` / ``--environment_config`` for a portable runner.
 
   Raises:
@@ -136,94 +140,127 @@ def _environment_args(settings: BeamSettings, default_type: str) -> List[str]:
   args = [f"--environment_type={env_type}"]
   if env_type == "DOCKER":
     if not settings.sdk_image:
-      raise ValueError("environment type DOCKER needs --beam-sdk-image (the image built "
-                       "from deploy/Dockerfile --target beam-sdk, with the project installed)")
+      raise ValueError(
+        "environment type DOCKER needs --beam-sdk-image (the image built "
+        "from deploy/Dockerfile --target beam-sdk, with the project installed)"
+      )
     check_image(settings.sdk_image)
     args.append(f"--environment_config={settings.sdk_image}")
   elif env_type in ("EXTERNAL", "PROCESS"):
     if not settings.environment_config:
-      raise ValueError(f"environment type {env_type} needs --beam-environment-config "
-                       "(EXTERNAL: the worker pool's host:port; PROCESS: "
-                       "'{\"command\": \"/opt/apache/beam/boot\"}')")
+      raise ValueError(
+        f"environment type {env_type} needs --beam-environment-config "
+        "(EXTERNAL: the worker pool's host:port; PROCESS: "
+        '\'{"command": "/opt/apache/beam/boot"}\')'
+      )
     args.append(f"--environment_config={settings.environment_config}")
   if env_type not in _LOCAL_ENVIRONMENTS:
     _check_shared_root(settings.pipeline_root, f"environment type {env_type}")
   return args
 
 
-def _check_shared_root(pipeline_root: Optional[str], why: str) -> None:
+def _check_shared_root(pipeline_root: str | None, why: str) -> None:
   """Raises ValueError when ``pipeline_root`` is a local path that remote workers can't see."""
   if pipeline_root is not None and not is_remote_uri(pipeline_root):
     raise ValueError(
-        f"with {why} Beam's workers run off this machine and read and write the "
-        f"pipeline's artifacts, so the pipeline root must be shared storage such as "
-        f"gs://BUCKET/PATH (--pipeline-root), not the local {pipeline_root!r}")
+      f"with {why} Beam's workers run off this machine and read and write the "
+      f"pipeline's artifacts, so the pipeline root must be shared storage such as "
+      f"gs://BUCKET/PATH (--pipeline-root), not the local {pipeline_root!r}"
+    )
 
 
-def _direct(settings: BeamSettings) -> List[str]:
+def _direct(settings: BeamSettings) -> list[str]:
   if settings.parallelism:
-    return ["--direct_running_mode=multi_processing",
-            f"--direct_num_workers={settings.parallelism}"]
+    return [
+      "--direct_running_mode=multi_processing",
+      f"--direct_num_workers={settings.parallelism}",
+    ]
   return default_beam_pipeline_args()
 
 
-def _portable_runner(runner: List[str], parallelism_option: str,
-                     default_environment: Union[str, Callable[[BeamSettings], str]]
-                     ) -> Callable[[BeamSettings], List[str]]:
+def _portable_runner(
+  runner: list[str],
+  parallelism_option: str,
+  default_environment: str | Callable[[BeamSettings], str],
+) -> Callable[[BeamSettings], list[str]]:
   """A builder for a runner on Beam's portability framework (portable, Flink, Spark):
   ``runner`` options, then the SDK environment, then ``parallelism_option``."""
-  def build(settings: BeamSettings) -> List[str]:
+
+  def build(settings: BeamSettings) -> list[str]:
     args = [arg.format(endpoint=settings.endpoint) for arg in runner]
-    args += _environment_args(settings, default_environment(settings) if callable(
-        default_environment) else default_environment)
+    args += _environment_args(
+      settings,
+      default_environment(settings) if callable(default_environment) else default_environment,
+    )
     if settings.parallelism:
       args.append(f"--{parallelism_option}={settings.parallelism}")
     return args
+
   return build
 
 
 _portable = _portable_runner(
-    ["--runner=PortableRunner", "--job_endpoint={endpoint}"], "sdk_worker_parallelism",
-    # Beam's in-process job service runs workers here; a job server elsewhere needs them
-    # in containers.
-    lambda settings: "LOOPBACK" if settings.endpoint == "embed" else "DOCKER")
-_flink = _portable_runner(["--runner=FlinkRunner", "--flink_master={endpoint}"],
-                          "parallelism", "DOCKER")
-_spark = _portable_runner(["--runner=SparkRunner", "--spark_master_url={endpoint}"],
-                          "sdk_worker_parallelism", "DOCKER")
+  ["--runner=PortableRunner", "--job_endpoint={endpoint}"],
+  "sdk_worker_parallelism",
+  # Beam's in-process job service runs workers here; a job server elsewhere needs them
+  # in containers.
+  lambda settings: "LOOPBACK" if settings.endpoint == "embed" else "DOCKER",
+)
+_flink = _portable_runner(
+  ["--runner=FlinkRunner", "--flink_master={endpoint}"], "parallelism", "DOCKER"
+)
+_spark = _portable_runner(
+  ["--runner=SparkRunner", "--spark_master_url={endpoint}"], "sdk_worker_parallelism", "DOCKER"
+)
 
 
-def _dataflow(settings: BeamSettings) -> List[str]:
+def _dataflow(settings: BeamSettings) -> list[str]:
   if not (settings.temp_location or "").startswith("gs://"):
-    raise ValueError(f"Dataflow needs --beam-temp-location gs://BUCKET/tmp, got "
-                     f"{settings.temp_location!r}")
+    raise ValueError(
+      f"Dataflow needs --beam-temp-location gs://BUCKET/tmp, got {settings.temp_location!r}"
+    )
   if settings.pipeline_root is not None and not settings.pipeline_root.startswith("gs://"):
-    raise ValueError("with Dataflow the pipeline root must be in Cloud Storage "
-                     f"(--pipeline-root gs://BUCKET/PATH), not {settings.pipeline_root!r}")
+    raise ValueError(
+      "with Dataflow the pipeline root must be in Cloud Storage "
+      f"(--pipeline-root gs://BUCKET/PATH), not {settings.pipeline_root!r}"
+    )
   check_image(settings.sdk_image)
-  args = ["--runner=DataflowRunner", f"--project={settings.project}",
-          f"--region={settings.region}", f"--temp_location={settings.temp_location}",
-          f"--sdk_container_image={settings.sdk_image}",
-          # The image already has the project and the pinned set installed.
-          "--experiments=use_runner_v2"]
+  args = [
+    "--runner=DataflowRunner",
+    f"--project={settings.project}",
+    f"--region={settings.region}",
+    f"--temp_location={settings.temp_location}",
+    f"--sdk_container_image={settings.sdk_image}",
+    # The image already has the project and the pinned set installed.
+    "--experiments=use_runner_v2",
+  ]
   if settings.parallelism:
     args.append(f"--max_num_workers={settings.parallelism}")
   return args
 
 
-PROFILES: Dict[str, BeamProfile] = {p.name: p for p in (
+PROFILES: dict[str, BeamProfile] = {
+  p.name: p
+  for p in (
     BeamProfile("direct", "Beam's DirectRunner on this machine", (), _direct),
-    BeamProfile("portable", "Beam's PortableRunner against a job service", ("endpoint",),
-                _portable),
+    BeamProfile(
+      "portable", "Beam's PortableRunner against a job service", ("endpoint",), _portable
+    ),
     BeamProfile("flink", "FlinkRunner on a Flink cluster", ("endpoint",), _flink),
     BeamProfile("spark", "SparkRunner on a Spark cluster", ("endpoint",), _spark),
-    BeamProfile("dataflow", "Google Cloud Dataflow",
-                ("project", "region", "temp_location", "sdk_image"), _dataflow),
-)}
+    BeamProfile(
+      "dataflow",
+      "Google Cloud Dataflow",
+      ("project", "region", "temp_location", "sdk_image"),
+      _dataflow,
+    ),
+  )
+}
 
 
-def beam_args_for(profile: str, settings: BeamSettings = BeamSettings(),
-                  extra: Sequence[str] = ()) -> List[str]:
+def beam_args_for(
+  profile: str, settings: BeamSettings = BeamSettings(), extra: Sequence[str] = ()
+) -> list[str]:
   """The Beam pipeline arguments of ``profile`` with ``settings``, then ``extra``.
 
   Args:
@@ -255,4 +292,3 @@ def settings_from_mapping(values: Mapping[str, object]) -> BeamSettings:
   if unknown:
     raise ValueError(f"unknown Beam settings {unknown}; known: {sorted(fields)}")
   return BeamSettings(**{k: (None if v == "" else v) for k, v in values.items()})
-

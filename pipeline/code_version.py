@@ -20,7 +20,7 @@ the other way round.
 
 import hashlib
 import importlib.util
-from typing import Dict, Iterable, Set
+from collections.abc import Iterable
 
 import grimp
 
@@ -28,13 +28,13 @@ import grimp
 PROJECT_PACKAGES = ("cli", "analysis", "pipeline", "components", "models", "serving", "core")
 # The module TFX runs for each fingerprinted component.
 ENTRY_MODULES = {
-    "transform": "models.preprocessing",  # preprocessing_fn
-    "pretraining": "components.embedding_trainer",  # the EmbeddingTrainer's executor
-    "trainer": "models.trainer",  # run_fn
+  "transform": "models.preprocessing",  # preprocessing_fn
+  "pretraining": "components.embedding_trainer",  # the EmbeddingTrainer's executor
+  "trainer": "models.trainer",  # run_fn
 }
 
 
-def code_versions() -> Dict[str, str]:
+def code_versions() -> dict[str, str]:
   """``{"transform": ..., "pretraining": ..., "trainer": ...}``: the fingerprint of the
   project modules each component's entry module (``ENTRY_MODULES``) runs
   (``modules_run_by``), as importable from ``sys.path`` now.
@@ -43,11 +43,12 @@ def code_versions() -> Dict[str, str]:
     FileNotFoundError: a module of the graph has no source file.
   """
   graph = grimp.build_graph(*PROJECT_PACKAGES, cache_dir=None)
-  return {name: fingerprint(modules_run_by(graph, module))
-          for name, module in ENTRY_MODULES.items()}
+  return {
+    name: fingerprint(modules_run_by(graph, module)) for name, module in ENTRY_MODULES.items()
+  }
 
 
-def modules_run_by(graph: grimp.ImportGraph, module: str) -> Set[str]:
+def modules_run_by(graph: grimp.ImportGraph, module: str) -> set[str]:
   """``module``, every project module it imports directly or indirectly, and the packages
   holding them (whose ``__init__`` runs first)."""
   modules = {module} | graph.find_upstream_modules(module)

@@ -8,8 +8,10 @@ PREDICTION_KEY = "probabilities"
 ACCURACY_METRIC = "binary_accuracy"
 
 
-def make_eval_config(min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
-                     ) -> tfma.EvalConfig:
+def make_eval_config(
+  min_accuracy: float = 0.85,
+  max_accuracy_drop: float = 0.01,
+) -> tfma.EvalConfig:
   """EvalConfig for the candidate (and, when the resolver finds one, the baseline) model.
 
   Metrics: ExampleCount, BinaryAccuracy, AUC, Precision, Recall, F1Score (decision
@@ -33,30 +35,40 @@ def make_eval_config(min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01
   if max_accuracy_drop < 0:
     raise ValueError(f"max_accuracy_drop must be >= 0, got {max_accuracy_drop}")
   accuracy_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
-      change_threshold=tfma.GenericChangeThreshold(
-          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={"value": -max_accuracy_drop}))
+    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+    change_threshold=tfma.GenericChangeThreshold(
+      direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_accuracy_drop}
+    ),
+  )
   metrics = [
-      tfma.MetricConfig(class_name="ExampleCount"),
-      # Thresholds on the overall slice only: a model is judged on the whole test split,
-      # and the per-length slices are reported, not gated.
-      tfma.MetricConfig(class_name="BinaryAccuracy", per_slice_thresholds=[
-          tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                       threshold=accuracy_threshold)]),
-      tfma.MetricConfig(class_name="AUC"),
-      tfma.MetricConfig(class_name="Precision"),
-      tfma.MetricConfig(class_name="Recall"),
-      tfma.MetricConfig(class_name="F1Score"),
-      tfma.MetricConfig(class_name="Calibration"),
-      tfma.MetricConfig(class_name="CalibrationPlot"),
-      tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+    tfma.MetricConfig(class_name="ExampleCount"),
+    # Thresholds on the overall slice only: a model is judged on the whole test split,
+    # and the per-length slices are reported, not gated.
+    tfma.MetricConfig(
+      class_name="BinaryAccuracy",
+      per_slice_thresholds=[
+        tfma.PerSliceMetricThreshold(
+          slicing_specs=[tfma.SlicingSpec()], threshold=accuracy_threshold
+        )
+      ],
+    ),
+    tfma.MetricConfig(class_name="AUC"),
+    tfma.MetricConfig(class_name="Precision"),
+    tfma.MetricConfig(class_name="Recall"),
+    tfma.MetricConfig(class_name="F1Score"),
+    tfma.MetricConfig(class_name="Calibration"),
+    tfma.MetricConfig(class_name="CalibrationPlot"),
+    tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
   ]
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(
-          signature_name="serving_default", label_key=features.LABEL_KEY,
-          prediction_key=PREDICTION_KEY,
-          preprocessing_function_names=["transform_features"])],
-      slicing_specs=[tfma.SlicingSpec(),
-                     tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
-      metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+    model_specs=[
+      tfma.ModelSpec(
+        signature_name="serving_default",
+        label_key=features.LABEL_KEY,
+        prediction_key=PREDICTION_KEY,
+        preprocessing_function_names=["transform_features"],
+      )
+    ],
+    slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
+    metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+  )

@@ -17,7 +17,8 @@ which both Vertex AI Pipelines and the open-source Kubeflow Pipelines v2 backend
 
 import os
 import re
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tfx import v1 as tfx
 
@@ -39,7 +40,7 @@ CONTAINER_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_w
 _PIPELINE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 
 
-def check_remote_uri(path: Optional[str], what: str) -> None:
+def check_remote_uri(path: str | None, what: str) -> None:
   """Checks that ``path`` is a remote URI.
 
   Args:
@@ -51,9 +52,10 @@ def check_remote_uri(path: Optional[str], what: str) -> None:
   """
   if not is_remote_uri(path or ""):
     raise ValueError(
-        f"{what} must be a remote URI such as gs://BUCKET/PATH, got {path!r}: on Kubeflow "
-        "Pipelines and Vertex AI every component runs in its own container, which cannot "
-        "see a local directory")
+      f"{what} must be a remote URI such as gs://BUCKET/PATH, got {path!r}: on Kubeflow "
+      "Pipelines and Vertex AI every component runs in its own container, which cannot "
+      "see a local directory"
+    )
 
 
 def _dag_runner_classes():
@@ -65,13 +67,13 @@ def _dag_runner_classes():
   experimental = tfx.orchestration.experimental
   if not hasattr(experimental, "KubeflowV2DagRunner"):
     raise ImportError(
-        "TFX's KubeflowV2DagRunner needs the kfp-pipeline-spec package (TFX's 'kfp' extra), "
-        "which is not installed: pip install 'kfp-pipeline-spec>=0.2.2'")
+      "TFX's KubeflowV2DagRunner needs the kfp-pipeline-spec package (TFX's 'kfp' extra), "
+      "which is not installed: pip install 'kfp-pipeline-spec>=0.2.2'"
+    )
   return experimental.KubeflowV2DagRunner, experimental.KubeflowV2DagRunnerConfig
 
 
-def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, image: str,
-                        output_path: str) -> Dict[str, Any]:
+def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, image: str, output_path: str) -> dict[str, Any]:
   """Compiles ``pipeline`` with TFX's ``KubeflowV2DagRunner`` into a pipeline spec file.
 
   A ``.json`` output is the ``PipelineJob`` (``pipelineSpec`` plus ``runtimeConfig`` with
@@ -99,43 +101,58 @@ def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, image: str,
   check_remote_uri(info.pipeline_root, "pipeline_root")
   if pipeline.metadata_connection_config is not None:
     raise ValueError(
-        "the pipeline has a metadata connection config; build it with "
-        "metadata_connection_config=None: Kubeflow Pipelines and Vertex AI supply ML Metadata")
+      "the pipeline has a metadata connection config; build it with "
+      "metadata_connection_config=None: Kubeflow Pipelines and Vertex AI supply ML Metadata"
+    )
   if not _PIPELINE_NAME_RE.fullmatch(info.pipeline_name):
     raise ValueError(
-        f"pipeline name {info.pipeline_name!r} is not allowed on Kubeflow: use lowercase "
-        f"letters, digits and '-' (pattern [a-z0-9][a-z0-9-]{{0,127}}), e.g. "
-        f"{KUBEFLOW_PIPELINE_NAME!r}")
+      f"pipeline name {info.pipeline_name!r} is not allowed on Kubeflow: use lowercase "
+      f"letters, digits and '-' (pattern [a-z0-9][a-z0-9-]{{0,127}}), e.g. "
+      f"{KUBEFLOW_PIPELINE_NAME!r}"
+    )
   if not output_path or not output_path.endswith((".json", ".yaml", ".yml")):
     raise ValueError(
-        f"output path {output_path!r} must end in .json (PipelineJob, for Vertex AI) or "
-        ".yaml (PipelineSpec, for the kfp client)")
+      f"output path {output_path!r} must end in .json (PipelineJob, for Vertex AI) or "
+      ".yaml (PipelineSpec, for the kfp client)"
+    )
 
   dag_runner_class, config_class = _dag_runner_classes()
   if not is_remote_uri(output_path):
     output_path = os.path.abspath(output_path)
   output_dir, output_filename = os.path.split(output_path)
   dag_runner = dag_runner_class(
-      config=config_class(default_image=image, use_pipeline_spec_2_1=True),
-      output_dir=output_dir, output_filename=output_filename)
+    config=config_class(default_image=image, use_pipeline_spec_2_1=True),
+    output_dir=output_dir,
+    output_filename=output_filename,
+  )
   return dag_runner.run(pipeline)
 
 
-def executor_images(pipeline_job: Dict[str, Any]) -> Dict[str, str]:
+def executor_images(pipeline_job: dict[str, Any]) -> dict[str, str]:
   """Executor label -> image of the container executors in a compiled ``PipelineJob``."""
   executors = pipeline_job["pipelineSpec"]["deploymentSpec"]["executors"]
-  return {label: spec["container"]["image"] for label, spec in executors.items()
-          if "container" in spec}
+  return {
+    label: spec["container"]["image"] for label, spec in executors.items() if "container" in spec
+  }
 
 
-def compile_pipeline(*, image: str, pipeline_root: str, serving_model_dir: str,
-                     output_path: str = DEFAULT_OUTPUT,
-                     hparams: Optional[Mapping[str, Any]] = None,
-                     train_split: str = "train", test_split: str = "test",
-                     eval_percent: int = 10, unlabelled_split: str = UNLABELLED_SPLIT,
-                     tfds_data_dir: Optional[str] = None, download: bool = False,
-                     min_accuracy: float = 0.85, max_accuracy_drop: float = 0.01,
-                     beam_args: Sequence[str] = ()) -> Tuple[tfx.dsl.Pipeline, Dict[str, Any]]:
+def compile_pipeline(
+  *,
+  image: str,
+  pipeline_root: str,
+  serving_model_dir: str,
+  output_path: str = DEFAULT_OUTPUT,
+  hparams: Mapping[str, Any] | None = None,
+  train_split: str = "train",
+  test_split: str = "test",
+  eval_percent: int = 10,
+  unlabelled_split: str = UNLABELLED_SPLIT,
+  tfds_data_dir: str | None = None,
+  download: bool = False,
+  min_accuracy: float = 0.85,
+  max_accuracy_drop: float = 0.01,
+  beam_args: Sequence[str] = (),
+) -> tuple[tfx.dsl.Pipeline, dict[str, Any]]:
   """Builds ``create_pipeline()`` for Kubeflow and compiles it into ``output_path``
   (``compile_kubeflow_v2``).
 
@@ -161,15 +178,26 @@ def compile_pipeline(*, image: str, pipeline_root: str, serving_model_dir: str,
   if tfds_data_dir:
     check_remote_uri(tfds_data_dir, "--tfds-data-dir")
   elif not download:
-    raise ValueError("give --tfds-data-dir gs://... (a prepared TFDS directory) or "
-                     "--download: the pipeline image holds no dataset")
+    raise ValueError(
+      "give --tfds-data-dir gs://... (a prepared TFDS directory) or "
+      "--download: the pipeline image holds no dataset"
+    )
   pipeline = create_pipeline(
-      pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-      metadata_connection_config=None, pipeline_name=KUBEFLOW_PIPELINE_NAME, hparams=hp,
-      train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-      unlabelled_split=unlabelled_split, tfds_data_dir=tfds_data_dir, download=download,
-      min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop,
-      beam_pipeline_args=merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
-      code_versions=code_version.code_versions())
+    pipeline_root=pipeline_root,
+    serving_model_dir=serving_model_dir,
+    metadata_connection_config=None,
+    pipeline_name=KUBEFLOW_PIPELINE_NAME,
+    hparams=hp,
+    train_split=train_split,
+    test_split=test_split,
+    eval_percent=eval_percent,
+    unlabelled_split=unlabelled_split,
+    tfds_data_dir=tfds_data_dir,
+    download=download,
+    min_accuracy=min_accuracy,
+    max_accuracy_drop=max_accuracy_drop,
+    beam_pipeline_args=merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
+    code_versions=code_version.code_versions(),
+  )
   pipeline_job = compile_kubeflow_v2(pipeline, image, output_path)
   return pipeline, pipeline_job

@@ -6,7 +6,6 @@ these for its options and checks, so ``imdb-tfx --help`` starts in well under a 
 import dataclasses
 import os
 import time
-from typing import Optional, Tuple
 
 from core import contract
 
@@ -18,12 +17,22 @@ RUN_FN = "models.trainer.run_fn"
 UNLABELLED_SPLIT = "unsupervised"
 # Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place;
 # without pretraining, word2vec_epochs=0, there is no EmbeddingTrainer).
-NODE_IDS = ("ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-            "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
-            "latest_blessed_model_resolver", "Evaluator", "Pusher")
+NODE_IDS = (
+  "ImdbExampleGen",
+  "StatisticsGen",
+  "SchemaGen",
+  "ExampleValidator",
+  "AnomaliesGate",
+  "Transform",
+  "EmbeddingTrainer",
+  "Trainer",
+  "latest_blessed_model_resolver",
+  "Evaluator",
+  "Pusher",
+)
 
 
-def node_ids(curated_schema: bool = False, pretraining: bool = True) -> Tuple[str, ...]:
+def node_ids(curated_schema: bool = False, pretraining: bool = True) -> tuple[str, ...]:
   """The ids of the nodes ``create_pipeline`` builds, in order.
 
   Args:
@@ -32,12 +41,14 @@ def node_ids(curated_schema: bool = False, pretraining: bool = True) -> Tuple[st
     pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
   """
   schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
-  return tuple(schema_node if n == "SchemaGen" else n for n in NODE_IDS
-               if pretraining or n != "EmbeddingTrainer")
+  return tuple(
+    schema_node if n == "SchemaGen" else n
+    for n in NODE_IDS
+    if pretraining or n != "EmbeddingTrainer"
+  )
 
 
-def check_last_node(last_node: Optional[str], curated_schema: bool,
-                    pretraining: bool = True) -> None:
+def check_last_node(last_node: str | None, curated_schema: bool, pretraining: bool = True) -> None:
   """Checks ``last_node`` (``create_pipeline``'s) against the pipeline's node ids.
 
   Args:
@@ -50,8 +61,9 @@ def check_last_node(last_node: Optional[str], curated_schema: bool,
   """
   ids = node_ids(curated_schema, pretraining)
   if last_node is not None and last_node not in ids:
-    raise ValueError(f"last_node {last_node!r} is not a node of this pipeline; choose one "
-                     f"of {', '.join(ids)}")
+    raise ValueError(
+      f"last_node {last_node!r} is not a node of this pipeline; choose one of {', '.join(ids)}"
+    )
 
 
 # Orchestrators of ``imdb-tfx run`` (``pipeline.runner.orchestrator``).
@@ -61,6 +73,7 @@ RUNNERS = ("local", "beam")
 @dataclasses.dataclass(frozen=True)
 class OutputPaths:
   """The layout under one output directory (``outputs/`` by default)."""
+
   output_dir: str = "outputs"
 
   @property

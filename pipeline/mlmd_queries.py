@@ -5,23 +5,23 @@ named ``<pipeline name>.<node id>``; both readers go through that context, so a 
 one small query per component however many runs the store already holds.
 """
 
-from typing import Dict, List
-
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 NODE_CONTEXT_TYPE = "node"
 
 
-def node_executions(store: metadata_store.MetadataStore, pipeline_name: str, node_id: str,
-                    since_ms: int) -> List[metadata_store_pb2.Execution]:
+def node_executions(
+  store: metadata_store.MetadataStore, pipeline_name: str, node_id: str, since_ms: int
+) -> list[metadata_store_pb2.Execution]:
   """Executions of one component created at or after ``since_ms`` (ms since epoch), oldest
   first; empty when the component has not been registered yet."""
   context = store.get_context_by_type_and_name(NODE_CONTEXT_TYPE, f"{pipeline_name}.{node_id}")
   if context is None:
     return []
-  executions = [e for e in store.get_executions_by_context(context.id)
-                if e.create_time_since_epoch >= since_ms]
+  executions = [
+    e for e in store.get_executions_by_context(context.id) if e.create_time_since_epoch >= since_ms
+  ]
   return sorted(executions, key=lambda e: e.id)
 
 
@@ -30,15 +30,15 @@ def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
   return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
 
 
-def execution_outputs(store: metadata_store.MetadataStore, execution_id: int
-                      ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+def execution_outputs(
+  store: metadata_store.MetadataStore, execution_id: int
+) -> dict[str, list[metadata_store_pb2.Artifact]]:
   """An execution's output artifacts by output key (``model``, ``blessing``, ...); a cached
   execution lists the artifacts it reused."""
   events = store.get_events_by_execution_ids([execution_id])
-  by_key: Dict[str, List[int]] = {}
+  by_key: dict[str, list[int]] = {}
   for event in events:
-    if event.type in (metadata_store_pb2.Event.OUTPUT,
-                      metadata_store_pb2.Event.DECLARED_OUTPUT):
+    if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
       key = event.path.steps[0].key if event.path.steps else ""
       by_key.setdefault(key, []).append(event.artifact_id)
   return {k: list(store.get_artifacts_by_id(ids)) for k, ids in by_key.items()}

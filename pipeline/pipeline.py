@@ -8,7 +8,8 @@ orchestrators; ``pipeline.layout`` names the nodes without importing TFX.
 """
 
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -19,16 +20,17 @@ from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExamp
 from models.hparams import HParams
 from pipeline.eval_config import make_eval_config
 from pipeline.layout import (
-    PIPELINE_NAME,
-    PREPROCESSING_FN,
-    RUN_FN,
-    UNLABELLED_SPLIT,
-    check_last_node,
+  PIPELINE_NAME,
+  PREPROCESSING_FN,
+  RUN_FN,
+  UNLABELLED_SPLIT,
+  check_last_node,
 )
 
 
-def _with_code_version(custom_config: Dict[str, Any], code_versions: Mapping[str, str],
-                       component: str) -> Dict[str, Any]:
+def _with_code_version(
+  custom_config: dict[str, Any], code_versions: Mapping[str, str], component: str
+) -> dict[str, Any]:
   """``custom_config`` with the fingerprint of ``component``'s code, when there is one."""
   if not code_versions:
     return custom_config
@@ -36,25 +38,25 @@ def _with_code_version(custom_config: Dict[str, Any], code_versions: Mapping[str
 
 
 def create_pipeline(
-    *,
-    pipeline_root: str,
-    serving_model_dir: str,
-    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-    pipeline_name: str = PIPELINE_NAME,
-    hparams: HParams = HParams(),
-    train_split: str = "train",
-    test_split: str = "test",
-    unlabelled_split: str = UNLABELLED_SPLIT,
-    eval_percent: int = 10,
-    tfds_data_dir: Optional[str] = None,
-    download: bool = False,
-    schema_path: Optional[str] = None,
-    min_accuracy: float = 0.85,
-    max_accuracy_drop: float = 0.01,
-    beam_pipeline_args: Sequence[str] = (),
-    enable_cache: bool = True,
-    last_node: Optional[str] = None,
-    code_versions: Optional[Mapping[str, str]] = None,
+  *,
+  pipeline_root: str,
+  serving_model_dir: str,
+  metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+  pipeline_name: str = PIPELINE_NAME,
+  hparams: HParams | None = None,
+  train_split: str = "train",
+  test_split: str = "test",
+  unlabelled_split: str = UNLABELLED_SPLIT,
+  eval_percent: int = 10,
+  tfds_data_dir: str | None = None,
+  download: bool = False,
+  schema_path: str | None = None,
+  min_accuracy: float = 0.85,
+  max_accuracy_drop: float = 0.01,
+  beam_pipeline_args: Sequence[str] = (),
+  enable_cache: bool = True,
+  last_node: str | None = None,
+  code_versions: Mapping[str, str] | None = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; has no side effects (nothing is read, written or run).
 
@@ -64,9 +66,9 @@ def create_pipeline(
       ``<version>/`` into.
     metadata_connection_config: MLMD connection; None lets the orchestrator supply it.
     pipeline_name: pipeline (and MLMD context) name.
-    hparams: preprocessing and training hyperparameters, passed as ``custom_config``
-      (Transform gets only the preprocessing ones, so training-only changes keep its
-      cache).
+    hparams: preprocessing and training hyperparameters (None: the defaults), passed as
+      ``custom_config`` (Transform gets only the preprocessing ones, so training-only
+      changes keep its cache).
     train_split: TFDS split spec for train+eval (``"train"``, ``"train[:2%]"``).
     test_split: TFDS split spec for the final evaluation (``"test"``, ``"test[:2%]"``).
     unlabelled_split: TFDS split spec of reviews without labels (``"unsupervised"``,
@@ -97,24 +99,37 @@ def create_pipeline(
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline.
   """
-  check_last_node(last_node, curated_schema=bool(schema_path),
-                  pretraining=hparams.pretrains_embeddings)
+  hparams = hparams or HParams()
+  check_last_node(
+    last_node, curated_schema=bool(schema_path), pretraining=hparams.pretrains_embeddings
+  )
   nodes = _nodes(
-      hparams=hparams, serving_model_dir=serving_model_dir, train_split=train_split,
-      test_split=test_split,
-      unlabelled_split=unlabelled_split if hparams.pretrains_embeddings else "",
-      eval_percent=eval_percent, tfds_data_dir=tfds_data_dir, download=download,
-      schema_path=schema_path, min_accuracy=min_accuracy,
-      max_accuracy_drop=max_accuracy_drop, code_versions=code_versions or {})
+    hparams=hparams,
+    serving_model_dir=serving_model_dir,
+    train_split=train_split,
+    test_split=test_split,
+    unlabelled_split=unlabelled_split if hparams.pretrains_embeddings else "",
+    eval_percent=eval_percent,
+    tfds_data_dir=tfds_data_dir,
+    download=download,
+    schema_path=schema_path,
+    min_accuracy=min_accuracy,
+    max_accuracy_drop=max_accuracy_drop,
+    code_versions=code_versions or {},
+  )
   if last_node is not None:
     nodes = _cut(nodes, [n.id for n in nodes].index(last_node) + 1)
   return tfx.dsl.Pipeline(
-      pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=nodes,
-      enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(beam_pipeline_args))
+    pipeline_name=pipeline_name,
+    pipeline_root=pipeline_root,
+    components=nodes,
+    enable_cache=enable_cache,
+    metadata_connection_config=metadata_connection_config,
+    beam_pipeline_args=list(beam_pipeline_args),
+  )
 
 
-def _cut(nodes: List[Any], keep: int) -> List[Any]:
+def _cut(nodes: list[Any], keep: int) -> list[Any]:
   """The first ``keep`` of ``nodes``, detached from the nodes after them (TFX's compiler
   refuses a node whose downstream node is not in the pipeline)."""
   for dropped in nodes[keep:]:
@@ -123,73 +138,116 @@ def _cut(nodes: List[Any], keep: int) -> List[Any]:
   return nodes[:keep]
 
 
-def _nodes(*, hparams: HParams, serving_model_dir: str, train_split: str, test_split: str,
-           unlabelled_split: str, eval_percent: int, tfds_data_dir: Optional[str],
-           download: bool, schema_path: Optional[str], min_accuracy: float,
-           max_accuracy_drop: float, code_versions: Mapping[str, str]) -> List[Any]:
+def _nodes(
+  *,
+  hparams: HParams,
+  serving_model_dir: str,
+  train_split: str,
+  test_split: str,
+  unlabelled_split: str,
+  eval_percent: int,
+  tfds_data_dir: str | None,
+  download: bool,
+  schema_path: str | None,
+  min_accuracy: float,
+  max_accuracy_drop: float,
+  code_versions: Mapping[str, str],
+) -> list[Any]:
   """Every node of the pipeline, in the order of ``pipeline.layout.node_ids``.
 
   A node only references nodes before it, so any prefix of the list is a pipeline.
   """
   example_gen = ImdbExampleGen(
-      train_split=train_split, test_split=test_split, eval_percent=eval_percent,
-      tfds_data_dir=tfds_data_dir or "", download=download,
-      unlabelled_split=unlabelled_split)
+    train_split=train_split,
+    test_split=test_split,
+    eval_percent=eval_percent,
+    tfds_data_dir=tfds_data_dir or "",
+    download=download,
+    unlabelled_split=unlabelled_split,
+  )
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
   if schema_path:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   else:
     schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
-        exclude_splits=[EVAL, TEST, UNLABELLED])
+      statistics=statistics_gen.outputs["statistics"],
+      infer_feature_shape=True,
+      exclude_splits=[EVAL, TEST, UNLABELLED],
+    )
   # The unlabelled split lacks the label the schema requires; its statistics are still
   # computed (StatisticsGen), for a look at how it differs from train.
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
-      exclude_splits=[UNLABELLED])
+    statistics=statistics_gen.outputs["statistics"],
+    schema=schema_gen.outputs["schema"],
+    exclude_splits=[UNLABELLED],
+  )
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
   transform = tfx.components.Transform(
-      examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-      preprocessing_fn=PREPROCESSING_FN,
-      custom_config=_with_code_version(hparams.preprocessing_custom_config(),
-                                       code_versions, "transform"),
-      splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]))
+    examples=example_gen.outputs["examples"],
+    schema=schema_gen.outputs["schema"],
+    preprocessing_fn=PREPROCESSING_FN,
+    custom_config=_with_code_version(
+      hparams.preprocessing_custom_config(), code_versions, "transform"
+    ),
+    splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]),
+  )
   transform.add_upstream_node(anomalies_gate)
   embedding_trainer = None
   if hparams.pretrains_embeddings:
     # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
     # train and unlabelled reviews, through the TransformGraph.
     embedding_trainer = EmbeddingTrainer(
-        examples=example_gen.outputs["examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        splits=",".join([TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]),
-        custom_config=json.dumps(_with_code_version(
-            hparams.pretraining_custom_config(), code_versions, "pretraining"),
-            sort_keys=True))
-  trainer = tfx.components.Trainer(
-      run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
+      examples=example_gen.outputs["examples"],
       transform_graph=transform.outputs["transform_graph"],
-      schema=schema_gen.outputs["schema"],
-      train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
-      eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-      base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else None,
-      custom_config=_with_code_version(hparams.to_custom_config(), code_versions,
-                                       "trainer"))
+      splits=",".join([TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]),
+      custom_config=json.dumps(
+        _with_code_version(hparams.pretraining_custom_config(), code_versions, "pretraining"),
+        sort_keys=True,
+      ),
+    )
+  trainer = tfx.components.Trainer(
+    run_fn=RUN_FN,
+    examples=transform.outputs["transformed_examples"],
+    transform_graph=transform.outputs["transform_graph"],
+    schema=schema_gen.outputs["schema"],
+    train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+    eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+    base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else None,
+    custom_config=_with_code_version(hparams.to_custom_config(), code_versions, "trainer"),
+  )
   model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id("latest_blessed_model_resolver")
   evaluator = tfx.components.Evaluator(
-      examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-      baseline_model=model_resolver.outputs["model"],
-      example_splits=[TEST],
-      eval_config=make_eval_config(min_accuracy, max_accuracy_drop))
+    examples=example_gen.outputs["examples"],
+    model=trainer.outputs["model"],
+    baseline_model=model_resolver.outputs["model"],
+    example_splits=[TEST],
+    eval_config=make_eval_config(min_accuracy, max_accuracy_drop),
+  )
   pusher = tfx.components.Pusher(
-      model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
-  return [node for node in (
-      example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-      transform, embedding_trainer, trainer, model_resolver, evaluator, pusher)
-      if node is not None]
+    model=trainer.outputs["model"],
+    model_blessing=evaluator.outputs["blessing"],
+    push_destination=tfx.proto.PushDestination(
+      filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+    ),
+  )
+  return [
+    node
+    for node in (
+      example_gen,
+      statistics_gen,
+      schema_gen,
+      example_validator,
+      anomalies_gate,
+      transform,
+      embedding_trainer,
+      trainer,
+      model_resolver,
+      evaluator,
+      pusher,
+    )
+    if node is not None
+  ]

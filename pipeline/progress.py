@@ -11,7 +11,8 @@ whether it was cached) when it ends.
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 import tqdm
 from ml_metadata import errors as mlmd_errors
@@ -21,10 +22,10 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline import mlmd_queries
 
 _TERMINAL = {
-    metadata_store_pb2.Execution.COMPLETE: "finished",
-    metadata_store_pb2.Execution.CACHED: "cached",
-    metadata_store_pb2.Execution.FAILED: "FAILED",
-    metadata_store_pb2.Execution.CANCELED: "canceled",
+  metadata_store_pb2.Execution.COMPLETE: "finished",
+  metadata_store_pb2.Execution.CACHED: "cached",
+  metadata_store_pb2.Execution.FAILED: "FAILED",
+  metadata_store_pb2.Execution.CANCELED: "canceled",
 }
 
 
@@ -45,10 +46,17 @@ class ComponentProgress:
     clock: wall clock in seconds since epoch (tests inject a fake one).
   """
 
-  def __init__(self, connection_config: metadata_store_pb2.ConnectionConfig,
-               pipeline_name: str, component_ids: List[str], since_ms: int,
-               stream: Optional[TextIO] = None, poll_seconds: float = 2.0,
-               heartbeat_seconds: float = 60.0, clock: Callable[[], float] = time.time):
+  def __init__(
+    self,
+    connection_config: metadata_store_pb2.ConnectionConfig,
+    pipeline_name: str,
+    component_ids: list[str],
+    since_ms: int,
+    stream: TextIO | None = None,
+    poll_seconds: float = 2.0,
+    heartbeat_seconds: float = 60.0,
+    clock: Callable[[], float] = time.time,
+  ):
     self._config = connection_config
     self._pipeline_name = pipeline_name
     self._ids = list(component_ids)
@@ -58,12 +66,12 @@ class ComponentProgress:
     self._heartbeat = heartbeat_seconds
     self._clock = clock
     self._store = None
-    self._started: Dict[int, float] = {}     # execution id -> seconds since epoch
-    self._next_beat: Dict[int, float] = {}  # execution id -> elapsed s of its next beat
+    self._started: dict[int, float] = {}  # execution id -> seconds since epoch
+    self._next_beat: dict[int, float] = {}  # execution id -> elapsed s of its next beat
     self._done: set = set()
     self._stop = threading.Event()
-    self._thread: Optional[threading.Thread] = None
-    self.lines: List[str] = []
+    self._thread: threading.Thread | None = None
+    self.lines: list[str] = []
 
   def _print(self, line: str) -> None:
     self.lines.append(line)
@@ -80,9 +88,13 @@ class ComponentProgress:
     try:
       if self._store is None:
         self._store = metadata_store.MetadataStore(self._config)
-      executions = [(execution, node) for node in self._ids
-                    for execution in mlmd_queries.node_executions(
-                        self._store, self._pipeline_name, node, self._since_ms)]
+      executions = [
+        (execution, node)
+        for node in self._ids
+        for execution in mlmd_queries.node_executions(
+          self._store, self._pipeline_name, node, self._since_ms
+        )
+      ]
     except (mlmd_errors.StatusError, RuntimeError):
       # Store busy, or its file not created yet (MetadataStore's constructor raises
       # RuntimeError then): try again next poll.
@@ -96,8 +108,10 @@ class ComponentProgress:
           self._print(f"{self._position(node)} {node} running ...")
       if execution.last_known_state in _TERMINAL:
         self._done.add(execution.id)
-        self._print(f"{self._position(node)} {node} {_TERMINAL[execution.last_known_state]} "
-                    f"in {mlmd_queries.execution_seconds(execution):.1f} s")
+        self._print(
+          f"{self._position(node)} {node} {_TERMINAL[execution.last_known_state]} "
+          f"in {mlmd_queries.execution_seconds(execution):.1f} s"
+        )
       elif self._heartbeat > 0:
         elapsed = self._clock() - self._started[execution.id]
         due = self._next_beat.get(execution.id, self._heartbeat)

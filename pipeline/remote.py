@@ -42,18 +42,22 @@ def check_image(image: str) -> None:
   if "@" in image:
     name, digest = image.split("@", 1)
     if not name or not _DIGEST_RE.fullmatch(digest):
-      raise ValueError(f"the container image {image!r} has a malformed digest; expected "
-                       "NAME@sha256:<64 hex digits>")
+      raise ValueError(
+        f"the container image {image!r} has a malformed digest; expected "
+        "NAME@sha256:<64 hex digits>"
+      )
     return
   name = image.rsplit("/", 1)[-1]  # a registry port (host:5000/...) is not a tag
   if ":" not in name:
     raise ValueError(
-        f"the container image {image!r} has no tag: pin it with an explicit tag "
-        "(IMAGE:1.0.0) or a digest (IMAGE@sha256:...) so every run uses the same build")
+      f"the container image {image!r} has no tag: pin it with an explicit tag "
+      "(IMAGE:1.0.0) or a digest (IMAGE@sha256:...) so every run uses the same build"
+    )
   tag = name.split(":", 1)[1]
   if tag == "latest":
     raise ValueError(
-        f"the container image {image!r} is tagged 'latest', which moves with every push: "
-        "pin an explicit tag (IMAGE:1.0.0) or a digest (IMAGE@sha256:...)")
+      f"the container image {image!r} is tagged 'latest', which moves with every push: "
+      "pin an explicit tag (IMAGE:1.0.0) or a digest (IMAGE@sha256:...)"
+    )
   if not _TAG_RE.fullmatch(tag):
     raise ValueError(f"the container image {image!r} has an invalid tag {tag!r}")

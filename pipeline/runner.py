@@ -6,7 +6,7 @@ output directory's layout, ``pipeline.beam_profiles`` Beam's options).
 """
 
 import time
-from typing import Optional, TextIO
+from typing import TextIO
 
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -14,7 +14,6 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from pipeline import summary as summary_lib
 from pipeline.layout import RUNNERS
 from pipeline.progress import ComponentProgress
-
 
 
 def orchestrator(runner: str):
@@ -30,9 +29,12 @@ def orchestrator(runner: str):
   raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
 
 
-def run_pipeline(pipeline: tfx.dsl.Pipeline, runner: str = "local",
-                 show_progress: bool = True, stream: Optional[TextIO] = None
-                 ) -> summary_lib.RunSummary:
+def run_pipeline(
+  pipeline: tfx.dsl.Pipeline,
+  runner: str = "local",
+  show_progress: bool = True,
+  stream: TextIO | None = None,
+) -> summary_lib.RunSummary:
   """Runs ``pipeline`` to completion and reads back what it did from MLMD.
 
   Args:
@@ -50,12 +52,12 @@ def run_pipeline(pipeline: tfx.dsl.Pipeline, runner: str = "local",
   started_ms = int(time.time() * 1000)
   progress = None
   if show_progress:
-    progress = ComponentProgress(pipeline.metadata_connection_config, name, node_ids,
-                                 started_ms, stream=stream).start()
+    progress = ComponentProgress(
+      pipeline.metadata_connection_config, name, node_ids, started_ms, stream=stream
+    ).start()
   try:
     orchestrator(runner).run(pipeline)
   finally:
     if progress:
       progress.stop()
-  return summary_lib.summarize(pipeline.metadata_connection_config, name, node_ids,
-                               started_ms)
+  return summary_lib.summarize(pipeline.metadata_connection_config, name, node_ids, started_ms)

@@ -7,12 +7,11 @@ scraping, so a summary is true for any orchestrator that wrote the same store.
 
 import dataclasses
 import json
-from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis.slicer import slicer_lib
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_model_analysis.slicer import slicer_lib
 
 from pipeline import mlmd_queries
 
@@ -22,6 +21,7 @@ _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 @dataclasses.dataclass
 class ComponentRun:
   """One component's latest execution: node id, MLMD state name, wall seconds."""
+
   node_id: str
   state: str
   seconds: float
@@ -39,11 +39,12 @@ class RunSummary:
     blessing_reasons: failed validations (empty when blessed).
     pushed_path: where the Pusher wrote the model, None if nothing was pushed.
   """
-  components: List[ComponentRun]
-  metrics: Dict[str, float]
-  blessed: Optional[bool]
-  blessing_reasons: List[str]
-  pushed_path: Optional[str]
+
+  components: list[ComponentRun]
+  metrics: dict[str, float]
+  blessed: bool | None
+  blessing_reasons: list[str]
+  pushed_path: str | None
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -68,18 +69,21 @@ class RunSummary:
       counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
       lines.append(f"Components: {len(self.components)} ({counts}), {total:.1f} s in all")
     if self.metrics:
-      lines.append("Test split: accuracy %.4f, AUC %.4f (%d examples)" % (
-          self.metrics.get("binary_accuracy", float("nan")),
-          self.metrics.get("auc", float("nan")),
-          int(self.metrics.get("example_count", 0))))
+      accuracy = self.metrics.get("binary_accuracy", float("nan"))
+      auc = self.metrics.get("auc", float("nan"))
+      examples = int(self.metrics.get("example_count", 0))
+      lines.append(f"Test split: accuracy {accuracy:.4f}, AUC {auc:.4f} ({examples} examples)")
     if self.blessed is None:
       lines.append("Blessing: the Evaluator did not run")
     elif self.blessed:
       lines.append("Blessing: BLESSED (all thresholds met)")
     else:
       lines.append("Blessing: NOT blessed: " + "; ".join(self.blessing_reasons))
-    lines.append(f"Pushed to: {self.pushed_path}" if self.pushed_path
-                 else "Pushed: nothing (model not blessed or Pusher skipped)")
+    lines.append(
+      f"Pushed to: {self.pushed_path}"
+      if self.pushed_path
+      else "Pushed: nothing (model not blessed or Pusher skipped)"
+    )
     return "\n".join(lines)
 
 
@@ -90,10 +94,10 @@ def _custom(artifact, name):
   return value.int_value if value.HasField("int_value") else value.string_value
 
 
-def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
+def evaluation_metrics(evaluation_uri: str) -> dict[str, float]:
   """Overall-slice metrics of the candidate model from an Evaluator's ModelEvaluation
   (``tfma.load_metrics``; diffs against the baseline are left out)."""
-  metrics: Dict[str, float] = {}
+  metrics: dict[str, float] = {}
   for per_slice in tfma.load_metrics(evaluation_uri):
     if per_slice.slice_key.single_slice_keys:  # only the overall slice
       continue
@@ -126,7 +130,7 @@ def _threshold_text(threshold) -> str:
   return "threshold"
 
 
-def validation_failures(evaluation_uri: str) -> List[str]:
+def validation_failures(evaluation_uri: str) -> list[str]:
   """Readable reasons TFMA did not bless, e.g.
   ``binary_accuracy 0.8012 (Overall) failed >= 0.85``."""
   validation = tfma.load_validation_result(evaluation_uri)
@@ -134,19 +138,26 @@ def validation_failures(evaluation_uri: str) -> List[str]:
   for per_slice in validation.metric_validations_per_slice:
     for failure in per_slice.failures:
       value = failure.metric_value
-      shown = (f"{value.double_value.value:.4f}" if value.HasField("double_value")
-               else str(value).strip())
+      shown = (
+        f"{value.double_value.value:.4f}" if value.HasField("double_value") else str(value).strip()
+      )
       kind = "change " if failure.metric_key.is_diff else ""
-      reasons.append(f"{failure.metric_key.name} {kind}{shown} "
-                     f"({_slice_name(per_slice.slice_key)}) "
-                     f"failed {_threshold_text(failure.metric_threshold)}")
+      reasons.append(
+        f"{failure.metric_key.name} {kind}{shown} "
+        f"({_slice_name(per_slice.slice_key)}) "
+        f"failed {_threshold_text(failure.metric_threshold)}"
+      )
   if not reasons and not validation.validation_ok:
     reasons.append(str(validation.validation_details).strip() or "validation failed")
   return reasons
 
 
-def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
-              node_ids: List[str], since_ms: int) -> RunSummary:
+def summarize(
+  connection_config: metadata_store_pb2.ConnectionConfig,
+  pipeline_name: str,
+  node_ids: list[str],
+  since_ms: int,
+) -> RunSummary:
   """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
   store = metadata_store.MetadataStore(connection_config)
   components, metrics, blessed, reasons, pushed = [], {}, None, [], None
@@ -156,8 +167,9 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
       continue
     execution = executions[-1]
     seconds = mlmd_queries.execution_seconds(execution)
-    components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
-                                   round(seconds, 1)))
+    components.append(
+      ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, "?"), round(seconds, 1))
+    )
     outputs = mlmd_queries.execution_outputs(store, execution.id)
     if node_id == "Evaluator" and outputs.get("evaluation"):
       uri = outputs["evaluation"][0].uri

@@ -22,16 +22,17 @@ variable-length inputs), so one odd request can never fail other requests' batch
 import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import threading
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
 
 from serving import errors
 
-RunFn = Callable[[Mapping[str, np.ndarray]], Dict[str, np.ndarray]]
+RunFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,7 @@ class BatchingOptions:
   Raises (constructor):
     ValueError: a value out of range or ``allowed_batch_sizes`` inconsistent.
   """
+
   max_batch_size: int = 32
   batch_timeout_s: float = 0.005
   max_enqueued_batches: int = 100
@@ -67,29 +69,34 @@ class BatchingOptions:
       raise ValueError("max_enqueued_batches and num_batch_threads must be >= 1")
     sizes = list(self.allowed_batch_sizes)
     if sizes:
-      if any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] < 1:
+      if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1:
         raise ValueError(f"allowed_batch_sizes must increase, got {sizes}")
       if sizes[-1] != self.max_batch_size:
-        raise ValueError(f"the last allowed_batch_sizes entry ({sizes[-1]}) must equal "
-                         f"max_batch_size ({self.max_batch_size})")
+        raise ValueError(
+          f"the last allowed_batch_sizes entry ({sizes[-1]}) must equal "
+          f"max_batch_size ({self.max_batch_size})"
+        )
 
   @classmethod
   def from_proto(cls, params) -> "BatchingOptions":
     """From a ``tensorflow.serving.BatchingParameters`` message; unset fields keep TF
     Serving's defaults (max_batch_size 1000, timeout 0, 1000 enqueued batches)."""
+
     def wrapped(field, default):
       return getattr(params, field).value if params.HasField(field) else default
+
     return cls(
-        max_batch_size=wrapped("max_batch_size", 1000),
-        batch_timeout_s=wrapped("batch_timeout_micros", 0) / 1e6,
-        max_enqueued_batches=wrapped("max_enqueued_batches", 1000),
-        num_batch_threads=wrapped("num_batch_threads", 2),
-        allowed_batch_sizes=tuple(params.allowed_batch_sizes),
-        enable_large_batch_splitting=bool(wrapped("enable_large_batch_splitting", False)))
+      max_batch_size=wrapped("max_batch_size", 1000),
+      batch_timeout_s=wrapped("batch_timeout_micros", 0) / 1e6,
+      max_enqueued_batches=wrapped("max_enqueued_batches", 1000),
+      num_batch_threads=wrapped("num_batch_threads", 2),
+      allowed_batch_sizes=tuple(params.allowed_batch_sizes),
+      enable_large_batch_splitting=bool(wrapped("enable_large_batch_splitting", False)),
+    )
 
 
 class _Task:
-  __slots__ = ("inputs", "size", "key", "future")
+  __slots__ = ("future", "inputs", "key", "size")
 
   def __init__(self, inputs: Mapping[str, np.ndarray], size: int, key):
     self.inputs = inputs
@@ -106,7 +113,8 @@ def _batch_size(inputs: Mapping[str, np.ndarray]) -> int:
   sizes = {v.shape[0] for v in inputs.values() if v.ndim}
   if len(sizes) != 1 or any(v.ndim == 0 for v in inputs.values()):
     raise errors.invalid_argument(
-        "batching needs every input to have the same leading (batch) dimension")
+      "batching needs every input to have the same leading (batch) dimension"
+    )
   return sizes.pop()
 
 
@@ -120,18 +128,19 @@ class BatchScheduler:
     self._run_fn = run_fn
     self._options = options
     self._cond = threading.Condition()
-    self._open: List[_Task] = []
+    self._open: list[_Task] = []
     self._open_size = 0
     self._open_since = 0.0
     self._ready = collections.deque()
     self._closed = False
-    self._threads = [threading.Thread(target=self._loop, daemon=True,
-                                      name=f"batch-{i}")
-                     for i in range(options.num_batch_threads)]
+    self._threads = [
+      threading.Thread(target=self._loop, daemon=True, name=f"batch-{i}")
+      for i in range(options.num_batch_threads)
+    ]
     for thread in self._threads:
       thread.start()
 
-  def submit(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  def submit(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Runs one request's inputs as part of a batch; blocks until its outputs are ready.
 
     Raises:
@@ -143,22 +152,24 @@ class BatchScheduler:
     if size > limit:
       if not self._options.enable_large_batch_splitting:
         raise errors.invalid_argument(
-            f"Task size {size} is larger than maximum input batch size {limit}")
-      parts = [self.submit({k: v[i:i + limit] for k, v in inputs.items()})
-               for i in range(0, size, limit)]
+          f"Task size {size} is larger than maximum input batch size {limit}"
+        )
+      parts = [
+        self.submit({k: v[i : i + limit] for k, v in inputs.items()}) for i in range(0, size, limit)
+      ]
       return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     task = _Task(inputs, size, _task_key(inputs))
     with self._cond:
       if self._closed:
-        raise errors.ServingError(grpc.StatusCode.UNAVAILABLE,
-                                  "the servable is being unloaded")
+        raise errors.ServingError(grpc.StatusCode.UNAVAILABLE, "the servable is being unloaded")
       if self._open and (self._open_size + size > limit or task.key != self._open[0].key):
         self._close_open_batch()
       if not self._open:
         if len(self._ready) >= self._options.max_enqueued_batches:
           raise errors.ServingError(
-              grpc.StatusCode.UNAVAILABLE,
-              "The batch scheduling queue to which this task was submitted is full")
+            grpc.StatusCode.UNAVAILABLE,
+            "The batch scheduling queue to which this task was submitted is full",
+          )
         self._open_since = time.monotonic()
       self._open.append(task)
       self._open_size += size
@@ -172,7 +183,7 @@ class BatchScheduler:
       self._ready.append(self._open)
       self._open, self._open_size = [], 0
 
-  def _next_batch(self) -> Optional[List[_Task]]:
+  def _next_batch(self) -> list[_Task] | None:
     with self._cond:
       while True:
         if self._ready:
@@ -201,7 +212,7 @@ class BatchScheduler:
         return allowed
     return size
 
-  def _run_batch(self, batch: List[_Task]) -> None:
+  def _run_batch(self, batch: list[_Task]) -> None:
     total = sum(t.size for t in batch)
     padded = self._padded_size(total)
     try:
@@ -215,16 +226,17 @@ class BatchScheduler:
       for key, value in outputs.items():
         if value.ndim == 0 or value.shape[0] != padded:
           raise errors.ServingError(
-              grpc.StatusCode.INTERNAL,
-              f"output '{key}' has shape {list(value.shape)}; batching needs a leading "
-              f"batch dimension of {padded}")
+            grpc.StatusCode.INTERNAL,
+            f"output '{key}' has shape {list(value.shape)}; batching needs a leading "
+            f"batch dimension of {padded}",
+          )
     except Exception as e:  # every task of the batch gets the error
       for task in batch:
         task.future.set_exception(e)
       return
     start = 0
     for task in batch:
-      task.future.set_result({k: v[start:start + task.size] for k, v in outputs.items()})
+      task.future.set_result({k: v[start : start + task.size] for k, v in outputs.items()})
       start += task.size
 
   def close(self) -> None:

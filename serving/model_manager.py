@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
@@ -45,29 +45,31 @@ class ModelSource:
     versions: for ``specific``, the versions to serve.
     labels: version label -> version.
   """
+
   name: str
   base_path: str
   policy: str = "latest"
   num_versions: int = 1
-  versions: Tuple[int, ...] = ()
-  labels: Tuple[Tuple[str, int], ...] = ()
+  versions: tuple[int, ...] = ()
+  labels: tuple[tuple[str, int], ...] = ()
 
-  def aspired(self, ready: Sequence[int]) -> List[int]:
+  def aspired(self, ready: Sequence[int]) -> list[int]:
     """The versions to serve among the complete ones in ``ready``."""
     if self.policy == "all":
       return sorted(ready)
     if self.policy == "specific":
       return sorted(v for v in ready if v in self.versions)
-    return sorted(ready)[-self.num_versions:]
+    return sorted(ready)[-self.num_versions :]
 
 
-def sources_from_flags(model_name: str, model_base_path: str) -> List[ModelSource]:
+def sources_from_flags(model_name: str, model_base_path: str) -> list[ModelSource]:
   """``--model_name`` / ``--model_base_path``: one model, latest version."""
   return [ModelSource(model_name, os.path.abspath(model_base_path))]
 
 
-def sources_from_config(config: model_server_config_pb2.ModelServerConfig,
-                        config_dir: str = ".") -> List[ModelSource]:
+def sources_from_config(
+  config: model_server_config_pb2.ModelServerConfig, config_dir: str = "."
+) -> list[ModelSource]:
   """``--model_config_file``'s ``model_config_list``.
 
   Relative base paths are taken relative to ``config_dir`` (``imdb-tfx serve`` passes the
@@ -85,20 +87,31 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig,
       raise ValueError(f"model names must be set and unique, got {model.name!r}")
     names.add(model.name)
     if model.model_platform not in ("", "tensorflow"):
-      raise ValueError(f"model {model.name}: platform {model.model_platform!r} is not "
-                       "supported (only 'tensorflow')")
+      raise ValueError(
+        f"model {model.name}: platform {model.model_platform!r} is not "
+        "supported (only 'tensorflow')"
+      )
     policy = model.model_version_policy.WhichOneof("policy_choice") or "latest"
-    num_versions = (model.model_version_policy.latest.num_versions or 1
-                    if policy == "latest" else 1)
+    num_versions = model.model_version_policy.latest.num_versions or 1 if policy == "latest" else 1
     versions = tuple(model.model_version_policy.specific.versions)
     labels = tuple(sorted(model.version_labels.items()))
     if policy == "specific":
       for label, version in labels:
         if version not in versions:
-          raise ValueError(f"model {model.name}: label {label!r} points at version "
-                           f"{version}, which the specific version policy does not serve")
-    sources.append(ModelSource(model.name, os.path.join(config_dir, model.base_path),
-                               policy, num_versions, versions, labels))
+          raise ValueError(
+            f"model {model.name}: label {label!r} points at version "
+            f"{version}, which the specific version policy does not serve"
+          )
+    sources.append(
+      ModelSource(
+        model.name,
+        os.path.join(config_dir, model.base_path),
+        policy,
+        num_versions,
+        versions,
+        labels,
+      )
+    )
   return sources
 
 
@@ -106,8 +119,8 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig,
 class _Version:
   version: int
   state: int = State.START
-  servable: Optional[Servable] = None
-  error: Optional[errors.ServingError] = None
+  servable: Servable | None = None
+  error: errors.ServingError | None = None
   fingerprint: tuple = ()
 
 
@@ -121,22 +134,24 @@ class ModelManager:
     settle_seconds: a version directory must be unchanged for this long to be loaded.
   """
 
-  def __init__(self, sources: Sequence[ModelSource],
-               warmup_fn: Optional[Callable[[Servable], int]] = None,
-               settle_seconds: float = 0.5):
+  def __init__(
+    self,
+    sources: Sequence[ModelSource],
+    warmup_fn: Callable[[Servable], int] | None = None,
+    settle_seconds: float = 0.5,
+  ):
     self._sources = {s.name: s for s in sources}
     self._warmup_fn = warmup_fn
     self._settle_seconds = settle_seconds
     self._lock = threading.Lock()
-    self._versions: Dict[str, Dict[int, _Version]] = {s.name: {} for s in sources}
+    self._versions: dict[str, dict[int, _Version]] = {s.name: {} for s in sources}
     self._stop = threading.Event()
-    self._thread: Optional[threading.Thread] = None
+    self._thread: threading.Thread | None = None
 
   # --- lookup -------------------------------------------------------------------------
 
   @contextlib.contextmanager
-  def servable(self, name: str, version: Optional[int] = None,
-               label: Optional[str] = None):
+  def servable(self, name: str, version: int | None = None, label: str | None = None):
     """``with manager.servable(...) as servable:`` the AVAILABLE servable for a request's
     model spec, kept loaded until the block ends (an unload waits for it).
 
@@ -151,8 +166,9 @@ class ModelManager:
     finally:
       servable.release()
 
-  def get_servable(self, name: str, version: Optional[int] = None,
-                   label: Optional[str] = None) -> Servable:
+  def get_servable(
+    self, name: str, version: int | None = None, label: str | None = None
+  ) -> Servable:
     """The AVAILABLE servable for a request's model spec, for a look at its metadata
     (requests use ``servable()``, which keeps it loaded while they run).
 
@@ -163,36 +179,43 @@ class ModelManager:
     with self._lock:
       return self._lookup(name, version, label)
 
-  def _lookup(self, name: str, version: Optional[int], label: Optional[str]) -> Servable:
+  def _lookup(self, name: str, version: int | None, label: str | None) -> Servable:
     if version is not None and label:
       raise errors.invalid_argument("model_spec has both a version and a version_label")
     source = self._sources.get(name)
     if source is None:
-      raise errors.not_found(f"Servable not found for request: Latest({name}). "
-                             f"Served models: {sorted(self._sources)}")
+      raise errors.not_found(
+        f"Servable not found for request: Latest({name}). Served models: {sorted(self._sources)}"
+      )
     if label:
       labels = dict(source.labels)
       if label not in labels:
-        raise errors.not_found(f"Unrecognized servable version label: {label} for model "
-                               f"{name}; labels: {sorted(labels)}")
+        raise errors.not_found(
+          f"Unrecognized servable version label: {label} for model {name}; labels: {sorted(labels)}"
+        )
       version = labels[label]
-    available = {v: entry for v, entry in self._versions[name].items()
-                 if entry.state == State.AVAILABLE}
+    available = {
+      v: entry for v, entry in self._versions[name].items() if entry.state == State.AVAILABLE
+    }
     if version is None:
       if not available:
-        raise errors.not_found(f"Servable not found for request: Latest({name}); no "
-                               "version is available yet")
+        raise errors.not_found(
+          f"Servable not found for request: Latest({name}); no version is available yet"
+        )
       return available[max(available)].servable
     if version not in available:
-      raise errors.not_found(f"Servable not found for request: Specific({name}, "
-                             f"{version}); available versions: {sorted(available)}")
+      raise errors.not_found(
+        f"Servable not found for request: Specific({name}, "
+        f"{version}); available versions: {sorted(available)}"
+      )
     return available[version].servable
 
-  def model_names(self) -> List[str]:
+  def model_names(self) -> list[str]:
     return sorted(self._sources)
 
-  def statuses(self, name: str, version: Optional[int] = None
-               ) -> List[get_model_status_pb2.ModelVersionStatus]:
+  def statuses(
+    self, name: str, version: int | None = None
+  ) -> list[get_model_status_pb2.ModelVersionStatus]:
     """GetModelStatus's versions, newest first.
 
     Raises:
@@ -210,8 +233,7 @@ class ModelManager:
         raise errors.not_found(f"Could not find any versions of model {name}")
       result = []
       for entry in entries:
-        status = get_model_status_pb2.ModelVersionStatus(version=entry.version,
-                                                         state=entry.state)
+        status = get_model_status_pb2.ModelVersionStatus(version=entry.version, state=entry.state)
         if entry.error is not None:
           status.status.error_code = entry.error.code.value[0]
           status.status.error_message = entry.error.message
@@ -243,8 +265,9 @@ class ModelManager:
       return
     self.poll_once()
     if poll_seconds > 0:
-      self._thread = threading.Thread(target=self._loop, args=(poll_seconds,), daemon=True,
-                                      name="version-poll")
+      self._thread = threading.Thread(
+        target=self._loop, args=(poll_seconds,), daemon=True, name="version-poll"
+      )
       self._thread.start()
 
   def _loop(self, poll_seconds: float) -> None:
@@ -259,13 +282,12 @@ class ModelManager:
     for source in list(self._sources.values()):
       self._poll_source(source)
 
-  def _complete_versions(self, source: ModelSource) -> Dict[int, tuple]:
+  def _complete_versions(self, source: ModelSource) -> dict[int, tuple]:
     """version -> fingerprint for complete, unchanging version directories."""
     try:
       names = os.listdir(source.base_path)
     except FileNotFoundError:
-      LOG.warning("model %s: base path %s does not exist (yet)", source.name,
-                  source.base_path)
+      LOG.warning("model %s: base path %s does not exist (yet)", source.name, source.base_path)
       return {}
     found = {}
     for name in names:
@@ -285,8 +307,9 @@ class ModelManager:
       found[version] = dir_fingerprint(path)
     with self._lock:
       known = dict(self._versions.get(source.name, {}))
-    pending = [v for v in found
-               if v not in known or known[v].state not in (State.LOADING, State.AVAILABLE)]
+    pending = [
+      v for v in found if v not in known or known[v].state not in (State.LOADING, State.AVAILABLE)
+    ]
     if pending and self._settle_seconds > 0:
       time.sleep(self._settle_seconds)
       for version in pending:
@@ -307,12 +330,12 @@ class ModelManager:
       entry = versions.get(version)
       if entry is not None and entry.state in (State.LOADING, State.AVAILABLE):
         continue
-      if entry is not None and entry.error is not None and entry.fingerprint == complete[
-          version]:
+      if entry is not None and entry.error is not None and entry.fingerprint == complete[version]:
         continue  # failed before and unchanged since: do not retry on every poll
       self._load(source, version, complete[version])
-    aspired_available = [v for v in aspired if versions.get(v) and
-                         versions[v].state == State.AVAILABLE]
+    aspired_available = [
+      v for v in aspired if versions.get(v) and versions[v].state == State.AVAILABLE
+    ]
     if not aspired_available and any(e.state == State.AVAILABLE for e in versions.values()):
       return  # keep serving the old version(s) until a new one is AVAILABLE
     for version, entry in list(versions.items()):
@@ -330,17 +353,26 @@ class ModelManager:
       servable = Servable(source.name, version, path)
       warmed = self._warmup_fn(servable) if self._warmup_fn else 0
     except Exception as e:  # whatever a version's load raises is that version's error
-      error = e if isinstance(e, errors.ServingError) else errors.ServingError(
-          grpc.StatusCode.UNKNOWN, f"loading {path} failed: {type(e).__name__}: {e}")
-      LOG.error("model %s version %d failed to load: %s", source.name, version,
-                error.message)
+      error = (
+        e
+        if isinstance(e, errors.ServingError)
+        else errors.ServingError(
+          grpc.StatusCode.UNKNOWN, f"loading {path} failed: {type(e).__name__}: {e}"
+        )
+      )
+      LOG.error("model %s version %d failed to load: %s", source.name, version, error.message)
       with self._lock:
         entry.state, entry.error = State.END, error
       return
     with self._lock:
       entry.servable, entry.state = servable, State.AVAILABLE
-    LOG.info("model %s version %d: AVAILABLE after %.1f s (%d warmup requests)",
-             source.name, version, time.monotonic() - start, warmed)
+    LOG.info(
+      "model %s version %d: AVAILABLE after %.1f s (%d warmup requests)",
+      source.name,
+      version,
+      time.monotonic() - start,
+      warmed,
+    )
 
   def _unload(self, source: ModelSource, entry: _Version) -> None:
     with self._lock:

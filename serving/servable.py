@@ -10,7 +10,7 @@ import contextlib
 import gc
 import os
 import threading
-from typing import Dict, List, Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.tools import saved_model_utils
 
 from serving import errors
+
 
 class RuntimeLock:
   """A readers-writer lock around TensorFlow's process-wide eager runtime.
@@ -97,12 +98,14 @@ class Servable:
     self.version = version
     self.path = path
     meta_graph = saved_model_utils.get_meta_graph_def(path, "serve")
-    self.signature_defs: Dict[str, meta_graph_pb2.SignatureDef] = dict(
-        meta_graph.signature_def)
+    self.signature_defs: dict[str, meta_graph_pb2.SignatureDef] = dict(meta_graph.signature_def)
     with RUNTIME_LOCK.exclusive():
       self._loaded = tf.saved_model.load(path, tags=["serve"])
-    self._functions = {key: self._loaded.signatures[key] for key in self.signature_defs
-                       if key in self._loaded.signatures}
+    self._functions = {
+      key: self._loaded.signatures[key]
+      for key in self.signature_defs
+      if key in self._loaded.signatures
+    }
     self._batchers = {}
     self._lock = threading.Lock()
     self._users = 0
@@ -113,12 +116,14 @@ class Servable:
     name = signature_name or DEFAULT_SIGNATURE
     if name not in self.signature_defs or name not in self._functions:
       raise errors.failed_precondition(
-          f"Serving signature key \"{name}\" not found. The model {self.name} version "
-          f"{self.version} has {sorted(self._functions)}.")
+        f'Serving signature key "{name}" not found. The model {self.name} version '
+        f"{self.version} has {sorted(self._functions)}."
+      )
     return self.signature_defs[name]
 
-  def validate_inputs(self, signature_name: str,
-                      inputs: Mapping[str, tensor_pb2.TensorProto]) -> Dict[str, np.ndarray]:
+  def validate_inputs(
+    self, signature_name: str, inputs: Mapping[str, tensor_pb2.TensorProto]
+  ) -> dict[str, np.ndarray]:
     """TensorProtos -> NumPy arrays, checked against the signature's inputs.
 
     Raises:
@@ -131,9 +136,10 @@ class Servable:
     sent = set(inputs)
     if sent != expected:
       raise errors.invalid_argument(
-          f"input size does not match signature: {len(sent)}!={len(expected)} "
-          f"len({sorted(sent)}) != len({sorted(expected)}). Sent extra: "
-          f"{sorted(sent - expected)}. Missing but required: {sorted(expected - sent)}.")
+        f"input size does not match signature: {len(sent)}!={len(expected)} "
+        f"len({sorted(sent)}) != len({sorted(expected)}). Sent extra: "
+        f"{sorted(sent - expected)}. Missing but required: {sorted(expected - sent)}."
+      )
     arrays = {}
     for key, proto in inputs.items():
       info = signature.inputs[key]
@@ -141,37 +147,38 @@ class Servable:
       if proto.dtype != info.dtype:
         got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
         raise errors.invalid_argument(
-            f"input '{key}' of signature '{signature_name or DEFAULT_SIGNATURE}' expects "
-            f"dtype {want.name} but got {got}")
+          f"input '{key}' of signature '{signature_name or DEFAULT_SIGNATURE}' expects "
+          f"dtype {want.name} but got {got}"
+        )
       try:
         array = tf.make_ndarray(proto)
       except Exception as e:  # malformed content: wrong byte count, bad shape
         raise errors.invalid_argument(f"input '{key}' is not a valid TensorProto: {e}") from e
       if not info.tensor_shape.unknown_rank:
         dims = [d.size for d in info.tensor_shape.dim]
-        if array.ndim != len(dims) or any(
-            d >= 0 and d != got for d, got in zip(dims, array.shape)):
+        if array.ndim != len(dims) or any(d >= 0 and d != got for d, got in zip(dims, array.shape)):
           raise errors.invalid_argument(
-              f"input '{key}' of signature '{signature_name or DEFAULT_SIGNATURE}' expects "
-              f"shape {_shape_str(dims)} (-1 = any) but got {_shape_str(array.shape)}")
+            f"input '{key}' of signature '{signature_name or DEFAULT_SIGNATURE}' expects "
+            f"shape {_shape_str(dims)} (-1 = any) but got {_shape_str(array.shape)}"
+          )
       arrays[key] = array
     batch_sizes = {a.shape[0] for a in arrays.values() if a.ndim}
     if len(batch_sizes) > 1:
-      raise errors.invalid_argument(
-          f"inputs have different batch sizes {sorted(batch_sizes)}")
+      raise errors.invalid_argument(f"inputs have different batch sizes {sorted(batch_sizes)}")
     return arrays
 
-  def output_keys(self, signature_name: str, output_filter: List[str]) -> List[str]:
+  def output_keys(self, signature_name: str, output_filter: list[str]) -> list[str]:
     """The outputs to return: all, or ``output_filter`` (each must be an output)."""
     signature = self.signature(signature_name)
     for key in output_filter:
       if key not in signature.outputs:
         raise errors.invalid_argument(
-            f"output tensor alias not found in signature: {key} Outputs expected to be in "
-            f"the set {sorted(signature.outputs)}.")
+          f"output tensor alias not found in signature: {key} Outputs expected to be in "
+          f"the set {sorted(signature.outputs)}."
+        )
     return list(output_filter) or sorted(signature.outputs)
 
-  def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Runs a signature on validated inputs; returns every output as a NumPy array.
 
     Raises:
@@ -190,8 +197,7 @@ class Servable:
     ``factory(run_fn)``."""
     with self._lock:
       if signature_name not in self._batchers:
-        self._batchers[signature_name] = factory(
-            lambda inputs: self.run(signature_name, inputs))
+        self._batchers[signature_name] = factory(lambda inputs: self.run(signature_name, inputs))
       return self._batchers[signature_name]
 
   def acquire(self) -> None:
@@ -221,7 +227,7 @@ class Servable:
       gc.collect()
 
 
-def version_dir_problem(path: str) -> Optional[str]:
+def version_dir_problem(path: str) -> str | None:
   """Why ``path`` is not (yet) a complete SavedModel directory, or None when it is.
 
   Complete means: ``saved_model.pb`` (or ``.pbtxt``) is present (TFX's Pusher copies it
@@ -229,8 +235,9 @@ def version_dir_problem(path: str) -> Optional[str]:
   ``variables.index`` and every ``variables.data-NNNNN-of-MMMMM`` shard are present.
   A file still being written is caught by the caller comparing two listings.
   """
-  if not any(os.path.isfile(os.path.join(path, name))
-             for name in ("saved_model.pb", "saved_model.pbtxt")):
+  if not any(
+    os.path.isfile(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
+  ):
     return "no saved_model.pb yet"
   variables = os.path.join(path, "variables")
   if os.path.isdir(variables):

@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import threading
-from typing import List, Optional
 
 from serving import tf_serving_protos
 from serving.batching import BatchingOptions
@@ -20,31 +19,31 @@ LOG = logging.getLogger("imdb_tfx.serve")
 class ServeOptions:
   """tensorflow_model_server's flags that the development server implements (same names
   and meanings), plus ``bind_address`` and ``shutdown_grace_seconds``."""
+
   port: int = 8500
   model_name: str = "default"
-  model_base_path: Optional[str] = None
-  model_config_file: Optional[str] = None
+  model_base_path: str | None = None
+  model_config_file: str | None = None
   model_config_file_poll_wait_seconds: int = 0
   file_system_poll_wait_seconds: int = 1
   enable_batching: bool = False
-  batching_parameters_file: Optional[str] = None
+  batching_parameters_file: str | None = None
   enable_model_warmup: bool = True
   grpc_channel_arguments: str = ""
   grpc_max_threads: int = 64
-  ssl_config_file: Optional[str] = None
+  ssl_config_file: str | None = None
   bind_address: str = "0.0.0.0"
   shutdown_grace_seconds: float = 10.0
 
 
-def model_sources(options: ServeOptions) -> List[ModelSource]:
+def model_sources(options: ServeOptions) -> list[ModelSource]:
   """The served models from ``--model_config_file`` or ``--model_name/--model_base_path``.
 
   Raises:
     ValueError: neither or both given, or the config file is invalid.
   """
   if bool(options.model_config_file) == bool(options.model_base_path):
-    raise ValueError("give either --model_config_file or --model_base_path "
-                     "(with --model_name)")
+    raise ValueError("give either --model_config_file or --model_base_path (with --model_name)")
   if options.model_config_file:
     config = tf_serving_protos.load_model_server_config(options.model_config_file)
     # Relative base paths are relative to the working directory, as in tensorflow_model_server.
@@ -52,7 +51,7 @@ def model_sources(options: ServeOptions) -> List[ModelSource]:
   return sources_from_flags(options.model_name, options.model_base_path)
 
 
-def batching_options(options: ServeOptions) -> Optional[BatchingOptions]:
+def batching_options(options: ServeOptions) -> BatchingOptions | None:
   """None without ``--enable_batching``; else the parameters file's values over TF
   Serving's defaults.
 
@@ -81,14 +80,19 @@ def build_server(options: ServeOptions) -> DevServer:
   credentials = None
   if options.ssl_config_file:
     credentials = tf_serving_protos.server_credentials(
-        tf_serving_protos.load_ssl_config(options.ssl_config_file))
+      tf_serving_protos.load_ssl_config(options.ssl_config_file)
+    )
   return DevServer(
-      model_sources(options), port=options.port, host=options.bind_address,
-      poll_seconds=options.file_system_poll_wait_seconds,
-      batching=batching_options(options),
-      channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
-      max_workers=options.grpc_max_threads, enable_warmup=options.enable_model_warmup,
-      credentials=credentials)
+    model_sources(options),
+    port=options.port,
+    host=options.bind_address,
+    poll_seconds=options.file_system_poll_wait_seconds,
+    batching=batching_options(options),
+    channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
+    max_workers=options.grpc_max_threads,
+    enable_warmup=options.enable_model_warmup,
+    credentials=credentials,
+  )
 
 
 def serve_forever(options: ServeOptions) -> None:
@@ -114,7 +118,9 @@ def serve_forever(options: ServeOptions) -> None:
       server.manager.set_sources(model_sources(options))
     except ValueError as e:
       LOG.error("keeping the current models: %s", e)
-  LOG.info("shutting down: letting in-flight requests finish (up to %.0f s)",
-           options.shutdown_grace_seconds)
+  LOG.info(
+    "shutting down: letting in-flight requests finish (up to %.0f s)",
+    options.shutdown_grace_seconds,
+  )
   server.stop(options.shutdown_grace_seconds)
   LOG.info("stopped")

@@ -23,32 +23,33 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import any_pb2
-from tensorflow_serving.apis import classification_pb2
-from tensorflow_serving.apis import get_model_metadata_pb2
-from tensorflow_serving.apis import get_model_status_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+  classification_pb2,
+  get_model_metadata_pb2,
+  get_model_status_pb2,
+  model_service_pb2_grpc,
+  predict_pb2,
+  prediction_service_pb2_grpc,
+)
 
-from serving import errors
 from core import warmup
+from serving import errors
 from serving.batching import BatchingOptions, BatchScheduler
 from serving.model_manager import ModelManager, ModelSource
-from serving.servable import (CLASSIFY_METHOD_NAME, DEFAULT_SIGNATURE,
-                              REGRESS_METHOD_NAME, Servable)
+from serving.servable import CLASSIFY_METHOD_NAME, DEFAULT_SIGNATURE, REGRESS_METHOD_NAME, Servable
 
 LOG = logging.getLogger("imdb_tfx.serve")
 # TF Serving accepts messages up to 2 GiB - 1 unless --grpc_channel_arguments says less.
 DEFAULT_MAX_MESSAGE_BYTES = 2**31 - 1
 
 
-def parse_channel_arguments(text: str) -> List[Tuple[str, object]]:
+def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
   """``--grpc_channel_arguments`` ("k1=v1,k2=v2", as TF Serving) -> gRPC server options;
   integer values become ints.
 
@@ -70,19 +71,22 @@ def parse_channel_arguments(text: str) -> List[Tuple[str, object]]:
 class _Inference:
   """Runs validated requests on servables, through a batch scheduler when enabled."""
 
-  def __init__(self, batching: Optional[BatchingOptions]):
+  def __init__(self, batching: BatchingOptions | None):
     self._batching = batching
 
-  def run(self, servable: Servable, signature_name: str,
-          inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  def run(
+    self, servable: Servable, signature_name: str, inputs: dict[str, np.ndarray]
+  ) -> dict[str, np.ndarray]:
     if self._batching is None:
       return servable.run(signature_name, inputs)
-    batcher = servable.batcher(signature_name,
-                               lambda run_fn: BatchScheduler(run_fn, self._batching))
+    batcher = servable.batcher(
+      signature_name, lambda run_fn: BatchScheduler(run_fn, self._batching)
+    )
     return batcher.submit(inputs)
 
-  def predict(self, servable: Servable, request: predict_pb2.PredictRequest
-              ) -> predict_pb2.PredictResponse:
+  def predict(
+    self, servable: Servable, request: predict_pb2.PredictRequest
+  ) -> predict_pb2.PredictResponse:
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     inputs = servable.validate_inputs(signature_name, request.inputs)
     keys = servable.output_keys(signature_name, list(request.output_filter))
@@ -93,26 +97,29 @@ class _Inference:
       response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
     return response
 
-  def classify(self, servable: Servable, request: classification_pb2.ClassificationRequest
-               ) -> classification_pb2.ClassificationResponse:
+  def classify(
+    self, servable: Servable, request: classification_pb2.ClassificationRequest
+  ) -> classification_pb2.ClassificationResponse:
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature = servable.signature(signature_name)
     if signature.method_name != CLASSIFY_METHOD_NAME:
       raise errors.invalid_argument(
-          f"Expected classification signature method_name to be {CLASSIFY_METHOD_NAME}. "
-          f"Was: {signature.method_name} (signature '{signature_name}')")
+        f"Expected classification signature method_name to be {CLASSIFY_METHOD_NAME}. "
+        f"Was: {signature.method_name} (signature '{signature_name}')"
+      )
     if len(signature.inputs) != 1:
-      raise errors.invalid_argument(f"classification signature '{signature_name}' must "
-                                    "have exactly one input")
+      raise errors.invalid_argument(
+        f"classification signature '{signature_name}' must have exactly one input"
+      )
     serialized = _serialized_examples(request)
     input_key = next(iter(signature.inputs))
-    outputs = self.run(servable, signature_name,
-                       {input_key: np.array(serialized, dtype=object)})
+    outputs = self.run(servable, signature_name, {input_key: np.array(serialized, dtype=object)})
     classes = outputs.get("classes")
     scores = outputs.get("scores")
     if classes is None and scores is None:
-      raise errors.invalid_argument(f"classification signature '{signature_name}' has "
-                                    "neither 'classes' nor 'scores' outputs")
+      raise errors.invalid_argument(
+        f"classification signature '{signature_name}' has neither 'classes' nor 'scores' outputs"
+      )
     response = classification_pb2.ClassificationResponse()
     _fill_model_spec(response.model_spec, servable, signature_name)
     for i in range(len(serialized)):
@@ -133,7 +140,7 @@ def _fill_model_spec(spec, servable: Servable, signature_name: str) -> None:
   spec.signature_name = signature_name
 
 
-def _serialized_examples(request: classification_pb2.ClassificationRequest) -> List[bytes]:
+def _serialized_examples(request: classification_pb2.ClassificationRequest) -> list[bytes]:
   """``Input.example_list`` or ``example_list_with_context`` (context features merged into
   each example, as TF Serving does) -> serialized tf.Examples."""
   kind = request.input.WhichOneof("kind")
@@ -148,14 +155,15 @@ def _serialized_examples(request: classification_pb2.ClassificationRequest) -> L
       merged.MergeFrom(example)
       examples.append(merged)
   else:
-    raise errors.invalid_argument("Input is empty: set input.example_list or "
-                                  "input.example_list_with_context")
+    raise errors.invalid_argument(
+      "Input is empty: set input.example_list or input.example_list_with_context"
+    )
   if not examples:
     raise errors.invalid_argument("Input is empty: the example list has no examples")
   return [e.SerializeToString() for e in examples]
 
 
-def _model_spec_target(spec) -> Tuple[str, Optional[int], Optional[str]]:
+def _model_spec_target(spec) -> tuple[str, int | None, str | None]:
   if not spec.name:
     raise errors.invalid_argument("model_spec.name is missing")
   version = spec.version.value if spec.HasField("version") else None
@@ -209,10 +217,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
       method = servable.signature(signature_name).method_name
     if method != REGRESS_METHOD_NAME:
       raise errors.invalid_argument(
-          f"Expected regression signature method_name to be {REGRESS_METHOD_NAME}. "
-          f"Was: {method}")
-    raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                              "Regress is not implemented by this development server")
+        f"Expected regression signature method_name to be {REGRESS_METHOD_NAME}. Was: {method}"
+      )
+    raise errors.ServingError(
+      grpc.StatusCode.UNIMPLEMENTED, "Regress is not implemented by this development server"
+    )
 
   def GetModelMetadata(self, request, context):
     return _answer(context, lambda: self._metadata(request))
@@ -221,7 +230,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     fields = list(request.metadata_field)
     if fields != ["signature_def"]:
       raise errors.invalid_argument(
-          f"Metadata field(s) {fields} not supported; only ['signature_def'] is.")
+        f"Metadata field(s) {fields} not supported; only ['signature_def'] is."
+      )
     servable = self._manager.get_servable(*_model_spec_target(request.model_spec))
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = servable.name
@@ -261,6 +271,7 @@ def make_warmup_fn(inference: _Inference, enabled: bool = True):
   Raises (from the returned function):
     ServingError: a warmup request failed; the version is not made AVAILABLE.
   """
+
   def run_warmup(servable: Servable) -> int:
     path = warmup.warmup_path(servable.path)
     if not enabled or not os.path.exists(path):
@@ -278,9 +289,11 @@ def make_warmup_fn(inference: _Inference, enabled: bool = True):
         count += 1
     except (ValueError, errors.ServingError) as e:
       message = e.message if isinstance(e, errors.ServingError) else str(e)
-      raise errors.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"warmup request {count} in {path} failed: {message}") from e
+      raise errors.ServingError(
+        grpc.StatusCode.INVALID_ARGUMENT, f"warmup request {count} in {path} failed: {message}"
+      ) from e
     return count
+
   return run_warmup
 
 
@@ -300,31 +313,46 @@ class DevServer:
     credentials: gRPC server credentials for TLS, or None (plaintext).
   """
 
-  def __init__(self, sources: Sequence[ModelSource], port: int = 8500,
-               host: str = "0.0.0.0", poll_seconds: float = 1.0,
-               batching: Optional[BatchingOptions] = None,
-               channel_arguments: Sequence[Tuple[str, object]] = (),
-               max_workers: int = 64, enable_warmup: bool = True,
-               settle_seconds: float = 0.5,
-               credentials: Optional[grpc.ServerCredentials] = None):
+  def __init__(
+    self,
+    sources: Sequence[ModelSource],
+    port: int = 8500,
+    host: str = "0.0.0.0",
+    poll_seconds: float = 1.0,
+    batching: BatchingOptions | None = None,
+    channel_arguments: Sequence[tuple[str, object]] = (),
+    max_workers: int = 64,
+    enable_warmup: bool = True,
+    settle_seconds: float = 0.5,
+    credentials: grpc.ServerCredentials | None = None,
+  ):
     self._inference = _Inference(batching)
-    self.manager = ModelManager(sources, make_warmup_fn(self._inference, enable_warmup),
-                                settle_seconds=settle_seconds)
+    self.manager = ModelManager(
+      sources, make_warmup_fn(self._inference, enable_warmup), settle_seconds=settle_seconds
+    )
     self._poll_seconds = poll_seconds
-    options = dict([("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
-                    ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES)])
+    options = {
+      "grpc.max_receive_message_length": DEFAULT_MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": DEFAULT_MAX_MESSAGE_BYTES,
+    }
     options.update(dict(channel_arguments))
     self._server = grpc.server(
-        concurrent.futures.ThreadPoolExecutor(max_workers=max_workers,
-                                              thread_name_prefix="grpc"),
-        options=list(options.items()), maximum_concurrent_rpcs=None)
+      concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+      options=list(options.items()),
+      maximum_concurrent_rpcs=None,
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(self.manager, self._inference), self._server)
+      PredictionServicer(self.manager, self._inference), self._server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        ModelServicer(self.manager), self._server)
+      ModelServicer(self.manager), self._server
+    )
     address = f"{host}:{port}"
-    self.port = (self._server.add_secure_port(address, credentials) if credentials
-                 else self._server.add_insecure_port(address))
+    self.port = (
+      self._server.add_secure_port(address, credentials)
+      if credentials
+      else self._server.add_insecure_port(address)
+    )
     if self.port == 0:
       raise OSError(f"could not bind {host}:{port}")
     self._host = host
@@ -360,6 +388,5 @@ class DevServer:
         return self.manager.get_servable(name).version
       except errors.ServingError as e:
         if time.monotonic() > deadline:
-          raise TimeoutError(f"model {name} not available after {timeout_s} s: "
-                             f"{e.message}") from e
+          raise TimeoutError(f"model {name} not available after {timeout_s} s: {e.message}") from e
         time.sleep(0.05)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class ServerProcess:
@@ -20,12 +20,16 @@ class ServerProcess:
 
   def __init__(self, args: Sequence[str], log_path: str, timeout_s: float = 300):
     self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed by stop()
-    self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port=0",
-                                  "--bind_address=127.0.0.1", *args],
-                                 stdout=subprocess.PIPE, stderr=self._log, text=True)
+    self.proc = subprocess.Popen(
+      [sys.executable, "-m", "cli.main", "serve", "--port=0", "--bind_address=127.0.0.1", *args],
+      stdout=subprocess.PIPE,
+      stderr=self._log,
+      text=True,
+    )
     lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout],
-                     daemon=True).start()
+    threading.Thread(
+      target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True
+    ).start()
     deadline = time.monotonic() + timeout_s
     self.port = None
     while self.port is None:

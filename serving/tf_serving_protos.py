@@ -45,29 +45,32 @@ with `.value` and set them with `msg.max_batch_size.value = 32` (assigning a
 """
 
 import os
-from typing import Callable, TypeVar, Union
+from collections.abc import Callable
+from typing import TypeVar
 
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
+from google.protobuf import (
+  descriptor_pb2,
+  descriptor_pool,
+  message_factory,
+  text_format,
+  wrappers_pb2,
+)
 from google.protobuf import message as message_lib
-from google.protobuf import message_factory
-from google.protobuf import text_format
-from google.protobuf import wrappers_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 __all__ = [
-    "BatchingParameters",
-    "MonitoringConfig",
-    "PrometheusConfig",
-    "SSLConfig",
-    "load_ssl_config",
-    "server_credentials",
-    "load_batching_parameters",
-    "load_model_server_config",
-    "load_monitoring_config",
-    "parse_batching_parameters",
-    "parse_model_server_config",
-    "parse_monitoring_config",
+  "BatchingParameters",
+  "MonitoringConfig",
+  "PrometheusConfig",
+  "SSLConfig",
+  "load_batching_parameters",
+  "load_model_server_config",
+  "load_monitoring_config",
+  "load_ssl_config",
+  "parse_batching_parameters",
+  "parse_model_server_config",
+  "parse_monitoring_config",
+  "server_credentials",
 ]
 
 _FieldProto = descriptor_pb2.FieldDescriptorProto
@@ -80,39 +83,79 @@ _SSL_CONFIG_FILE = "tensorflow_serving/config/ssl_config.proto"
 
 # (name, number, label, type, type_name) for every field, in upstream declaration order.
 _BATCHING_PARAMETERS_FIELDS = (
-    ("max_batch_size", 1, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.Int64Value"),
-    ("batch_timeout_micros", 2, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.Int64Value"),
-    ("max_enqueued_batches", 3, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.Int64Value"),
-    ("num_batch_threads", 4, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.Int64Value"),
-    ("thread_pool_name", 5, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.StringValue"),
-    ("enable_large_batch_splitting", 8, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.BoolValue"),
-    ("max_execution_batch_size", 9, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".google.protobuf.Int64Value"),
-    ("allowed_batch_sizes", 6, _FieldProto.LABEL_REPEATED, _FieldProto.TYPE_INT64, None),
-    ("pad_variable_length_inputs", 7, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_BOOL, None),
+  (
+    "max_batch_size",
+    1,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.Int64Value",
+  ),
+  (
+    "batch_timeout_micros",
+    2,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.Int64Value",
+  ),
+  (
+    "max_enqueued_batches",
+    3,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.Int64Value",
+  ),
+  (
+    "num_batch_threads",
+    4,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.Int64Value",
+  ),
+  (
+    "thread_pool_name",
+    5,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.StringValue",
+  ),
+  (
+    "enable_large_batch_splitting",
+    8,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.BoolValue",
+  ),
+  (
+    "max_execution_batch_size",
+    9,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".google.protobuf.Int64Value",
+  ),
+  ("allowed_batch_sizes", 6, _FieldProto.LABEL_REPEATED, _FieldProto.TYPE_INT64, None),
+  ("pad_variable_length_inputs", 7, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_BOOL, None),
 )
 
 _PROMETHEUS_CONFIG_FIELDS = (
-    ("enable", 1, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_BOOL, None),
-    ("path", 2, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
+  ("enable", 1, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_BOOL, None),
+  ("path", 2, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
 )
 
 _SSL_CONFIG_FIELDS = (
-    ("server_key", 1, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
-    ("server_cert", 2, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
-    ("custom_ca", 3, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
-    ("client_verify", 4, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_BOOL, None),
+  ("server_key", 1, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
+  ("server_cert", 2, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
+  ("custom_ca", 3, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_STRING, None),
+  ("client_verify", 4, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_BOOL, None),
 )
 
 _MONITORING_CONFIG_FIELDS = (
-    ("prometheus_config", 1, _FieldProto.LABEL_OPTIONAL, _FieldProto.TYPE_MESSAGE,
-     ".tensorflow.serving.PrometheusConfig"),
+  (
+    "prometheus_config",
+    1,
+    _FieldProto.LABEL_OPTIONAL,
+    _FieldProto.TYPE_MESSAGE,
+    ".tensorflow.serving.PrometheusConfig",
+  ),
 )
 
 
@@ -138,19 +181,19 @@ def _build_pool() -> descriptor_pool.DescriptorPool:
   pool.AddSerializedFile(wrappers.SerializeToString())
 
   session_bundle = descriptor_pb2.FileDescriptorProto(
-      name=_SESSION_BUNDLE_CONFIG_FILE, package=_PACKAGE, syntax="proto3",
-      dependency=[_WRAPPERS_FILE])
+    name=_SESSION_BUNDLE_CONFIG_FILE, package=_PACKAGE, syntax="proto3", dependency=[_WRAPPERS_FILE]
+  )
   _add_message(session_bundle, "BatchingParameters", _BATCHING_PARAMETERS_FIELDS)
   pool.AddSerializedFile(session_bundle.SerializeToString())
 
   monitoring = descriptor_pb2.FileDescriptorProto(
-      name=_MONITORING_CONFIG_FILE, package=_PACKAGE, syntax="proto3")
+    name=_MONITORING_CONFIG_FILE, package=_PACKAGE, syntax="proto3"
+  )
   _add_message(monitoring, "PrometheusConfig", _PROMETHEUS_CONFIG_FIELDS)
   _add_message(monitoring, "MonitoringConfig", _MONITORING_CONFIG_FIELDS)
   pool.AddSerializedFile(monitoring.SerializeToString())
 
-  ssl = descriptor_pb2.FileDescriptorProto(
-      name=_SSL_CONFIG_FILE, package=_PACKAGE, syntax="proto3")
+  ssl = descriptor_pb2.FileDescriptorProto(name=_SSL_CONFIG_FILE, package=_PACKAGE, syntax="proto3")
   _add_message(ssl, "SSLConfig", _SSL_CONFIG_FIELDS)
   pool.AddSerializedFile(ssl.SerializeToString())
   return pool
@@ -169,22 +212,24 @@ def _message_class(full_name: str):
 
 BatchingParameters = _message_class("tensorflow.serving.BatchingParameters")
 BatchingParameters.__doc__ = (
-    "`tensorflow.serving.BatchingParameters`: the `--batching_parameters_file` format.")
+  "`tensorflow.serving.BatchingParameters`: the `--batching_parameters_file` format."
+)
 PrometheusConfig = _message_class("tensorflow.serving.PrometheusConfig")
 PrometheusConfig.__doc__ = (
-    "`tensorflow.serving.PrometheusConfig`: Prometheus export switch and HTTP path.")
+  "`tensorflow.serving.PrometheusConfig`: Prometheus export switch and HTTP path."
+)
 MonitoringConfig = _message_class("tensorflow.serving.MonitoringConfig")
 MonitoringConfig.__doc__ = (
-    "`tensorflow.serving.MonitoringConfig`: the `--monitoring_config_file` format.")
+  "`tensorflow.serving.MonitoringConfig`: the `--monitoring_config_file` format."
+)
 
 SSLConfig = _message_class("tensorflow.serving.SSLConfig")
-SSLConfig.__doc__ = (
-    "`tensorflow.serving.SSLConfig`: the `--ssl_config_file` format (PEM strings).")
+SSLConfig.__doc__ = "`tensorflow.serving.SSLConfig`: the `--ssl_config_file` format (PEM strings)."
 
 _Message = TypeVar("_Message", bound=message_lib.Message)
 
 
-def _parse(text: Union[str, bytes], message: _Message, source: str) -> _Message:
+def _parse(text: str | bytes, message: _Message, source: str) -> _Message:
   """Parses text-format `text` into `message`, as a ValueError naming `source` on failure."""
   type_name = message.DESCRIPTOR.full_name
   try:
@@ -195,7 +240,7 @@ def _parse(text: Union[str, bytes], message: _Message, source: str) -> _Message:
     if line is not None:
       prefix = f"{line}:{column} : "
       if detail.startswith(prefix):
-        detail = detail[len(prefix):]
+        detail = detail[len(prefix) :]
       where = f"{source}:{line}:{column}"
     else:
       where = source
@@ -236,8 +281,9 @@ def parse_monitoring_config(text: str, source: str = "<text>") -> MonitoringConf
   return _parse(text, MonitoringConfig(), source)
 
 
-def parse_model_server_config(text: str,
-                              source: str = "<text>") -> model_server_config_pb2.ModelServerConfig:
+def parse_model_server_config(
+  text: str, source: str = "<text>"
+) -> model_server_config_pb2.ModelServerConfig:
   """Parses the text format that `--model_config_file` takes (the pip package's own proto).
 
   Args:
@@ -253,7 +299,7 @@ def parse_model_server_config(text: str,
   return _parse(text, model_server_config_pb2.ModelServerConfig(), source)
 
 
-def _load(path: Union[str, os.PathLike], parse: Callable[[str, str], _Message]) -> _Message:
+def _load(path: str | os.PathLike, parse: Callable[[str, str], _Message]) -> _Message:
   """Reads `path` as UTF-8 and parses it with `parse`, naming the path in every error."""
   path = os.fspath(path)
   with open(path, "rb") as f:  # FileNotFoundError (with the path) passes through.
@@ -265,18 +311,19 @@ def _load(path: Union[str, os.PathLike], parse: Callable[[str, str], _Message]) 
   return parse(text, path)
 
 
-def load_batching_parameters(path: Union[str, os.PathLike]) -> BatchingParameters:
+def load_batching_parameters(path: str | os.PathLike) -> BatchingParameters:
   """Reads a `--batching_parameters_file`; ValueError (naming `path`) if it is invalid."""
   return _load(path, parse_batching_parameters)
 
 
-def load_monitoring_config(path: Union[str, os.PathLike]) -> MonitoringConfig:
+def load_monitoring_config(path: str | os.PathLike) -> MonitoringConfig:
   """Reads a `--monitoring_config_file`; ValueError (naming `path`) if it is invalid."""
   return _load(path, parse_monitoring_config)
 
 
 def load_model_server_config(
-    path: Union[str, os.PathLike]) -> model_server_config_pb2.ModelServerConfig:
+  path: str | os.PathLike,
+) -> model_server_config_pb2.ModelServerConfig:
   """Reads a `--model_config_file`; ValueError (naming `path`) if it is invalid."""
   return _load(path, parse_model_server_config)
 
@@ -293,7 +340,7 @@ def parse_ssl_config(text: str, source: str = "<text>") -> SSLConfig:
   return config
 
 
-def load_ssl_config(path: Union[str, os.PathLike]) -> SSLConfig:
+def load_ssl_config(path: str | os.PathLike) -> SSLConfig:
   """Reads and parses an `--ssl_config_file`; errors name `path`."""
   return _load(path, parse_ssl_config)
 
@@ -302,7 +349,9 @@ def server_credentials(config: SSLConfig):
   """gRPC server credentials from an SSLConfig, as TF Serving builds them: the key pair,
   and with `client_verify` the `custom_ca` clients must present certificates from."""
   import grpc
+
   return grpc.ssl_server_credentials(
-      [(config.server_key.encode(), config.server_cert.encode())],
-      root_certificates=config.custom_ca.encode() if config.custom_ca else None,
-      require_client_auth=config.client_verify)
+    [(config.server_key.encode(), config.server_cert.encode())],
+    root_certificates=config.custom_ca.encode() if config.custom_ca else None,
+    require_client_auth=config.client_verify,
+  )

@@ -10,8 +10,9 @@ from core import environment
 # Before any test module imports TensorFlow.
 environment.configure()
 
-_SHARED_TFDS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                            "data", "tensorflow_datasets"))
+_SHARED_TFDS = os.path.abspath(
+  os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tensorflow_datasets")
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,4 +38,5 @@ def _plain_argv():
 def tiny_export(tmp_path_factory):
   """A tiny exported model (``tiny_model.TinyExport``), built once per session (~15 s)."""
   import tiny_model
+
   return tiny_model.export_tiny_model(tmp_path_factory.mktemp("tiny_export"))

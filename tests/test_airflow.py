@@ -6,57 +6,87 @@ import os
 import subprocess
 import sys
 
+import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-import pytest
 
 from pipeline import airflow_dag
 from pipeline.layout import OutputPaths
 
-ALL_NODES = {"ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-             "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
-             "latest_blessed_model_resolver", "Evaluator", "Pusher"}
-TINY = dict(vocab_size=500, max_length=32, embedding_dim=8, lstm_units=8, dense_units=8,
-            epochs=1, batch_size=32)
+ALL_NODES = {
+  "ImdbExampleGen",
+  "StatisticsGen",
+  "SchemaGen",
+  "ExampleValidator",
+  "AnomaliesGate",
+  "Transform",
+  "EmbeddingTrainer",
+  "Trainer",
+  "latest_blessed_model_resolver",
+  "Evaluator",
+  "Pusher",
+}
+TINY = dict(
+  vocab_size=500,
+  max_length=32,
+  embedding_dim=8,
+  lstm_units=8,
+  dense_units=8,
+  epochs=1,
+  batch_size=32,
+)
 
 
 def _dag_kwargs(output_dir, tfds_data_dir, **overrides):
-  kwargs = dict(output_dir=str(output_dir), train_split="train[:2%]",
-                test_split="test[:1%]", unlabelled_split="unsupervised[:1%]",
-                min_accuracy=0.0, hparams=TINY,
-                tfds_data_dir=tfds_data_dir, schedule="0 3 * * *", retries=0,
-                beam_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+  kwargs = dict(
+    output_dir=str(output_dir),
+    train_split="train[:2%]",
+    test_split="test[:1%]",
+    unlabelled_split="unsupervised[:1%]",
+    min_accuracy=0.0,
+    hparams=TINY,
+    tfds_data_dir=tfds_data_dir,
+    schedule="0 3 * * *",
+    retries=0,
+    beam_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+  )
   kwargs.update(overrides)
   return kwargs
 
 
 def _airflow_env(home):
   env = dict(os.environ)
-  env.update({
-      "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+  env.update(
+    {
+      "AIRFLOW_HOME": str(home),
+      "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
       "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-      "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300", "TF_USE_LEGACY_KERAS": "1"})
+      "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
+      "TF_USE_LEGACY_KERAS": "1",
+    }
+  )
   return env
 
 
 def _airflow(env, *args, timeout=900):
   airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-  return subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
-                        timeout=timeout, check=False)
+  return subprocess.run(
+    [airflow, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+  )
 
 
 def test_dag_parses_with_schedule_and_guards(tmp_path):
-  dag = airflow_dag.build_dag(output_dir=str(tmp_path), hparams=TINY, schedule="0 3 * * *",
-                              retries=3, environ={})
+  dag = airflow_dag.build_dag(
+    output_dir=str(tmp_path), hparams=TINY, schedule="0 3 * * *", retries=3, environ={}
+  )
   assert dag.dag_id == "imdb_sentiment"
   assert dag.max_active_runs == 1 and dag.catchup is False
   assert str(dag.timetable.summary) == "0 3 * * *"
   assert {t.task_id for t in dag.tasks} == ALL_NODES
   assert all(t.retries == 3 for t in dag.tasks)
   assert dag.get_task("Transform").upstream_task_ids >= {"SchemaGen", "AnomaliesGate"}
-  assert dag.get_task("Evaluator").upstream_task_ids >= {"Trainer",
-                                                          "latest_blessed_model_resolver"}
+  assert dag.get_task("Evaluator").upstream_task_ids >= {"Trainer", "latest_blessed_model_resolver"}
   default = airflow_dag.build_dag(output_dir=str(tmp_path), environ={})
   assert default.timetable.summary in ("@daily", "0 0 * * *")  # Airflow expands the preset
 
@@ -64,16 +94,24 @@ def test_dag_parses_with_schedule_and_guards(tmp_path):
 def test_mlmd_from_environment_never_puts_credentials_in_the_dag_file(tmp_path):
   config = airflow_dag.metadata_connection_config(str(tmp_path), {})
   assert config.sqlite.filename_uri == OutputPaths(str(tmp_path)).metadata_path
-  env = {"IMDB_TFX_MLMD_MYSQL_HOST": "db.internal", "IMDB_TFX_MLMD_MYSQL_USER": "tfx",
-         "IMDB_TFX_MLMD_MYSQL_PASSWORD": "s3cret", "IMDB_TFX_MLMD_MYSQL_PORT": "3307"}
+  env = {
+    "IMDB_TFX_MLMD_MYSQL_HOST": "db.internal",
+    "IMDB_TFX_MLMD_MYSQL_USER": "tfx",
+    "IMDB_TFX_MLMD_MYSQL_PASSWORD": "s3cret",
+    "IMDB_TFX_MLMD_MYSQL_PORT": "3307",
+  }
   config = airflow_dag.metadata_connection_config(str(tmp_path), env)
-  assert (config.mysql.host, config.mysql.port, config.mysql.user,
-          config.mysql.password, config.mysql.database) == (
-              "db.internal", 3307, "tfx", "s3cret", "imdb_tfx_mlmd")
+  assert (
+    config.mysql.host,
+    config.mysql.port,
+    config.mysql.user,
+    config.mysql.password,
+    config.mysql.database,
+  ) == ("db.internal", 3307, "tfx", "s3cret", "imdb_tfx_mlmd")
   with pytest.raises(ValueError, match="IMDB_TFX_MLMD_MYSQL_USER") as raised:
-    airflow_dag.metadata_connection_config(str(tmp_path), {"IMDB_TFX_MLMD_MYSQL_HOST": "h",
-                                                           "IMDB_TFX_MLMD_MYSQL_PASSWORD":
-                                                           "s3cret"})
+    airflow_dag.metadata_connection_config(
+      str(tmp_path), {"IMDB_TFX_MLMD_MYSQL_HOST": "h", "IMDB_TFX_MLMD_MYSQL_PASSWORD": "s3cret"}
+    )
   assert "s3cret" not in str(raised.value)
   source = airflow_dag.render_dag_file(output_dir=str(tmp_path))
   assert "s3cret" not in source and "PASSWORD" in source  # named, never valued
@@ -89,7 +127,8 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
   (home / "dags").mkdir(parents=True)
   out = tmp_path / "out"
   (home / "dags" / "imdb_sentiment.py").write_text(
-      airflow_dag.render_dag_file(**_dag_kwargs(out, tfds_data_dir)))
+    airflow_dag.render_dag_file(**_dag_kwargs(out, tfds_data_dir))
+  )
   env = _airflow_env(home)
   migrated = _airflow(env, "db", "migrate")
   assert migrated.returncode == 0, migrated.stderr[-3000:]
@@ -107,22 +146,37 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
     node = execution.properties["component_id"].string_value
     runs.setdefault(run_id, {})[node] = execution.last_known_state
   first, second = (runs[r] for r in sorted(runs))
-  State = metadata_store_pb2.Execution.State
+  states = metadata_store_pb2.Execution.State
   assert set(first) == set(second) == ALL_NODES
-  assert all(first[n] == State.COMPLETE for n in ALL_NODES - {
-      "latest_blessed_model_resolver"})
-  assert all(state == State.CACHED for state in second.values()), second
+  assert all(first[n] == states.COMPLETE for n in ALL_NODES - {"latest_blessed_model_resolver"})
+  assert all(state == states.CACHED for state in second.values()), second
   pushed = os.listdir(OutputPaths(str(out)).serving_model_dir)
   assert len(pushed) == 1  # the cached run pushed nothing new
 
 
 def test_cli_schedule_airflow_writes_a_dag_module(tmp_path):
   from click.testing import CliRunner
+
   from cli import main as cli
+
   target = tmp_path / "dags" / "imdb_sentiment.py"
-  result = CliRunner().invoke(cli.main, [
-      "schedule", "airflow", "--output", str(target), "--schedule", "30 2 * * 1",
-      "--output-dir", str(tmp_path / "out"), "--hparam", "max_length=64", "--epochs", "2"])
+  result = CliRunner().invoke(
+    cli.main,
+    [
+      "schedule",
+      "airflow",
+      "--output",
+      str(target),
+      "--schedule",
+      "30 2 * * 1",
+      "--output-dir",
+      str(tmp_path / "out"),
+      "--hparam",
+      "max_length=64",
+      "--epochs",
+      "2",
+    ],
+  )
   assert result.exit_code == 0, result.output
   source = target.read_text()
   compile(source, str(target), "exec")

@@ -4,8 +4,7 @@ import os
 
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
+from tfx.types import artifact_utils, standard_artifacts
 
 from components import anomalies_gate
 
@@ -29,7 +28,8 @@ def anomalies_uri(tmp_path):
   _write(uri, "train", anomalies_pb2.Anomalies())
   bad = anomalies_pb2.Anomalies()
   bad.anomaly_info["label"].CopyFrom(
-      _anomaly("Out-of-range values", "Unexpectedly large value: 7."))
+    _anomaly("Out-of-range values", "Unexpectedly large value: 7.")
+  )
   _write(uri, "eval", bad)
   return uri
 
@@ -51,9 +51,9 @@ def test_describe_anomalies_sorted_features_and_dataset_anomaly(tmp_path):
   anomalies.dataset_anomaly_info.CopyFrom(_anomaly("Low count", "Too few examples"))
   _write(uri, "test", anomalies)
   assert anomalies_gate.describe_anomalies(uri, ["test"]) == [
-      "test/label: New value (Saw 2)",
-      "test/text: Missing (Column dropped)",
-      "test/<dataset>: Low count (Too few examples)",
+    "test/label: New value (Saw 2)",
+    "test/text: Missing (Column dropped)",
+    "test/<dataset>: Low count (Too few examples)",
   ]
 
 

@@ -47,8 +47,9 @@ def run_concurrently(scheduler, requests):
 
 def test_concurrent_requests_are_merged_and_answers_split_back():
   model = RecordingModel(delay_s=0.05)
-  scheduler = BatchScheduler(model, BatchingOptions(max_batch_size=8, batch_timeout_s=0.2,
-                                                    num_batch_threads=1))
+  scheduler = BatchScheduler(
+    model, BatchingOptions(max_batch_size=8, batch_timeout_s=0.2, num_batch_threads=1)
+  )
   requests = [{"x": np.array([[i, i]], np.float32)} for i in range(16)]
   results, errors = run_concurrently(scheduler, requests)
   scheduler.close()
@@ -61,8 +62,9 @@ def test_concurrent_requests_are_merged_and_answers_split_back():
 
 def test_batches_are_padded_to_allowed_sizes_and_padding_dropped():
   model = RecordingModel()
-  scheduler = BatchScheduler(model, BatchingOptions(max_batch_size=8, batch_timeout_s=0.0,
-                                                    allowed_batch_sizes=(4, 8)))
+  scheduler = BatchScheduler(
+    model, BatchingOptions(max_batch_size=8, batch_timeout_s=0.0, allowed_batch_sizes=(4, 8))
+  )
   result = scheduler.submit({"x": np.arange(3, dtype=np.float32)})
   np.testing.assert_array_equal(result["y"], [0, 2, 4])
   assert result["n"].tolist() == [4, 4, 4]  # the model saw a padded batch of 4
@@ -89,8 +91,8 @@ def test_task_larger_than_max_batch_size():
   assert "Task size 5 is larger than maximum input batch size 4" in raised.value.message
   scheduler.close()
   import dataclasses
-  splitting = BatchScheduler(model, dataclasses.replace(options,
-                                                        enable_large_batch_splitting=True))
+
+  splitting = BatchScheduler(model, dataclasses.replace(options, enable_large_batch_splitting=True))
   result = splitting.submit({"x": np.arange(10, dtype=np.float32)})
   np.testing.assert_array_equal(result["y"], np.arange(10) * 2)
   splitting.close()
@@ -98,8 +100,9 @@ def test_task_larger_than_max_batch_size():
 
 def test_requests_of_different_shapes_never_share_a_batch():
   model = RecordingModel(delay_s=0.02)
-  scheduler = BatchScheduler(model, BatchingOptions(max_batch_size=16, batch_timeout_s=0.1,
-                                                    num_batch_threads=1))
+  scheduler = BatchScheduler(
+    model, BatchingOptions(max_batch_size=16, batch_timeout_s=0.1, num_batch_threads=1)
+  )
   requests = [{"x": np.ones([1, 2 + i % 2], np.float32)} for i in range(8)]
   results, errors = run_concurrently(scheduler, requests)
   scheduler.close()
@@ -110,9 +113,12 @@ def test_requests_of_different_shapes_never_share_a_batch():
 
 def test_full_queue_is_unavailable():
   model = RecordingModel(delay_s=0.3)
-  scheduler = BatchScheduler(model, BatchingOptions(max_batch_size=1, batch_timeout_s=0.0,
-                                                    max_enqueued_batches=1,
-                                                    num_batch_threads=1))
+  scheduler = BatchScheduler(
+    model,
+    BatchingOptions(
+      max_batch_size=1, batch_timeout_s=0.0, max_enqueued_batches=1, num_batch_threads=1
+    ),
+  )
   _, errors = run_concurrently(scheduler, [{"x": np.ones([1], np.float32)}] * 6)
   scheduler.close()
   refused = [e for e in errors if e is not None]
@@ -126,6 +132,7 @@ def test_model_errors_reach_every_task_of_the_batch_only():
     if (inputs["x"] < 0).any():
       raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "negative input")
     return {"y": inputs["x"]}
+
   scheduler = BatchScheduler(failing, BatchingOptions(max_batch_size=4, batch_timeout_s=0.0))
   with pytest.raises(ServingError, match="negative"):
     scheduler.submit({"x": -np.ones([1], np.float32)})
@@ -144,13 +151,19 @@ def test_options_validation_and_from_proto():
   with pytest.raises(ValueError):
     BatchingOptions(max_batch_size=0)
   params = tf_serving_protos.parse_batching_parameters(
-      "max_batch_size { value: 16 } batch_timeout_micros { value: 2500 } "
-      "allowed_batch_sizes: 8 allowed_batch_sizes: 16 "
-      "enable_large_batch_splitting { value: true }")
+    "max_batch_size { value: 16 } batch_timeout_micros { value: 2500 } "
+    "allowed_batch_sizes: 8 allowed_batch_sizes: 16 "
+    "enable_large_batch_splitting { value: true }"
+  )
   options = BatchingOptions.from_proto(params)
-  assert options == BatchingOptions(max_batch_size=16, batch_timeout_s=0.0025,
-                                    max_enqueued_batches=1000, num_batch_threads=2,
-                                    allowed_batch_sizes=(8, 16),
-                                    enable_large_batch_splitting=True)
+  assert options == BatchingOptions(
+    max_batch_size=16,
+    batch_timeout_s=0.0025,
+    max_enqueued_batches=1000,
+    num_batch_threads=2,
+    allowed_batch_sizes=(8, 16),
+    enable_large_batch_splitting=True,
+  )
   assert not BatchingOptions.from_proto(
-      tf_serving_protos.BatchingParameters()).enable_large_batch_splitting
+    tf_serving_protos.BatchingParameters()
+  ).enable_large_batch_splitting

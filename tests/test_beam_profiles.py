@@ -5,14 +5,14 @@ naming the flag. Also ``create_pipeline(last_node=...)`` and ``imdb-tfx run``'s 
 import os
 import re
 
+import pytest
 from apache_beam.options import pipeline_options as po
 from click.testing import CliRunner
-import pytest
 from tfx.dsl.compiler import compiler
 
+from cli.main import main
 from pipeline import beam_profiles
 from pipeline.beam_profiles import BeamSettings, beam_args_for
-from cli.main import main
 from pipeline.layout import NODE_IDS
 from pipeline.pipeline import create_pipeline
 
@@ -28,7 +28,9 @@ def _options(args):
 
 def test_direct_is_the_laptop_default():
   assert beam_args_for("direct", BeamSettings(parallelism=3)) == [
-      "--direct_running_mode=multi_processing", "--direct_num_workers=3"]
+    "--direct_running_mode=multi_processing",
+    "--direct_num_workers=3",
+  ]
   opts = _options(beam_args_for("direct")).view_as(po.DirectOptions)
   assert opts.direct_running_mode in ("multi_processing", "in_memory")
 
@@ -45,18 +47,26 @@ def test_portable_job_service_defaults_to_docker_and_needs_image_and_shared_root
   with pytest.raises(ValueError, match="--beam-sdk-image"):
     beam_args_for("portable", BeamSettings(endpoint="jobserver:8099", pipeline_root=ROOT))
   with pytest.raises(ValueError, match="shared storage.*'/tmp/root'"):
-    beam_args_for("portable", BeamSettings(endpoint="jobserver:8099", sdk_image=IMAGE,
-                                           pipeline_root="/tmp/root"))
-  args = beam_args_for("portable", BeamSettings(endpoint="jobserver:8099", sdk_image=IMAGE,
-                                                pipeline_root=ROOT, parallelism=4))
+    beam_args_for(
+      "portable",
+      BeamSettings(endpoint="jobserver:8099", sdk_image=IMAGE, pipeline_root="/tmp/root"),
+    )
+  args = beam_args_for(
+    "portable",
+    BeamSettings(endpoint="jobserver:8099", sdk_image=IMAGE, pipeline_root=ROOT, parallelism=4),
+  )
   portable = _options(args).view_as(po.PortableOptions)
   assert (portable.environment_type, portable.environment_config) == ("DOCKER", IMAGE)
   assert int(portable.sdk_worker_parallelism) == 4  # Beam keeps this one a string
 
 
 def test_flink_profile_reads_back_through_flink_options():
-  args = beam_args_for("flink", BeamSettings(endpoint="flink-jobmanager:8081", sdk_image=IMAGE,
-                                             parallelism=8, pipeline_root=ROOT))
+  args = beam_args_for(
+    "flink",
+    BeamSettings(
+      endpoint="flink-jobmanager:8081", sdk_image=IMAGE, parallelism=8, pipeline_root=ROOT
+    ),
+  )
   opts = _options(args)
   assert opts.view_as(po.StandardOptions).runner == "FlinkRunner"
   flink = opts.view_as(po.FlinkRunnerOptions)
@@ -65,8 +75,9 @@ def test_flink_profile_reads_back_through_flink_options():
 
 
 def test_spark_profile_reads_back_through_spark_options():
-  args = beam_args_for("spark", BeamSettings(endpoint="spark://spark-master:7077",
-                                             sdk_image=IMAGE, pipeline_root=ROOT))
+  args = beam_args_for(
+    "spark", BeamSettings(endpoint="spark://spark-master:7077", sdk_image=IMAGE, pipeline_root=ROOT)
+  )
   opts = _options(args)
   assert opts.view_as(po.StandardOptions).runner == "SparkRunner"
   assert opts.view_as(po.SparkRunnerOptions).spark_master_url == "spark://spark-master:7077"
@@ -75,79 +86,116 @@ def test_spark_profile_reads_back_through_spark_options():
 
 def test_external_worker_pool_needs_its_address():
   with pytest.raises(ValueError, match="--beam-environment-config"):
-    beam_args_for("flink", BeamSettings(endpoint="f:8081", environment_type="EXTERNAL",
-                                        pipeline_root=ROOT))
-  args = beam_args_for("flink", BeamSettings(endpoint="f:8081", environment_type="EXTERNAL",
-                                             environment_config="localhost:50000",
-                                             pipeline_root=ROOT))
+    beam_args_for(
+      "flink", BeamSettings(endpoint="f:8081", environment_type="EXTERNAL", pipeline_root=ROOT)
+    )
+  args = beam_args_for(
+    "flink",
+    BeamSettings(
+      endpoint="f:8081",
+      environment_type="EXTERNAL",
+      environment_config="localhost:50000",
+      pipeline_root=ROOT,
+    ),
+  )
   assert _options(args).view_as(po.PortableOptions).environment_config == "localhost:50000"
 
 
 def test_dataflow_profile_reads_back_through_google_cloud_and_worker_options():
-  settings = BeamSettings(project="proj", region="europe-west4", sdk_image=IMAGE,
-                          temp_location="gs://bucket/tmp", parallelism=20, pipeline_root=ROOT)
+  settings = BeamSettings(
+    project="proj",
+    region="europe-west4",
+    sdk_image=IMAGE,
+    temp_location="gs://bucket/tmp",
+    parallelism=20,
+    pipeline_root=ROOT,
+  )
   opts = _options(beam_args_for("dataflow", settings))
   assert opts.view_as(po.StandardOptions).runner == "DataflowRunner"
   gcp = opts.view_as(po.GoogleCloudOptions)
-  assert (gcp.project, gcp.region, gcp.temp_location) == ("proj", "europe-west4",
-                                                         "gs://bucket/tmp")
+  assert (gcp.project, gcp.region, gcp.temp_location) == ("proj", "europe-west4", "gs://bucket/tmp")
   worker = opts.view_as(po.WorkerOptions)
   assert (worker.sdk_container_image, worker.max_num_workers) == (IMAGE, 20)
 
 
-@pytest.mark.parametrize("settings, problem", [
+@pytest.mark.parametrize(
+  "settings, problem",
+  [
     (dict(region="r", temp_location="gs://b/t", sdk_image=IMAGE), "--beam-project"),
     (dict(project="p", region="r", sdk_image=IMAGE), "--beam-temp-location"),
-    (dict(project="p", region="r", temp_location="/tmp/t", sdk_image=IMAGE),
-     "gs://BUCKET/tmp"),
-    (dict(project="p", region="r", temp_location="gs://b/t",
-          sdk_image="gcr.io/p/imdb-tfx:latest"), "tagged 'latest'"),
-    (dict(project="p", region="r", temp_location="gs://b/t", sdk_image=IMAGE,
-          pipeline_root="s3://bucket/root"), "Cloud Storage"),
-])
+    (dict(project="p", region="r", temp_location="/tmp/t", sdk_image=IMAGE), "gs://BUCKET/tmp"),
+    (
+      dict(project="p", region="r", temp_location="gs://b/t", sdk_image="gcr.io/p/imdb-tfx:latest"),
+      "tagged 'latest'",
+    ),
+    (
+      dict(
+        project="p",
+        region="r",
+        temp_location="gs://b/t",
+        sdk_image=IMAGE,
+        pipeline_root="s3://bucket/root",
+      ),
+      "Cloud Storage",
+    ),
+  ],
+)
 def test_dataflow_refuses_what_would_fail_on_the_service(settings, problem):
   with pytest.raises(ValueError, match=problem):
     beam_args_for("dataflow", BeamSettings(**settings))
 
 
-@pytest.mark.parametrize("profile, settings, problem", [
+@pytest.mark.parametrize(
+  "profile, settings, problem",
+  [
     ("portable", {}, "--beam-endpoint"),
     ("flink", {}, "--beam-endpoint"),
-    ("spark", {"endpoint": "spark://m:7077", "sdk_image": IMAGE, "pipeline_root": "out/root"},
-     "shared storage"),
-    ("flink", {"endpoint": "f:8081", "sdk_image": "imdb-tfx", "pipeline_root": ROOT},
-     "has no tag"),
-    ("portable", {"endpoint": "embed", "environment_type": "KUBERNETES"},
-     "unknown Beam environment type"),
+    (
+      "spark",
+      {"endpoint": "spark://m:7077", "sdk_image": IMAGE, "pipeline_root": "out/root"},
+      "shared storage",
+    ),
+    ("flink", {"endpoint": "f:8081", "sdk_image": "imdb-tfx", "pipeline_root": ROOT}, "has no tag"),
+    (
+      "portable",
+      {"endpoint": "embed", "environment_type": "KUBERNETES"},
+      "unknown Beam environment type",
+    ),
     ("nosuch", {}, "unknown Beam profile"),
-])
+  ],
+)
 def test_bad_settings_name_the_problem(profile, settings, problem):
   with pytest.raises(ValueError, match=problem):
     beam_args_for(profile, BeamSettings(**settings))
 
 
 def test_raw_beam_args_win_option_by_option():
-  args = beam_args_for("portable", BeamSettings(endpoint="embed"),
-                       ["--environment_type=PROCESS",
-                        '--environment_config={"command": "/opt/apache/beam/boot"}'])
+  args = beam_args_for(
+    "portable",
+    BeamSettings(endpoint="embed"),
+    ["--environment_type=PROCESS", '--environment_config={"command": "/opt/apache/beam/boot"}'],
+  )
   assert args.count("--environment_type=PROCESS") == 1
   assert "--environment_type=LOOPBACK" not in args
 
 
 def test_settings_from_mapping_rejects_unknown_keys():
   assert beam_profiles.settings_from_mapping({"endpoint": "embed", "project": ""}) == (
-      BeamSettings(endpoint="embed"))
+    BeamSettings(endpoint="embed")
+  )
   with pytest.raises(ValueError, match="master"):
     beam_profiles.settings_from_mapping({"master": "x"})
 
 
-@pytest.mark.parametrize("last_node", ["ImdbExampleGen", "SchemaGen", "Transform", "Trainer",
-                                       "Evaluator"])
+@pytest.mark.parametrize(
+  "last_node", ["ImdbExampleGen", "SchemaGen", "Transform", "Trainer", "Evaluator"]
+)
 def test_last_node_builds_a_prefix_of_the_pipeline(last_node, tmp_path):
-  pipeline = create_pipeline(pipeline_root=str(tmp_path), serving_model_dir=str(tmp_path),
-                             last_node=last_node)
+  pipeline = create_pipeline(
+    pipeline_root=str(tmp_path), serving_model_dir=str(tmp_path), last_node=last_node
+  )
   ids = {node.id for node in pipeline.components}  # TFX orders them topologically
-  assert ids == set(NODE_IDS[:NODE_IDS.index(last_node) + 1])
+  assert ids == set(NODE_IDS[: NODE_IDS.index(last_node) + 1])
   # TFX's compiler refuses a node that points at one left out of the pipeline.
   ir = compiler.Compiler().compile(pipeline)
   assert {node.pipeline_node.node_info.id for node in ir.nodes} == ids
@@ -155,20 +203,36 @@ def test_last_node_builds_a_prefix_of_the_pipeline(last_node, tmp_path):
 
 def test_last_node_must_be_a_node_of_this_pipeline(tmp_path):
   with pytest.raises(ValueError, match="'SchemaGen' is not a node.*ImportSchemaGen"):
-    create_pipeline(pipeline_root=str(tmp_path), serving_model_dir=str(tmp_path),
-                    schema_path="schema.pbtxt", last_node="SchemaGen")
+    create_pipeline(
+      pipeline_root=str(tmp_path),
+      serving_model_dir=str(tmp_path),
+      schema_path="schema.pbtxt",
+      last_node="SchemaGen",
+    )
 
 
 def test_run_refuses_a_cluster_profile_with_a_local_root_before_writing(tmp_path):
   output_dir = tmp_path / "outputs"
-  result = CliRunner().invoke(main, [
-      "run", "--beam-profile", "flink", "--beam-endpoint", "flink:8081",
-      "--beam-sdk-image", IMAGE, "--output-dir", str(output_dir)])
+  result = CliRunner().invoke(
+    main,
+    [
+      "run",
+      "--beam-profile",
+      "flink",
+      "--beam-endpoint",
+      "flink:8081",
+      "--beam-sdk-image",
+      IMAGE,
+      "--output-dir",
+      str(output_dir),
+    ],
+  )
   assert result.exit_code != 0
   assert "shared storage" in result.output and "--pipeline-root" in result.output
   assert not output_dir.exists()
-  result = CliRunner().invoke(main, ["run", "--beam-profile", "dataflow",
-                                     "--output-dir", str(output_dir)])
+  result = CliRunner().invoke(
+    main, ["run", "--beam-profile", "dataflow", "--output-dir", str(output_dir)]
+  )
   assert result.exit_code != 0 and "--beam-project" in result.output
   assert not output_dir.exists()
 
@@ -185,8 +249,10 @@ def test_beam_sdk_image_matches_the_pinned_beam_and_python():
     python = f.read().strip()
   major_minor = ".".join(python.split(".")[:2])
   assert f"FROM python:{python}-slim AS pipeline-base" in dockerfile
-  assert (f"COPY --from=apache/beam_python{major_minor}_sdk:{beam_version} /opt/apache/beam "
-          "/opt/apache/beam") in dockerfile
+  assert (
+    f"COPY --from=apache/beam_python{major_minor}_sdk:{beam_version} /opt/apache/beam "
+    "/opt/apache/beam"
+  ) in dockerfile
   stages = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M)
   assert stages[-1] == "pipeline" and "beam-sdk" in stages  # the default build is unchanged
   beam_stage = dockerfile.split("AS beam-sdk", 1)[1].split("\nFROM ", 1)[0]

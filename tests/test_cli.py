@@ -9,10 +9,26 @@ from click.testing import CliRunner
 from cli import main as cli
 from cli.options import parse_hparams
 
-RUN_OPTIONS = ["--runner", "--beam-arg", "--model", "--epochs", "--train-split",
-               "--test-split", "--output-dir", "--no-cache", "--tfds-data-dir", "--strategy",
-               "--hparam", "--schema-path", "--min-accuracy", "--max-accuracy-drop",
-               "--eval-percent", "--unlabelled-split", "--download", "--quiet"]
+RUN_OPTIONS = [
+  "--runner",
+  "--beam-arg",
+  "--model",
+  "--epochs",
+  "--train-split",
+  "--test-split",
+  "--output-dir",
+  "--no-cache",
+  "--tfds-data-dir",
+  "--strategy",
+  "--hparam",
+  "--schema-path",
+  "--min-accuracy",
+  "--max-accuracy-drop",
+  "--eval-percent",
+  "--unlabelled-split",
+  "--download",
+  "--quiet",
+]
 
 
 @pytest.fixture
@@ -40,8 +56,7 @@ def test_run_missing_dataset_fails_before_writing(runner, tmp_path):
   empty = tmp_path / "empty_tfds"
   empty.mkdir()
   out = tmp_path / "out"
-  result = runner.invoke(cli.main, ["run", "--tfds-data-dir", str(empty),
-                                    "--output-dir", str(out)])
+  result = runner.invoke(cli.main, ["run", "--tfds-data-dir", str(empty), "--output-dir", str(out)])
   assert result.exit_code != 0
   assert str(empty) in result.output
   assert "--download" in result.output
@@ -59,8 +74,7 @@ def test_run_unknown_hparam_names_it(runner, tmp_path):
 
 def test_run_hparam_out_of_range_is_a_usage_error(runner, tmp_path):
   out = tmp_path / "out"
-  result = runner.invoke(cli.main, ["run", "--hparam", "max_length=0", "--output-dir",
-                                    str(out)])
+  result = runner.invoke(cli.main, ["run", "--hparam", "max_length=0", "--output-dir", str(out)])
   assert result.exit_code != 0
   assert "max_length must be >= 1" in result.output
   assert not out.exists()
@@ -68,32 +82,49 @@ def test_run_hparam_out_of_range_is_a_usage_error(runner, tmp_path):
 
 @pytest.mark.parametrize("pair", ["dropout=abc", "max_length=null"])
 def test_run_hparam_wrong_type_is_a_clean_error(runner, tmp_path, pair):
-  result = runner.invoke(cli.main, ["run", "--hparam", pair, "--output-dir",
-                                    str(tmp_path / "out")])
+  result = runner.invoke(cli.main, ["run", "--hparam", pair, "--output-dir", str(tmp_path / "out")])
   assert result.exit_code == 1
   assert isinstance(result.exception, SystemExit)  # ClickException, not a traceback
   assert pair.split("=")[0] in result.output
 
 
 def test_run_hparam_without_equals_is_rejected(runner, tmp_path):
-  result = runner.invoke(cli.main, ["run", "--hparam", "dropout", "--output-dir",
-                                    str(tmp_path / "out")])
+  result = runner.invoke(
+    cli.main, ["run", "--hparam", "dropout", "--output-dir", str(tmp_path / "out")]
+  )
   assert result.exit_code != 0
   assert "KEY=VALUE" in result.output
 
 
 def test_run_bad_split_spec_fails(runner, tmp_path, tfds_data_dir):
   out = tmp_path / "out"
-  result = runner.invoke(cli.main, ["run", "--tfds-data-dir", tfds_data_dir,
-                                    "--train-split", "train[:abc]", "--output-dir", str(out)])
+  result = runner.invoke(
+    cli.main,
+    [
+      "run",
+      "--tfds-data-dir",
+      tfds_data_dir,
+      "--train-split",
+      "train[:abc]",
+      "--output-dir",
+      str(out),
+    ],
+  )
   assert result.exit_code != 0
   assert "train[:abc]" in result.output
   assert not out.exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["--runner", "kubeflow"], ["--strategy", "gpu"], ["--epochs", "0"],
-    ["--min-accuracy", "1.5"], ["--eval-percent", "0"]])
+@pytest.mark.parametrize(
+  "args",
+  [
+    ["--runner", "kubeflow"],
+    ["--strategy", "gpu"],
+    ["--epochs", "0"],
+    ["--min-accuracy", "1.5"],
+    ["--eval-percent", "0"],
+  ],
+)
 def test_run_rejects_bad_option_values(runner, tmp_path, args):
   result = runner.invoke(cli.main, ["run", *args, "--output-dir", str(tmp_path / "out")])
   assert result.exit_code == 2  # click usage error
@@ -102,10 +133,15 @@ def test_run_rejects_bad_option_values(runner, tmp_path, args):
 
 def test_parse_hparams_json_values():
   parsed = parse_hparams(
-      ("lstm_units=32", "dropout=0.3", "strategy=mirrored", "train_examples=null",
-       "max_pooling=true"))
-  assert parsed == {"lstm_units": 32, "dropout": 0.3, "strategy": "mirrored",
-                    "train_examples": None, "max_pooling": True}
+    ("lstm_units=32", "dropout=0.3", "strategy=mirrored", "train_examples=null", "max_pooling=true")
+  )
+  assert parsed == {
+    "lstm_units": 32,
+    "dropout": 0.3,
+    "strategy": "mirrored",
+    "train_examples": None,
+    "max_pooling": True,
+  }
   assert parse_hparams(("a=b=c",)) == {"a": "b=c"}
   with pytest.raises(click.BadParameter, match="expected KEY=VALUE, got 'epochs'"):
     parse_hparams(("epochs",))

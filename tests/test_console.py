@@ -36,8 +36,13 @@ _CHILD = textwrap.dedent("""
 
 def _run_child(tmp_path, verbose=False):
   log = tmp_path / "logs" / "run.log"
-  done = subprocess.run([sys.executable, "-c", _CHILD.format(verbose=verbose), str(log)],
-                        capture_output=True, text=True, check=True, cwd=tmp_path.parent)
+  done = subprocess.run(
+    [sys.executable, "-c", _CHILD.format(verbose=verbose), str(log)],
+    capture_output=True,
+    text=True,
+    check=True,
+    cwd=tmp_path.parent,
+  )
   return done, log
 
 
@@ -46,8 +51,14 @@ def test_console_shows_progress_and_the_log_holds_the_rest(tmp_path):
   assert done.stdout.splitlines() == ["progress line 1", "progress line 2", "after the run"]
   assert done.stderr == ""
   text = log.read_text()
-  for line in ("C++ line before the log is named", "C++ stdout line", "worker line",
-               "python logging line", "Exception ignored in", "TypeError: ignored at exit"):
+  for line in (
+    "C++ line before the log is named",
+    "C++ stdout line",
+    "worker line",
+    "python logging line",
+    "Exception ignored in",
+    "TypeError: ignored at exit",
+  ):
     assert line in text
   assert "progress line" not in text
 
@@ -62,13 +73,17 @@ def test_verbose_console_shows_everything_and_writes_no_log(tmp_path):
 
 def _fit_with_progress(stream, epochs=2):
   model = keras.Sequential([keras.layers.Dense(1, activation="sigmoid", input_shape=(3,))])
-  model.compile(optimizer="sgd", loss="binary_crossentropy",
-                metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+  model.compile(
+    optimizer="sgd",
+    loss="binary_crossentropy",
+    metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+  )
   x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
   y = (x[:, 0] > 0).astype("float32")
   progress = TrainingProgress(epochs, steps_per_epoch=4, stream=stream)
-  model.fit(x, y, batch_size=8, epochs=epochs, validation_data=(x, y), verbose=0,
-            callbacks=[progress])
+  model.fit(
+    x, y, batch_size=8, epochs=epochs, validation_data=(x, y), verbose=0, callbacks=[progress]
+  )
   return progress
 
 

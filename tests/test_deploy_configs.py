@@ -4,9 +4,9 @@ Compose and Kubernetes manifests agree with each other and with those files.
 Fast: no model, no TensorFlow graph; only protobuf text format and YAML.
 """
 
+import itertools
 import os
 import re
-from typing import Dict, List
 
 import pytest
 import yaml
@@ -28,12 +28,12 @@ def _deploy(name: str) -> str:
   return os.path.join(DEPLOY_DIR, name)
 
 
-def _load_yaml_docs(path: str) -> List[dict]:
+def _load_yaml_docs(path: str) -> list[dict]:
   with open(path, encoding="utf-8") as f:
     return [doc for doc in yaml.safe_load_all(f) if doc is not None]
 
 
-def _k8s_objects() -> Dict[str, dict]:
+def _k8s_objects() -> dict[str, dict]:
   """Every object in deploy/kubernetes/*.yaml except the kustomization, keyed by kind."""
   objects = {}
   for name in sorted(os.listdir(K8S_DIR)):
@@ -45,7 +45,7 @@ def _k8s_objects() -> Dict[str, dict]:
   return objects
 
 
-def _flags(args: List[str]) -> Dict[str, str]:
+def _flags(args: list[str]) -> dict[str, str]:
   """`--name=value` arguments as {name: value}; fails on any other shape or a repeat."""
   flags = {}
   for arg in args:
@@ -63,7 +63,7 @@ def compose_service() -> dict:
 
 
 @pytest.fixture(scope="module")
-def k8s() -> Dict[str, dict]:
+def k8s() -> dict[str, dict]:
   return _k8s_objects()
 
 
@@ -83,22 +83,25 @@ def model_server_config():
 
 def test_mirrored_messages_have_upstream_names_and_fields():
   expected = {
-      "max_batch_size": (1, ".google.protobuf.Int64Value"),
-      "batch_timeout_micros": (2, ".google.protobuf.Int64Value"),
-      "max_enqueued_batches": (3, ".google.protobuf.Int64Value"),
-      "num_batch_threads": (4, ".google.protobuf.Int64Value"),
-      "thread_pool_name": (5, ".google.protobuf.StringValue"),
-      "allowed_batch_sizes": (6, "int64"),
-      "pad_variable_length_inputs": (7, "bool"),
-      "enable_large_batch_splitting": (8, ".google.protobuf.BoolValue"),
-      "max_execution_batch_size": (9, ".google.protobuf.Int64Value"),
+    "max_batch_size": (1, ".google.protobuf.Int64Value"),
+    "batch_timeout_micros": (2, ".google.protobuf.Int64Value"),
+    "max_enqueued_batches": (3, ".google.protobuf.Int64Value"),
+    "num_batch_threads": (4, ".google.protobuf.Int64Value"),
+    "thread_pool_name": (5, ".google.protobuf.StringValue"),
+    "allowed_batch_sizes": (6, "int64"),
+    "pad_variable_length_inputs": (7, "bool"),
+    "enable_large_batch_splitting": (8, ".google.protobuf.BoolValue"),
+    "max_execution_batch_size": (9, ".google.protobuf.Int64Value"),
   }
   descriptor = tf_serving_protos.BatchingParameters.DESCRIPTOR
   assert descriptor.full_name == "tensorflow.serving.BatchingParameters"
   actual = {}
   for field in descriptor.fields:
-    kind = ("." + field.message_type.full_name if field.message_type is not None
-            else {field.TYPE_INT64: "int64", field.TYPE_BOOL: "bool"}[field.type])
+    kind = (
+      "." + field.message_type.full_name
+      if field.message_type is not None
+      else {field.TYPE_INT64: "int64", field.TYPE_BOOL: "bool"}[field.type]
+    )
     actual[field.name] = (field.number, kind)
   assert actual == expected
   allowed = descriptor.fields_by_name["allowed_batch_sizes"]
@@ -135,17 +138,18 @@ def test_models_config_labels_point_at_served_versions(model_server_config):
     assert version in versions, f"label {label!r} -> {version}, not in specific {versions}"
 
 
-def test_model_base_path_is_where_compose_and_deployment_mount_models(model_server_config,
-                                                                      compose_service, container,
-                                                                      k8s):
+def test_model_base_path_is_where_compose_and_deployment_mount_models(
+  model_server_config, compose_service, container, k8s
+):
   (config,) = model_server_config.model_config_list.config
   mounts = [v.split(":") for v in compose_service["volumes"]]
   model_mounts = [m for m in mounts if m[0].endswith(f"serving_model/{MODEL_NAME}")]
   assert model_mounts == [["../outputs/serving_model/imdb_sentiment", config.base_path, "ro"]]
 
   volumes = {v["name"]: v for v in k8s["Deployment"]["spec"]["template"]["spec"]["volumes"]}
-  (models_mount,) = [m for m in container["volumeMounts"]
-                     if "persistentVolumeClaim" in volumes[m["name"]]]
+  (models_mount,) = [
+    m for m in container["volumeMounts"] if "persistentVolumeClaim" in volumes[m["name"]]
+  ]
   assert models_mount["mountPath"] == config.base_path
   assert models_mount["readOnly"] is True
   assert volumes[models_mount["name"]]["persistentVolumeClaim"]["readOnly"] is True
@@ -156,12 +160,16 @@ def test_model_base_path_is_where_compose_and_deployment_mount_models(model_serv
 
 def test_batching_parameters_follow_tf_serving_rules():
   params = tf_serving_protos.load_batching_parameters(_deploy("batching_parameters.txt"))
-  for field in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-                "num_batch_threads"):
+  for field in (
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
+  ):
     assert params.HasField(field), field
   sizes = list(params.allowed_batch_sizes)
   assert sizes, "allowed_batch_sizes is empty"
-  assert all(a < b for a, b in zip(sizes, sizes[1:])), f"not increasing: {sizes}"
+  assert all(a < b for a, b in itertools.pairwise(sizes)), f"not increasing: {sizes}"
   assert sizes[0] > 0
   assert sizes[-1] == params.max_batch_size.value  # TF Serving refuses to load otherwise.
   assert params.batch_timeout_micros.value > 0
@@ -190,27 +198,29 @@ def test_monitoring_config_enables_prometheus(k8s):
 # --- Parse helpers reject what tensorflow_model_server rejects -------------------------------
 
 _LOADERS = {
-    "batching": tf_serving_protos.load_batching_parameters,
-    "monitoring": tf_serving_protos.load_monitoring_config,
-    "model_server": tf_serving_protos.load_model_server_config,
+  "batching": tf_serving_protos.load_batching_parameters,
+  "monitoring": tf_serving_protos.load_monitoring_config,
+  "model_server": tf_serving_protos.load_model_server_config,
 }
 
 _BAD_FILES = [
-    # Scalar where upstream has a google.protobuf.Int64Value wrapper.
-    ("batching", "max_batch_size: 3\n", 1),
-    ("batching", "max_batch_size { value: 32 }\nmax_batch_sizes { value: 32 }\n", 2),
-    ("batching", "num_batch_threads { value: 2 }\nallowed_batch_sizes: [8, 16\n", 3),
-    ("batching", "max_batch_size { value: 32 }\nmax_batch_size { value: 16 }\n", 2),
-    ("batching", "num_batch_threads { value: two }\n", 1),
-    ("monitoring", "prometheus_config { enable: true path: \"/m\" port: 9090 }\n", 1),
-    # Unterminated: the parser reports the position of the last token it read.
-    ("monitoring", "prometheus_config { enable: true\n", 1),
-    ("monitoring", "prometheus_config { enable: yes_please }\n", 1),
-    ("model_server", "model_config_list { config { name: \"m\" version: 3 } }\n", 1),
-    ("model_server", "model_config_list { config { name: \"m\"\n", 1),
-    ("model_server",
-     "model_config_list { config { model_version_policy { specific { versions: \"x\" } } } }\n",
-     1),
+  # Scalar where upstream has a google.protobuf.Int64Value wrapper.
+  ("batching", "max_batch_size: 3\n", 1),
+  ("batching", "max_batch_size { value: 32 }\nmax_batch_sizes { value: 32 }\n", 2),
+  ("batching", "num_batch_threads { value: 2 }\nallowed_batch_sizes: [8, 16\n", 3),
+  ("batching", "max_batch_size { value: 32 }\nmax_batch_size { value: 16 }\n", 2),
+  ("batching", "num_batch_threads { value: two }\n", 1),
+  ("monitoring", 'prometheus_config { enable: true path: "/m" port: 9090 }\n', 1),
+  # Unterminated: the parser reports the position of the last token it read.
+  ("monitoring", "prometheus_config { enable: true\n", 1),
+  ("monitoring", "prometheus_config { enable: yes_please }\n", 1),
+  ("model_server", 'model_config_list { config { name: "m" version: 3 } }\n', 1),
+  ("model_server", 'model_config_list { config { name: "m"\n', 1),
+  (
+    "model_server",
+    'model_config_list { config { model_version_policy { specific { versions: "x" } } } }\n',
+    1,
+  ),
 ]
 
 
@@ -229,18 +239,22 @@ def test_a_file_appended_with_an_unknown_field_is_rejected(tmp_path):
     text = f.read()
   path = tmp_path / "batching_parameters.txt"
   path.write_text(text + "max_batch_delay_micros { value: 10 }\n", encoding="utf-8")
-  with pytest.raises(ValueError, match="has no field named \"max_batch_delay_micros\""):
+  with pytest.raises(ValueError, match='has no field named "max_batch_delay_micros"'):
     tf_serving_protos.load_batching_parameters(path)
 
 
 def test_parse_helpers_name_the_source():
-  with pytest.raises(ValueError, match=r"^<text>:1:1: not a valid tensorflow.serving."
-                                       r"MonitoringConfig"):
+  with pytest.raises(
+    ValueError,
+    match=r"^<text>:1:1: not a valid tensorflow.serving."
+    r"MonitoringConfig",
+  ):
     tf_serving_protos.parse_monitoring_config("prometheus { enable: true }")
   with pytest.raises(ValueError, match=r"^here.txt:1:"):
     tf_serving_protos.parse_batching_parameters("max_batch_size: 3", source="here.txt")
   config = tf_serving_protos.parse_model_server_config(
-      'model_config_list { config { name: "m" version_labels { key: "a" value: 1 } } }')
+    'model_config_list { config { name: "m" version_labels { key: "a" value: 1 } } }'
+  )
   assert dict(config.model_config_list.config[0].version_labels) == {"a": 1}
 
 
@@ -262,15 +276,19 @@ def test_non_utf8_file_raises_value_error(tmp_path):
 
 def test_all_yaml_files_load():
   paths = [_deploy("docker-compose.yml")] + [
-      os.path.join(K8S_DIR, n) for n in os.listdir(K8S_DIR) if n.endswith((".yaml", ".yml"))]
+    os.path.join(K8S_DIR, n) for n in os.listdir(K8S_DIR) if n.endswith((".yaml", ".yml"))
+  ]
   for path in paths:
     assert _load_yaml_docs(path), f"{path} is empty"
 
 
 def test_kustomization_lists_every_manifest(k8s):
   (kustomization,) = _load_yaml_docs(os.path.join(K8S_DIR, "kustomization.yaml"))
-  manifests = sorted(n for n in os.listdir(K8S_DIR)
-                     if n.endswith((".yaml", ".yml")) and not n.startswith("kustomization"))
+  manifests = sorted(
+    n
+    for n in os.listdir(K8S_DIR)
+    if n.endswith((".yaml", ".yml")) and not n.startswith("kustomization")
+  )
   assert sorted(kustomization["resources"]) == manifests
   assert set(k8s) == {"ConfigMap", "Deployment", "Service"}
 
@@ -300,8 +318,11 @@ def test_server_flags_are_identical(compose_service, container):
 def test_config_file_flags_name_files_in_deploy_and_configmap(compose_service, container, k8s):
   flags = _flags(compose_service["command"])
   file_flags = {k: v for k, v in flags.items() if k.endswith("_file")}
-  assert set(file_flags) == {"model_config_file", "batching_parameters_file",
-                             "monitoring_config_file"}
+  assert set(file_flags) == {
+    "model_config_file",
+    "batching_parameters_file",
+    "monitoring_config_file",
+  }
   configmap_keys = set(k8s["ConfigMap"]["data"])
   for flag, value in file_flags.items():
     directory, name = os.path.split(value)
@@ -323,12 +344,15 @@ def test_configmap_matches_config_files(k8s):
   for name in CONFIG_FILES:
     with open(_deploy(name), encoding="utf-8") as f:
       assert data[name].strip() == f.read().strip(), (
-          f"kubernetes/configmap.yaml is stale for {name}: run python deploy/render_configmap.py")
+        f"kubernetes/configmap.yaml is stale for {name}: run python deploy/render_configmap.py"
+      )
 
 
 def test_ports_agree(compose_service, container, k8s):
-  assert sorted(compose_service["ports"]) == [f"{GRPC_PORT}:{GRPC_PORT}",
-                                              f"{REST_PORT}:{REST_PORT}"]
+  assert sorted(compose_service["ports"]) == [
+    f"{GRPC_PORT}:{GRPC_PORT}",
+    f"{REST_PORT}:{REST_PORT}",
+  ]
   container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
   assert container_ports == {"grpc": GRPC_PORT, "http": REST_PORT}
 
@@ -364,6 +388,9 @@ def test_deployment_drains_and_has_resources(k8s, container):
   for kind in ("requests", "limits"):
     assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
   volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
-  claims = [v["persistentVolumeClaim"]["claimName"] for v in volumes.values()
-            if "persistentVolumeClaim" in v]
+  claims = [
+    v["persistentVolumeClaim"]["claimName"]
+    for v in volumes.values()
+    if "persistentVolumeClaim" in v
+  ]
   assert claims == ["imdb-serving-models"]

@@ -20,45 +20,69 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tiny_model import copy_version
 
 from components.anomalies_gate import DataAnomaliesError
-from models.hparams import HParams
-from pipeline import runner as runner_lib
-from pipeline.layout import OutputPaths
-from pipeline import mlmd_queries
-from pipeline.layout import PIPELINE_NAME
-from pipeline.pipeline import create_pipeline
 from core import warmup
+from models.hparams import HParams
+from pipeline import mlmd_queries
+from pipeline import runner as runner_lib
+from pipeline.layout import PIPELINE_NAME, OutputPaths
+from pipeline.pipeline import create_pipeline
 from serving.client import SentimentClient, ServingRequestError
 from serving.server_process import ServerProcess
-from tiny_model import copy_version
 
 pytestmark = pytest.mark.e2e
 
 TRAIN_SPLIT, TEST_SPLIT, UNLABELLED_SPLIT = "train[:4%]", "test[:2%]", "unsupervised[:1%]"
-HP = HParams(vocab_size=2000, max_length=64, embedding_dim=16, lstm_units=16,
-             dense_units=16, epochs=2, batch_size=32)
+HP = HParams(
+  vocab_size=2000,
+  max_length=64,
+  embedding_dim=16,
+  lstm_units=16,
+  dense_units=16,
+  epochs=2,
+  batch_size=32,
+)
 BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
-ALL_NODES = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-             "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
-             "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+ALL_NODES = [
+  "ImdbExampleGen",
+  "StatisticsGen",
+  "SchemaGen",
+  "ExampleValidator",
+  "AnomaliesGate",
+  "Transform",
+  "EmbeddingTrainer",
+  "Trainer",
+  "latest_blessed_model_resolver",
+  "Evaluator",
+  "Pusher",
+]
 
 
 def _pipeline(paths, tfds_data_dir, **overrides):
   kwargs = dict(
-      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-          paths.metadata_path),
-      hparams=HP, train_split=TRAIN_SPLIT, test_split=TEST_SPLIT,
-      unlabelled_split=UNLABELLED_SPLIT, tfds_data_dir=tfds_data_dir, min_accuracy=0.0,
-      beam_pipeline_args=BEAM_ARGS)
+    pipeline_root=paths.pipeline_root,
+    serving_model_dir=paths.serving_model_dir,
+    metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      paths.metadata_path
+    ),
+    hparams=HP,
+    train_split=TRAIN_SPLIT,
+    test_split=TEST_SPLIT,
+    unlabelled_split=UNLABELLED_SPLIT,
+    tfds_data_dir=tfds_data_dir,
+    min_accuracy=0.0,
+    beam_pipeline_args=BEAM_ARGS,
+  )
   kwargs.update(overrides)
   return create_pipeline(**kwargs)
 
 
 def _store(paths):
   return metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+    tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+  )
 
 
 def _states(summary):
@@ -78,14 +102,19 @@ def runs(tmp_path_factory, tfds_data_dir):
   results = {}
   results["first"] = runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir), "local")
   results["first_versions"] = _versions(paths)
-  results["first_counts"] = (len(_store(paths).get_executions()),
-                             len(_store(paths).get_artifacts()))
+  results["first_counts"] = (
+    len(_store(paths).get_executions()),
+    len(_store(paths).get_artifacts()),
+  )
   results["second"] = runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir), "beam")
   results["second_versions"] = _versions(paths)
-  results["second_counts"] = (len(_store(paths).get_executions()),
-                              len(_store(paths).get_artifacts()))
+  results["second_counts"] = (
+    len(_store(paths).get_executions()),
+    len(_store(paths).get_artifacts()),
+  )
   results["strict"] = runner_lib.run_pipeline(
-      _pipeline(paths, tfds_data_dir, min_accuracy=1.0), "local")
+    _pipeline(paths, tfds_data_dir, min_accuracy=1.0), "local"
+  )
   results["strict_versions"] = _versions(paths)
   return paths, results
 
@@ -93,7 +122,7 @@ def runs(tmp_path_factory, tfds_data_dir):
 def test_first_run_completes_every_component_and_pushes(runs):
   paths, results = runs
   first = results["first"]
-  assert _states(first) == {node: "COMPLETE" for node in ALL_NODES}
+  assert _states(first) == dict.fromkeys(ALL_NODES, "COMPLETE")
   assert first.blessed is True
   assert first.metrics["example_count"] == 500
   assert 0.0 <= first.metrics["binary_accuracy"] <= 1.0
@@ -104,8 +133,11 @@ def test_first_run_completes_every_component_and_pushes(runs):
 
 
 def _example_gen_examples(store):
-  examples = [a for a in store.get_artifacts_by_type("Examples")
-              if "num_examples_train" in a.custom_properties]
+  examples = [
+    a
+    for a in store.get_artifacts_by_type("Examples")
+    if "num_examples_train" in a.custom_properties
+  ]
   assert examples, "no Examples artifact from ImdbExampleGen"
   return examples[0]
 
@@ -137,45 +169,56 @@ def test_trainer_starts_from_the_embedding_trainers_word2vec_vectors(runs):
   unlabelled reviews, and the Trainer's summary names the table it started from."""
   paths, _ = runs
   store = _store(paths)
-  (pretrainer,) = [e for e in mlmd_queries.node_executions(store, PIPELINE_NAME,
-                                                           "EmbeddingTrainer", 0)
-                   if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]
+  (pretrainer,) = [
+    e
+    for e in mlmd_queries.node_executions(store, PIPELINE_NAME, "EmbeddingTrainer", 0)
+    if e.last_known_state == metadata_store_pb2.Execution.COMPLETE
+  ]
   inputs = {}
   for event in store.get_events_by_execution_ids([pretrainer.id]):
     if event.type == metadata_store_pb2.Event.INPUT:
       inputs.setdefault(event.path.steps[0].key, []).append(event.artifact_id)
   examples = _example_gen_examples(store)
   assert inputs["examples"] == [examples.id]
-  assert store.get_artifact_types_by_id(
-      [_artifact(store, inputs["transform_graph"][0]).type_id])[0].name == "TransformGraph"
+  assert (
+    store.get_artifact_types_by_id([_artifact(store, inputs["transform_graph"][0]).type_id])[0].name
+    == "TransformGraph"
+  )
   outputs = mlmd_queries.execution_outputs(store, pretrainer.id)
   (model,), (model_run,) = outputs["embeddings"], outputs["pretraining_run"]
   with open(os.path.join(model_run.uri, "pretraining_summary.json"), encoding="utf-8") as f:
     pretraining = json.load(f)
   props = examples.custom_properties
-  assert pretraining["reviews"] == (props["num_examples_train"].int_value
-                                    + props["num_examples_unlabelled"].int_value)
+  assert pretraining["reviews"] == (
+    props["num_examples_train"].int_value + props["num_examples_unlabelled"].int_value
+  )
   assert pretraining["rows"] == HP.embedding_input_dim
   assert 0 < pretraining["rows_from_word2vec"] <= HP.embedding_input_dim - 1
-  (trainer,) = [e for e in mlmd_queries.node_executions(store, PIPELINE_NAME, "Trainer", 0)
-                if e.last_known_state == metadata_store_pb2.Execution.COMPLETE]
-  base_models = [event.artifact_id for event in store.get_events_by_execution_ids([trainer.id])
-                 if event.type == metadata_store_pb2.Event.INPUT
-                 and event.path.steps[0].key == "base_model"]
+  (trainer,) = [
+    e
+    for e in mlmd_queries.node_executions(store, PIPELINE_NAME, "Trainer", 0)
+    if e.last_known_state == metadata_store_pb2.Execution.COMPLETE
+  ]
+  base_models = [
+    event.artifact_id
+    for event in store.get_events_by_execution_ids([trainer.id])
+    if event.type == metadata_store_pb2.Event.INPUT and event.path.steps[0].key == "base_model"
+  ]
   assert base_models == [model.id]
   (trainer_run,) = mlmd_queries.execution_outputs(store, trainer.id)["model_run"]
   with open(os.path.join(trainer_run.uri, "training_summary.json"), encoding="utf-8") as f:
     summary = json.load(f)
   assert summary["pretrained_embeddings"] == {
-      "path": os.path.join(model.uri, "Format-Serving"), "rows": HP.embedding_input_dim}
+    "path": os.path.join(model.uri, "Format-Serving"),
+    "rows": HP.embedding_input_dim,
+  }
 
 
 def test_pushed_model_answers_predict_text_on_raw_strings(runs):
   _, results = runs
   loaded = tf.saved_model.load(results["first"].pushed_path)
   assert {"serving_default", "predict_text", "transform_features"} <= set(loaded.signatures)
-  reviews = ["A wonderful, moving film.<br /><br />Loved it!", "Dull, boring and far too long.",
-             ""]
+  reviews = ["A wonderful, moving film.<br /><br />Loved it!", "Dull, boring and far too long.", ""]
   out = loaded.signatures["predict_text"](text=tf.constant(reviews))
   probabilities = out["probabilities"].numpy()
   assert probabilities.shape == (3,)
@@ -191,9 +234,10 @@ def test_pushed_model_answers_predict_text_on_raw_strings(runs):
 def test_second_run_is_cached_except_evaluator_and_pusher(runs):
   _, results = runs
   states = _states(results["second"])
-  cached = {n for n in ALL_NODES if n not in ("Evaluator", "Pusher",
-                                              "latest_blessed_model_resolver")}
-  assert {n: states[n] for n in cached} == {n: "CACHED" for n in cached}
+  cached = {
+    n for n in ALL_NODES if n not in ("Evaluator", "Pusher", "latest_blessed_model_resolver")
+  }
+  assert {n: states[n] for n in cached} == dict.fromkeys(cached, "CACHED")
   # The resolver now finds the first run's blessed model as baseline, so the Evaluator
   # compares against it (as TFX's own e2e tests expect) and blesses again.
   assert states["Evaluator"] == states["Pusher"] == "COMPLETE"
@@ -219,13 +263,16 @@ def test_failed_blessing_pushes_nothing(runs):
 def test_anomalies_stop_the_run_before_transform(tmp_path, tfds_data_dir):
   schema = tmp_path / "schema.pbtxt"
   # A curated schema the data violates: labels restricted to {0}.
-  with open(os.path.join(os.path.dirname(__file__), "..", "pipeline", "schema",
-                         "schema.pbtxt"), encoding="utf-8") as f:
+  with open(
+    os.path.join(os.path.dirname(__file__), "..", "pipeline", "schema", "schema.pbtxt"),
+    encoding="utf-8",
+  ) as f:
     schema.write_text(f.read().replace("int_domain { min: 0 max: 1", "int_domain { min: 0 max: 0"))
   paths = OutputPaths(str(tmp_path / "out"))
   with pytest.raises(DataAnomaliesError, match=r"label"):
-    runner_lib.run_pipeline(_pipeline(paths, tfds_data_dir, schema_path=str(schema)), "local",
-                            show_progress=False)
+    runner_lib.run_pipeline(
+      _pipeline(paths, tfds_data_dir, schema_path=str(schema)), "local", show_progress=False
+    )
   store = _store(paths)
   executed = {t.name for t in store.get_execution_types()}
   assert not any("Transform" in name or "Trainer" in name for name in executed)
@@ -245,40 +292,76 @@ def _wait_for_running(paths, node, timeout):
 
 def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   paths = OutputPaths(str(tmp_path / "out"))
-  command = [sys.executable, "-m", "cli.main", "run", "--quiet",
-             "--train-split", TRAIN_SPLIT, "--test-split", TEST_SPLIT,
-             "--unlabelled-split", UNLABELLED_SPLIT,
-             "--tfds-data-dir", tfds_data_dir, "--output-dir", paths.output_dir,
-             "--min-accuracy", "0", "--epochs", "1"]
+  command = [
+    sys.executable,
+    "-m",
+    "cli.main",
+    "run",
+    "--quiet",
+    "--train-split",
+    TRAIN_SPLIT,
+    "--test-split",
+    TEST_SPLIT,
+    "--unlabelled-split",
+    UNLABELLED_SPLIT,
+    "--tfds-data-dir",
+    tfds_data_dir,
+    "--output-dir",
+    paths.output_dir,
+    "--min-accuracy",
+    "0",
+    "--epochs",
+    "1",
+  ]
   command += [f"--beam-arg={arg}" for arg in BEAM_ARGS]
-  command += ["--hparam", f"vocab_size={HP.vocab_size}", "--hparam",
-              f"max_length={HP.max_length}", "--hparam", "lstm_units=8"]
+  command += [
+    "--hparam",
+    f"vocab_size={HP.vocab_size}",
+    "--hparam",
+    f"max_length={HP.max_length}",
+    "--hparam",
+    "lstm_units=8",
+  ]
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+  process = subprocess.Popen(
+    command,
+    cwd=root,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    start_new_session=True,
+  )
   try:
     assert _wait_for_running(paths, "Trainer", timeout=600), "Trainer never started"
   finally:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-  killed = [e for e in _store(paths).get_executions()
-            if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+  killed = [
+    e
+    for e in _store(paths).get_executions()
+    if e.last_known_state == metadata_store_pb2.Execution.RUNNING
+  ]
   assert killed, "the kill left no interrupted execution"
   assert _versions(paths) == []
 
-  completed = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                             timeout=900, check=False)
+  completed = subprocess.run(
+    command, cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert "Pushed to:" in completed.stdout
   store = _store(paths)
   trainer_runs = mlmd_queries.node_executions(store, PIPELINE_NAME, "Trainer", 0)
   assert [e.last_known_state for e in trainer_runs] == [
-      metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.COMPLETE]
+    metadata_store_pb2.Execution.RUNNING,
+    metadata_store_pb2.Execution.COMPLETE,
+  ]
   # Upstream work of the killed run was reused, not redone.
   transform_runs = mlmd_queries.node_executions(store, PIPELINE_NAME, "Transform", 0)
   assert [e.last_known_state for e in transform_runs] == [
-      metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
+    metadata_store_pb2.Execution.COMPLETE,
+    metadata_store_pb2.Execution.CACHED,
+  ]
   versions = _versions(paths)
   assert len(versions) == 1
   loaded = tf.saved_model.load(os.path.join(paths.serving_model_dir, versions[0]))
@@ -292,16 +375,21 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
   assert os.path.isfile(warmup.warmup_path(pushed[0]))  # the pipeline wrote warmup requests
   base = str(tmp_path / "imdb_sentiment")
   copy_version(pushed[0], base, 1)
-  server = ServerProcess(["--model_name=imdb_sentiment", f"--model_base_path={base}",
-                          "--file_system_poll_wait_seconds=1"], str(tmp_path / "serve.log"))
+  server = ServerProcess(
+    [
+      "--model_name=imdb_sentiment",
+      f"--model_base_path={base}",
+      "--file_system_poll_wait_seconds=1",
+    ],
+    str(tmp_path / "serve.log"),
+  )
   proc, port = server.proc, server.port
   try:
     client = SentimentClient(f"127.0.0.1:{port}", "imdb_sentiment", timeout_s=60)
     assert client.wait_until_ready(60) == 1
     reviews = ["A wonderful, moving film.<br /><br />Loved it!", "Dull, boring, too long."]
     predictions = client.predict_text(reviews)
-    expected = tf.saved_model.load(pushed[0]).signatures["predict_text"](
-        text=tf.constant(reviews))
+    expected = tf.saved_model.load(pushed[0]).signatures["predict_text"](text=tf.constant(reviews))
     for p, probability in zip(predictions, expected["probabilities"].numpy()):
       assert p.model_version == 1
       assert abs(p.probability - probability) < 1e-5
@@ -332,8 +420,9 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
       time.sleep(0.5)
     # SIGTERM lets an in-flight request finish, then the server exits cleanly.
     answers = []
-    caller = threading.Thread(target=lambda: answers.append(
-        client.predict_text(["a long review " * 400] * 64)))
+    caller = threading.Thread(
+      target=lambda: answers.append(client.predict_text(["a long review " * 400] * 64))
+    )
     caller.start()
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)

@@ -10,10 +10,10 @@ from components import imdb_example_gen as eg
 from core import features
 
 RAW_SPEC = {
-    features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
-    features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
-    features.REVIEW_LENGTH_KEY: tf.io.FixedLenFeature([1], tf.int64),
-    features.LENGTH_BUCKET_KEY: tf.io.FixedLenFeature([1], tf.string),
+  features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
+  features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+  features.REVIEW_LENGTH_KEY: tf.io.FixedLenFeature([1], tf.int64),
+  features.LENGTH_BUCKET_KEY: tf.io.FixedLenFeature([1], tf.string),
 }
 
 
@@ -26,10 +26,19 @@ def _read_split(uri, split):
 # --- length_bucket ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("num_words, bucket", [
-    (0, "0000-0127"), (127, "0000-0127"), (128, "0128-0255"), (255, "0128-0255"),
-    (256, "0256-0511"), (511, "0256-0511"), (512, "0512+"), (10_000, "0512+"),
-])
+@pytest.mark.parametrize(
+  "num_words, bucket",
+  [
+    (0, "0000-0127"),
+    (127, "0000-0127"),
+    (128, "0128-0255"),
+    (255, "0128-0255"),
+    (256, "0256-0511"),
+    (511, "0256-0511"),
+    (512, "0512+"),
+    (10_000, "0512+"),
+  ],
+)
 def test_length_bucket_boundaries(num_words, bucket):
   assert features.length_bucket(num_words) == bucket
 
@@ -42,7 +51,7 @@ def test_length_bucket_custom_boundaries_and_negative():
 
 
 def test_length_bucket_names_are_the_curated_schema_domain():
-  names = {features.length_bucket(n) for n in range(0, 1000)}
+  names = {features.length_bucket(n) for n in range(1000)}
   assert names == {"0000-0127", "0128-0255", "0256-0511", "0512+"}
 
 
@@ -90,8 +99,7 @@ def test_to_tf_example_without_label_for_unlabelled_reviews():
 
 # --- write_splits -------------------------------------------------------------------
 
-TRAIN_RECORDS = [(f"train review {i} " .encode() + b"word " * (i % 300), i % 2)
-                 for i in range(200)]
+TRAIN_RECORDS = [(f"train review {i} ".encode() + b"word " * (i % 300), i % 2) for i in range(200)]
 TEST_RECORDS = [(f"test review {i}".encode(), (i + 1) % 2) for i in range(30)]
 
 
@@ -126,13 +134,20 @@ UNLABELLED_TEXTS = [f"unrated review {i}".encode() for i in range(12)]
 
 def test_write_splits_writes_the_unlabelled_split_without_labels(tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(uri, iter(TRAIN_RECORDS), iter(TEST_RECORDS), eval_percent=20,
-                           unlabelled_texts=iter(UNLABELLED_TEXTS))
+  counts = eg.write_splits(
+    uri,
+    iter(TRAIN_RECORDS),
+    iter(TEST_RECORDS),
+    eval_percent=20,
+    unlabelled_texts=iter(UNLABELLED_TEXTS),
+  )
   assert counts["unlabelled"] == 12 and counts["test"] == 30
   assert list(counts) == ["train", "eval", "test", "unlabelled"]
   path = os.path.join(uri, "Split-unlabelled", "data_tfrecord-00000-of-00001.gz")
-  examples = [tf.train.Example.FromString(r) for r in
-              tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()]
+  examples = [
+    tf.train.Example.FromString(r)
+    for r in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()
+  ]
   assert [e.features.feature["text"].bytes_list.value[0] for e in examples] == UNLABELLED_TEXTS
   assert all("label" not in e.features.feature for e in examples)
   # Without unlabelled texts there is no such split.
@@ -166,13 +181,14 @@ def test_write_splits_empty_split_raises_and_leaves_no_finished_file(tmp_path):
 def test_write_splits_removes_partial_files_when_reading_fails(tmp_path):
   def failing_records():
     yield from TRAIN_RECORDS[:3]
-    raise IOError("source went away")
+    raise OSError("source went away")
 
   uri = str(tmp_path / "examples")
   with pytest.raises(IOError, match="went away"):
     eg.write_splits(uri, failing_records(), TEST_RECORDS)
-  assert not [f for f in glob.glob(os.path.join(uri, "Split-*", "*"))] + glob.glob(
-      os.path.join(uri, "Split-*", ".*"))
+  assert not list(glob.glob(os.path.join(uri, "Split-*", "*"))) + glob.glob(
+    os.path.join(uri, "Split-*", ".*")
+  )
 
 
 def test_write_splits_single_train_record_leaves_a_split_empty(tmp_path):
@@ -215,8 +231,10 @@ def builder(tfds_data_dir):
   return eg.prepare_builder(tfds_data_dir, "train[:1%]", "test[:1%]")
 
 
-@pytest.mark.parametrize("train_split, test_split", [
-    ("train[:abc]", "test"), ("train", "test[:1%"), ("validation", "test")])
+@pytest.mark.parametrize(
+  "train_split, test_split",
+  [("train[:abc]", "test"), ("train", "test[:1%"), ("validation", "test")],
+)
 def test_prepare_builder_bad_split_spec(tfds_data_dir, train_split, test_split):
   with pytest.raises(ValueError, match="invalid TFDS split spec"):
     eg.prepare_builder(tfds_data_dir, train_split, test_split)
@@ -231,15 +249,20 @@ def test_prepare_builder_checks_the_unlabelled_split_spec(tfds_data_dir):
 def test_write_splits_on_a_real_unsupervised_slice(builder, tmp_path):
   uri = str(tmp_path / "examples")
   texts = (t for t, _ in eg._records(builder, "unsupervised[:50]"))
-  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),
-                           eg._records(builder, "test[:20]"), unlabelled_texts=texts)
+  counts = eg.write_splits(
+    uri,
+    eg._records(builder, "train[:1%]"),
+    eg._records(builder, "test[:20]"),
+    unlabelled_texts=texts,
+  )
   assert counts["unlabelled"] == 50
 
 
 def test_write_splits_on_real_imdb_slices(builder, tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(uri, eg._records(builder, "train[:1%]"),
-                           eg._records(builder, "test[:1%]"))
+  counts = eg.write_splits(
+    uri, eg._records(builder, "train[:1%]"), eg._records(builder, "test[:1%]")
+  )
   assert counts["test"] == 250
   assert counts["train"] + counts["eval"] == 250
   assert 0.03 <= counts["eval"] / 250 <= 0.20

@@ -15,21 +15,22 @@ def _np_softmax(x, axis=-1):
   return e / np.sum(e, axis=axis, keepdims=True)
 
 
-INPUTS = np.array([
+INPUTS = np.array(
+  [
     [[0.1, 0.2, -0.3], [0.5, -0.4, 0.0], [1.0, 0.3, 0.2], [9.0, 9.0, 9.0]],
     [[-0.2, 0.7, 0.1], [0.0, 0.0, 0.0], [3.0, -3.0, 3.0], [5.0, 5.0, 5.0]],
-], np.float32)  # [2, 4, 3]; positions where PAD_MASK is False hold large junk values
+  ],
+  np.float32,
+)  # [2, 4, 3]; positions where PAD_MASK is False hold large junk values
 PAD_MASK = np.array([[True, True, True, False], [True, True, False, False]])
 
 
 # --- masked_softmax -----------------------------------------------------------------
 
-SCORES = np.array([[1.0, 2.0, 3.0, 50.0],
-                   [0.5, -1.0, 4.0, 2.0],
-                   [3.0, 1.0, -2.0, 0.0]], np.float32)
-MASK = np.array([[True, True, True, False],
-                 [True, False, True, True],
-                 [False, False, False, False]])
+SCORES = np.array([[1.0, 2.0, 3.0, 50.0], [0.5, -1.0, 4.0, 2.0], [3.0, 1.0, -2.0, 0.0]], np.float32)
+MASK = np.array(
+  [[True, True, True, False], [True, False, True, True], [False, False, False, False]]
+)
 
 
 def test_masked_softmax_matches_softmax_over_unmasked_and_zero_on_masked():
@@ -60,8 +61,7 @@ def test_masked_softmax_without_mask_is_plain_softmax():
 def test_masked_softmax_broadcasts_mask_over_query_axis():
   scores = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3) / 7.0
   key_mask = np.array([[True, True, False], [True, False, False]])
-  out = layers.masked_softmax(tf.constant(scores),
-                              tf.constant(key_mask)[:, tf.newaxis, :]).numpy()
+  out = layers.masked_softmax(tf.constant(scores), tf.constant(key_mask)[:, tf.newaxis, :]).numpy()
   assert out.shape == (2, 3, 3)
   np.testing.assert_allclose(out.sum(-1), np.ones((2, 3)), rtol=1e-6)
   assert np.all(out[0, :, 2] == 0.0)
@@ -73,19 +73,23 @@ def test_masked_softmax_broadcasts_mask_over_query_axis():
 
 WQ = np.array([[[1, 0, 1], [0, 2, 1]]], np.float32)  # [1, 2, 3]
 WK = np.array([[[1, 0, 1], [0, 1, 2]]], np.float32)  # [1, 2, 3]
-WV = np.array([[[1, 2], [3, 4]]], np.float32)        # [1, 2, 2]
+WV = np.array([[[1, 2], [3, 4]]], np.float32)  # [1, 2, 2]
 
 
-@pytest.mark.parametrize("scale, expected_row1", [
+@pytest.mark.parametrize(
+  "scale, expected_row1",
+  [
     # softmax([1, 4] / sqrt(3)) = [0.150325, 0.849675] -> 0.150325 * [1, 2] + 0.849675 * [3, 4]
     (True, [2.699349, 3.699349]),
     # softmax([1, 4]) = [0.047426, 0.952574]
     (False, [2.905148, 3.905148]),
-])
+  ],
+)
 def test_dot_product_attention_worked_example(scale, expected_row1):
   layer = layers.DotProductAttention(scale=scale)
-  out, weights = layer([tf.constant(WQ), tf.constant(WV), tf.constant(WK)],
-                       return_attention_scores=True)
+  out, weights = layer(
+    [tf.constant(WQ), tf.constant(WV), tf.constant(WK)], return_attention_scores=True
+  )
   scores = WQ[0] @ WK[0].T / (np.sqrt(3.0) if scale else 1.0)
   np.testing.assert_allclose(weights.numpy()[0], _np_softmax(scores), rtol=1e-6)
   # Q K^T = [[2, 2], [1, 4]]: query 0 scores both keys equally -> the mean of V's rows.
@@ -95,15 +99,18 @@ def test_dot_product_attention_worked_example(scale, expected_row1):
 
 def test_dot_product_attention_masked_key_gets_zero_weight_and_masked_query_zero_output():
   layer = layers.DotProductAttention(scale=True)
-  out, weights = layer([tf.constant(WQ), tf.constant(WV), tf.constant(WK)],
-                       mask=[tf.constant([[True, False]]), tf.constant([[True, False]])],
-                       return_attention_scores=True)
+  out, weights = layer(
+    [tf.constant(WQ), tf.constant(WV), tf.constant(WK)],
+    mask=[tf.constant([[True, False]]), tf.constant([[True, False]])],
+    return_attention_scores=True,
+  )
   # Only key 0 is real: all weight on it, exactly, for both queries.
   np.testing.assert_array_equal(weights.numpy()[0], [[1.0, 0.0], [1.0, 0.0]])
   np.testing.assert_allclose(out.numpy()[0, 0], WV[0, 0])
   assert np.all(out.numpy()[0, 1] == 0.0)  # query 1 is padding
   np.testing.assert_array_equal(
-      layer.compute_mask(None, [tf.constant([[True, False]]), None]).numpy(), [[True, False]])
+    layer.compute_mask(None, [tf.constant([[True, False]]), None]).numpy(), [[True, False]]
+  )
 
 
 def test_dot_product_attention_key_defaults_to_value_and_rejects_bad_inputs():
@@ -133,10 +140,10 @@ def test_additive_attention_matches_numpy_reference_on_worked_example():
   layer = layers.AdditiveAttention(units=4)
   layer.build([WQ.shape, WV.shape, WK.shape])
   layer.bias.assign(np.array([0.1, -0.2, 0.3, 0.0], np.float32))
-  out, weights = layer([tf.constant(WQ), tf.constant(WV), tf.constant(WK)],
-                       return_attention_scores=True)
-  expected_out, expected_weights = _additive_reference(layer, WQ, WV, WK,
-                                                       np.ones((1, 2), bool))
+  out, weights = layer(
+    [tf.constant(WQ), tf.constant(WV), tf.constant(WK)], return_attention_scores=True
+  )
+  expected_out, expected_weights = _additive_reference(layer, WQ, WV, WK, np.ones((1, 2), bool))
   np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-5)
   np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-5)
   np.testing.assert_allclose(weights.numpy().sum(-1), np.ones((1, 2)), rtol=1e-6)
@@ -145,10 +152,12 @@ def test_additive_attention_matches_numpy_reference_on_worked_example():
 def test_additive_attention_with_padding():
   query = INPUTS[:, :2]  # [2, 2, 3]
   layer = layers.AdditiveAttention(units=5)
-  out, weights = layer([tf.constant(query), tf.constant(INPUTS)],
-                       mask=[None, tf.constant(PAD_MASK)], return_attention_scores=True)
-  expected_out, expected_weights = _additive_reference(layer, query, INPUTS, INPUTS,
-                                                       PAD_MASK)
+  out, weights = layer(
+    [tf.constant(query), tf.constant(INPUTS)],
+    mask=[None, tf.constant(PAD_MASK)],
+    return_attention_scores=True,
+  )
+  expected_out, expected_weights = _additive_reference(layer, query, INPUTS, INPUTS, PAD_MASK)
   np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-5, atol=1e-6)
   for b in range(2):
@@ -159,13 +168,15 @@ def test_additive_attention_with_padding():
 
 # --- AttentionPooling ---------------------------------------------------------------
 
+
 def _pooling_scores(layer, x):
   """NumPy e_t of AttentionPooling, [batch, time]."""
   query = layer.query.numpy()
   if layer.score == "additive":
     attention = layer.attention
-    hidden = np.tanh(query @ attention.w_query.numpy() + x @ attention.w_key.numpy()
-                     + attention.bias.numpy())
+    hidden = np.tanh(
+      query @ attention.w_query.numpy() + x @ attention.w_key.numpy() + attention.bias.numpy()
+    )
     return hidden @ attention.v.numpy()
   scores = (x @ layer.key_projection.kernel.numpy()) @ query
   return scores / np.sqrt(layer.units) if layer.score == "scaled_dot" else scores
@@ -242,8 +253,7 @@ def self_attention():
 
 
 def _self_attention_reference(layer, x, mask, residual=True, scaled=True):
-  wq, wk, wv = (layer.query.kernel.numpy(), layer.key.kernel.numpy(),
-                layer.value.kernel.numpy())
+  wq, wk, wv = (layer.query.kernel.numpy(), layer.key.kernel.numpy(), layer.value.kernel.numpy())
   q, k, v = x @ wq, x @ wk, x @ wv
   scores = q @ np.swapaxes(k, 1, 2)
   if scaled:
@@ -261,8 +271,9 @@ def _self_attention_reference(layer, x, mask, residual=True, scaled=True):
 
 
 def test_self_attention_matches_numpy_reference(self_attention):
-  out, weights = self_attention(tf.constant(INPUTS), mask=tf.constant(PAD_MASK),
-                                return_attention_scores=True)
+  out, weights = self_attention(
+    tf.constant(INPUTS), mask=tf.constant(PAD_MASK), return_attention_scores=True
+  )
   expected_out, expected_weights = _self_attention_reference(self_attention, INPUTS, PAD_MASK)
   assert out.shape == INPUTS.shape
   assert weights.shape == (2, 4, 4)
@@ -271,8 +282,9 @@ def test_self_attention_matches_numpy_reference(self_attention):
 
 
 def test_self_attention_zero_weight_on_padded_keys_and_zero_padded_outputs(self_attention):
-  out, weights = self_attention(tf.constant(INPUTS), mask=tf.constant(PAD_MASK),
-                                return_attention_scores=True)
+  out, weights = self_attention(
+    tf.constant(INPUTS), mask=tf.constant(PAD_MASK), return_attention_scores=True
+  )
   weights, out = weights.numpy(), out.numpy()
   for b in range(2):
     assert np.all(weights[b][:, ~PAD_MASK[b]] == 0.0)
@@ -285,17 +297,18 @@ def test_self_attention_without_residual_and_without_mask():
   layer = layers.SelfAttention(units=2, residual=False)
   x = tf.constant(INPUTS[:, :3])  # [2, 3, 3], no padding
   out = layer(x).numpy()
-  expected, _ = _self_attention_reference(layer, INPUTS[:, :3], np.ones((2, 3), bool),
-                                          residual=False)
+  expected, _ = _self_attention_reference(
+    layer, INPUTS[:, :3], np.ones((2, 3), bool), residual=False
+  )
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_self_attention_unscaled_dot_score():
   layer = layers.SelfAttention(units=4, score="dot")
-  out, weights = layer(tf.constant(INPUTS), mask=tf.constant(PAD_MASK),
-                       return_attention_scores=True)
-  expected_out, expected_weights = _self_attention_reference(layer, INPUTS, PAD_MASK,
-                                                             scaled=False)
+  out, weights = layer(
+    tf.constant(INPUTS), mask=tf.constant(PAD_MASK), return_attention_scores=True
+  )
+  expected_out, expected_weights = _self_attention_reference(layer, INPUTS, PAD_MASK, scaled=False)
   np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(out.numpy(), expected_out, rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="unknown attention score 'additive'"):
@@ -305,7 +318,8 @@ def test_self_attention_unscaled_dot_score():
 def test_self_attention_propagates_mask(self_attention):
   mask = tf.constant(PAD_MASK)
   np.testing.assert_array_equal(
-      self_attention.compute_mask(tf.constant(INPUTS), mask).numpy(), PAD_MASK)
+    self_attention.compute_mask(tf.constant(INPUTS), mask).numpy(), PAD_MASK
+  )
 
 
 def test_self_attention_config_round_trip():
@@ -384,8 +398,7 @@ def _transformer_reference(block, x, mask):
   x = _layer_norm(x + attended, block.attention_norm)
   ff_in, ff_out = block.feed_forward.layers
   hidden = np.maximum(x @ ff_in.kernel.numpy() + ff_in.bias.numpy(), 0.0)
-  x = _layer_norm(x + hidden @ ff_out.kernel.numpy() + ff_out.bias.numpy(),
-                  block.output_norm)
+  x = _layer_norm(x + hidden @ ff_out.kernel.numpy() + ff_out.bias.numpy(), block.output_norm)
   return x, weights
 
 
@@ -400,8 +413,9 @@ def encoder():
 
 
 def test_transformer_encoder_matches_numpy_reference(encoder):
-  out, weights = encoder(tf.constant(INPUTS), mask=tf.constant(PAD_MASK), training=False,
-                         return_attention_scores=True)
+  out, weights = encoder(
+    tf.constant(INPUTS), mask=tf.constant(PAD_MASK), training=False, return_attention_scores=True
+  )
   expected_out, expected_weights = _transformer_reference(encoder, INPUTS, PAD_MASK)
   assert out.shape == INPUTS.shape and weights.shape == (2, 2, 4, 4)
   np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-4, atol=1e-6)
@@ -409,8 +423,9 @@ def test_transformer_encoder_matches_numpy_reference(encoder):
 
 
 def test_transformer_encoder_padding_keys_get_exactly_zero_weight(encoder):
-  _, weights = encoder(tf.constant(INPUTS), mask=tf.constant(PAD_MASK), training=False,
-                       return_attention_scores=True)
+  _, weights = encoder(
+    tf.constant(INPUTS), mask=tf.constant(PAD_MASK), training=False, return_attention_scores=True
+  )
   weights = weights.numpy()
   for b in range(2):
     # Every query row, padding queries included, ignores the padding keys exactly.
@@ -425,7 +440,8 @@ def test_transformer_encoder_padding_keys_get_exactly_zero_weight(encoder):
 
 def test_transformer_encoder_mask_propagates_and_config_round_trips(encoder):
   np.testing.assert_array_equal(
-      encoder.compute_mask(tf.constant(INPUTS), tf.constant(PAD_MASK)).numpy(), PAD_MASK)
+    encoder.compute_mask(tf.constant(INPUTS), tf.constant(PAD_MASK)).numpy(), PAD_MASK
+  )
   config = encoder.get_config()
   assert (config["num_heads"], config["key_dim"], config["ff_dim"]) == (2, 3, 5)
   assert layers.TransformerEncoder.from_config(config).get_config() == config
@@ -447,7 +463,7 @@ BIGRAM_IDS = np.array([[3, 7, 2, 9, 0, 0], [7, 3, 0, 0, 0, 0]], np.int64)
 
 def _np_bigram_buckets(ids, input_dim, buckets):
   following = np.concatenate([ids[:, 1:], np.zeros((len(ids), 1), ids.dtype)], axis=1)
-  return ((ids * input_dim + following) * 2654435761 % 2 ** 32) % buckets
+  return ((ids * input_dim + following) * 2654435761 % 2**32) % buckets
 
 
 def test_hashed_bigram_buckets_match_knuth_multiplicative_hash():
@@ -460,8 +476,9 @@ def test_hashed_bigram_buckets_match_knuth_multiplicative_hash():
   # Large ids do not overflow into negative buckets.
   big = np.array([[19_999, 20_001, 20_000]], np.int64)
   large = layers.HashedBigramEmbedding(input_dim=20_002, buckets=131_072, output_dim=2)
-  np.testing.assert_array_equal(large.bucket_ids(tf.constant(big)).numpy(),
-                                _np_bigram_buckets(big, 20_002, 131_072))
+  np.testing.assert_array_equal(
+    large.bucket_ids(tf.constant(big)).numpy(), _np_bigram_buckets(big, 20_002, 131_072)
+  )
 
 
 def test_hashed_bigram_embedding_rows_zero_without_a_next_token_and_mask():
@@ -475,8 +492,9 @@ def test_hashed_bigram_embedding_rows_zero_without_a_next_token_and_mask():
   for row, col in zip(*np.nonzero(present)):
     np.testing.assert_allclose(out[row, col], table[buckets[row, col]])
   assert np.all(out[~present] == 0.0)
-  np.testing.assert_array_equal(layer.compute_mask(tf.constant(BIGRAM_IDS)).numpy(),
-                                BIGRAM_IDS != 0)
+  np.testing.assert_array_equal(
+    layer.compute_mask(tf.constant(BIGRAM_IDS)).numpy(), BIGRAM_IDS != 0
+  )
 
 
 def test_hashed_bigram_embedding_config_round_trip_and_validation():

@@ -7,21 +7,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-
-from core import features
-from models import layers
-from models import model as model_lib
-from models import signatures
-from models import strategy as strategy_lib
-from models.hparams import ATTENTIONS, HParams, MODELS
-from core import warmup
 from tiny_model import HP, REVIEWS
 
-TOKENS = np.array([
-    [5, 3, 9, 1, 2, 7, 4, 6],    # full row
-    [4, 8, 2, 0, 0, 0, 0, 0],    # three real tokens
-    [32, 0, 0, 0, 0, 0, 0, 0],   # one OOV token
-], np.int64)
+from core import features, warmup
+from models import layers, signatures
+from models import model as model_lib
+from models import strategy as strategy_lib
+from models.hparams import ATTENTIONS, MODELS, HParams
+
+TOKENS = np.array(
+  [
+    [5, 3, 9, 1, 2, 7, 4, 6],  # full row
+    [4, 8, 2, 0, 0, 0, 0, 0],  # three real tokens
+    [32, 0, 0, 0, 0, 0, 0, 0],  # one OOV token
+  ],
+  np.int64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,9 @@ def test_explain_model_weights_zero_on_padding_rows_sum_to_one(built):
   assert np.all(weights[TOKENS != 0] > 0.0)
   np.testing.assert_allclose(weights.sum(-1), np.ones(3), rtol=1e-5)
   # The explanation twin shares the layers, so its probabilities are the model's.
-  np.testing.assert_allclose(probabilities.numpy(), model(TOKENS, training=False).numpy(),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    probabilities.numpy(), model(TOKENS, training=False).numpy(), rtol=1e-6
+  )
 
 
 def test_prediction_depends_on_real_tokens_not_on_batch(built):
@@ -74,8 +76,9 @@ def test_model_layers_and_compile(built):
   # Any width: bucketed training batches are cut to their longest review.
   assert model.input_shape == (None, None)
   narrow = model(TOKENS[:, :4], training=False).numpy()
-  np.testing.assert_allclose(narrow[1:], model(TOKENS, training=False).numpy()[1:],
-                             rtol=1e-5)  # rows 1, 2 have <= 4 real tokens
+  np.testing.assert_allclose(
+    narrow[1:], model(TOKENS, training=False).numpy()[1:], rtol=1e-5
+  )  # rows 1, 2 have <= 4 real tokens
   assert model.loss.__class__ is keras.losses.BinaryCrossentropy
   assert model.optimizer.learning_rate.numpy() == pytest.approx(HP.learning_rate)
 
@@ -114,16 +117,18 @@ def test_linear_warmup_then_the_schedule_from_its_own_step_zero():
   values = [float(schedule(step)) for step in (0, 4, 5, 14, 15)]
   np.testing.assert_allclose(values, [0.002, 0.01, 0.01, 0.01, 0.005], rtol=1e-6)
   cosine = model_lib.learning_rate(
-      dataclasses.replace(hp, lr_schedule="cosine", epochs=1), steps_per_epoch=10)
+    dataclasses.replace(hp, lr_schedule="cosine", epochs=1), steps_per_epoch=10
+  )
   # 5 warmup steps, then cosine over the remaining 5: half-way at step 5 + 2.5.
-  np.testing.assert_allclose([float(cosine(s)) for s in (4, 5, 10)], [0.01, 0.01, 0.0],
-                             atol=1e-8)
+  np.testing.assert_allclose([float(cosine(s)) for s in (4, 5, 10)], [0.01, 0.01, 0.0], atol=1e-8)
   again = model_lib.LinearWarmup.from_config(cosine.get_config())
-  np.testing.assert_allclose([float(again(s)) for s in range(10)],
-                             [float(cosine(s)) for s in range(10)], rtol=1e-6)
+  np.testing.assert_allclose(
+    [float(again(s)) for s in range(10)], [float(cosine(s)) for s in range(10)], rtol=1e-6
+  )
   with pytest.raises(ValueError, match="leaves no step"):
     model_lib.learning_rate(
-        dataclasses.replace(hp, lr_schedule="cosine", epochs=1, warmup_epochs=1.0), 10)
+      dataclasses.replace(hp, lr_schedule="cosine", epochs=1, warmup_epochs=1.0), 10
+    )
   with pytest.raises(ValueError, match="warmup_steps must be >= 1"):
     model_lib.LinearWarmup(0.01, 0, 0.01)
 
@@ -134,8 +139,9 @@ def test_compiled_optimizer_follows_the_schedule():
   assert float(model.optimizer.learning_rate) == pytest.approx(hp.learning_rate / 4)
   # The optimizer's config carries the whole schedule.
   schedule = keras.optimizers.schedules.deserialize(
-      model.optimizer.get_config()["learning_rate"],
-      custom_objects={"LinearWarmup": model_lib.LinearWarmup})
+    model.optimizer.get_config()["learning_rate"],
+    custom_objects={"LinearWarmup": model_lib.LinearWarmup},
+  )
   assert float(schedule(3)) == pytest.approx(hp.learning_rate)
   assert float(schedule(8)) == pytest.approx(0.0, abs=1e-9)
 
@@ -143,8 +149,9 @@ def test_compiled_optimizer_follows_the_schedule():
 def test_build_is_deterministic_given_seed(built):
   model, _ = built
   again, _ = model_lib.build(HP)
-  np.testing.assert_allclose(model(TOKENS, training=False).numpy(),
-                             again(TOKENS, training=False).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(
+    model(TOKENS, training=False).numpy(), again(TOKENS, training=False).numpy(), rtol=1e-6
+  )
 
 
 def test_build_unknown_model_raises(monkeypatch):
@@ -174,20 +181,25 @@ def test_every_model_and_attention_gives_probabilities_and_masked_weights(family
   assert weights.shape == (3, hp.max_length) and weights.dtype == np.float32
   assert np.all(weights[TOKENS == 0] == 0.0)
   np.testing.assert_allclose(weights.sum(-1), np.ones(3), rtol=1e-5)
-  np.testing.assert_allclose(probabilities.numpy(), model(TOKENS, training=False).numpy(),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    probabilities.numpy(), model(TOKENS, training=False).numpy(), rtol=1e-6
+  )
   assert model.get_layer("attention_pooling").score == hp.attention
   # A review alone gets the answer it gets in a batch (padding never leaks across rows).
-  np.testing.assert_allclose(model(TOKENS[1:2], training=False).numpy(),
-                             model(TOKENS, training=False).numpy()[1:2], rtol=1e-5)
+  np.testing.assert_allclose(
+    model(TOKENS[1:2], training=False).numpy(),
+    model(TOKENS, training=False).numpy()[1:2],
+    rtol=1e-5,
+  )
 
 
 def test_model_architectures():
   bilstm, _ = model_lib.build(dataclasses.replace(HP, model="bilstm_attention"))
   assert isinstance(bilstm.get_layer("bilstm"), keras.layers.Bidirectional)
   assert bilstm.get_layer("bilstm").output.shape[-1] == 2 * HP.lstm_units
-  hp = dataclasses.replace(HP, model="multi_head", num_layers=2, num_heads=4, ff_dim=16,
-                           encoder_dropout=0.2)
+  hp = dataclasses.replace(
+    HP, model="multi_head", num_layers=2, num_heads=4, ff_dim=16, encoder_dropout=0.2
+  )
   encoder, _ = model_lib.build(hp)
   blocks = [layer for layer in encoder.layers if isinstance(layer, layers.TransformerEncoder)]
   assert [b.name for b in blocks] == ["encoder_0", "encoder_1"]
@@ -221,8 +233,9 @@ def test_bigram_dropout_drops_whole_bigram_vectors_in_training_only():
   model, _ = model_lib.build(hp)
   plain, _ = model_lib.build(dataclasses.replace(hp, bigram_dropout=0.0))
   assert model.count_params() == plain.count_params()
-  np.testing.assert_allclose(model(TOKENS, training=False).numpy(),
-                             plain(TOKENS, training=False).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(
+    model(TOKENS, training=False).numpy(), plain(TOKENS, training=False).numpy(), rtol=1e-6
+  )
   dropout = model.get_layer("bigram_dropout")
   bigrams = model.get_layer("bigram_embedding")(TOKENS)
   dropped = dropout(bigrams, training=True).numpy()
@@ -241,8 +254,9 @@ def test_l2_adds_a_penalty_per_regularized_kernel():
   # LSTM kernel, dense kernel, output kernel.
   assert len(regularized.losses) == 3
   kernel = regularized.get_layer("dense").kernel.numpy()
-  assert any(np.isclose(float(loss), 1e-3 * np.sum(kernel ** 2), rtol=1e-5)
-             for loss in regularized.losses)
+  assert any(
+    np.isclose(float(loss), 1e-3 * np.sum(kernel**2), rtol=1e-5) for loss in regularized.losses
+  )
 
 
 @pytest.mark.parametrize("model_name", MODELS)
@@ -267,7 +281,9 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
 # --- HParams ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     ({"model": "transformer"}, "unknown model"),
     ({"strategy": "gpu"}, "unknown strategy"),
     ({"dropout": 1.0}, "dropout"),
@@ -293,7 +309,8 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"word2vec_window": 0}, "word2vec_window must be >= 1"),
     ({"word2vec_negative": 0}, "word2vec_negative must be >= 1"),
     ({"word2vec_sample": 1.0}, r"word2vec_sample must be in \[0, 1\)"),
-])
+  ],
+)
 def test_hparams_validation(kwargs, message):
   with pytest.raises(ValueError, match=message):
     HParams(**kwargs)
@@ -305,8 +322,9 @@ def test_warmup_defaults_per_model_unless_set():
   assert HParams(model="multi_head").model_warmup_epochs == 0.5
   assert HParams(model="multi_head", warmup_epochs=0).model_warmup_epochs == 0
   assert HParams(warmup_epochs=1.5).model_warmup_epochs == 1.5
-  assert isinstance(model_lib.learning_rate(HParams(model="multi_head"), 10),
-                    model_lib.LinearWarmup)
+  assert isinstance(
+    model_lib.learning_rate(HParams(model="multi_head"), 10), model_lib.LinearWarmup
+  )
   assert not isinstance(model_lib.learning_rate(HParams(), 10), model_lib.LinearWarmup)
   with pytest.raises(ValueError, match="warmup_epochs must be of type"):
     HParams(warmup_epochs="half")
@@ -353,9 +371,11 @@ TEXTS = ["Great film, loved it!", "", LONG_REVIEW, "terrible, awful, bad", "zzz 
 
 
 def _tf_example(text: bytes) -> bytes:
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))})
-                         ).SerializeToString()
+  return tf.train.Example(
+    features=tf.train.Features(
+      feature={features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))}
+    )
+  ).SerializeToString()
 
 
 @pytest.fixture(scope="module")
@@ -363,18 +383,22 @@ def exported(tiny_export):
   """(loaded SavedModel, Keras model, transformed tokens, TFTransformOutput, export dir)."""
   export = tiny_export
   assert export.model.get_layer("dropout").rate == pytest.approx(0.5)
-  return (tf.saved_model.load(export.export_dir), export.model, export.tokens,
-          export.tf_transform_output, export.export_dir)
+  return (
+    tf.saved_model.load(export.export_dir),
+    export.model,
+    export.tokens,
+    export.tf_transform_output,
+    export.export_dir,
+  )
 
 
 def test_transformed_tokens_follow_written_vocabulary(exported):
   _, _, x, tf_transform_output, _ = exported
-  vocab = [w.decode() for w in tf_transform_output.vocabulary_by_name(
-      features.VOCABULARY_NAME)]
+  vocab = [w.decode() for w in tf_transform_output.vocabulary_by_name(features.VOCABULARY_NAME)]
   assert len(vocab) == HP.vocab_size
   assert x.shape == (len(REVIEWS), HP.max_length) and x.dtype == np.int64
   # "a great film, great acting and a wonderful story": all in the top 30 words.
-  words = "a great film great acting and a wonderful".split()
+  words = ["a", "great", "film", "great", "acting", "and", "a", "wonderful"]
   np.testing.assert_array_equal(x[0], [vocab.index(w) + 1 for w in words])
   # "great great great" -> 3 ids then padding.
   np.testing.assert_array_equal(x[4], [vocab.index("great") + 1] * 3 + [0] * 5)
@@ -383,18 +407,22 @@ def test_transformed_tokens_follow_written_vocabulary(exported):
 
 def test_export_has_signatures(exported):
   loaded = exported[0]
-  assert set(loaded.signatures) == {"serving_default", "predict_text", "classify",
-                                    "transform_features"}
+  assert set(loaded.signatures) == {
+    "serving_default",
+    "predict_text",
+    "classify",
+    "transform_features",
+  }
 
 
 def test_classify_signature_is_a_tf_serving_classification_signature(exported):
   loaded, export_dir = exported[0], exported[4]
   from tensorflow.python.tools import saved_model_utils
+
   meta_graph = saved_model_utils.get_meta_graph_def(export_dir, "serve")
   assert meta_graph.signature_def["classify"].method_name == "tensorflow/serving/classify"
   assert meta_graph.signature_def["predict_text"].method_name == "tensorflow/serving/predict"
-  out = loaded.signatures["classify"](inputs=tf.constant([_tf_example(t.encode())
-                                                           for t in TEXTS]))
+  out = loaded.signatures["classify"](inputs=tf.constant([_tf_example(t.encode()) for t in TEXTS]))
   served = loaded.signatures["predict_text"](text=tf.constant(TEXTS))["probabilities"].numpy()
   assert out["classes"].numpy().tolist() == [[b"negative", b"positive"]] * len(TEXTS)
   scores = out["scores"].numpy()
@@ -408,15 +436,19 @@ def test_export_writes_warmup_requests_that_run(exported):
   logs = list(warmup.read_warmup_file(warmup.warmup_path(export_dir)))
   predict = [log.predict_log.request for log in logs if log.HasField("predict_log")]
   classify = [log.classify_log.request for log in logs if log.HasField("classify_log")]
-  assert sorted(r.model_spec.signature_name for r in predict) == [
-      "predict_text"] * len(warmup.PREDICT_TEXT_BATCH_SIZES) + ["serving_default"]
+  assert sorted(r.model_spec.signature_name for r in predict) == ["predict_text"] * len(
+    warmup.PREDICT_TEXT_BATCH_SIZES
+  ) + ["serving_default"]
   assert [r.model_spec.signature_name for r in classify] == ["classify"]
   for request in predict:
     inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
     out = loaded.signatures[request.model_spec.signature_name](**inputs)
     assert out["probabilities"].shape[0] == next(iter(inputs.values())).shape[0]
-  sizes = sorted(tf.make_ndarray(r.inputs["text"]).shape[0] for r in predict
-                 if r.model_spec.signature_name == "predict_text")
+  sizes = sorted(
+    tf.make_ndarray(r.inputs["text"]).shape[0]
+    for r in predict
+    if r.model_spec.signature_name == "predict_text"
+  )
   assert sizes == sorted(warmup.PREDICT_TEXT_BATCH_SIZES)
 
 
@@ -441,7 +473,7 @@ def test_predict_text_outputs(exported):
   assert out["tokens"].dtype == tf.string and tokens.shape == (n, HP.max_length)
   assert tokens[0].tolist() == [b"great", b"film", b"loved", b"it"] + [b""] * 4
   assert tokens[1].tolist() == [b""] * HP.max_length
-  assert tokens[2].tolist() == [w.encode() for w in LONG_REVIEW.split()[:HP.max_length]]
+  assert tokens[2].tolist() == [w.encode() for w in LONG_REVIEW.split()[: HP.max_length]]
   weights = out["attention_weights"].numpy()
   assert out["attention_weights"].dtype == tf.float32 and weights.shape == (n, HP.max_length)
   assert np.all(weights[tokens == b""] == 0.0)
@@ -473,42 +505,52 @@ def test_predict_text_is_deterministic_dropout_inactive(exported):
   predict = loaded.signatures["predict_text"]
   first = predict(text=tf.constant(TEXTS))
   second = predict(text=tf.constant(TEXTS))
-  np.testing.assert_array_equal(first["probabilities"].numpy(),
-                                second["probabilities"].numpy())
-  np.testing.assert_array_equal(first["attention_weights"].numpy(),
-                                second["attention_weights"].numpy())
+  np.testing.assert_array_equal(first["probabilities"].numpy(), second["probabilities"].numpy())
+  np.testing.assert_array_equal(
+    first["attention_weights"].numpy(), second["attention_weights"].numpy()
+  )
 
 
 def test_transform_features_signature(exported):
   loaded, _, x, _, _ = exported
-  raw = [tf.train.Example(features=tf.train.Features(feature={
-      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t])),
-      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[y]))}))
-         .SerializeToString() for t, y in REVIEWS[:3]]
+  raw = [
+    tf.train.Example(
+      features=tf.train.Features(
+        feature={
+          features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t])),
+          features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[y])),
+        }
+      )
+    ).SerializeToString()
+    for t, y in REVIEWS[:3]
+  ]
   out = loaded.signatures["transform_features"](examples=tf.constant(raw))
   np.testing.assert_array_equal(out[features.TOKENS_KEY].numpy(), x[:3])
-  np.testing.assert_array_equal(np.reshape(out[features.LABEL_KEY].numpy(), [-1]),
-                                [y for _, y in REVIEWS[:3]])
+  np.testing.assert_array_equal(
+    np.reshape(out[features.LABEL_KEY].numpy(), [-1]), [y for _, y in REVIEWS[:3]]
+  )
 
 
 def test_export_holds_the_weights_but_not_the_optimizer_state(exported, tmp_path):
   _, _, tokens, tf_transform_output, _ = exported
   model, explain_model = model_lib.build(HP)
   # One training step builds Adam's slots (m and v for every weight).
-  model.fit(tokens, np.array([label for _, label in REVIEWS]), batch_size=len(REVIEWS),
-            epochs=1, verbose=0)
+  model.fit(
+    tokens, np.array([label for _, label in REVIEWS]), batch_size=len(REVIEWS), epochs=1, verbose=0
+  )
   assert len(model.optimizer.variables) > 2 * len(model.trainable_weights)
   export_dir = str(tmp_path / "export")
   signatures.export_saved_model(explain_model, tf_transform_output, HP, export_dir)
   saved = tf.train.list_variables(os.path.join(export_dir, "variables", "variables"))
   names = [name for name, _ in saved]
   assert not [n for n in names if "optimizer" in n.lower()], names
-  model_values = sum(int(np.prod(shape)) for name, shape in saved
-                     if name.startswith("explain_model/"))
+  model_values = sum(
+    int(np.prod(shape)) for name, shape in saved if name.startswith("explain_model/")
+  )
   assert model_values == model.count_params()
   # The export still answers like the trained model.
   loaded = tf.saved_model.load(export_dir)
   served = loaded.signatures["serving_default"](
-      examples=tf.constant([_tf_example(t) for t, _ in REVIEWS]))["probabilities"]
-  np.testing.assert_allclose(served.numpy(), model(tokens, training=False).numpy()[:, 0],
-                             rtol=1e-5)
+    examples=tf.constant([_tf_example(t) for t, _ in REVIEWS])
+  )["probabilities"]
+  np.testing.assert_allclose(served.numpy(), model(tokens, training=False).numpy()[:, 0], rtol=1e-5)

@@ -2,25 +2,27 @@
 references on small fixed inputs, and of its place in the model and the Trainer."""
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 
 from core import features
-from models import layers
+from models import layers, naive_bayes, trainer
 from models import model as model_lib
-from models import naive_bayes
-from models import trainer
 from models.hparams import HParams
 
 INPUT_DIM, BUCKETS = 10, 13
-TOKENS = np.array([[3, 7, 3, 7, 2, 0],   # bigrams (3,7) twice, (7,3), (7,2)
-                   [5, 5, 0, 0, 0, 0],   # token 5 twice, bigram (5,5)
-                   [2, 9, 0, 0, 0, 0],
-                   [0, 0, 0, 0, 0, 0]],  # empty review
-                  np.int64)
+TOKENS = np.array(
+  [
+    [3, 7, 3, 7, 2, 0],  # bigrams (3,7) twice, (7,3), (7,2)
+    [5, 5, 0, 0, 0, 0],  # token 5 twice, bigram (5,5)
+    [2, 9, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0],
+  ],  # empty review
+  np.int64,
+)
 LABELS = np.array([1, 0, 1, 0])
 
 
@@ -29,8 +31,14 @@ def _np_feature_sets(tokens, input_dim, buckets):
   sets = []
   for row in tokens:
     real = [int(t) for t in row if t != 0]
-    bigrams = {input_dim + int(((a * input_dim + b) * 2654435761 % 2 ** 32) % buckets)
-               for a, b in zip(real, real[1:])} if buckets else set()
+    bigrams = (
+      {
+        input_dim + int(((a * input_dim + b) * 2654435761 % 2**32) % buckets)
+        for a, b in itertools.pairwise(real)
+      }
+      if buckets
+      else set()
+    )
     sets.append(set(real) | bigrams)
   return sets
 
@@ -50,7 +58,8 @@ def _np_ratios(tokens, labels, input_dim, buckets, alpha=1.0):
 
 def _dataset(tokens=TOKENS, labels=LABELS, batch=3):
   return tf.data.Dataset.from_tensor_slices(
-      ({features.TOKENS_KEY: tokens}, labels.reshape(-1, 1).astype(np.float32))).batch(batch)
+    ({features.TOKENS_KEY: tokens}, labels.reshape(-1, 1).astype(np.float32))
+  ).batch(batch)
 
 
 @pytest.mark.parametrize("buckets", [BUCKETS, 0])
@@ -75,8 +84,9 @@ def test_bigram_features_use_the_bigram_embeddings_buckets():
 def test_log_count_ratios_match_wang_and_manning(buckets):
   ratios = naive_bayes.log_count_ratios(_dataset(), INPUT_DIM, buckets)
   assert ratios.dtype == np.float32 and ratios.shape == (INPUT_DIM + buckets,)
-  np.testing.assert_allclose(ratios, _np_ratios(TOKENS, LABELS, INPUT_DIM, buckets),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+    ratios, _np_ratios(TOKENS, LABELS, INPUT_DIM, buckets), rtol=1e-6, atol=1e-6
+  )
   # Token 2 is in both positive reviews, token 5 (twice) in one negative review.
   assert ratios[2] > ratios[3] > 0 > ratios[5]
   assert ratios[0] == ratios[1] == 0.0  # padding; never seen
@@ -98,8 +108,10 @@ def test_naive_bayes_logit_sums_ratio_times_weight_over_distinct_features():
   layer.set_ratios(ratios)
   layer.weights_.assign(weights)
   layer.bias.assign([0.25])
-  expected = [0.25 + sum(ratios[f] * weights[f] for f in ids)
-              for ids in _np_feature_sets(TOKENS, INPUT_DIM, BUCKETS)]
+  expected = [
+    0.25 + sum(ratios[f] * weights[f] for f in ids)
+    for ids in _np_feature_sets(TOKENS, INPUT_DIM, BUCKETS)
+  ]
   out = layer(tf.constant(TOKENS)).numpy()
   assert out.dtype == np.float32 and out.shape == (4, 1)
   np.testing.assert_allclose(out[:, 0], expected, rtol=1e-5)
@@ -118,9 +130,21 @@ def test_naive_bayes_logit_config_round_trip_and_errors():
     naive_bayes.NaiveBayesLogit(1, 0)
 
 
-HP = HParams(vocab_size=7, num_oov_buckets=2, max_length=6, embedding_dim=8, lstm_units=4,
-             dense_units=4, bigram_buckets=BUCKETS, nb_wide=True, dropout=0.0,
-             embedding_dropout=0.0, learning_rate=0.05, lr_decay=1.0, batch_size=4)
+HP = HParams(
+  vocab_size=7,
+  num_oov_buckets=2,
+  max_length=6,
+  embedding_dim=8,
+  lstm_units=4,
+  dense_units=4,
+  bigram_buckets=BUCKETS,
+  nb_wide=True,
+  dropout=0.0,
+  embedding_dropout=0.0,
+  learning_rate=0.05,
+  lr_decay=1.0,
+  batch_size=4,
+)
 
 
 def test_served_probability_starts_as_sigmoid_of_the_mean_of_both_logits():
@@ -132,21 +156,30 @@ def test_served_probability_starts_as_sigmoid_of_the_mean_of_both_logits():
   wide_model = model_lib.naive_bayes_model(explain_model, HP)
   trainer.set_naive_bayes_ratios(wide_model, HP, _dataset())
   wide = explain_model.get_layer(model_lib.NAIVE_BAYES_LAYER)
-  np.testing.assert_allclose(wide.ratios.numpy(),
-                             _np_ratios(TOKENS, LABELS, INPUT_DIM, BUCKETS), atol=1e-6)
+  np.testing.assert_allclose(
+    wide.ratios.numpy(), _np_ratios(TOKENS, LABELS, INPUT_DIM, BUCKETS), atol=1e-6
+  )
   wide.weights_.assign(np.ones(INPUT_DIM + BUCKETS, np.float32))
   deep_probabilities = model.predict(TOKENS, verbose=0)
   wide_probabilities = wide_model.predict(TOKENS, verbose=0)
   probabilities, weights = explain_model.predict(TOKENS, verbose=0)
   logit = lambda p: np.log(p / (1 - p))
   np.testing.assert_allclose(
-      logit(probabilities),
-      (logit(deep_probabilities) + logit(wide_probabilities)) / 2, rtol=1e-4, atol=1e-5)
+    logit(probabilities),
+    (logit(deep_probabilities) + logit(wide_probabilities)) / 2,
+    rtol=1e-4,
+    atol=1e-5,
+  )
   # With weights 1 the wide logit is the multinomial-NB-style sum of ratios.
   np.testing.assert_allclose(
-      logit(wide_probabilities)[:, 0],
-      [sum(wide.ratios.numpy()[f] for f in ids)
-       for ids in _np_feature_sets(TOKENS, INPUT_DIM, BUCKETS)], rtol=1e-4, atol=1e-5)
+    logit(wide_probabilities)[:, 0],
+    [
+      sum(wide.ratios.numpy()[f] for f in ids)
+      for ids in _np_feature_sets(TOKENS, INPUT_DIM, BUCKETS)
+    ],
+    rtol=1e-4,
+    atol=1e-5,
+  )
   assert weights.shape == TOKENS.shape
 
 

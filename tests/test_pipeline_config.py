@@ -17,14 +17,23 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from models.hparams import HParams
-from pipeline import eval_config
-from pipeline import beam_profiles, layout, runner
+from pipeline import beam_profiles, eval_config, layout, runner
 from pipeline.layout import CURATED_SCHEMA_PATH, PIPELINE_NAME, PREPROCESSING_FN, RUN_FN, node_ids
 from pipeline.pipeline import create_pipeline
 
-EXPECTED_IDS = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                "AnomaliesGate", "Transform", "EmbeddingTrainer", "Trainer",
-                "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+EXPECTED_IDS = [
+  "ImdbExampleGen",
+  "StatisticsGen",
+  "SchemaGen",
+  "ExampleValidator",
+  "AnomaliesGate",
+  "Transform",
+  "EmbeddingTrainer",
+  "Trainer",
+  "latest_blessed_model_resolver",
+  "Evaluator",
+  "Pusher",
+]
 HP = HParams(max_length=32, vocab_size=500, epochs=1, batch_size=8)
 
 
@@ -59,12 +68,20 @@ def test_eval_config_metrics_slices_and_model_spec():
   config = eval_config.make_eval_config()
   (spec,) = config.metrics_specs
   names = [m.class_name for m in spec.metrics]
-  for name in ("ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "F1Score",
-               "Calibration"):
+  for name in (
+    "ExampleCount",
+    "BinaryAccuracy",
+    "AUC",
+    "Precision",
+    "Recall",
+    "F1Score",
+    "Calibration",
+  ):
     assert name in names
   # Only accuracy gates the blessing.
-  assert [m.class_name for m in spec.metrics
-          if m.HasField("threshold") or m.per_slice_thresholds] == ["BinaryAccuracy"]
+  assert [
+    m.class_name for m in spec.metrics if m.HasField("threshold") or m.per_slice_thresholds
+  ] == ["BinaryAccuracy"]
   assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["length_bucket"]]
   (model_spec,) = config.model_specs
   assert model_spec.signature_name == "serving_default"
@@ -76,11 +93,14 @@ def test_eval_config_metrics_slices_and_model_spec():
   assert default.change_threshold.absolute.value == pytest.approx(-0.01)
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     ({"min_accuracy": 1.5}, "min_accuracy"),
     ({"min_accuracy": -0.1}, "min_accuracy"),
     ({"max_accuracy_drop": -0.01}, "max_accuracy_drop"),
-])
+  ],
+)
 def test_eval_config_rejects_bad_thresholds(kwargs, message):
   with pytest.raises(ValueError, match=message):
     eval_config.make_eval_config(**kwargs)
@@ -93,11 +113,19 @@ def test_eval_config_rejects_bad_thresholds(kwargs, message):
 def pipeline(tmp_path_factory):
   root = tmp_path_factory.mktemp("pipeline")
   return create_pipeline(
-      pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"),
-      hparams=HP, train_split="train[:2%]", test_split="test[:1%]", eval_percent=15,
-      unlabelled_split="unsupervised[:1%]", tfds_data_dir=str(root / "tfds"), min_accuracy=0.6, max_accuracy_drop=0.05,
-      beam_pipeline_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"],
-      enable_cache=False)
+    pipeline_root=str(root / "root"),
+    serving_model_dir=str(root / "serving"),
+    hparams=HP,
+    train_split="train[:2%]",
+    test_split="test[:1%]",
+    eval_percent=15,
+    unlabelled_split="unsupervised[:1%]",
+    tfds_data_dir=str(root / "tfds"),
+    min_accuracy=0.6,
+    max_accuracy_drop=0.05,
+    beam_pipeline_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"],
+    enable_cache=False,
+  )
 
 
 def _component(pipeline, component_id):
@@ -114,16 +142,17 @@ def test_pipeline_components_and_dependency_order(pipeline):
 
 
 def test_pipeline_has_no_side_effects(tmp_path):
-  create_pipeline(pipeline_root=str(tmp_path / "root"),
-                  serving_model_dir=str(tmp_path / "serving"))
+  create_pipeline(pipeline_root=str(tmp_path / "root"), serving_model_dir=str(tmp_path / "serving"))
   assert os.listdir(tmp_path) == []
 
 
 def test_pipeline_metadata_and_beam_args(pipeline, tmp_path_factory):
   assert pipeline.pipeline_info.pipeline_name == PIPELINE_NAME
   assert pipeline.pipeline_info.pipeline_root.endswith(os.path.join("pipeline0", "root"))
-  assert pipeline.beam_pipeline_args == ["--direct_num_workers=1",
-                                         "--direct_running_mode=in_memory"]
+  assert pipeline.beam_pipeline_args == [
+    "--direct_num_workers=1",
+    "--direct_running_mode=in_memory",
+  ]
   assert pipeline.enable_cache is False
 
 
@@ -147,10 +176,18 @@ def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(
   # Only the fields the pretraining reads: a model-only change keeps its cache.
   config = json.loads(props["custom_config"])
   assert config == HP.pretraining_custom_config()
-  assert set(config["hparams"]) == {"vocab_size", "num_oov_buckets", "max_length",
-                                    "head_tokens", "embedding_dim", "word2vec_epochs",
-                                    "word2vec_window", "word2vec_negative",
-                                    "word2vec_sample", "seed"}
+  assert set(config["hparams"]) == {
+    "vocab_size",
+    "num_oov_buckets",
+    "max_length",
+    "head_tokens",
+    "embedding_dim",
+    "word2vec_epochs",
+    "word2vec_window",
+    "word2vec_negative",
+    "word2vec_sample",
+    "seed",
+  }
   # TFX's warm start: the Trainer's base_model is the pretrainer's Model.
   trainer = _component(pipeline, "Trainer")
   assert trainer.inputs["base_model"].producer_component_id == "EmbeddingTrainer"
@@ -167,8 +204,9 @@ def test_unlabelled_split_is_neither_validated_nor_in_the_schema(pipeline):
 
 def test_no_pretraining_without_word2vec_epochs(tmp_path):
   hp = dataclasses.replace(HP, word2vec_epochs=0)
-  built = create_pipeline(pipeline_root=str(tmp_path / "root"),
-                          serving_model_dir=str(tmp_path / "serving"), hparams=hp)
+  built = create_pipeline(
+    pipeline_root=str(tmp_path / "root"), serving_model_dir=str(tmp_path / "serving"), hparams=hp
+  )
   ids = [c.id for c in built.components]
   assert sorted(ids) == sorted(node_ids(pretraining=False))
   assert "EmbeddingTrainer" not in ids and len(ids) == len(EXPECTED_IDS) - 1
@@ -176,15 +214,21 @@ def test_no_pretraining_without_word2vec_epochs(tmp_path):
   assert _component(built, "ImdbExampleGen").exec_properties["unlabelled_split"] == ""
   assert "base_model" not in _component(built, "Trainer").inputs
   with pytest.raises(ValueError, match="EmbeddingTrainer.*is not a node"):
-    create_pipeline(pipeline_root=str(tmp_path / "root"),
-                    serving_model_dir=str(tmp_path / "serving"), hparams=hp,
-                    last_node="EmbeddingTrainer")
+    create_pipeline(
+      pipeline_root=str(tmp_path / "root"),
+      serving_model_dir=str(tmp_path / "serving"),
+      hparams=hp,
+      last_node="EmbeddingTrainer",
+    )
 
 
 def test_pretraining_on_train_alone_without_unlabelled_split(tmp_path):
-  built = create_pipeline(pipeline_root=str(tmp_path / "root"),
-                          serving_model_dir=str(tmp_path / "serving"), hparams=HP,
-                          unlabelled_split="")
+  built = create_pipeline(
+    pipeline_root=str(tmp_path / "root"),
+    serving_model_dir=str(tmp_path / "serving"),
+    hparams=HP,
+    unlabelled_split="",
+  )
   assert _component(built, "EmbeddingTrainer").exec_properties["splits"] == "train"
   assert _component(built, "ImdbExampleGen").exec_properties["unlabelled_split"] == ""
 
@@ -196,14 +240,21 @@ def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
   assert splits == {"analyze": ["train"], "transform": ["train", "eval", "test"]}
   assert props["preprocessing_fn"] == PREPROCESSING_FN
   transform_config = json.loads(props["custom_config"])
-  assert transform_config == {"hparams": {"vocab_size": HP.vocab_size,
-                                          "num_oov_buckets": HP.num_oov_buckets,
-                                          "max_length": HP.max_length,
-                                          "head_tokens": HP.head_tokens}}
+  assert transform_config == {
+    "hparams": {
+      "vocab_size": HP.vocab_size,
+      "num_oov_buckets": HP.num_oov_buckets,
+      "max_length": HP.max_length,
+      "head_tokens": HP.head_tokens,
+    }
+  }
   # What preprocessing_fn reads back agrees with the full hyperparameters.
   restored = HParams.from_custom_config(transform_config)
   assert (restored.vocab_size, restored.max_length, restored.head_tokens) == (
-      HP.vocab_size, HP.max_length, HP.head_tokens)
+    HP.vocab_size,
+    HP.max_length,
+    HP.head_tokens,
+  )
   assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
 
 
@@ -234,14 +285,15 @@ def test_schema_gen_excludes_eval_test_and_unlabelled(pipeline):
   schema_gen = _component(pipeline, "SchemaGen")
   assert isinstance(schema_gen, tfx.components.SchemaGen)
   assert bool(schema_gen.exec_properties["infer_feature_shape"]) is True
-  assert json.loads(schema_gen.exec_properties["exclude_splits"]) == ["eval", "test",
-                                                                    "unlabelled"]
+  assert json.loads(schema_gen.exec_properties["exclude_splits"]) == ["eval", "test", "unlabelled"]
 
 
 def test_curated_schema_uses_import_schema_gen(tmp_path):
-  p = create_pipeline(pipeline_root=str(tmp_path / "root"),
-                      serving_model_dir=str(tmp_path / "serving"),
-                      schema_path=CURATED_SCHEMA_PATH)
+  p = create_pipeline(
+    pipeline_root=str(tmp_path / "root"),
+    serving_model_dir=str(tmp_path / "serving"),
+    schema_path=CURATED_SCHEMA_PATH,
+  )
   ids = [c.id for c in p.components]
   assert "ImportSchemaGen" in ids and "SchemaGen" not in ids
   assert len(ids) == len(EXPECTED_IDS)
@@ -256,6 +308,7 @@ def test_curated_schema_parses_with_four_features():
   assert by_name["label"].int_domain.min == 0 and by_name["label"].int_domain.max == 1
   domain = tfdv.get_domain(schema, "length_bucket")
   from core import features
+
   assert set(domain.value) == {features.length_bucket(n) for n in (0, 200, 300, 600)}
   assert all(f.shape.dim[0].size == 1 for f in schema.feature)
 
@@ -274,19 +327,32 @@ def test_output_paths_layout():
 
 def test_default_beam_pipeline_args():
   assert beam_profiles.default_beam_pipeline_args(1) == [
-      "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    "--direct_running_mode=in_memory",
+    "--direct_num_workers=1",
+  ]
   assert beam_profiles.default_beam_pipeline_args(2) == [
-      "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    "--direct_running_mode=multi_processing",
+    "--direct_num_workers=2",
+  ]
   assert len(beam_profiles.default_beam_pipeline_args()) == 2
 
 
 def test_merge_beam_args_overrides_option_by_option():
   defaults = ["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--flag"]
-  merged = beam_profiles.merge_beam_args(defaults, ["--direct_num_workers=4", "--runner=DirectRunner"])
-  assert merged == ["--direct_running_mode=multi_processing", "--flag",
-                    "--direct_num_workers=4", "--runner=DirectRunner"]
+  merged = beam_profiles.merge_beam_args(
+    defaults, ["--direct_num_workers=4", "--runner=DirectRunner"]
+  )
+  assert merged == [
+    "--direct_running_mode=multi_processing",
+    "--flag",
+    "--direct_num_workers=4",
+    "--runner=DirectRunner",
+  ]
   assert beam_profiles.merge_beam_args(defaults, []) == defaults
-  assert beam_profiles.merge_beam_args(defaults, ["--flag=false"]) == defaults[:2] + ["--flag=false"]
+  assert beam_profiles.merge_beam_args(defaults, ["--flag=false"]) == [
+    *defaults[:2],
+    "--flag=false",
+  ]
 
 
 def test_orchestrator_names():
@@ -298,8 +364,11 @@ def test_orchestrator_names():
 
 def test_training_only_change_keeps_transform_properties(tmp_path):
   def props(hparams, component="Transform"):
-    built = create_pipeline(pipeline_root=str(tmp_path / "root"),
-                            serving_model_dir=str(tmp_path / "serving"), hparams=hparams)
+    built = create_pipeline(
+      pipeline_root=str(tmp_path / "root"),
+      serving_model_dir=str(tmp_path / "serving"),
+      hparams=hparams,
+    )
     return _component(built, component).exec_properties["custom_config"]
 
   base = props(HP)
@@ -307,19 +376,23 @@ def test_training_only_change_keeps_transform_properties(tmp_path):
   assert props(dataclasses.replace(HP, max_length=HP.max_length + 1)) != base
   # The pretrained embeddings are reused across models and their training settings.
   pretraining = props(HP, "EmbeddingTrainer")
-  assert props(dataclasses.replace(HP, model="multi_head", epochs=5, dropout=0.3),
-               "EmbeddingTrainer") == pretraining
+  assert (
+    props(dataclasses.replace(HP, model="multi_head", epochs=5, dropout=0.3), "EmbeddingTrainer")
+    == pretraining
+  )
   assert props(dataclasses.replace(HP, word2vec_window=2), "EmbeddingTrainer") != pretraining
 
 
 def test_code_versions_go_into_each_components_custom_config(tmp_path):
   versions = {"transform": "t" * 16, "pretraining": "p" * 16, "trainer": "m" * 16}
-  built = create_pipeline(pipeline_root=str(tmp_path / "root"),
-                          serving_model_dir=str(tmp_path / "serving"), hparams=HP,
-                          code_versions=versions)
+  built = create_pipeline(
+    pipeline_root=str(tmp_path / "root"),
+    serving_model_dir=str(tmp_path / "serving"),
+    hparams=HP,
+    code_versions=versions,
+  )
   transform = json.loads(_component(built, "Transform").exec_properties["custom_config"])
-  pretrainer = json.loads(
-      _component(built, "EmbeddingTrainer").exec_properties["custom_config"])
+  pretrainer = json.loads(_component(built, "EmbeddingTrainer").exec_properties["custom_config"])
   trainer = json.loads(_component(built, "Trainer").exec_properties["custom_config"])
   assert transform == {**HP.preprocessing_custom_config(), "code_version": "t" * 16}
   assert pretrainer == {**HP.pretraining_custom_config(), "code_version": "p" * 16}
@@ -334,18 +407,26 @@ def _project_copy(tmp_path) -> pathlib.Path:
 
   root = pathlib.Path(__file__).resolve().parents[1]
   for package in code_version.PROJECT_PACKAGES:
-    shutil.copytree(root / package, tmp_path / package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+      root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+    )
   return tmp_path
 
 
 def _code_versions_of(project: pathlib.Path) -> dict:
   """``code_versions()`` computed in a fresh interpreter importing from ``project``."""
-  script = "import json; from pipeline import code_version; " \
-           "print(json.dumps(code_version.code_versions()))"
-  done = subprocess.run([sys.executable, "-c", script], cwd=project, check=True,
-                        capture_output=True, text=True,
-                        env={**os.environ, "PYTHONPATH": str(project)})
+  script = (
+    "import json; from pipeline import code_version; "
+    "print(json.dumps(code_version.code_versions()))"
+  )
+  done = subprocess.run(
+    [sys.executable, "-c", script],
+    cwd=project,
+    check=True,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "PYTHONPATH": str(project)},
+  )
   return json.loads(done.stdout)
 
 

@@ -21,11 +21,11 @@ import math
 import os
 
 import apache_beam as beam
-from apache_beam.runners.portability import portable_runner
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+from apache_beam.runners.portability import portable_runner
 from google.protobuf import json_format, text_format
 from ml_metadata import metadata_store
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -33,29 +33,46 @@ from tfx import v1 as tfx
 
 from models.hparams import HParams
 from pipeline import beam_profiles, mlmd_queries
-from pipeline.layout import PIPELINE_NAME
+from pipeline.layout import PIPELINE_NAME, OutputPaths
 from pipeline.pipeline import create_pipeline
-from pipeline.layout import OutputPaths
 
 pytestmark = pytest.mark.e2e
 
-DATA_NODES = ["ImdbExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "AnomaliesGate", "Transform"]
-HP = HParams(vocab_size=500, max_length=32, embedding_dim=8, lstm_units=8, dense_units=8,
-             epochs=1, batch_size=32)
+DATA_NODES = [
+  "ImdbExampleGen",
+  "StatisticsGen",
+  "SchemaGen",
+  "ExampleValidator",
+  "AnomaliesGate",
+  "Transform",
+]
+HP = HParams(
+  vocab_size=500,
+  max_length=32,
+  embedding_dim=8,
+  lstm_units=8,
+  dense_units=8,
+  epochs=1,
+  batch_size=32,
+)
 DIRECT_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def _run(output_dir, tfds_data_dir, beam_args):
   paths = OutputPaths(str(output_dir))
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      paths.metadata_path)
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
   pipeline = create_pipeline(
-      pipeline_root=paths.pipeline_root, serving_model_dir=paths.serving_model_dir,
-      metadata_connection_config=connection, hparams=HP, train_split="train[:2%]",
-      test_split="test[:1%]", unlabelled_split="unsupervised[:1%]",
-      tfds_data_dir=tfds_data_dir, beam_pipeline_args=beam_args,
-      last_node="Transform")
+    pipeline_root=paths.pipeline_root,
+    serving_model_dir=paths.serving_model_dir,
+    metadata_connection_config=connection,
+    hparams=HP,
+    train_split="train[:2%]",
+    test_split="test[:1%]",
+    unlabelled_split="unsupervised[:1%]",
+    tfds_data_dir=tfds_data_dir,
+    beam_pipeline_args=beam_args,
+    last_node="Transform",
+  )
   tfx.orchestration.LocalDagRunner().run(pipeline)
   store = metadata_store.MetadataStore(connection)
   outputs = {}
@@ -84,8 +101,10 @@ def runs(tmp_path_factory, tfds_data_dir):
     direct = _run(tmp_path_factory.mktemp("direct"), tfds_data_dir, DIRECT_ARGS)
     direct_jobs = len(calls)
     root = tmp_path_factory.mktemp("portable")
-    portable_args = beam_profiles.beam_args_for("portable", beam_profiles.BeamSettings(
-        endpoint="embed", pipeline_root=str(root / "pipeline_root")))
+    portable_args = beam_profiles.beam_args_for(
+      "portable",
+      beam_profiles.BeamSettings(endpoint="embed", pipeline_root=str(root / "pipeline_root")),
+    )
     assert "--environment_type=LOOPBACK" in portable_args
     portable = _run(root, tfds_data_dir, portable_args)
   return direct, portable, direct_jobs, calls[direct_jobs:]
@@ -113,8 +132,10 @@ def _files(uri):
 
 def _examples(path):
   """Parsed records of a gzipped TFRecord file, in file order, canonically serialized."""
-  return [tf.train.Example.FromString(r).SerializeToString(deterministic=True)
-          for r in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()]
+  return [
+    tf.train.Example.FromString(r).SerializeToString(deterministic=True)
+    for r in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()
+  ]
 
 
 def _proto(path, message_type):
@@ -132,6 +153,7 @@ def _assert_same_statistics(a, b, where):
   """Equal statistics: every count, string and histogram bound equal, every float equal
   to 1e-9 relative. Floating sums (mean, std_dev) may differ in the last bit when a runner
   merges partial sums in another order (seen: std_dev 214.41513815959516 vs ...513)."""
+
   def check(x, y, path):
     if isinstance(x, dict):
       assert isinstance(y, dict) and set(x) == set(y), f"{where}: {path} fields differ"
@@ -145,20 +167,33 @@ def _assert_same_statistics(a, b, where):
       assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {path} {x} != {y}"
     else:
       assert x == y, f"{where}: {path} {x!r} != {y!r}"
+
   check(json_format.MessageToDict(a), json_format.MessageToDict(b), "")
 
 
-_PROTO_FILES = {"FeatureStats.pb": statistics_pb2.DatasetFeatureStatisticsList,
-                "SchemaDiff.pb": anomalies_pb2.Anomalies,
-                "schema.pbtxt": schema_pb2.Schema}
+_PROTO_FILES = {
+  "FeatureStats.pb": statistics_pb2.DatasetFeatureStatisticsList,
+  "SchemaDiff.pb": anomalies_pb2.Anomalies,
+  "schema.pbtxt": schema_pb2.Schema,
+}
 
 
-@pytest.mark.parametrize("node, key", [
-    ("ImdbExampleGen", "examples"), ("StatisticsGen", "statistics"), ("SchemaGen", "schema"),
-    ("ExampleValidator", "anomalies"), ("Transform", "transformed_examples"),
-    ("Transform", "pre_transform_stats"), ("Transform", "post_transform_stats"),
-    ("Transform", "pre_transform_schema"), ("Transform", "post_transform_schema"),
-    ("Transform", "post_transform_anomalies"), ("AnomaliesGate", "anomaly_count")])
+@pytest.mark.parametrize(
+  "node, key",
+  [
+    ("ImdbExampleGen", "examples"),
+    ("StatisticsGen", "statistics"),
+    ("SchemaGen", "schema"),
+    ("ExampleValidator", "anomalies"),
+    ("Transform", "transformed_examples"),
+    ("Transform", "pre_transform_stats"),
+    ("Transform", "post_transform_stats"),
+    ("Transform", "pre_transform_schema"),
+    ("Transform", "post_transform_schema"),
+    ("Transform", "post_transform_anomalies"),
+    ("AnomaliesGate", "anomaly_count"),
+  ],
+)
 def test_artifact_matches_the_direct_runs(runs, node, key):
   direct, portable, _, _ = runs
   if (node, key) not in direct:
@@ -177,8 +212,7 @@ def test_artifact_matches_the_direct_runs(runs, node, key):
       records = _examples(pa)
       assert records and records == _examples(pb), name
     elif base == "FeatureStats.pb":
-      _assert_same_statistics(_proto(pa, _PROTO_FILES[base]), _proto(pb, _PROTO_FILES[base]),
-                              name)
+      _assert_same_statistics(_proto(pa, _PROTO_FILES[base]), _proto(pb, _PROTO_FILES[base]), name)
     elif base in _PROTO_FILES:
       assert _proto(pa, _PROTO_FILES[base]) == _proto(pb, _PROTO_FILES[base]), name
     else:
@@ -197,14 +231,15 @@ def test_transform_graph_matches_the_direct_runs(runs):
   asset_maps = []
   for outputs in (direct, portable):
     uri = outputs[("Transform", "transform_graph")]
-    with open(os.path.join(uri, tft.TFTransformOutput.TRANSFORMED_METADATA_DIR, "asset_map"),
-              "rb") as f:
+    with open(
+      os.path.join(uri, tft.TFTransformOutput.TRANSFORMED_METADATA_DIR, "asset_map"), "rb"
+    ) as f:
       asset_maps.append(f.read())
   assert asset_maps[0] == asset_maps[1]
   examples_dir = os.path.join(direct[("ImdbExampleGen", "examples")], "Split-test")
   records = tf.data.TFRecordDataset(
-      [os.path.join(examples_dir, f) for f in os.listdir(examples_dir)],
-      compression_type="GZIP").batch(16)
+    [os.path.join(examples_dir, f) for f in os.listdir(examples_dir)], compression_type="GZIP"
+  ).batch(16)
   raw = tf.io.parse_example(next(iter(records)), a.raw_feature_spec())
   out_a, out_b = a.transform_raw_features(raw), b.transform_raw_features(raw)
   assert set(out_a) == set(out_b)

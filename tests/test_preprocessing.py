@@ -7,8 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata
-from tensorflow_transform.tf_metadata import schema_utils
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from core import features
 from models import preprocessing
@@ -25,12 +24,17 @@ def _clean(values):
 
 def test_clean_text_lowercases_and_removes_tags():
   assert _clean(["Great MOVIE<br /><br />Loved it", "a<b>bold</b>word", "x<br/>y<br>z"]) == [
-      "great movie loved it", "a bold word", "x y z"]
+    "great movie loved it",
+    "a bold word",
+    "x y z",
+  ]
 
 
 def test_clean_text_removes_punctuation_and_collapses_whitespace():
   assert _clean(["  Wow!!! It's... 10/10, (really)?  ", "a--b\tc\n\nd"]) == [
-      "wow its 10 10 really", "a b c d"]
+    "wow its 10 10 really",
+    "a b c d",
+  ]
 
 
 def test_clean_text_drops_apostrophes_inside_words():
@@ -86,27 +90,27 @@ def test_pad_or_truncate_all_rows_shorter_still_full_width():
 
 # Train token frequencies: movie 5, good 4, bad 3, plot 2, boring 1, others 1.
 RAW_DATA = [
-    {"text": [b"Movie movie GOOD good bad"], "label": [1]},
-    {"text": [b"movie good<br />bad plot"], "label": [0]},
-    {"text": [b"movie, good! bad plot boring"], "label": [1]},
-    {"text": [b"Movie good."], "label": [0]},
+  {"text": [b"Movie movie GOOD good bad"], "label": [1]},
+  {"text": [b"movie good<br />bad plot"], "label": [0]},
+  {"text": [b"movie, good! bad plot boring"], "label": [1]},
+  {"text": [b"Movie good."], "label": [0]},
 ]
 
 
 def _analyze_and_transform(tmp_path, raw_data, feature_spec):
-  metadata = dataset_metadata.DatasetMetadata(
-      schema_utils.schema_from_feature_spec(feature_spec))
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(feature_spec))
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": HPARAMS})
   with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
-    (transformed, _), transform_fn = (
-        (raw_data, metadata) | tft_beam.AnalyzeAndTransformDataset(fn))
+    (transformed, _), transform_fn = (raw_data, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
   return transformed, transform_fn
 
 
 @pytest.fixture(scope="module")
 def transformed_dense(tmp_path_factory):
-  spec = {"text": tf.io.FixedLenFeature([1], tf.string),
-          "label": tf.io.FixedLenFeature([1], tf.int64)}
+  spec = {
+    "text": tf.io.FixedLenFeature([1], tf.string),
+    "label": tf.io.FixedLenFeature([1], tf.int64),
+  }
   transformed, _ = _analyze_and_transform(tmp_path_factory.mktemp("tft"), RAW_DATA, spec)
   return transformed
 
@@ -133,10 +137,10 @@ def test_preprocessing_fn_output_shape_dtype_and_label(transformed_dense):
 def test_preprocessing_fn_sparse_text_truncates_and_handles_missing(tmp_path):
   spec = {"text": tf.io.VarLenFeature(tf.string)}
   raw = [
-      # movie 4, good 3, bad 2, others 1; 10 words -> truncated to the first 6.
-      {"text": [b"movie movie movie movie good good bad zz yy xx"]},
-      {"text": [b"bad good"]},
-      {"text": []},  # missing text -> all padding
+    # movie 4, good 3, bad 2, others 1; 10 words -> truncated to the first 6.
+    {"text": [b"movie movie movie movie good good bad zz yy xx"]},
+    {"text": [b"bad good"]},
+    {"text": []},  # missing text -> all padding
   ]
   transformed, _ = _analyze_and_transform(tmp_path, raw, spec)
   tokens = np.array([t[features.TOKENS_KEY] for t in transformed])
@@ -149,13 +153,16 @@ def test_preprocessing_fn_sparse_text_truncates_and_handles_missing(tmp_path):
 
 def test_preprocessing_fn_rejects_unknown_hparam():
   with pytest.raises(ValueError, match="vocab_sise"):
-    preprocessing.preprocessing_fn({"text": tf.constant([["a"]])},
-                                   custom_config={"hparams": {"vocab_sise": 3}})
+    preprocessing.preprocessing_fn(
+      {"text": tf.constant([["a"]])}, custom_config={"hparams": {"vocab_sise": 3}}
+    )
 
 
 def test_preprocessing_fn_writes_vocabulary_file(tmp_path):
-  spec = {"text": tf.io.FixedLenFeature([1], tf.string),
-          "label": tf.io.FixedLenFeature([1], tf.int64)}
+  spec = {
+    "text": tf.io.FixedLenFeature([1], tf.string),
+    "label": tf.io.FixedLenFeature([1], tf.int64),
+  }
   out_dir = str(tmp_path / "transform_output")
   metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": HPARAMS})

@@ -9,23 +9,25 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny_model
 from gensim.models import KeyedVectors
 from tfx.types import standard_artifacts
 
-import tiny_model
 from components.embedding_trainer import EmbeddingTrainer
 from components.imdb_example_gen import to_tf_example
 from core import features
 from models import model as model_lib
-from models import pretraining
-from models import trainer
+from models import pretraining, trainer
 from models.hparams import HParams
 
 # No downsampling: in a corpus of a few hundred tokens every word is "frequent".
-HP = dataclasses.replace(tiny_model.HP, word2vec_epochs=5, word2vec_window=2,
-                         word2vec_sample=0.0)
-UNLABELLED = [b"a great and wonderful story", b"awful and bad, boring plot", b"",
-              b"superb film, loved the cast"]
+HP = dataclasses.replace(tiny_model.HP, word2vec_epochs=5, word2vec_window=2, word2vec_sample=0.0)
+UNLABELLED = [
+  b"a great and wonderful story",
+  b"awful and bad, boring plot",
+  b"",
+  b"superb film, loved the cast",
+]
 
 
 def _sentences(seed: int = 0):
@@ -38,8 +40,11 @@ def _sentences(seed: int = 0):
   for _ in range(400):
     for words, context in ((("good", "great"), positive), (("bad", "awful"), negative)):
       word = words[rng.integers(2)]
-      sentences.append([context[i] for i in rng.integers(len(context), size=3)] + [word]
-                       + [context[i] for i in rng.integers(len(context), size=3)])
+      sentences.append(
+        [context[i] for i in rng.integers(len(context), size=3)]
+        + [word]
+        + [context[i] for i in rng.integers(len(context), size=3)]
+      )
   return sentences
 
 
@@ -112,8 +117,7 @@ def test_embedding_matrix_rows():
 
 
 def test_embedding_matrix_rejects_other_widths():
-  vectors = pretraining.train_word2vec([["a", "b"]], HParams(embedding_dim=4,
-                                                             word2vec_epochs=1))
+  vectors = pretraining.train_word2vec([["a", "b"]], HParams(embedding_dim=4, word2vec_epochs=1))
   with pytest.raises(ValueError, match="size 4 for embedding_dim 8"):
     pretraining.embedding_matrix(vectors, ["", "a", "b"], HParams(embedding_dim=8))
 
@@ -134,8 +138,11 @@ def test_load_embeddings_checks_file_and_shape(tmp_path):
 @pytest.mark.parametrize("model", ["lstm_attention", "multi_head"])
 def test_set_pretrained_embeddings_sets_the_token_table(model, tmp_path):
   hp = dataclasses.replace(tiny_model.HP, model=model)
-  table = np.random.default_rng(0).normal(
-      size=(hp.embedding_input_dim, hp.embedding_dim)).astype(np.float32)
+  table = (
+    np.random.default_rng(0)
+    .normal(size=(hp.embedding_input_dim, hp.embedding_dim))
+    .astype(np.float32)
+  )
   np.save(tmp_path / pretraining.EMBEDDINGS_FILE, table)
   keras_model, explain_model = model_lib.build(hp)
   info = trainer.set_pretrained_embeddings(keras_model, hp, str(tmp_path))
@@ -161,19 +168,21 @@ def _raw_examples(root) -> standard_artifacts.Examples:
   examples.uri = str(root / "examples")
   examples.split_names = '["train", "eval", "unlabelled"]'
   _write_raw_examples(str(root / "examples" / "Split-train" / "data.gz"), tiny_model.REVIEWS)
-  _write_raw_examples(str(root / "examples" / "Split-eval" / "data.gz"),
-                      tiny_model.REVIEWS[:4])
-  _write_raw_examples(str(root / "examples" / "Split-unlabelled" / "data.gz"),
-                      [(t, None) for t in UNLABELLED])
+  _write_raw_examples(str(root / "examples" / "Split-eval" / "data.gz"), tiny_model.REVIEWS[:4])
+  _write_raw_examples(
+    str(root / "examples" / "Split-unlabelled" / "data.gz"), [(t, None) for t in UNLABELLED]
+  )
   return examples
 
 
 def _run_embedding_trainer(examples, transform_graph, embeddings, run, splits):
   """The component's executor, as TFX's launcher calls it."""
   executor = EmbeddingTrainer.EXECUTOR_SPEC.executor_class()
-  executor.Do({"examples": [examples], "transform_graph": [transform_graph]},
-              {"embeddings": [embeddings], "pretraining_run": [run]},
-              {"splits": splits, "custom_config": json.dumps(HP.pretraining_custom_config())})
+  executor.Do(
+    {"examples": [examples], "transform_graph": [transform_graph]},
+    {"embeddings": [embeddings], "pretraining_run": [run]},
+    {"splits": splits, "custom_config": json.dumps(HP.pretraining_custom_config())},
+  )
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +204,13 @@ def pretrained(tmp_path_factory):
 def test_embedding_trainer_names_a_missing_split(tmp_path):
   examples = _raw_examples(tmp_path)
   with pytest.raises(ValueError, match=r"\['unsup'\]; the Examples have"):
-    _run_embedding_trainer(examples, standard_artifacts.TransformGraph(),
-                           standard_artifacts.Model(), standard_artifacts.ModelRun(),
-                           "train,unsup")
+    _run_embedding_trainer(
+      examples,
+      standard_artifacts.TransformGraph(),
+      standard_artifacts.Model(),
+      standard_artifacts.ModelRun(),
+      "train,unsup",
+    )
 
 
 def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):
@@ -205,7 +218,8 @@ def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):
   sequences = list(pretraining.token_id_sequences(patterns, output))
   assert len(sequences) == len(tiny_model.REVIEWS) + len(UNLABELLED)
   expected = tiny_model.transform_reviews(
-      output, tiny_model.REVIEWS + [(t, 0) for t in UNLABELLED])[features.TOKENS_KEY]
+    output, tiny_model.REVIEWS + [(t, 0) for t in UNLABELLED]
+  )[features.TOKENS_KEY]
   by_review = sorted(tuple(s) for s in sequences)
   assert by_review == sorted(tuple(row[row != 0]) for row in expected)
   assert () in by_review  # the empty unlabelled review
@@ -216,9 +230,9 @@ def test_pretraining_writes_the_table_the_vectors_and_a_summary(pretrained):
   patterns, model_dir, run_dir, output = pretrained
   table = pretraining.load_embeddings(model_dir, HP)
   vectors = KeyedVectors.load_word2vec_format(
-      os.path.join(model_dir, pretraining.WORD_VECTORS_FILE), binary=True)
-  words = pretraining.id_words(
-      output.vocabulary_by_name(features.VOCABULARY_NAME), HP)
+    os.path.join(model_dir, pretraining.WORD_VECTORS_FILE), binary=True
+  )
+  words = pretraining.id_words(output.vocabulary_by_name(features.VOCABULARY_NAME), HP)
   # Every word of the corpus has its vector in the row of its id.
   great = words.index("great")
   np.testing.assert_allclose(table[great], vectors["great"], rtol=1e-6)
@@ -236,6 +250,11 @@ def test_pretraining_writes_the_table_the_vectors_and_a_summary(pretrained):
 def test_pretraining_refuses_zero_epochs(pretrained, tmp_path):
   patterns, _, _, _ = pretrained
   with pytest.raises(ValueError, match="word2vec_epochs is 0"):
-    pretraining.pretrain(patterns, "unused", dataclasses.replace(HP, word2vec_epochs=0),
-                         str(tmp_path / "model"), str(tmp_path / "run"))
+    pretraining.pretrain(
+      patterns,
+      "unused",
+      dataclasses.replace(HP, word2vec_epochs=0),
+      str(tmp_path / "model"),
+      str(tmp_path / "run"),
+    )
   assert not os.path.exists(tmp_path / "model")

@@ -23,22 +23,26 @@ class _Store:
     self.config = metadata_store_pb2.ConnectionConfig()
     self.config.sqlite.filename_uri = path
     self.config.sqlite.connection_mode = (
-        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+      metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    )
     self.store = metadata_store.MetadataStore(self.config)
     self.execution_type = self.store.put_execution_type(
-        metadata_store_pb2.ExecutionType(name="test.Component"))
+      metadata_store_pb2.ExecutionType(name="test.Component")
+    )
     self.context_type = self.store.put_context_type(metadata_store_pb2.ContextType(name="node"))
     self.contexts = {}
 
   def context(self, name):
     if name not in self.contexts:
       (self.contexts[name],) = self.store.put_contexts(
-          [metadata_store_pb2.Context(type_id=self.context_type, name=name)])
+        [metadata_store_pb2.Context(type_id=self.context_type, name=name)]
+      )
     return self.contexts[name]
 
   def start(self, node, state=Execution.RUNNING, pipeline=PIPELINE):
-    context = metadata_store_pb2.Context(id=self.context(f"{pipeline}.{node}"),
-                                         type_id=self.context_type, name=f"{pipeline}.{node}")
+    context = metadata_store_pb2.Context(
+      id=self.context(f"{pipeline}.{node}"), type_id=self.context_type, name=f"{pipeline}.{node}"
+    )
     execution = Execution(type_id=self.execution_type, last_known_state=state)
     execution_id, _, _ = self.store.put_execution(execution, [], [context])
     return execution_id
@@ -74,8 +78,7 @@ def test_poll_once_reports_running_then_finished(store):
   assert len(lines) == 2
   match = re.fullmatch(r"\[3/3\] Trainer finished in (\d+\.\d) s", lines[1])
   assert match, lines[1]
-  expected = (execution.last_update_time_since_epoch
-              - execution.create_time_since_epoch) / 1e3
+  expected = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
   assert float(match.group(1)) == pytest.approx(expected, abs=0.051)
   progress.poll_once()  # a finished execution is reported once
   assert progress.lines == lines
@@ -99,9 +102,14 @@ def test_poll_once_ignores_other_pipelines_unknown_nodes_and_old_executions(stor
   store.start("NotInThisRun")
   old = store.start("StatisticsGen")
   (old_execution,) = store.store.get_executions_by_id([old])
-  progress = ComponentProgress(store.config, PIPELINE, NODES,
-                               since_ms=old_execution.create_time_since_epoch + 1,
-                               stream=stream, heartbeat_seconds=0)
+  progress = ComponentProgress(
+    store.config,
+    PIPELINE,
+    NODES,
+    since_ms=old_execution.create_time_since_epoch + 1,
+    stream=stream,
+    heartbeat_seconds=0,
+  )
   progress.poll_once()
   assert stream.getvalue() == ""
 
@@ -125,9 +133,10 @@ def test_poll_once_heartbeat_with_fake_clock(store):
   now["t"] = start + 400  # and then at 480 s
   progress.poll_once()
   assert stream.getvalue().splitlines() == [
-      "[2/3] StatisticsGen running ...",
-      "[2/3] StatisticsGen still running, 125 s elapsed",
-      "[2/3] StatisticsGen still running, 250 s elapsed"]
+    "[2/3] StatisticsGen running ...",
+    "[2/3] StatisticsGen still running, 125 s elapsed",
+    "[2/3] StatisticsGen still running, 250 s elapsed",
+  ]
 
 
 def test_poll_once_without_store_file_does_not_raise(tmp_path):
@@ -154,12 +163,15 @@ def test_start_stop_prints_final_state(store):
 
 def _summary(**kwargs):
   defaults = dict(
-      components=[summary_lib.ComponentRun("ImdbExampleGen", "COMPLETE", 3.0),
-                  summary_lib.ComponentRun("Trainer", "COMPLETE", 40.5)],
-      metrics={"binary_accuracy": 0.8123, "auc": 0.9012, "example_count": 250.0},
-      blessed=False,
-      blessing_reasons=["binary_accuracy: 0.8123 < 0.85 (overall)"],
-      pushed_path=None)
+    components=[
+      summary_lib.ComponentRun("ImdbExampleGen", "COMPLETE", 3.0),
+      summary_lib.ComponentRun("Trainer", "COMPLETE", 40.5),
+    ],
+    metrics={"binary_accuracy": 0.8123, "auc": 0.9012, "example_count": 250.0},
+    blessed=False,
+    blessing_reasons=["binary_accuracy: 0.8123 < 0.85 (overall)"],
+    pushed_path=None,
+  )
   defaults.update(kwargs)
   return summary_lib.RunSummary(**defaults)
 
@@ -199,6 +211,8 @@ def test_summarize_reads_component_states_from_mlmd(store):
   store.start("Trainer", state=Execution.FAILED)
   result = summary_lib.summarize(store.config, PIPELINE, NODES, since_ms=0)
   assert [(c.node_id, c.state) for c in result.components] == [
-      ("ImdbExampleGen", "COMPLETE"), ("Trainer", "FAILED")]
+    ("ImdbExampleGen", "COMPLETE"),
+    ("Trainer", "FAILED"),
+  ]
   assert result.blessed is None and result.metrics == {} and result.pushed_path is None
   assert "the Evaluator did not run" in result.format()

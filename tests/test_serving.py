@@ -12,28 +12,33 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import classification_pb2
-from tensorflow_serving.apis import get_model_metadata_pb2
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_log_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
-from tensorflow_serving.config import model_server_config_pb2
 from google.protobuf import text_format
+from tensorflow_serving.apis import (
+  classification_pb2,
+  get_model_metadata_pb2,
+  predict_pb2,
+  prediction_log_pb2,
+  prediction_service_pb2_grpc,
+)
+from tensorflow_serving.config import model_server_config_pb2
+from tiny_model import copy_version
 
 from core import warmup
 from serving.batching import BatchingOptions
 from serving.client import SentimentClient, ServingRequestError
 from serving.model_manager import sources_from_config, sources_from_flags
 from serving.server import DevServer, parse_channel_arguments
-from tiny_model import copy_version
 
 MODEL = "imdb_sentiment"
 TEXTS = ["Great film, loved it!", "terrible, awful, bad", "", "zzz qqq great"]
 
 
 def start_server(base_or_sources, **kwargs) -> DevServer:
-  sources = (sources_from_flags(MODEL, base_or_sources) if isinstance(base_or_sources, str)
-             else base_or_sources)
+  sources = (
+    sources_from_flags(MODEL, base_or_sources)
+    if isinstance(base_or_sources, str)
+    else base_or_sources
+  )
   kwargs.setdefault("poll_seconds", 0.2)
   kwargs.setdefault("settle_seconds", 0.1)
   server = DevServer(sources, port=0, host="127.0.0.1", **kwargs)
@@ -75,8 +80,9 @@ def test_predict_text_matches_the_in_process_signature(served):
   predictions = client.predict_text(TEXTS)
   expected = loaded.signatures["predict_text"](text=tf.constant(TEXTS))
   assert [p.text for p in predictions] == TEXTS
-  np.testing.assert_allclose([p.probability for p in predictions],
-                             expected["probabilities"].numpy(), rtol=1e-6)
+  np.testing.assert_allclose(
+    [p.probability for p in predictions], expected["probabilities"].numpy(), rtol=1e-6
+  )
   assert [p.label for p in predictions] == expected["label"].numpy().tolist()
   assert all(p.model_version == 1 for p in predictions)
   first = predictions[0]
@@ -106,14 +112,17 @@ def test_model_status_and_metadata(served):
   assert (status.version, status.state, status.error_code) == (1, "AVAILABLE", 0)
   version, signatures = client.model_metadata()
   assert version == 1
-  assert {"serving_default", "predict_text", "classify", "transform_features"} <= set(
-      signatures)
+  assert {"serving_default", "predict_text", "classify", "transform_features"} <= set(signatures)
   assert signatures["classify"].method_name == "tensorflow/serving/classify"
   text_input = signatures["predict_text"].inputs["text"]
   assert text_input.dtype == tf.string.as_datatype_enum
   assert [d.size for d in text_input.tensor_shape.dim] == [-1]
-  assert set(signatures["predict_text"].outputs) == {"probabilities", "label",
-                                                      "attention_weights", "tokens"}
+  assert set(signatures["predict_text"].outputs) == {
+    "probabilities",
+    "label",
+    "attention_weights",
+    "tokens",
+  }
 
 
 def test_awkward_reviews_are_answered(served):
@@ -155,26 +164,46 @@ def _predict_request(signature="predict_text", inputs=None, name=MODEL, **spec):
 
 
 BAD_PREDICTS = {
-    "unknown model": (_predict_request(name="no_such_model"), grpc.StatusCode.NOT_FOUND,
-                      "no_such_model"),
-    "unknown version": (_predict_request(version=42), grpc.StatusCode.NOT_FOUND, "42"),
-    "unknown label": (_predict_request(version_label="canary"), grpc.StatusCode.NOT_FOUND,
-                      "canary"),
-    "no model name": (_predict_request(name=""), grpc.StatusCode.INVALID_ARGUMENT,
-                      "model_spec.name"),
-    "unknown signature": (_predict_request("no_such_signature"),
-                          grpc.StatusCode.FAILED_PRECONDITION, "no_such_signature"),
-    "missing input key": (_predict_request(inputs={"review": tf.make_tensor_proto([b"x"])}),
-                          grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: ['text']"),
-    "extra input key": (_predict_request(inputs={"text": tf.make_tensor_proto([b"x"]),
-                                                 "other": tf.make_tensor_proto([1])}),
-                        grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: ['other']"),
-    "wrong dtype": (_predict_request(inputs={"text": tf.make_tensor_proto([1.5, 2.0])}),
-                    grpc.StatusCode.INVALID_ARGUMENT, "expects dtype string but got float"),
-    "wrong rank": (_predict_request(inputs={"text": tf.make_tensor_proto([[b"a", b"b"]])}),
-                   grpc.StatusCode.INVALID_ARGUMENT, "expects shape [-1]"),
-    "scalar input": (_predict_request(inputs={"text": tf.make_tensor_proto(b"a")}),
-                     grpc.StatusCode.INVALID_ARGUMENT, "expects shape [-1]"),
+  "unknown model": (
+    _predict_request(name="no_such_model"),
+    grpc.StatusCode.NOT_FOUND,
+    "no_such_model",
+  ),
+  "unknown version": (_predict_request(version=42), grpc.StatusCode.NOT_FOUND, "42"),
+  "unknown label": (_predict_request(version_label="canary"), grpc.StatusCode.NOT_FOUND, "canary"),
+  "no model name": (_predict_request(name=""), grpc.StatusCode.INVALID_ARGUMENT, "model_spec.name"),
+  "unknown signature": (
+    _predict_request("no_such_signature"),
+    grpc.StatusCode.FAILED_PRECONDITION,
+    "no_such_signature",
+  ),
+  "missing input key": (
+    _predict_request(inputs={"review": tf.make_tensor_proto([b"x"])}),
+    grpc.StatusCode.INVALID_ARGUMENT,
+    "Missing but required: ['text']",
+  ),
+  "extra input key": (
+    _predict_request(
+      inputs={"text": tf.make_tensor_proto([b"x"]), "other": tf.make_tensor_proto([1])}
+    ),
+    grpc.StatusCode.INVALID_ARGUMENT,
+    "Sent extra: ['other']",
+  ),
+  "wrong dtype": (
+    _predict_request(inputs={"text": tf.make_tensor_proto([1.5, 2.0])}),
+    grpc.StatusCode.INVALID_ARGUMENT,
+    "expects dtype string but got float",
+  ),
+  "wrong rank": (
+    _predict_request(inputs={"text": tf.make_tensor_proto([[b"a", b"b"]])}),
+    grpc.StatusCode.INVALID_ARGUMENT,
+    "expects shape [-1]",
+  ),
+  "scalar input": (
+    _predict_request(inputs={"text": tf.make_tensor_proto(b"a")}),
+    grpc.StatusCode.INVALID_ARGUMENT,
+    "expects shape [-1]",
+  ),
 }
 
 
@@ -239,8 +268,11 @@ def test_bad_classify_and_metadata_requests(served):
 def test_oversized_message_is_resource_exhausted(tiny_export, tmp_path):
   base = str(tmp_path)
   copy_version(tiny_export.export_dir, base, 1)
-  server = start_server(base, channel_arguments=parse_channel_arguments(
-      "grpc.max_receive_message_length=65536"), enable_warmup=False)
+  server = start_server(
+    base,
+    channel_arguments=parse_channel_arguments("grpc.max_receive_message_length=65536"),
+    enable_warmup=False,
+  )
   try:
     server.wait_until_available(MODEL)
     client = SentimentClient(f"127.0.0.1:{server.port}", MODEL, retries=0)
@@ -267,8 +299,7 @@ def test_new_version_is_picked_up_without_dropping_requests(tiny_export, tmp_pat
     # A dropped request fails at once (NOT_FOUND, UNAVAILABLE); the long deadline only
     # keeps a slow first call on a busy machine (the new version's graph runs for the
     # first time, unwarmed) from reading as one.
-    with SentimentClient(f"127.0.0.1:{server.port}", MODEL, retries=0,
-                         timeout_s=120.0) as client:
+    with SentimentClient(f"127.0.0.1:{server.port}", MODEL, retries=0, timeout_s=120.0) as client:
       while not stop.is_set():
         try:
           version = client.predict_text(["a great film"])[0].model_version
@@ -343,12 +374,20 @@ def test_failing_warmup_keeps_version_unavailable(tiny_export, tmp_path):
   request = predict_pb2.PredictRequest()
   request.model_spec.signature_name = "no_such_signature"
   with tf.io.TFRecordWriter(warmup.warmup_path(bad)) as writer:
-    writer.write(prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
-  server = start_server(sources_from_config(text_format.Parse(
-      f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{base}" '
-      'model_platform: "tensorflow" model_version_policy { all {} } } }',
-      model_server_config_pb2.ModelServerConfig())))
+    writer.write(
+      prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+      ).SerializeToString()
+    )
+  server = start_server(
+    sources_from_config(
+      text_format.Parse(
+        f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{base}" '
+        'model_platform: "tensorflow" model_version_policy { all {} } } }',
+        model_server_config_pb2.ModelServerConfig(),
+      )
+    )
+  )
   try:
     client = SentimentClient(f"127.0.0.1:{server.port}", MODEL)
     client.wait_until_ready(30)
@@ -363,10 +402,14 @@ def test_failing_warmup_keeps_version_unavailable(tiny_export, tmp_path):
 def test_warmup_replays_every_record(served, tiny_export):
   server, _, _ = served
   from serving.server import _Inference, make_warmup_fn
+
   servable = server.manager.get_servable(MODEL)
   expected = len(list(warmup.read_warmup_file(warmup.warmup_path(tiny_export.export_dir))))
-  assert make_warmup_fn(_Inference(None))(servable) == expected == len(
-      warmup.PREDICT_TEXT_BATCH_SIZES) + 2
+  assert (
+    make_warmup_fn(_Inference(None))(servable)
+    == expected
+    == len(warmup.PREDICT_TEXT_BATCH_SIZES) + 2
+  )
   assert make_warmup_fn(_Inference(None), enabled=False)(servable) == 0
 
 
@@ -374,22 +417,27 @@ def test_model_config_labels_and_specific_versions(tiny_export, tmp_path):
   base = str(tmp_path / "imdb")
   for version in (3, 7, 9):
     copy_version(tiny_export.export_dir, base, version)
-  config = text_format.Parse(f"""
+  config = text_format.Parse(
+    f"""
       model_config_list {{ config {{
         name: "{MODEL}" base_path: "imdb" model_platform: "tensorflow"
         model_version_policy {{ specific {{ versions: 3 versions: 7 }} }}
         version_labels {{ key: "stable" value: 3 }}
         version_labels {{ key: "canary" value: 7 }}
-      }} }}""", model_server_config_pb2.ModelServerConfig())
+      }} }}""",
+    model_server_config_pb2.ModelServerConfig(),
+  )
   server = start_server(sources_from_config(config, str(tmp_path)), enable_warmup=False)
   try:
     target = f"127.0.0.1:{server.port}"
     SentimentClient(target, MODEL).wait_until_ready(30)
     assert SentimentClient(target, MODEL).predict_text("x")[0].model_version == 7
-    assert SentimentClient(target, MODEL, version_label="stable").predict_text(
-        "x")[0].model_version == 3
-    assert SentimentClient(target, MODEL, version_label="canary").predict_text(
-        "x")[0].model_version == 7
+    assert (
+      SentimentClient(target, MODEL, version_label="stable").predict_text("x")[0].model_version == 3
+    )
+    assert (
+      SentimentClient(target, MODEL, version_label="canary").predict_text("x")[0].model_version == 7
+    )
     assert SentimentClient(target, MODEL, version=3).predict_text("x")[0].model_version == 3
     with pytest.raises(ServingRequestError) as raised:
       SentimentClient(target, MODEL, version=9, retries=0).predict_text("x")
@@ -406,26 +454,35 @@ def test_reloaded_config_adds_relabels_and_removes_models(tiny_export, tmp_path)
   copy_version(tiny_export.export_dir, str(tmp_path / "b"), 1)
 
   def config(text):
-    return sources_from_config(text_format.Parse(
-        text, model_server_config_pb2.ModelServerConfig()), str(tmp_path))
+    return sources_from_config(
+      text_format.Parse(text, model_server_config_pb2.ModelServerConfig()), str(tmp_path)
+    )
 
-  server = start_server(config(
+  server = start_server(
+    config(
       'model_config_list { config { name: "a" base_path: "a" model_version_policy '
-      '{ all {} } version_labels { key: "stable" value: 1 } } }'), enable_warmup=False)
+      '{ all {} } version_labels { key: "stable" value: 1 } } }'
+    ),
+    enable_warmup=False,
+  )
   try:
     target = f"127.0.0.1:{server.port}"
     SentimentClient(target, "a").wait_until_ready(30)
-    assert SentimentClient(target, "a", version_label="stable").predict_text(
-        "x")[0].model_version == 1
-    server.manager.set_sources(config(
+    assert (
+      SentimentClient(target, "a", version_label="stable").predict_text("x")[0].model_version == 1
+    )
+    server.manager.set_sources(
+      config(
         'model_config_list { config { name: "a" base_path: "a" model_version_policy '
         '{ all {} } version_labels { key: "stable" value: 2 } } '
-        'config { name: "b" base_path: "b" } }'))
-    assert SentimentClient(target, "a", version_label="stable").predict_text(
-        "x")[0].model_version == 2
+        'config { name: "b" base_path: "b" } }'
+      )
+    )
+    assert (
+      SentimentClient(target, "a", version_label="stable").predict_text("x")[0].model_version == 2
+    )
     assert SentimentClient(target, "b").predict_text("x")[0].model_version == 1
-    server.manager.set_sources(config('model_config_list { config { name: "b" '
-                                      'base_path: "b" } }'))
+    server.manager.set_sources(config('model_config_list { config { name: "b" base_path: "b" } }'))
     with pytest.raises(ServingRequestError) as raised:
       SentimentClient(target, "a", retries=0).predict_text("x")
     assert raised.value.code == grpc.StatusCode.NOT_FOUND
@@ -436,14 +493,18 @@ def test_reloaded_config_adds_relabels_and_removes_models(tiny_export, tmp_path)
 
 def test_model_config_errors():
   def parse(text):
-    return sources_from_config(text_format.Parse(
-        text, model_server_config_pb2.ModelServerConfig()))
+    return sources_from_config(text_format.Parse(text, model_server_config_pb2.ModelServerConfig()))
+
   with pytest.raises(ValueError, match="points at version 8"):
-    parse('model_config_list { config { name: "m" base_path: "/m" model_version_policy '
-          '{ specific { versions: 1 } } version_labels { key: "stable" value: 8 } } }')
+    parse(
+      'model_config_list { config { name: "m" base_path: "/m" model_version_policy '
+      '{ specific { versions: 1 } } version_labels { key: "stable" value: 8 } } }'
+    )
   with pytest.raises(ValueError, match="unique"):
-    parse('model_config_list { config { name: "m" base_path: "/a" } '
-          'config { name: "m" base_path: "/b" } }')
+    parse(
+      'model_config_list { config { name: "m" base_path: "/a" } '
+      'config { name: "m" base_path: "/b" } }'
+    )
   with pytest.raises(ValueError, match="platform"):
     parse('model_config_list { config { name: "m" base_path: "/a" model_platform: "onnx" } }')
   with pytest.raises(ValueError, match="model_config_list"):
@@ -453,14 +514,17 @@ def test_model_config_errors():
 # --- batching ---------------------------------------------------------------------------
 
 
-def test_batched_server_answers_concurrent_requests_like_unbatched(served, tiny_export,
-                                                                   tmp_path):
+def test_batched_server_answers_concurrent_requests_like_unbatched(served, tiny_export, tmp_path):
   _, unbatched, _ = served
   base = str(tmp_path)
   copy_version(tiny_export.export_dir, base, 1)
   # Warmup runs through the batch scheduler too, so its largest batch (32) must fit.
-  server = start_server(base, batching=BatchingOptions(
-      max_batch_size=32, batch_timeout_s=0.05, allowed_batch_sizes=(8, 16, 32)))
+  server = start_server(
+    base,
+    batching=BatchingOptions(
+      max_batch_size=32, batch_timeout_s=0.05, allowed_batch_sizes=(8, 16, 32)
+    ),
+  )
   try:
     server.wait_until_available(MODEL)
     texts = [f"review {i} {'great' if i % 2 else 'awful'} film" for i in range(33)]
@@ -489,11 +553,11 @@ def test_batched_server_answers_concurrent_requests_like_unbatched(served, tiny_
 
 def test_client_retries_unavailable_then_fails():
   import socket
+
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-  client = SentimentClient(f"127.0.0.1:{port}", MODEL, retries=2, backoff_s=0.01,
-                           timeout_s=2)
+  client = SentimentClient(f"127.0.0.1:{port}", MODEL, retries=2, backoff_s=0.01, timeout_s=2)
   with pytest.raises(ServingRequestError) as raised:
     client.predict_text("nobody listens")
   assert raised.value.code == grpc.StatusCode.UNAVAILABLE
@@ -513,7 +577,9 @@ def test_client_argument_errors():
 
 def test_parse_channel_arguments():
   assert parse_channel_arguments("grpc.max_receive_message_length=10, a.b=text") == [
-      ("grpc.max_receive_message_length", 10), ("a.b", "text")]
+    ("grpc.max_receive_message_length", 10),
+    ("a.b", "text"),
+  ]
   assert parse_channel_arguments("") == []
   with pytest.raises(ValueError, match="KEY=VALUE"):
     parse_channel_arguments("grpc.keepalive")
@@ -522,46 +588,62 @@ def test_parse_channel_arguments():
 def _self_signed_pem(host: str):
   """(key PEM, certificate PEM) of a self-signed certificate for ``host``."""
   import datetime
+
   from cryptography import x509
   from cryptography.hazmat.primitives import hashes, serialization
   from cryptography.hazmat.primitives.asymmetric import ec
   from cryptography.x509.oid import NameOID
+
   key = ec.generate_private_key(ec.SECP256R1())
   name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
   now = datetime.datetime.now(datetime.timezone.utc)
-  cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-          .public_key(key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=1))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(key, hashes.SHA256()))
-  key_pem = key.private_bytes(serialization.Encoding.PEM,
-                              serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode()
+  cert = (
+    x509.CertificateBuilder()
+    .subject_name(name)
+    .issuer_name(name)
+    .public_key(key.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now - datetime.timedelta(minutes=1))
+    .not_valid_after(now + datetime.timedelta(days=1))
+    .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+    .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    .sign(key, hashes.SHA256())
+  )
+  key_pem = key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+  ).decode()
   return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def test_tls_with_ssl_config_file(tiny_export, tmp_path):
   from serving import serve_main
+
   base = str(tmp_path / "models")
   copy_version(tiny_export.export_dir, base, 1)
   key_pem, cert_pem = _self_signed_pem("localhost")
   (tmp_path / "ca.pem").write_text(cert_pem)
   (tmp_path / "ssl.config").write_text(
-      f"server_key: {key_pem!r}\nserver_cert: {cert_pem!r}\n".replace("'", '"'))
-  options = serve_main.ServeOptions(port=0, model_name=MODEL, model_base_path=base,
-                                    ssl_config_file=str(tmp_path / "ssl.config"),
-                                    bind_address="127.0.0.1", enable_model_warmup=False)
+    f"server_key: {key_pem!r}\nserver_cert: {cert_pem!r}\n".replace("'", '"')
+  )
+  options = serve_main.ServeOptions(
+    port=0,
+    model_name=MODEL,
+    model_base_path=base,
+    ssl_config_file=str(tmp_path / "ssl.config"),
+    bind_address="127.0.0.1",
+    enable_model_warmup=False,
+  )
   server = serve_main.build_server(options)
   server.start()
   try:
     server.wait_until_available(MODEL)
-    secure = SentimentClient(f"localhost:{server.port}", MODEL,
-                             tls_ca=str(tmp_path / "ca.pem"), retries=0)
+    secure = SentimentClient(
+      f"localhost:{server.port}", MODEL, tls_ca=str(tmp_path / "ca.pem"), retries=0
+    )
     assert secure.predict_text("a great film")[0].model_version == 1
-    plaintext = SentimentClient(f"localhost:{server.port}", MODEL, retries=1,
-                                backoff_s=0.01, timeout_s=2)
+    plaintext = SentimentClient(
+      f"localhost:{server.port}", MODEL, retries=1, backoff_s=0.01, timeout_s=2
+    )
     with pytest.raises(ServingRequestError) as raised:
       plaintext.predict_text("a great film")
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
@@ -571,29 +653,35 @@ def test_tls_with_ssl_config_file(tiny_export, tmp_path):
 
 def test_serve_options_errors(tmp_path):
   from serving import serve_main
+
   with pytest.raises(ValueError, match="either --model_config_file or --model_base_path"):
     serve_main.model_sources(serve_main.ServeOptions())
   bad = tmp_path / "batching.txt"
   bad.write_text("max_batch_size { value: 32 }\nallowed_batch_sizes: 8\n")
   with pytest.raises(ValueError, match="must equal max_batch_size"):
-    serve_main.batching_options(serve_main.ServeOptions(
-        enable_batching=True, batching_parameters_file=str(bad)))
+    serve_main.batching_options(
+      serve_main.ServeOptions(enable_batching=True, batching_parameters_file=str(bad))
+    )
   bad.write_text("max_batch_size: 32\n")
   with pytest.raises(ValueError, match="batching.txt"):
-    serve_main.batching_options(serve_main.ServeOptions(
-        enable_batching=True, batching_parameters_file=str(bad)))
+    serve_main.batching_options(
+      serve_main.ServeOptions(enable_batching=True, batching_parameters_file=str(bad))
+    )
   deploy = os.path.join(os.path.dirname(__file__), "..", "deploy", "batching_parameters.txt")
-  options = serve_main.batching_options(serve_main.ServeOptions(
-      enable_batching=True, batching_parameters_file=deploy))
+  options = serve_main.batching_options(
+    serve_main.ServeOptions(enable_batching=True, batching_parameters_file=deploy)
+  )
   assert options.max_batch_size == max(warmup.PREDICT_TEXT_BATCH_SIZES)
   assert set(options.allowed_batch_sizes) <= set(warmup.PREDICT_TEXT_BATCH_SIZES)
 
 
 def test_bench_load_generator_counts_requests_and_latencies(served):
   from analysis import bench_serving as bench
+
   server, _, _ = served
-  stats = bench.run_load(f"127.0.0.1:{server.port}", ["a great film", "awful"],
-                         concurrency=3, seconds=1.0)
+  stats = bench.run_load(
+    f"127.0.0.1:{server.port}", ["a great film", "awful"], concurrency=3, seconds=1.0
+  )
   assert stats["concurrency"] == 3 and stats["errors"] == 0
   assert stats["requests"] > 3
   assert stats["throughput_rps"] == pytest.approx(stats["requests"] / stats["seconds"], rel=1e-2)
@@ -607,8 +695,11 @@ def test_bench_load_generator_counts_requests_and_latencies(served):
 
 def test_cli_predict_and_status(served, tmp_path):
   import json
+
   from click.testing import CliRunner
+
   from cli import main as cli
+
   server, client, _ = served
   target = ["--server", f"127.0.0.1:{server.port}", "--model-name", MODEL]
   runner = CliRunner()
@@ -617,18 +708,21 @@ def test_cli_predict_and_status(served, tmp_path):
   assert result.output.count("p(positive)=") == 2
   assert "attention: " in result.output and "great 0." in result.output
   reviews = tmp_path / "reviews.txt"
-  reviews.write_text("\n".join(TEXTS[:2] + ["one", "two", "three"]) + "\n")
-  result = runner.invoke(cli.main, ["predict", *target, "--file", str(reviews), "--json",
-                                    "--batch-size", "2"])
+  reviews.write_text("\n".join([*TEXTS[:2], "one", "two", "three"]) + "\n")
+  result = runner.invoke(
+    cli.main, ["predict", *target, "--file", str(reviews), "--json", "--batch-size", "2"]
+  )
   assert result.exit_code == 0, result.output
   rows = json.loads(result.output)
-  assert [r["text"] for r in rows] == TEXTS[:2] + ["one", "two", "three"]
+  assert [r["text"] for r in rows] == [*TEXTS[:2], "one", "two", "three"]
   expected = [p.probability for p in client.predict_text([r["text"] for r in rows])]
   assert [r["probability"] for r in rows] == pytest.approx(expected, rel=1e-6)
   assert rows[0]["attention"][0][0] == "great"
   for signature in ("serving_default", "classify"):
-    result = runner.invoke(cli.main, ["predict", *target, "--signature", signature, "--json",
-                                      "--batch-size", "1", "a", "b", "c"])
+    result = runner.invoke(
+      cli.main,
+      ["predict", *target, "--signature", signature, "--json", "--batch-size", "1", "a", "b", "c"],
+    )
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 3
   result = runner.invoke(cli.main, ["status", *target, "--json", "--wait-ready", "5"])
@@ -636,8 +730,9 @@ def test_cli_predict_and_status(served, tmp_path):
   status = json.loads(result.output)
   assert status["versions"][0]["state"] == "AVAILABLE"
   assert status["signatures"]["predict_text"]["inputs"] == ["text"]
-  result = runner.invoke(cli.main, ["predict", "--server", f"127.0.0.1:{server.port}",
-                                    "--model-name", "nope", "x"])
+  result = runner.invoke(
+    cli.main, ["predict", "--server", f"127.0.0.1:{server.port}", "--model-name", "nope", "x"]
+  )
   assert result.exit_code == 1 and "NOT_FOUND" in result.output
   result = runner.invoke(cli.main, ["predict", *target])
   assert result.exit_code == 2 and "give reviews" in result.output
@@ -645,16 +740,24 @@ def test_cli_predict_and_status(served, tmp_path):
 
 def test_cli_serve_help_and_errors():
   from click.testing import CliRunner
+
   from cli import main as cli
+
   runner = CliRunner()
   result = runner.invoke(cli.main, ["serve", "--help"])
   assert result.exit_code == 0
   flat = " ".join(result.output.split())
   assert "DEVELOPMENT server compatible with TF Serving's gRPC API" in flat
   assert "It is not TF Serving" in flat
-  for flag in ("--port", "--model_name", "--model_base_path", "--model_config_file",
-               "--file_system_poll_wait_seconds", "--enable_batching",
-               "--batching_parameters_file"):
+  for flag in (
+    "--port",
+    "--model_name",
+    "--model_base_path",
+    "--model_config_file",
+    "--file_system_poll_wait_seconds",
+    "--enable_batching",
+    "--batching_parameters_file",
+  ):
     assert flag in result.output
   result = runner.invoke(cli.main, ["serve", "--port=0"])
   assert result.exit_code == 1

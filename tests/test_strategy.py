@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import strategy as strategy_lib
 from models import inputs, trainer
+from models import strategy as strategy_lib
 from models.inputs import count_records
 
 
@@ -76,42 +76,49 @@ CHIEF_AND_WORKERS = {"chief": ["c0:2222"], "worker": ["w0:2222", "w1:2222"]}
 
 
 def _tf_config(cluster, task_type, index, **extra) -> str:
-  return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index},
-                     **extra})
+  return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}, **extra})
 
 
-@pytest.mark.parametrize("cluster, task_type, index, is_chief, num_workers", [
+@pytest.mark.parametrize(
+  "cluster, task_type, index, is_chief, num_workers",
+  [
     (TWO_WORKERS, "worker", 0, True, 2),
     (TWO_WORKERS, "worker", 1, False, 2),
     (CHIEF_AND_WORKERS, "chief", 0, True, 3),
     (CHIEF_AND_WORKERS, "worker", 0, False, 3),  # with a chief, worker 0 is not chief
     (CHIEF_AND_WORKERS, "worker", 1, False, 3),
     ({"worker": ["w0:2222"]}, "worker", 0, True, 1),
-])
+  ],
+)
 def test_role_from_tf_config(cluster, task_type, index, is_chief, num_workers):
   role = strategy_lib.role_from_tf_config(_tf_config(cluster, task_type, index))
-  assert role == strategy_lib.WorkerRole(task_type=task_type, task_id=index,
-                                         num_workers=num_workers, is_chief=is_chief)
+  assert role == strategy_lib.WorkerRole(
+    task_type=task_type, task_id=index, num_workers=num_workers, is_chief=is_chief
+  )
 
 
 def test_role_from_vertex_ai_tf_config_ignores_extra_keys():
   # What Vertex AI sets for the first replica of worker pool 1 (pool 0 is the chief).
-  config = _tf_config(CHIEF_AND_WORKERS, "worker", 1, job={"worker_pool_specs": []},
-                      environment="cloud")
+  config = _tf_config(
+    CHIEF_AND_WORKERS, "worker", 1, job={"worker_pool_specs": []}, environment="cloud"
+  )
   role = strategy_lib.role_from_tf_config(config)
   assert (role.task_type, role.task_id, role.is_chief) == ("worker", 1, False)
   assert strategy_lib.role_from_tf_config(json.loads(config)) == role
 
 
-@pytest.mark.parametrize("tf_config", [None, "", "  ", "{}", '{"task": {"type": "worker"}}',
-                                       '{"cluster": {}}'])
+@pytest.mark.parametrize(
+  "tf_config", [None, "", "  ", "{}", '{"task": {"type": "worker"}}', '{"cluster": {}}']
+)
 def test_no_cluster_is_a_single_chief_worker(tf_config):
   role = strategy_lib.role_from_tf_config(tf_config)
   assert role is strategy_lib.SINGLE_WORKER
   assert role.is_chief and role.num_workers == 1 and role.task_type is None
 
 
-@pytest.mark.parametrize("tf_config, message", [
+@pytest.mark.parametrize(
+  "tf_config, message",
+  [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
     ('{"cluster": {"worker": ["a:1"]}, "task": "worker"}', "'task' must be an object"),
@@ -125,7 +132,8 @@ def test_no_cluster_is_a_single_chief_worker(tf_config):
     (_tf_config({"worker": ["a:1"], "ps": ["p:1"]}, "worker", 0), r"job\(s\) \['ps'\]"),
     (_tf_config({"worker": ["a:1"], "evaluator": ["e:1"]}, "evaluator", 0), "evaluator"),
     (_tf_config({"chief": ["a:1", "b:1"]}, "chief", 0), "at most one"),
-])
+  ],
+)
 def test_bad_tf_config_raises_value_error(tf_config, message):
   with pytest.raises(ValueError, match=message):
     strategy_lib.role_from_tf_config(tf_config)
@@ -142,8 +150,7 @@ def test_multi_worker_with_a_bad_tf_config_names_the_problem(monkeypatch):
 
 def test_worker_role_of_single_process_strategies():
   for name in ("default", "one_device", "mirrored"):
-    assert strategy_lib.worker_role(
-        strategy_lib.make_strategy(name)) is strategy_lib.SINGLE_WORKER
+    assert strategy_lib.worker_role(strategy_lib.make_strategy(name)) is strategy_lib.SINGLE_WORKER
 
 
 def test_chief_writes_to_the_path_itself(tmp_path):
@@ -173,10 +180,12 @@ def test_non_chief_writes_to_a_temporary_dir_removed_afterwards(tmp_path, monkey
   assert not os.path.exists(path)
   assert not os.path.exists(target)
 
-  with pytest.raises(RuntimeError, match="boom"):
-    with strategy_lib.worker_write_dir(target, role) as path:
-      os.makedirs(os.path.join(path, "variables"))
-      raise RuntimeError("boom")
+  with (
+    pytest.raises(RuntimeError, match="boom"),
+    strategy_lib.worker_write_dir(target, role) as path,
+  ):
+    os.makedirs(os.path.join(path, "variables"))
+    raise RuntimeError("boom")
   assert not os.path.exists(path)
   assert os.listdir(tempfile.tempdir) == []
 
@@ -186,17 +195,21 @@ def test_wait_for_workers_returns_at_once_without_a_cluster():
   strategy_lib.wait_for_workers(strategy, strategy_lib.SINGLE_WORKER)
 
 
-@pytest.mark.parametrize("num_files, num_workers, policy", [
-    (1, 2, "DATA"),   # Transform writes a small split as one file
+@pytest.mark.parametrize(
+  "num_files, num_workers, policy",
+  [
+    (1, 2, "DATA"),  # Transform writes a small split as one file
     (3, 4, "DATA"),
     (0, 2, "DATA"),
     (2, 2, "FILE"),
     (10, 3, "FILE"),
     (1, 1, "FILE"),
-])
+  ],
+)
 def test_auto_shard_policy(num_files, num_workers, policy):
   assert inputs.auto_shard_policy(num_files, num_workers) == getattr(
-      tf.data.experimental.AutoShardPolicy, policy)
+    tf.data.experimental.AutoShardPolicy, policy
+  )
 
 
 def test_auto_shard_policy_rejects_no_workers():
@@ -213,8 +226,10 @@ def test_count_files(tmp_path):
 
 @pytest.mark.parametrize("nb_wide", [False, True])
 def test_single_device_copy_holds_the_weights_in_new_variables(nb_wide):
-  from models import model as model_lib
   from tiny_model import HP
+
+  from models import model as model_lib
+
   hp = dataclasses.replace(HP, nb_wide=nb_wide)
   _, explain_model = model_lib.build(hp)
   trained = [w + 0.25 for w in explain_model.get_weights()]  # unlike any fresh build
@@ -243,12 +258,15 @@ def test_mixed_precision_off_is_float32_and_refused_without_gpu_or_tpu():
 
 def test_keras_precision_policy_is_restored_after_an_error():
   import tf_keras as keras
+
   with strategy_lib.keras_precision_policy(None):
     assert keras.mixed_precision.global_policy().name == "float32"
-  with pytest.raises(RuntimeError, match="boom"):
-    with strategy_lib.keras_precision_policy("mixed_bfloat16"):
-      assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-      raise RuntimeError("boom")
+  with (
+    pytest.raises(RuntimeError, match="boom"),
+    strategy_lib.keras_precision_policy("mixed_bfloat16"),
+  ):
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    raise RuntimeError("boom")
   assert keras.mixed_precision.global_policy().name == "float32"
 
 
@@ -259,7 +277,8 @@ def test_mirrored_without_gpus_replicates_over_the_logical_cpus():
   cpus = tf.config.list_logical_devices("CPU")
   assert strategy.num_replicas_in_sync == len(cpus)
   assert {d.split("/device:")[-1] for d in strategy.extended.worker_devices} == {
-      d.name.split("/device:")[-1] for d in cpus}
+    d.name.split("/device:")[-1] for d in cpus
+  }
 
 
 def test_bucket_by_length_groups_similar_lengths_and_cuts_only_padding():

@@ -8,15 +8,12 @@ Fast: YAML and JSON only, plus TFX's own parsers for the executor arguments.
 import json
 import os
 import re
-from typing import Dict, List
 
 import pytest
 import yaml
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils
-from tfx.utils import import_utils
-from tfx.utils import json_utils
-from tfx.utils import proto_utils
+from tfx.utils import import_utils, json_utils, proto_utils
 
 from models import strategy as strategy_lib
 from models.hparams import HParams
@@ -26,18 +23,21 @@ TRAINING_DIR = os.path.join(REPO_ROOT, "deploy", "kubernetes", "training")
 INDEX_ANNOTATION = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 
-def _load_yaml_docs(path: str) -> List[dict]:
+def _load_yaml_docs(path: str) -> list[dict]:
   with open(path, encoding="utf-8") as f:
     return [doc for doc in yaml.safe_load_all(f) if doc is not None]
 
 
-def _manifests() -> List[str]:
-  return sorted(n for n in os.listdir(TRAINING_DIR)
-                if n.endswith((".yaml", ".yml")) and not n.startswith("kustomization"))
+def _manifests() -> list[str]:
+  return sorted(
+    n
+    for n in os.listdir(TRAINING_DIR)
+    if n.endswith((".yaml", ".yml")) and not n.startswith("kustomization")
+  )
 
 
 @pytest.fixture(scope="module")
-def objects() -> Dict[str, dict]:
+def objects() -> dict[str, dict]:
   """Every object in deploy/kubernetes/training/*.yaml but the kustomization, by kind."""
   found = {}
   for name in _manifests():
@@ -53,17 +53,16 @@ def container(objects) -> dict:
   return container
 
 
-def _env(container) -> List[dict]:
+def _env(container) -> list[dict]:
   return container["env"]
 
 
-def _expand(value: str, env: Dict[str, str]) -> str:
+def _expand(value: str, env: dict[str, str]) -> str:
   """Kubernetes' $(NAME) expansion (names it cannot resolve stay as they are)."""
-  return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)),
-                value)
+  return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)
 
 
-def _worker_env(container, configmap: dict, index: int) -> Dict[str, str]:
+def _worker_env(container, configmap: dict, index: int) -> dict[str, str]:
   """The environment Kubernetes gives the pod of completion index ``index``: each entry
   expanded with the ones before it, as the kubelet does."""
   env = {}
@@ -117,8 +116,9 @@ def test_every_worker_gets_a_tf_config_with_one_chief(objects, container):
   workers = job["spec"]["completions"]
   port = container["ports"][0]["containerPort"]
   # Indexed Job pods are <job>-<index>; with the subdomain: <job>-<index>.<service>.
-  expected = [f"{job['metadata']['name']}-{i}.{service['metadata']['name']}:{port}"
-              for i in range(workers)]
+  expected = [
+    f"{job['metadata']['name']}-{i}.{service['metadata']['name']}:{port}" for i in range(workers)
+  ]
   roles = []
   for index in range(workers):
     tf_config = json.loads(_worker_env(container, objects["ConfigMap"], index)["TF_CONFIG"])
@@ -147,10 +147,15 @@ def test_executor_arguments_parse_as_tfx_parses_them(objects, container):
   inputs = artifact_utils.parse_artifact_dict(data["inputs.json"])
   outputs = artifact_utils.parse_artifact_dict(data["outputs.json"])
   assert {k: [a.type_name for a in v] for k, v in inputs.items()} == {
-      "examples": ["Examples"], "transform_graph": ["TransformGraph"], "schema": ["Schema"],
-      "base_model": ["Model"]}
+    "examples": ["Examples"],
+    "transform_graph": ["TransformGraph"],
+    "schema": ["Schema"],
+    "base_model": ["Model"],
+  }
   assert {k: [a.type_name for a in v] for k, v in outputs.items()} == {
-      "model": ["Model"], "model_run": ["ModelRun"]}
+    "model": ["Model"],
+    "model_run": ["ModelRun"],
+  }
   (examples,) = inputs["examples"]
   assert {"train", "eval"} <= set(json.loads(examples.split_names))
   assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
@@ -162,6 +167,7 @@ def test_executor_arguments_parse_as_tfx_parses_them(objects, container):
 
   properties = json.loads(data["exec_properties.json"])
   from pipeline.layout import RUN_FN
+
   assert properties["run_fn"] == RUN_FN
   train_args = proto_utils.json_to_proto(properties["train_args"], trainer_pb2.TrainArgs())
   eval_args = proto_utils.json_to_proto(properties["eval_args"], trainer_pb2.EvalArgs())
@@ -177,7 +183,7 @@ def _vertex_snippet() -> str:
   """The Python block of deploy/multi_worker.md's Vertex AI section."""
   with open(os.path.join(REPO_ROOT, "deploy", "multi_worker.md"), encoding="utf-8") as f:
     text = f.read()
-  section = text[text.index("## Vertex AI custom training"):]
+  section = text[text.index("## Vertex AI custom training") :]
   match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
   assert match, "no python block in the Vertex AI section"
   return match.group(1)
@@ -187,6 +193,7 @@ def test_vertex_ai_custom_job_runs_run_fn_on_every_pool():
   from tfx import v1 as tfx
   from tfx.extensions.google_cloud_ai_platform import training_clients
   from tfx.types import standard_artifacts
+
   namespace = {}
   code = compile(_vertex_snippet(), "multi_worker.md", "exec")
   exec(code, namespace)
@@ -198,14 +205,22 @@ def test_vertex_ai_custom_job_runs_run_fn_on_every_pool():
   assert job_args.pop("project") == namespace["PROJECT"]  # what TFX's runner pops first
   examples, model = standard_artifacts.Examples(), standard_artifacts.Model()
   examples.uri, model.uri = "gs://bucket/examples/1", "gs://bucket/model/2"
-  exec_properties = {"run_fn": "models.trainer.run_fn",
-                     "custom_config": json_utils.dumps(custom_config)}
+  exec_properties = {
+    "run_fn": "models.trainer.run_fn",
+    "custom_config": json_utils.dumps(custom_config),
+  }
   # create_training_job only assembles the CustomJob; skip __init__, which builds an API
   # client.
   client = object.__new__(training_clients.VertexJobClient)
   custom_job = client.create_training_job(
-      {"examples": [examples]}, {"model": [model]}, exec_properties,
-      "tfx.components.trainer.executor.GenericExecutor", job_args, None, None)
+    {"examples": [examples]},
+    {"model": [model]},
+    exec_properties,
+    "tfx.components.trainer.executor.GenericExecutor",
+    job_args,
+    None,
+    None,
+  )
 
   pools = custom_job["job_spec"]["worker_pool_specs"]
   assert [p["replica_count"] for p in pools] == [1, 3]
@@ -217,5 +232,7 @@ def test_vertex_ai_custom_job_runs_run_fn_on_every_pool():
     assert flags["--executor_class_path"] == "tfx.components.trainer.executor.GenericExecutor"
     properties = json.loads(flags["--exec-properties"])
     assert properties["run_fn"] == "models.trainer.run_fn"
-    assert HParams.from_custom_config(
-        json_utils.loads(properties["custom_config"])).strategy == "multi_worker"
+    assert (
+      HParams.from_custom_config(json_utils.loads(properties["custom_config"])).strategy
+      == "multi_worker"
+    )

@@ -24,7 +24,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-from core import environment  # noqa: E402 (after the project is on sys.path)
+from core import environment
 
 environment.configure()
 
@@ -33,15 +33,11 @@ import numpy as np
 from absl import logging
 from tfx.components.trainer import fn_args_utils
 from tfx.components.util import examples_utils
-from tfx.proto import example_gen_pb2
-from tfx.proto import trainer_pb2
-from tfx.types import standard_artifacts
-from tfx.types import standard_component_specs
-from tfx.utils import json_utils
-from tfx.utils import proto_utils
+from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.utils import json_utils, proto_utils
 
-from models import signatures
-from models import trainer
+from models import signatures, trainer
 
 
 def build_fn_args(job: dict) -> fn_args_utils.FnArgs:
@@ -52,18 +48,22 @@ def build_fn_args(job: dict) -> fn_args_utils.FnArgs:
   examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
   transform_graph = standard_artifacts.TransformGraph()
   transform_graph.uri = job["transform_graph_uri"]
-  input_dict = {standard_component_specs.EXAMPLES_KEY: [examples],
-                standard_component_specs.TRANSFORM_GRAPH_KEY: [transform_graph]}
-  exec_properties = {
-      standard_component_specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(
-          trainer_pb2.TrainArgs(splits=["train"])),
-      standard_component_specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(
-          trainer_pb2.EvalArgs(splits=["eval"])),
-      standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(
-          {"hparams": job["hparams"]}),
+  input_dict = {
+    standard_component_specs.EXAMPLES_KEY: [examples],
+    standard_component_specs.TRANSFORM_GRAPH_KEY: [transform_graph],
   }
-  fn_args = fn_args_utils.get_common_fn_args(input_dict, exec_properties,
-                                             working_dir=job["model_run_dir"])
+  exec_properties = {
+    standard_component_specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(
+      trainer_pb2.TrainArgs(splits=["train"])
+    ),
+    standard_component_specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(
+      trainer_pb2.EvalArgs(splits=["eval"])
+    ),
+    standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps({"hparams": job["hparams"]}),
+  }
+  fn_args = fn_args_utils.get_common_fn_args(
+    input_dict, exec_properties, working_dir=job["model_run_dir"]
+  )
   # What tfx.components.trainer.executor.GenericExecutor._GetFnArgs adds.
   fn_args.transform_output = fn_args.transform_graph_path
   fn_args.serving_model_dir = job["serving_model_dir"]
@@ -91,9 +91,11 @@ def main(argv) -> int:
   logging.set_verbosity(logging.INFO)
   if job.get("logical_cpus"):
     import tensorflow as tf
+
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * job["logical_cpus"])
+      cpu, [tf.config.LogicalDeviceConfiguration()] * job["logical_cpus"]
+    )
   logging.info("Starting run_fn")
   signatures.export_saved_model = _record_weights(job["weights_path"])
   trainer.run_fn(build_fn_args(job))
