@@ -7,17 +7,20 @@ tests) inherit the variables.
 """
 
 import os
+import types
 import warnings
 from collections.abc import MutableMapping
 
 # tf.Transform 1.16 works only with Keras 2: ``tf.keras`` must resolve to ``tf_keras``,
 # which TensorFlow 2.16 decides from this variable when it is imported.
-LEGACY_KERAS = {"TF_USE_LEGACY_KERAS": "1"}
+LEGACY_KERAS = types.MappingProxyType({"TF_USE_LEGACY_KERAS": "1"})
 # Defaults a caller's environment may override: TensorFlow's C++ INFO lines (oneDNN
 # notes, CUDA probing on a machine without a GPU) are not printed; google-cloud-aiplatform
 # and google-api-core (TFX dependencies) warn about Python 3.10 on every import, and
 # PYTHONWARNINGS carries that filter into Beam's worker processes.
-DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::FutureWarning"}
+DEFAULTS = types.MappingProxyType(
+  {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::FutureWarning"}
+)
 
 
 def configure(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
+from core import contract, features
+
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving reads no more than this many records.
@@ -42,7 +44,9 @@ def _text_example(text: str) -> tf.train.Example:
   return tf.train.Example(
     features=tf.train.Features(
       feature={
-        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
+        features.TEXT_KEY: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[text.encode("utf-8")])
+        )
       }
     )
   )
@@ -60,26 +64,28 @@ def build_warmup_logs(signature_names: Sequence[str]) -> list[prediction_log_pb2
   * ``classify``: Classify with one tf.Example in ``input.example_list``.
   """
   logs = []
-  if "predict_text" in signature_names:
+  if contract.PREDICT_TEXT in signature_names:
     for size in PREDICT_TEXT_BATCH_SIZES:
       request = predict_pb2.PredictRequest()
-      request.model_spec.signature_name = "predict_text"
-      request.inputs["text"].CopyFrom(tf.make_tensor_proto(_batch(size), dtype=tf.string))
+      request.model_spec.signature_name = contract.PREDICT_TEXT
+      request.inputs[features.TEXT_KEY].CopyFrom(
+        tf.make_tensor_proto(_batch(size), dtype=tf.string)
+      )
       logs.append(
         prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
       )
-  if "serving_default" in signature_names:
+  if contract.SERVING_DEFAULT in signature_names:
     request = predict_pb2.PredictRequest()
-    request.model_spec.signature_name = "serving_default"
+    request.model_spec.signature_name = contract.SERVING_DEFAULT
     request.inputs["examples"].CopyFrom(
       tf.make_tensor_proto([_text_example(SAMPLE_REVIEWS[0]).SerializeToString()], dtype=tf.string)
     )
     logs.append(
       prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
     )
-  if "classify" in signature_names:
+  if contract.CLASSIFY in signature_names:
     request = classification_pb2.ClassificationRequest()
-    request.model_spec.signature_name = "classify"
+    request.model_spec.signature_name = contract.CLASSIFY
     request.input.example_list.examples.add().CopyFrom(_text_example(SAMPLE_REVIEWS[1]))
     logs.append(
       prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))

@@ -7,6 +7,7 @@ Unknown keys are an error, so a misspelt override never silently does nothing.
 
 import dataclasses
 import json
+import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,14 +15,18 @@ MODELS = ("lstm_attention", "bilstm_attention", "multi_head")
 # Per-replica batch size of each model when HParams.batch_size is None. multi_head at 128
 # stayed at chance accuracy for 2 epochs on IMDB (176 steps each: too few updates for the
 # transformer from scratch); at 32 it reached 0.88 eval accuracy after one epoch.
-MODEL_BATCH_SIZES = {"lstm_attention": 128, "bilstm_attention": 128, "multi_head": 32}
+MODEL_BATCH_SIZES = types.MappingProxyType(
+  {"lstm_attention": 128, "bilstm_attention": 128, "multi_head": 32}
+)
 # Linear learning-rate warmup of each model, in epochs, when HParams.warmup_epochs is None.
 # multi_head without warmup sat at chance accuracy through its first epoch for seed 7 and
 # its first two for seed 1234 (Adam at 2e-3 from step 0); with 0.5 epochs of warmup all
 # three seeds reached 0.898-0.900 eval accuracy after one epoch (test accuracy 0.8826 +-
 # 0.0061 against 0.8818 +- 0.0020 without: docs/bench/models.json). The LSTMs learn from
 # the start.
-MODEL_WARMUP_EPOCHS = {"lstm_attention": 0.0, "bilstm_attention": 0.0, "multi_head": 0.5}
+MODEL_WARMUP_EPOCHS = types.MappingProxyType(
+  {"lstm_attention": 0.0, "bilstm_attention": 0.0, "multi_head": 0.5}
+)
 # Score functions of the attention pooling (models.layers.AttentionPooling).
 ATTENTIONS = ("dot", "scaled_dot", "additive")
 # The fields preprocessing_fn reads. Transform gets only these, so changing a training-only

@@ -28,12 +28,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from core import features, warmup
+from core import contract, features, warmup
 from models import preprocessing
 from models.hparams import HParams
 
-DECISION_THRESHOLD = 0.5
-CLASS_NAMES = ("negative", "positive")
 CLASSIFY_METHOD_NAME = tf.compat.v1.saved_model.signature_constants.CLASSIFY_METHOD_NAME
 
 
@@ -85,7 +83,7 @@ class ExportModule(tf.Module):
     )
     return {
       "probabilities": probabilities,
-      "label": tf.cast(probabilities >= DECISION_THRESHOLD, tf.int64),
+      "label": tf.cast(probabilities >= contract.DECISION_THRESHOLD, tf.int64),
       "attention_weights": tf.cast(weights, tf.float32),
       "tokens": words,
     }
@@ -94,7 +92,7 @@ class ExportModule(tf.Module):
   def classify(self, inputs):
     probabilities = self.serve_examples(inputs)["probabilities"]
     scores = tf.stack([1.0 - probabilities, probabilities], axis=1)
-    classes = tf.tile(tf.constant([CLASS_NAMES]), [tf.shape(probabilities)[0], 1])
+    classes = tf.tile(tf.constant([contract.CLASS_NAMES]), [tf.shape(probabilities)[0], 1])
     return {"classes": classes, "scores": scores}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -104,9 +102,9 @@ class ExportModule(tf.Module):
 
   def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
     return {
-      "serving_default": self.serve_examples.get_concrete_function(),
-      "predict_text": self.predict_text.get_concrete_function(),
-      "classify": self.classify.get_concrete_function(),
+      contract.SERVING_DEFAULT: self.serve_examples.get_concrete_function(),
+      contract.PREDICT_TEXT: self.predict_text.get_concrete_function(),
+      contract.CLASSIFY: self.classify.get_concrete_function(),
       "transform_features": self.transform_features.get_concrete_function(),
     }
 
@@ -123,7 +121,7 @@ def export_saved_model(
   module = ExportModule(explain_model, tf_transform_output, hp)
   signature_functions = module.signatures()
   tf.saved_model.save(module, export_dir, signatures=signature_functions)
-  set_method_names(export_dir, {"classify": CLASSIFY_METHOD_NAME})
+  set_method_names(export_dir, {contract.CLASSIFY: CLASSIFY_METHOD_NAME})
   warmup.write_warmup_file(export_dir, list(signature_functions))
 
 

@@ -20,6 +20,7 @@ the other way round.
 
 import hashlib
 import importlib.util
+import types
 from collections.abc import Iterable
 
 import grimp
@@ -27,11 +28,13 @@ import grimp
 # The packages of this project (the import-linter contract's root packages).
 PROJECT_PACKAGES = ("cli", "analysis", "pipeline", "components", "models", "serving", "core")
 # The module TFX runs for each fingerprinted component.
-ENTRY_MODULES = {
-  "transform": "models.preprocessing",  # preprocessing_fn
-  "pretraining": "components.embedding_trainer",  # the EmbeddingTrainer's executor
-  "trainer": "models.trainer",  # run_fn
-}
+ENTRY_MODULES = types.MappingProxyType(
+  {
+    "transform": "models.preprocessing",  # preprocessing_fn
+    "pretraining": "components.embedding_trainer",  # the EmbeddingTrainer's executor
+    "trainer": "models.trainer",  # run_fn
+  }
+)
 
 
 def code_versions() -> dict[str, str]:

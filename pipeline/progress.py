@@ -11,6 +11,7 @@ whether it was cached) when it ends.
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from typing import TextIO
 
@@ -21,12 +22,14 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import mlmd_queries
 
-_TERMINAL = {
-  metadata_store_pb2.Execution.COMPLETE: "finished",
-  metadata_store_pb2.Execution.CACHED: "cached",
-  metadata_store_pb2.Execution.FAILED: "FAILED",
-  metadata_store_pb2.Execution.CANCELED: "canceled",
-}
+_TERMINAL = types.MappingProxyType(
+  {
+    metadata_store_pb2.Execution.COMPLETE: "finished",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "FAILED",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+  }
+)
 
 
 class ComponentProgress:

@@ -7,6 +7,7 @@ scraping, so a summary is true for any orchestrator that wrote the same store.
 
 import dataclasses
 import json
+import types
 
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
@@ -15,7 +16,7 @@ from tensorflow_model_analysis.slicer import slicer_lib
 
 from pipeline import mlmd_queries
 
-_STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+_STATE_NAMES = types.MappingProxyType({v: k for k, v in metadata_store_pb2.Execution.State.items()})
 
 
 @dataclasses.dataclass

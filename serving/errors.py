@@ -1,5 +1,7 @@
 """The error type of the development server: a gRPC status code and a message."""
 
+import types
+
 import grpc
 import tensorflow as tf
 
@@ -29,7 +31,7 @@ def failed_precondition(message: str) -> ServingError:
   return ServingError(grpc.StatusCode.FAILED_PRECONDITION, message)
 
 
-_CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+_CODES_BY_VALUE = types.MappingProxyType({code.value[0]: code for code in grpc.StatusCode})
 
 
 def from_tf_error(error: tf.errors.OpError) -> ServingError:
