@@ -239,6 +239,7 @@ def _client_options(f):
 
 
 def _make_client(
+  *,
   server,
   model_name,
   model_version,
@@ -250,6 +251,11 @@ def _make_client(
   tls_server_name,
   wait_ready,
 ):
+  """A ``serving.client.SentimentClient`` from the ``_client_options`` (but ``--json``).
+
+  Raises:
+    click.ClickException: bad options, or no version became AVAILABLE in ``wait_ready``.
+  """
   from serving.client import SentimentClient
 
   try:
@@ -303,24 +309,7 @@ def _make_client(
   help="Reviews per request (a batching server refuses requests above its max_batch_size).",
 )
 @_client_options
-def predict(
-  reviews,
-  review_file,
-  signature,
-  top_tokens,
-  batch_size,
-  server,
-  model_name,
-  model_version,
-  version_label,
-  timeout,
-  retries,
-  max_message_mb,
-  tls_ca,
-  tls_server_name,
-  wait_ready,
-  as_json,
-):
+def predict(reviews, review_file, signature, top_tokens, batch_size, as_json, **client_options):
   """Score reviews with a served model over TF Serving's gRPC API (one request per
   --batch-size reviews)."""
   from serving import client as client_lib
@@ -328,18 +317,7 @@ def predict(
   texts = list(reviews) + (client_lib.read_reviews(review_file) if review_file else [])
   if not texts:
     raise click.UsageError("give reviews as arguments or with --file")
-  client = _make_client(
-    server,
-    model_name,
-    model_version,
-    version_label,
-    timeout,
-    retries,
-    max_message_mb,
-    tls_ca,
-    tls_server_name,
-    wait_ready,
-  )
+  client = _make_client(**client_options)
   chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
   try:
     if signature == "predict_text":
@@ -386,34 +364,11 @@ def predict(
 
 @click.command()
 @_client_options
-def status(
-  server,
-  model_name,
-  model_version,
-  version_label,
-  timeout,
-  retries,
-  max_message_mb,
-  tls_ca,
-  tls_server_name,
-  wait_ready,
-  as_json,
-):
+def status(as_json, **client_options):
   """Model versions and their states (GetModelStatus) and signatures (GetModelMetadata)."""
   from serving import client as client_lib
 
-  client = _make_client(
-    server,
-    model_name,
-    model_version,
-    version_label,
-    timeout,
-    retries,
-    max_message_mb,
-    tls_ca,
-    tls_server_name,
-    wait_ready,
-  )
+  client = _make_client(**client_options)
   try:
     versions = client.model_status()
     signatures = {}
@@ -439,7 +394,7 @@ def status(
     return
   for v in versions:
     error = f"  error {v.error_code}: {v.error_message}" if v.error_code else ""
-    click.echo(f"{model_name} version {v.version}: {v.state}{error}")
+    click.echo(f"{client_options['model_name']} version {v.version}: {v.state}{error}")
   for name, d in signatures.items():
     click.echo(
       f"  signature {name} ({d['method_name']}): {', '.join(d['inputs'])} -> "
