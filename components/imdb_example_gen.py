@@ -126,7 +126,7 @@ def _records(builder, split: str) -> Iterator[tuple[bytes, int]]:
 
 def write_splits(
   output_uri: str,
-  train_records: Iterable[tuple[bytes, int]],
+  train_records: Iterable[tuple[bytes, int]] | None,
   test_records: Iterable[tuple[bytes, int]],
   eval_percent: int = 10,
   unlabelled_texts: Iterable[bytes] | None = None,
@@ -139,7 +139,8 @@ def write_splits(
 
   Args:
     output_uri: the Examples artifact's directory.
-    train_records: (text bytes, label int) pairs split into train and eval.
+    train_records: (text bytes, label int) pairs split into train and eval; None writes
+      neither split (the golden test set alone, when new reviews arrive as spans).
     test_records: (text bytes, label int) pairs for test.
     eval_percent: share of train_records sent to eval, in [1, 99].
     unlabelled_texts: review texts without labels, written as the ``unlabelled`` split
@@ -153,7 +154,8 @@ def write_splits(
   """
   if not 1 <= eval_percent <= 99:
     raise ValueError(f"eval_percent must be in [1, 99], got {eval_percent}")
-  names = SPLIT_NAMES + ((UNLABELLED,) if unlabelled_texts is not None else ())
+  names = (TRAIN, EVAL) if train_records is not None else ()
+  names += (TEST,) + ((UNLABELLED,) if unlabelled_texts is not None else ())
   writers, temp_paths, counts = {}, {}, dict.fromkeys(names, 0)
   options = tf.io.TFRecordOptions(compression_type="GZIP")
   for name in names:
@@ -163,7 +165,7 @@ def write_splits(
     writers[name] = tf.io.TFRecordWriter(temp_paths[name], options)
   try:
     try:
-      for text, label in train_records:
+      for text, label in train_records or ():
         name = EVAL if is_eval_example(text, eval_percent) else TRAIN
         writers[name].write(to_tf_example(text, label).SerializeToString())
         counts[name] += 1
@@ -208,7 +210,8 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
   Args:
     examples: output Examples artifact (GZIP TFRecords of tf.Example, features in
       ``core.features``); custom properties record the per-split counts.
-    train_split: TFDS split spec feeding train+eval, e.g. ``"train"`` or ``"train[:2%]"``.
+    train_split: TFDS split spec feeding train+eval, e.g. ``"train"`` or ``"train[:2%]"``;
+      "" writes neither (the reviews to train on then arrive as spans: ReviewExampleGen).
     test_split: TFDS split spec of the official test data, e.g. ``"test[:2%]"``.
     eval_percent: percent of ``train_split`` held out as ``eval`` (hash of the text).
     tfds_data_dir: TFDS data dir; empty = ``$TFDS_DATA_DIR`` or TFDS's default.
@@ -234,7 +237,7 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
   )
   counts = write_splits(
     examples.uri,
-    _records(builder, train_split),
+    _records(builder, train_split) if train_split else None,
     _records(builder, test_split),
     eval_percent,
     unlabelled,

@@ -321,10 +321,29 @@ def check_rejected_share(counts: dict[str, Any], max_fraction: float, rejected_u
   )
 
 
+def _span_properties(artifact) -> None:
+  """Copies the ``span`` and ``version`` custom properties (TFX's ExampleGen driver sets
+  only those) of an MLMD Examples artifact into its declared ``span`` and ``version``
+  properties, which TFX's resolver functions (``rolling_range``, ``all_spans``) read; a
+  span without versions is version 0."""
+  custom = artifact.custom_properties
+  artifact.properties["span"].int_value = custom["span"].int_value
+  artifact.properties["version"].int_value = (
+    custom["version"].int_value if "version" in custom else 0
+  )
+
+
 class Driver(driver.FileBasedDriver):
-  """TFX's ``FileBasedDriver`` (span and version resolution), which prepares the Examples
-  output only under TFX's legacy launchers (Airflow's): this one prepares the rejected
-  rows too."""
+  """TFX's ``FileBasedDriver`` (span and version resolution), which records span and
+  version as custom properties only, and prepares only the Examples output under TFX's
+  legacy launchers (Airflow's): this one also sets the declared properties
+  (``_span_properties``) and prepares the rejected rows too."""
+
+  def run(self, execution_info):
+    result = super().run(execution_info)
+    for artifact in result.output_artifacts[standard_component_specs.EXAMPLES_KEY].artifacts:
+      _span_properties(artifact)
+    return result
 
   def _prepare_output_artifacts(
     self, input_artifacts, output_dict, exec_properties, execution_id, pipeline_info, component_info
@@ -332,6 +351,8 @@ class Driver(driver.FileBasedDriver):
     result = super()._prepare_output_artifacts(
       input_artifacts, output_dict, exec_properties, execution_id, pipeline_info, component_info
     )
+    for artifact in result[standard_component_specs.EXAMPLES_KEY]:
+      _span_properties(artifact.mlmd_artifact)
     others = {k: v for k, v in output_dict.items() if k not in result}
     result.update(
       base_driver.BaseDriver._prepare_output_artifacts(

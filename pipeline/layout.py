@@ -19,6 +19,7 @@ UNLABELLED_SPLIT = "unsupervised"
 # without pretraining, word2vec_epochs=0, there is no EmbeddingTrainer).
 NODE_IDS = (
   "ImdbExampleGen",
+  "ReviewExampleGen",
   "StatisticsGen",
   "SchemaGen",
   "ExampleValidator",
@@ -32,38 +33,79 @@ NODE_IDS = (
 )
 
 
-def node_ids(curated_schema: bool = False, pretraining: bool = True) -> tuple[str, ...]:
+def node_ids(
+  curated_schema: bool = False, pretraining: bool = True, spans: bool = False
+) -> tuple[str, ...]:
   """The ids of the nodes ``create_pipeline`` builds, in order.
 
   Args:
     curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
       ``SchemaGen``'s place).
     pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
+    spans: whether new reviews arrive as spans (a ``SpanInput``: ``ReviewExampleGen``).
   """
   schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
   return tuple(
     schema_node if n == "SchemaGen" else n
     for n in NODE_IDS
-    if pretraining or n != "EmbeddingTrainer"
+    if (pretraining or n != "EmbeddingTrainer") and (spans or n != "ReviewExampleGen")
   )
 
 
-def check_last_node(last_node: str | None, curated_schema: bool, pretraining: bool = True) -> None:
+def check_last_node(
+  last_node: str | None, curated_schema: bool, pretraining: bool = True, spans: bool = False
+) -> None:
   """Checks ``last_node`` (``create_pipeline``'s) against the pipeline's node ids.
 
   Args:
     last_node: a node id, or None for the whole pipeline.
-    curated_schema: as ``node_ids``.
-    pretraining: as ``node_ids``.
+    curated_schema, pretraining, spans: as ``node_ids``.
 
   Raises:
     ValueError: ``last_node`` is not a node of this pipeline (the message lists them).
   """
-  ids = node_ids(curated_schema, pretraining)
+  ids = node_ids(curated_schema, pretraining, spans)
   if last_node is not None and last_node not in ids:
     raise ValueError(
       f"last_node {last_node!r} is not a node of this pipeline; choose one of {', '.join(ids)}"
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanInput:
+  """Where new labelled reviews arrive, one folder per span (``ReviewExampleGen``; the
+  files' contract is ``components.review_files``'s).
+
+  Attributes:
+    input_base: the folder holding the span folders.
+    input_pattern: a span's files below it, with ``{SPAN}`` (or ``{YYYY}-{MM}-{DD}``)
+      and optionally ``{VERSION}``.
+    span: ingest this span; None = the latest.
+    window_spans: train on the last this many spans (TFX's ``rolling_range``); None = all.
+    max_rejected_fraction: a span whose refused rows pass this share of its rows stops
+      the run.
+
+  Raises:
+    ValueError: a pattern without ``{SPAN}`` or a date, a window < 1, a fraction outside
+      [0, 1].
+  """
+
+  input_base: str
+  input_pattern: str = "span-{SPAN}/*"
+  span: int | None = None
+  window_spans: int | None = None
+  max_rejected_fraction: float = 0.01
+
+  def __post_init__(self):
+    if "{SPAN" not in self.input_pattern and "{YYYY}" not in self.input_pattern:
+      raise ValueError(
+        f"input pattern {self.input_pattern!r} names no span: put {{SPAN}} (span-{{SPAN}}/*) "
+        "or {YYYY}-{MM}-{DD} in it"
+      )
+    if self.window_spans is not None and self.window_spans < 1:
+      raise ValueError(f"window_spans must be >= 1, got {self.window_spans}")
+    if not 0 <= self.max_rejected_fraction <= 1:
+      raise ValueError(f"max_rejected_fraction must be in [0, 1], got {self.max_rejected_fraction}")
 
 
 # Orchestrators of ``imdb-tfx run`` (``pipeline.runner.orchestrator``).

@@ -13,10 +13,12 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution.canned_resolver_functions import all_spans, rolling_range
 
 from components.anomalies_gate import AnomaliesGate
 from components.embedding_trainer import EmbeddingTrainer
 from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExampleGen
+from components.review_example_gen import ReviewExampleGen
 from models.hparams import HParams
 from pipeline.eval_config import make_eval_config
 from pipeline.layout import (
@@ -24,6 +26,7 @@ from pipeline.layout import (
   PREPROCESSING_FN,
   RUN_FN,
   UNLABELLED_SPLIT,
+  SpanInput,
   check_last_node,
 )
 
@@ -57,6 +60,7 @@ def create_pipeline(
   enable_cache: bool = True,
   last_node: str | None = None,
   code_versions: Mapping[str, str] | None = None,
+  spans: SpanInput | None = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; has no side effects (nothing is read, written or run).
 
@@ -93,17 +97,35 @@ def create_pipeline(
       code misses TFX's cache; None adds nothing (the cache then keys on data and
       hyperparameters only).
 
+    spans: where new labelled reviews arrive as span folders (``SpanInput``): the
+      ``ReviewExampleGen`` ingests the latest (or the given) span, the data components
+      check it, and Transform and the Trainer read the window of the last
+      ``spans.window_spans`` spans (TFX's ``rolling_range``); ``train_split`` is then not
+      read, and TFDS provides the golden ``test`` split (never trained on, every model is
+      blessed on it) and ``unlabelled`` (the word2vec pretraining's corpus). None: TFDS's
+      train split is the training data (the bootstrap).
+
   Returns:
     the ``tfx.dsl.Pipeline``.
 
   Raises:
-    ValueError: ``last_node`` is not a node of this pipeline.
+    ValueError: ``last_node`` is not a node of this pipeline, or ``spans`` with the
+      pretraining but without ``unlabelled_split``.
   """
   hparams = hparams or HParams()
   check_last_node(
-    last_node, curated_schema=bool(schema_path), pretraining=hparams.pretrains_embeddings
+    last_node,
+    curated_schema=bool(schema_path),
+    pretraining=hparams.pretrains_embeddings,
+    spans=spans is not None,
   )
+  if spans and hparams.pretrains_embeddings and not unlabelled_split:
+    raise ValueError(
+      "with spans, the word2vec pretraining reads TFDS's unlabelled split only: give "
+      "unlabelled_split, or word2vec_epochs=0"
+    )
   nodes = _nodes(
+    spans=spans,
     hparams=hparams,
     serving_model_dir=serving_model_dir,
     train_split=train_split,
@@ -138,8 +160,28 @@ def _cut(nodes: list[Any], keep: int) -> list[Any]:
   return nodes[:keep]
 
 
+def _window(review_example_gen: ReviewExampleGen, window_spans: int | None):
+  """The Examples Transform and the Trainer read: the latest version of each of the last
+  ``window_spans`` spans (all with None) that ``review_example_gen`` ever published.
+
+  The channel names the producer rather than being its output: a sync pipeline scopes a
+  node's output channel to the current run, which holds the newest span alone. Transform
+  runs after this run's ReviewExampleGen (through the anomalies gate), so the window
+  includes the new span; a span whose ingestion failed was never published, so never in.
+  """
+  published = tfx.dsl.Channel(
+    type=tfx.types.standard_artifacts.Examples,
+    producer_component_id=review_example_gen.id,
+    output_key="examples",
+  )
+  if window_spans:
+    return rolling_range(published, num_spans=window_spans)
+  return all_spans(published)
+
+
 def _nodes(
   *,
+  spans: SpanInput | None,
   hparams: HParams,
   serving_model_dir: str,
   train_split: str,
@@ -158,14 +200,28 @@ def _nodes(
   A node only references nodes before it, so any prefix of the list is a pipeline.
   """
   example_gen = ImdbExampleGen(
-    train_split=train_split,
+    train_split="" if spans else train_split,
     test_split=test_split,
     eval_percent=eval_percent,
     tfds_data_dir=tfds_data_dir or "",
     download=download,
     unlabelled_split=unlabelled_split,
   )
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  golden = example_gen.outputs["examples"]  # the test split every model is blessed on
+  review_example_gen = None
+  new_examples = training_examples = golden
+  if spans:
+    review_example_gen = ReviewExampleGen(
+      input_base=spans.input_base,
+      input_pattern=spans.input_pattern,
+      golden_examples=golden,
+      eval_percent=eval_percent,
+      span=spans.span,
+      max_rejected_fraction=spans.max_rejected_fraction,
+    )
+    new_examples = review_example_gen.outputs["examples"]
+    training_examples = _window(review_example_gen, spans.window_spans)
+  statistics_gen = tfx.components.StatisticsGen(examples=new_examples)
   if schema_path:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   else:
@@ -183,23 +239,30 @@ def _nodes(
   )
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
   transform = tfx.components.Transform(
-    examples=example_gen.outputs["examples"],
+    examples=training_examples,
     schema=schema_gen.outputs["schema"],
     preprocessing_fn=PREPROCESSING_FN,
     custom_config=_with_code_version(
       hparams.preprocessing_custom_config(), code_versions, "transform"
     ),
-    splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL, TEST]),
+    splits_config=tfx.proto.SplitsConfig(
+      analyze=[TRAIN], transform=[TRAIN, EVAL] if spans else [TRAIN, EVAL, TEST]
+    ),
   )
   transform.add_upstream_node(anomalies_gate)
   embedding_trainer = None
   if hparams.pretrains_embeddings:
     # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
-    # train and unlabelled reviews, through the TransformGraph.
+    # train and unlabelled reviews (with spans: the unlabelled ones), through the
+    # TransformGraph.
+    if spans:
+      pretraining_splits = [UNLABELLED]
+    else:
+      pretraining_splits = [TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]
     embedding_trainer = EmbeddingTrainer(
-      examples=example_gen.outputs["examples"],
+      examples=golden,
       transform_graph=transform.outputs["transform_graph"],
-      splits=",".join([TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]),
+      splits=",".join(pretraining_splits),
       custom_config=json.dumps(
         _with_code_version(hparams.pretraining_custom_config(), code_versions, "pretraining"),
         sort_keys=True,
@@ -221,7 +284,7 @@ def _nodes(
     model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id("latest_blessed_model_resolver")
   evaluator = tfx.components.Evaluator(
-    examples=example_gen.outputs["examples"],
+    examples=golden,
     model=trainer.outputs["model"],
     baseline_model=model_resolver.outputs["model"],
     example_splits=[TEST],
@@ -238,6 +301,7 @@ def _nodes(
     node
     for node in (
       example_gen,
+      review_example_gen,
       statistics_gen,
       schema_gen,
       example_validator,
