@@ -8,7 +8,7 @@ command runs, and so before anything imports TensorFlow.
 
 import click
 
-from cli import analysis, run, schedule, serving
+from cli import analysis, run, schedule, serving, spans
 from core import environment
 
 
@@ -28,6 +28,7 @@ for command in (
   serving.serve,
   serving.predict,
   serving.status,
+  spans.spans,
 ):
   main.add_command(command)
 

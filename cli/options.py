@@ -2,11 +2,13 @@
 ``compile kubeflow``: the three build the same ``create_pipeline()``, so the options that
 feed it are declared once, with one meaning and one default."""
 
+import os
 from collections.abc import Callable
 
 import click
 
 from models.hparams import HParams, parse_overrides
+from pipeline.layout import SpanInput
 
 
 def parse_hparams(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -98,3 +100,56 @@ blessing_options = _apply(
     help="Blessing threshold: at most this far below the last blessed model.",
   ),
 )
+
+
+# --input-base and the other span options: new labelled reviews arriving as span folders
+# (pipeline.layout.SpanInput). Without --input-base, TFDS's train split is trained on.
+span_options = _apply(
+  click.option(
+    "--input-base",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of span folders of new labelled reviews (span-1/, span-2/ ..., files .jsonl, "
+    ".csv or .tfrecord; see the README). Trains on them instead of TFDS's train split; "
+    "TFDS's test split stays the golden set every model is blessed on.",
+  ),
+  click.option(
+    "--input-pattern",
+    default="span-{SPAN}/*",
+    show_default=True,
+    help="A span's files below --input-base: span-{SPAN}/version-{VERSION}/* for re-delivered "
+    "spans, {YYYY}-{MM}-{DD}/* for daily folders.",
+  ),
+  click.option(
+    "--window-spans",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on the last K spans [default: all of them].",
+  ),
+  click.option(
+    "--max-rejected-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Stop the run when a span's refused rows (malformed, no or bad label, empty or "
+    "non-UTF-8 text) pass this share of its rows.",
+  ),
+)
+
+
+def span_input(input_base, input_pattern, window_spans, max_rejected_fraction, span=None):
+  """The ``pipeline.layout.SpanInput`` of the span options; None without ``--input-base``.
+
+  Raises:
+    click.BadParameter: ``--input-base`` is not a folder, or a bad ``--input-pattern``.
+  """
+  if not input_base:
+    return None
+  if not os.path.isdir(input_base):
+    raise click.BadParameter(f"{input_base} is not a folder", param_hint="--input-base")
+  try:
+    return SpanInput(
+      os.path.abspath(input_base), input_pattern, span, window_spans, max_rejected_fraction
+    )
+  except ValueError as e:
+    raise click.BadParameter(str(e), param_hint="--input-pattern") from e

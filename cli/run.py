@@ -7,7 +7,14 @@ import traceback
 import click
 
 from cli.console import RunConsole
-from cli.options import blessing_options, parse_hparams, split_options, training_options
+from cli.options import (
+  blessing_options,
+  parse_hparams,
+  span_input,
+  span_options,
+  split_options,
+  training_options,
+)
 from models.hparams import ATTENTIONS, MODELS, STRATEGIES, HParams
 from pipeline import beam_profiles, layout, remote
 
@@ -119,6 +126,13 @@ from pipeline import beam_profiles, layout, remote
 )
 @training_options
 @split_options
+@span_options
+@click.option(
+  "--span",
+  type=click.IntRange(min=0),
+  default=None,
+  help="With --input-base: ingest this span [default: the latest].",
+)
 @click.option(
   "--tfds-data-dir",
   type=click.Path(file_okay=False),
@@ -180,6 +194,11 @@ def run(
   test_split,
   eval_percent,
   unlabelled_split,
+  input_base,
+  input_pattern,
+  window_spans,
+  max_rejected_fraction,
+  span,
   tfds_data_dir,
   download,
   schema_path,
@@ -208,6 +227,7 @@ def run(
     "mixed_precision": mixed_precision,
     **parse_hparams(hparams),
   }
+  spans = span_input(input_base, input_pattern, window_spans, max_rejected_fraction, span)
   with RunConsole(verbose) as console:
     # Everything is checked before anything is written; TensorFlow's import noise waits in
     # the console's spool meanwhile.
@@ -229,11 +249,14 @@ def run(
         beam_args,
       )
       layout.check_last_node(
-        last_node, curated_schema=bool(schema_path), pretraining=hp.pretrains_embeddings
+        last_node,
+        curated_schema=bool(schema_path),
+        pretraining=hp.pretrains_embeddings,
+        spans=spans is not None,
       )
       _check_data(
         tfds_data_dir,
-        train_split,
+        "" if spans else train_split,
         test_split,
         download,
         unlabelled_split if hp.pretrains_embeddings else "",
@@ -257,6 +280,7 @@ def run(
       beam_pipeline_args=pipeline_beam_args,
       enable_cache=not no_cache,
       last_node=last_node,
+      spans=spans,
     )
     result = _run(pipeline, runner, quiet, console, log_path)
     with open(paths.summary_path, "w", encoding="utf-8") as f:

@@ -1,11 +1,19 @@
 """``imdb-tfx schedule airflow`` and ``imdb-tfx compile kubeflow``: the same pipeline for
 an orchestrator that runs it on a schedule."""
 
+import dataclasses
 import os
 
 import click
 
-from cli.options import blessing_options, parse_hparams, split_options, training_options
+from cli.options import (
+  blessing_options,
+  parse_hparams,
+  span_input,
+  span_options,
+  split_options,
+  training_options,
+)
 from pipeline import layout
 
 
@@ -46,6 +54,7 @@ def schedule():
 )
 @training_options
 @split_options
+@span_options
 @click.option(
   "--tfds-data-dir",
   default=None,
@@ -71,6 +80,10 @@ def schedule_airflow(
   test_split,
   eval_percent,
   unlabelled_split,
+  input_base,
+  input_pattern,
+  window_spans,
+  max_rejected_fraction,
   tfds_data_dir,
   download,
   min_accuracy,
@@ -79,7 +92,8 @@ def schedule_airflow(
 ):
   """Print or write the Airflow 2.x DAG module (TFX's AirflowDagRunner): the schedule,
   max_active_runs=1, retries, no catch-up; MLMD on SQLite, or MySQL from the workers'
-  IMDB_TFX_MLMD_MYSQL_* environment variables."""
+  IMDB_TFX_MLMD_MYSQL_* environment variables. With --input-base each scheduled run
+  ingests the newest span (all cached when none arrived)."""
   from pipeline import airflow_dag
 
   kwargs = dict(
@@ -97,6 +111,9 @@ def schedule_airflow(
     max_accuracy_drop=max_accuracy_drop,
     beam_args=list(beam_args),
   )
+  spans = span_input(input_base, input_pattern, window_spans, max_rejected_fraction)
+  if spans:
+    kwargs["spans"] = dataclasses.asdict(spans)
   try:
     source = airflow_dag.render_dag_file(**kwargs)
   except ValueError as e:

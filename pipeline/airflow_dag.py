@@ -24,7 +24,7 @@ from tfx import v1 as tfx
 
 from models.hparams import HParams
 from pipeline import beam_profiles, code_version
-from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths
+from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths, SpanInput
 from pipeline.pipeline import create_pipeline
 
 MYSQL_ENV_PREFIX = "IMDB_TFX_MLMD_MYSQL_"
@@ -106,6 +106,7 @@ def build_dag(
   min_accuracy: float = 0.85,
   max_accuracy_drop: float = 0.01,
   beam_args: Sequence[str] = (),
+  spans: Mapping[str, Any] | None = None,
   environ: Mapping[str, str] = os.environ,
 ):
   """The Airflow DAG (``dag_id`` ``imdb_sentiment``) running ``create_pipeline()``.
@@ -115,6 +116,8 @@ def build_dag(
     schedule: cron expression (``"0 3 * * *"``) or Airflow preset (``"@daily"``).
     hparams: ``HParams`` overrides, as ``imdb-tfx run --hparam``.
     beam_args: Beam options over the ``direct`` profile's (``pipeline.beam_profiles``).
+    spans: ``SpanInput``'s fields, when new reviews arrive as spans: each scheduled run
+      ingests the newest span (with none new, every component is cached).
     The rest: as ``create_pipeline()``.
 
   Raises:
@@ -142,6 +145,7 @@ def build_dag(
     min_accuracy=min_accuracy,
     max_accuracy_drop=max_accuracy_drop,
     beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args),
+    spans=SpanInput(**spans) if spans else None,
     code_versions=code_version.code_versions(),
   )
   for node in pipeline.components:
@@ -207,5 +211,7 @@ def render_dag_file(**kwargs: Any) -> str:
   """
   airflow_dag_config(kwargs.get("schedule", DEFAULT_SCHEDULE), kwargs.get("retries", 2))
   HParams.from_custom_config({"hparams": dict(kwargs.get("hparams") or {})})
+  if kwargs.get("spans"):
+    SpanInput(**kwargs["spans"])
   body = pprint.pformat(kwargs, indent=4, width=88, sort_dicts=True)
   return _DAG_FILE.format(prefix=MYSQL_ENV_PREFIX, kwargs=body)
