@@ -18,6 +18,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 1
 
 ARGS ?=
 PYTEST_ARGS ?=
+# Test files run on this many pytest-xdist workers, a file to a worker (0: in this process).
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
   bench-cli serve venv lock clean
@@ -38,7 +41,7 @@ run: $(STAMP)
 
 ## Unit and end-to-end tests (what CI runs).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 ## Style and architecture (what .ci/run checks before the tests): ruff's lint and format
 ## check, and import-linter's layer contract (pyproject.toml).
@@ -53,10 +56,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PYTEST) -m "not e2e" $(PYTEST_ARGS)
 
 test-e2e: $(STAMP)
-	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+	$(PYTEST) -m e2e $(PYTEST_ARGS)
 
 ## Benchmarks (write JSON under outputs/bench/; never part of `make test`).
 bench: bench-cli bench-serving bench-models bench-models-nb

@@ -361,7 +361,12 @@ def test_incomplete_or_broken_versions_are_never_served(tiny_export, tmp_path):
     # Repairing version 6 changes its files, so it is tried again, loads and serves.
     shutil.rmtree(broken)
     copy_version(tiny_export.export_dir, base, 6)
-    wait_for(lambda: client.predict_text("x")[0].model_version == 6, what="version 6")
+    # (Status first: a Predict while version 6 loads can pass its deadline on a busy machine.)
+    wait_for(
+      lambda: any(s.version == 6 and s.state == "AVAILABLE" for s in client.model_status()),
+      what="version 6 available",
+    )
+    assert client.predict_text("x")[0].model_version == 6
     assert 5 not in {s.version for s in client.model_status()}
   finally:
     server.stop(0)
