@@ -8,7 +8,7 @@ from collections.abc import Callable
 import click
 
 from models.hparams import HParams, parse_overrides
-from pipeline.layout import SpanInput
+from pipeline.layout import DEFAULT_MAX_LABEL_LINF, DEFAULT_MAX_LENGTH_JS, SpanInput
 
 
 def parse_hparams(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -134,10 +134,33 @@ span_options = _apply(
     help="Stop the run when a span's refused rows (malformed, no or bad label, empty or "
     "non-UTF-8 text) pass this share of its rows.",
   ),
+  click.option(
+    "--max-label-linf",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=DEFAULT_MAX_LABEL_LINF,
+    show_default=True,
+    help="Drift: stop the run before Transform when the share of a label in the new span "
+    "moved further than this from the previous span's (L-infinity distance).",
+  ),
+  click.option(
+    "--max-length-js",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=DEFAULT_MAX_LENGTH_JS,
+    show_default=True,
+    help="Drift: likewise for the review length histogram (Jensen-Shannon divergence).",
+  ),
 )
 
 
-def span_input(input_base, input_pattern, window_spans, max_rejected_fraction, span=None):
+def span_input(
+  input_base,
+  input_pattern,
+  window_spans,
+  max_rejected_fraction,
+  span=None,
+  max_label_linf=DEFAULT_MAX_LABEL_LINF,
+  max_length_js=DEFAULT_MAX_LENGTH_JS,
+):
   """The ``pipeline.layout.SpanInput`` of the span options; None without ``--input-base``.
 
   Raises:
@@ -149,7 +172,13 @@ def span_input(input_base, input_pattern, window_spans, max_rejected_fraction, s
     raise click.BadParameter(f"{input_base} is not a folder", param_hint="--input-base")
   try:
     return SpanInput(
-      os.path.abspath(input_base), input_pattern, span, window_spans, max_rejected_fraction
+      os.path.abspath(input_base),
+      input_pattern,
+      span,
+      window_spans,
+      max_rejected_fraction,
+      max_label_linf,
+      max_length_js,
     )
   except ValueError as e:
     raise click.BadParameter(str(e), param_hint="--input-pattern") from e

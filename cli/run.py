@@ -198,6 +198,8 @@ def run(
   input_pattern,
   window_spans,
   max_rejected_fraction,
+  max_label_linf,
+  max_length_js,
   span,
   tfds_data_dir,
   download,
@@ -227,7 +229,15 @@ def run(
     "mixed_precision": mixed_precision,
     **parse_hparams(hparams),
   }
-  spans = span_input(input_base, input_pattern, window_spans, max_rejected_fraction, span)
+  spans = span_input(
+    input_base,
+    input_pattern,
+    window_spans,
+    max_rejected_fraction,
+    span,
+    max_label_linf,
+    max_length_js,
+  )
   with RunConsole(verbose) as console:
     # Everything is checked before anything is written; TensorFlow's import noise waits in
     # the console's spool meanwhile.

@@ -84,6 +84,8 @@ def schedule_airflow(
   input_pattern,
   window_spans,
   max_rejected_fraction,
+  max_label_linf,
+  max_length_js,
   tfds_data_dir,
   download,
   min_accuracy,
@@ -111,7 +113,14 @@ def schedule_airflow(
     max_accuracy_drop=max_accuracy_drop,
     beam_args=list(beam_args),
   )
-  spans = span_input(input_base, input_pattern, window_spans, max_rejected_fraction)
+  spans = span_input(
+    input_base,
+    input_pattern,
+    window_spans,
+    max_rejected_fraction,
+    max_label_linf=max_label_linf,
+    max_length_js=max_length_js,
+  )
   if spans:
     kwargs["spans"] = dataclasses.asdict(spans)
   try:

@@ -4,6 +4,7 @@ Why a custom component: TFX 1.16's ExampleValidator records anomalies (and a per
 ``blessed`` custom property) but never fails, so Transform and Trainer would happily run on
 data that broke the schema. Nothing standard turns that record into a stop; this
 component does, printing every anomaly, and the pipeline makes Transform depend on it.
+(``components.drift_gate`` does the same for DistributionValidator's drift.)
 """
 
 import os
@@ -15,7 +16,8 @@ from tfx.types import artifact_utils
 
 
 class DataAnomaliesError(RuntimeError):
-  """ExampleValidator found anomalies; the run stops before Transform."""
+  """ExampleValidator found anomalies (or DistributionValidator drift); the run stops
+  before Transform."""
 
 
 def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
@@ -23,7 +25,8 @@ def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
 
   Args:
     anomalies_uri: an ExampleAnomalies artifact's directory.
-    split_names: splits to read (``Split-<name>/SchemaDiff.pb`` in each).
+    split_names: splits to read (``Split-<name>/SchemaDiff.pb`` in each; for
+      DistributionValidator's split pairs, ``SplitPair-<name>/SchemaDiff.pb``).
 
   Raises:
     FileNotFoundError: a split's anomalies file is missing.
@@ -31,15 +34,30 @@ def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
   lines = []
   for split in split_names:
     path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
+    if not tf.io.gfile.exists(path):
+      path = os.path.join(anomalies_uri, f"SplitPair-{split}", "SchemaDiff.pb")
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(
+        f"no anomalies of split {split!r} in {anomalies_uri}: neither Split-{split}/ nor "
+        f"SplitPair-{split}/ holds a SchemaDiff.pb"
+      )
     anomalies = anomalies_pb2.Anomalies()
     with tf.io.gfile.GFile(path, "rb") as f:
       anomalies.ParseFromString(f.read())
     for feature, info in sorted(anomalies.anomaly_info.items()):
-      lines.append(f"{split}/{feature}: {info.short_description} ({info.description})")
+      lines.append(f"{split}/{feature}: {_describe(info)}")
     if anomalies.HasField("dataset_anomaly_info"):
-      info = anomalies.dataset_anomaly_info
-      lines.append(f"{split}/<dataset>: {info.short_description} ({info.description})")
+      lines.append(f"{split}/<dataset>: {_describe(anomalies.dataset_anomaly_info)}")
   return lines
+
+
+def _describe(info: anomalies_pb2.AnomalyInfo) -> str:
+  """``short (long)``; from the reasons when the anomaly has no summary of its own (as
+  DistributionValidator writes them: a reason's description gives the distance and the
+  threshold)."""
+  short = info.short_description or "; ".join(r.short_description for r in info.reason)
+  long = info.description or " ".join(r.description for r in info.reason)
+  return f"{short} ({long})"
 
 
 @tfx.dsl.components.component

@@ -24,6 +24,8 @@ NODE_IDS = (
   "SchemaGen",
   "ExampleValidator",
   "AnomaliesGate",
+  "DistributionValidator",
+  "DriftGate",
   "Transform",
   "EmbeddingTrainer",
   "Trainer",
@@ -42,14 +44,23 @@ def node_ids(
     curated_schema: whether a curated schema is imported (``ImportSchemaGen`` then takes
       ``SchemaGen``'s place).
     pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
-    spans: whether new reviews arrive as spans (a ``SpanInput``: ``ReviewExampleGen``).
+    spans: whether new reviews arrive as spans (a ``SpanInput``): then ``ReviewExampleGen``
+      ingests them, the curated schema is imported before the statistics (which it
+      types), and ``DistributionValidator`` and ``DriftGate`` compare each span with the
+      previous one.
   """
-  schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
-  return tuple(
-    schema_node if n == "SchemaGen" else n
-    for n in NODE_IDS
-    if (pretraining or n != "EmbeddingTrainer") and (spans or n != "ReviewExampleGen")
-  )
+  if spans:
+    order = ["ImdbExampleGen", "ReviewExampleGen", "ImportSchemaGen", "StatisticsGen"]
+    order += [n for n in NODE_IDS if NODE_IDS.index(n) > NODE_IDS.index("SchemaGen")]
+  else:
+    schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
+    order = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
+    order = [n for n in order if n not in _SPAN_NODES]
+  return tuple(n for n in order if pretraining or n != "EmbeddingTrainer")
+
+
+# The nodes only a pipeline of spans has.
+_SPAN_NODES = ("ReviewExampleGen", "DistributionValidator", "DriftGate")
 
 
 def check_last_node(
@@ -71,6 +82,11 @@ def check_last_node(
     )
 
 
+# Drift thresholds between a span and the previous one (``pipeline.drift_config``).
+DEFAULT_MAX_LABEL_LINF = 0.1
+DEFAULT_MAX_LENGTH_JS = 0.1
+
+
 @dataclasses.dataclass(frozen=True)
 class SpanInput:
   """Where new labelled reviews arrive, one folder per span (``ReviewExampleGen``; the
@@ -84,10 +100,13 @@ class SpanInput:
     window_spans: train on the last this many spans (TFX's ``rolling_range``); None = all.
     max_rejected_fraction: a span whose refused rows pass this share of its rows stops
       the run.
+    max_label_linf: a span whose label distribution is further than this (L-infinity)
+      from the previous span's stops the run (``pipeline.drift_config``).
+    max_length_js: likewise for ``review_length`` (Jensen-Shannon divergence).
 
   Raises:
     ValueError: a pattern without ``{SPAN}`` or a date, a window < 1, a fraction outside
-      [0, 1].
+      [0, 1], a drift threshold outside (0, 1].
   """
 
   input_base: str
@@ -95,6 +114,8 @@ class SpanInput:
   span: int | None = None
   window_spans: int | None = None
   max_rejected_fraction: float = 0.01
+  max_label_linf: float = DEFAULT_MAX_LABEL_LINF
+  max_length_js: float = DEFAULT_MAX_LENGTH_JS
 
   def __post_init__(self):
     if "{SPAN" not in self.input_pattern and "{YYYY}" not in self.input_pattern:
@@ -106,6 +127,9 @@ class SpanInput:
       raise ValueError(f"window_spans must be >= 1, got {self.window_spans}")
     if not 0 <= self.max_rejected_fraction <= 1:
       raise ValueError(f"max_rejected_fraction must be in [0, 1], got {self.max_rejected_fraction}")
+    for name in ("max_label_linf", "max_length_js"):
+      if not 0 < getattr(self, name) <= 1:
+        raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
 
 
 # Orchestrators of ``imdb-tfx run`` (``pipeline.runner.orchestrator``).

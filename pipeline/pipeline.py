@@ -13,15 +13,22 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components.distribution_validator.component import DistributionValidator
+from tfx.dsl.input_resolution import resolver_function
 from tfx.dsl.input_resolution.canned_resolver_functions import all_spans, rolling_range
+from tfx.dsl.input_resolution.ops import ops
+from tfx.types import channel
 
 from components.anomalies_gate import AnomaliesGate
+from components.drift_gate import DriftGate
 from components.embedding_trainer import EmbeddingTrainer
 from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
 from models.hparams import HParams
+from pipeline.drift_config import make_drift_config
 from pipeline.eval_config import make_eval_config
 from pipeline.layout import (
+  CURATED_SCHEMA_PATH,
   PIPELINE_NAME,
   PREPROCESSING_FN,
   RUN_FN,
@@ -160,23 +167,50 @@ def _cut(nodes: list[Any], keep: int) -> list[Any]:
   return nodes[:keep]
 
 
-def _window(review_example_gen: ReviewExampleGen, window_spans: int | None):
+def _window(drift_gate, window_spans: int | None):
   """The Examples Transform and the Trainer read: the latest version of each of the last
-  ``window_spans`` spans (all with None) that ``review_example_gen`` ever published.
+  ``window_spans`` spans (all with None) that ``drift_gate`` ever published, i.e. that
+  passed the drift check.
 
   The channel names the producer rather than being its output: a sync pipeline scopes a
   node's output channel to the current run, which holds the newest span alone. Transform
-  runs after this run's ReviewExampleGen (through the anomalies gate), so the window
-  includes the new span; a span whose ingestion failed was never published, so never in.
+  runs after this run's gate, so the window includes the new span; a span that failed
+  ingestion, the schema check or the drift check was never published, so never in.
   """
   published = tfx.dsl.Channel(
     type=tfx.types.standard_artifacts.Examples,
-    producer_component_id=review_example_gen.id,
-    output_key="examples",
+    producer_component_id=drift_gate.id,
+    output_key="validated_examples",
   )
   if window_spans:
-    return rolling_range(published, num_spans=window_spans)
+    # min_spans=1: the first runs train on the spans there are (TFX's default waits for
+    # num_spans of them).
+    return rolling_range(published, num_spans=window_spans, min_spans=1)
   return all_spans(published)
+
+
+@resolver_function.resolver_function
+def _previous_created(artifacts):
+  """Of ``artifacts``, the second newest (the only one, when there is one)."""
+  return ops.Slice(ops.LatestCreateTime(artifacts, n=2), start=0, stop=1)
+
+
+def _baseline_statistics(statistics_gen, drift_gate_id: str):
+  """The statistics a new span is compared with: those of the newest span that passed the
+  drift check before this run (``drift_gate_id``'s ``validated_statistics``), so a span
+  stopped for drift is never anyone's baseline.
+
+  Resolved as the second newest of those and this run's statistics: this run's are the
+  newest (StatisticsGen runs first), unless they are a cached artifact of a span already
+  checked, and then the newest is that span's own validated copy, which is equal. The
+  first span has no predecessor and is compared with itself, so it passes.
+  """
+  validated = tfx.dsl.Channel(
+    type=tfx.types.standard_artifacts.ExampleStatistics,
+    producer_component_id=drift_gate_id,
+    output_key="validated_statistics",
+  )
+  return _previous_created(channel.union([validated, statistics_gen.outputs["statistics"]]))
 
 
 def _nodes(
@@ -220,16 +254,21 @@ def _nodes(
       max_rejected_fraction=spans.max_rejected_fraction,
     )
     new_examples = review_example_gen.outputs["examples"]
-    training_examples = _window(review_example_gen, spans.window_spans)
-  statistics_gen = tfx.components.StatisticsGen(examples=new_examples)
-  if schema_path:
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-  else:
-    schema_gen = tfx.components.SchemaGen(
-      statistics=statistics_gen.outputs["statistics"],
-      infer_feature_shape=True,
-      exclude_splits=[EVAL, TEST, UNLABELLED],
+    # The curated schema types the statistics (label is categorical, for its drift).
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path or CURATED_SCHEMA_PATH)
+    statistics_gen = tfx.components.StatisticsGen(
+      examples=new_examples, schema=schema_gen.outputs["schema"]
     )
+  else:
+    statistics_gen = tfx.components.StatisticsGen(examples=new_examples)
+    if schema_path:
+      schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    else:
+      schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"],
+        infer_feature_shape=True,
+        exclude_splits=[EVAL, TEST, UNLABELLED],
+      )
   # The unlabelled split lacks the label the schema requires; its statistics are still
   # computed (StatisticsGen), for a look at how it differs from train.
   example_validator = tfx.components.ExampleValidator(
@@ -238,6 +277,23 @@ def _nodes(
     exclude_splits=[UNLABELLED],
   )
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  distribution_validator = drift_gate = None
+  if spans:
+    distribution_validator = DistributionValidator(
+      statistics=statistics_gen.outputs["statistics"],
+      baseline_statistics=_baseline_statistics(statistics_gen, "DriftGate"),
+      config=make_drift_config(spans.max_label_linf, spans.max_length_js),
+      include_split_pairs=[(TRAIN, TRAIN)],
+    )
+    # Only after the schema check passed: a span it stopped is never published for
+    # training either.
+    drift_gate = DriftGate(
+      anomalies=distribution_validator.outputs["anomalies"],
+      examples=new_examples,
+      statistics=statistics_gen.outputs["statistics"],
+    ).with_id("DriftGate")
+    drift_gate.add_upstream_node(anomalies_gate)
+    training_examples = _window(drift_gate, spans.window_spans)
   transform = tfx.components.Transform(
     examples=training_examples,
     schema=schema_gen.outputs["schema"],
@@ -250,6 +306,8 @@ def _nodes(
     ),
   )
   transform.add_upstream_node(anomalies_gate)
+  if drift_gate:
+    transform.add_upstream_node(drift_gate)
   embedding_trainer = None
   if hparams.pretrains_embeddings:
     # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
@@ -302,10 +360,11 @@ def _nodes(
     for node in (
       example_gen,
       review_example_gen,
-      statistics_gen,
-      schema_gen,
+      *((schema_gen, statistics_gen) if spans else (statistics_gen, schema_gen)),
       example_validator,
       anomalies_gate,
+      distribution_validator,
+      drift_gate,
       transform,
       embedding_trainer,
       trainer,

@@ -86,3 +86,20 @@ def test_gate_raises_listing_every_anomaly(anomalies_uri):
 def test_gate_passes_clean_splits(anomalies_uri):
   output = _run_gate(anomalies_uri, ["train"])
   assert output.read() == 0
+
+
+def test_describe_anomalies_reads_reasons_of_distribution_validators_split_pairs(tmp_path):
+  # As DistributionValidator writes a drifted feature: reasons only, under SplitPair-.
+  anomalies = anomalies_pb2.Anomalies()
+  reason = anomalies.anomaly_info["label"].reason.add()
+  reason.short_description = "High Linfty distance between current and previous"
+  reason.description = "The Linfty distance between current and previous is 0.39, above 0.1."
+  uri = str(tmp_path / "drift")
+  _write(uri, "unused", anomalies_pb2.Anomalies())
+  os.rename(os.path.join(uri, "Split-unused"), os.path.join(uri, "SplitPair-train_train"))
+  with open(os.path.join(uri, "SplitPair-train_train", "SchemaDiff.pb"), "wb") as f:
+    f.write(anomalies.SerializeToString())
+  assert anomalies_gate.describe_anomalies(uri, ["train_train"]) == [
+    "train_train/label: High Linfty distance between current and previous (The Linfty "
+    "distance between current and previous is 0.39, above 0.1.)"
+  ]

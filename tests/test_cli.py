@@ -157,3 +157,51 @@ def test_evaluate_dir_without_saved_model(runner, tmp_path):
   result = runner.invoke(cli.main, ["evaluate", "--model-dir", str(tmp_path)])
   assert result.exit_code == 1
   assert "no SavedModel" in result.output
+
+
+@pytest.mark.parametrize(
+  "args, message",
+  [
+    (["--max-label-linf", "0"], "--max-label-linf"),
+    (["--max-length-js", "1.5"], "--max-length-js"),
+    (["--window-spans", "0"], "--window-spans"),
+    (["--input-pattern", "reviews/*.jsonl"], "names no span"),
+  ],
+)
+def test_run_rejects_bad_span_options(runner, tmp_path, args, message):
+  (tmp_path / "spans").mkdir()
+  out = tmp_path / "out"
+  result = runner.invoke(
+    cli.main, ["run", "--input-base", str(tmp_path / "spans"), *args, "--output-dir", str(out)]
+  )
+  assert result.exit_code == 2, result.output  # click usage error
+  assert message in result.output
+  assert not out.exists()
+
+
+def test_run_input_base_must_be_a_folder(runner, tmp_path):
+  result = runner.invoke(cli.main, ["run", "--input-base", str(tmp_path / "missing")])
+  assert result.exit_code == 2
+  assert "is not a folder" in result.output
+
+
+def test_schedule_airflow_carries_the_drift_thresholds(runner, tmp_path):
+  (tmp_path / "spans").mkdir()
+  result = runner.invoke(
+    cli.main,
+    [
+      "schedule",
+      "airflow",
+      "--input-base",
+      str(tmp_path / "spans"),
+      "--max-label-linf",
+      "0.2",
+      "--max-length-js",
+      "0.05",
+      "--output-dir",
+      str(tmp_path / "out"),
+    ],
+  )
+  assert result.exit_code == 0, result.output
+  assert "'max_label_linf': 0.2" in result.output
+  assert "'max_length_js': 0.05" in result.output

@@ -1,7 +1,8 @@
 """Continuous training on spans, end to end on small slices (checked through MLMD): each
 run ingests the newest span, trains on the window of spans so far and is blessed on the
-golden TFDS test split; a span with too many bad rows stops the run before anything is
-trained; `imdb-tfx spans make` writes the span folders."""
+golden TFDS test split; a span whose labels drifted from the previous span's stops the run
+before anything is trained, and never enters a later window nor becomes a baseline;
+`imdb-tfx spans make` writes the span folders. (Bad rows: test_review_example_gen.py.)"""
 
 import os
 
@@ -59,6 +60,18 @@ def _input_spans(store, execution, key):
   return sorted(a.properties["span"].int_value for a in artifacts)
 
 
+INPUT, OUTPUT = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
+COMPLETE, FAILED = metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.FAILED
+
+
+def _artifact_ids(store, execution, key, event_type):
+  return [
+    e.artifact_id
+    for e in store.get_events_by_execution_ids([execution.id])
+    if e.type == event_type and e.path.steps[0].key == key
+  ]
+
+
 def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
   spans_dir = str(tmp_path / "spans")
   made = CliRunner().invoke(
@@ -69,17 +82,17 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
       "--out",
       spans_dir,
       "--spans",
-      "3",
+      "4",
       "--split",
-      "train[:3%]",
-      "--bad-rows",
-      "3:40",
+      "train[:4%]",
+      "--drift",
+      "3:label-skew",
       "--tfds-data-dir",
       tfds_data_dir,
     ],
   )
   assert made.exit_code == 0, made.output
-  assert sorted(os.listdir(spans_dir)) == ["span-1", "span-2", "span-3"]
+  assert sorted(os.listdir(spans_dir)) == ["span-1", "span-2", "span-3", "span-4"]
   paths = OutputPaths(str(tmp_path / "out"))
 
   first = _run(paths, spans_dir, span=1)
@@ -99,9 +112,29 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
     for e in store.get_events_by_execution_ids([evaluators[-1].id])
   )
 
-  # Span 3: 40 bad rows among about 250 (well over 1%): stopped at ingestion, nothing
-  # trained or pushed, version 2 still the latest.
-  with pytest.raises(Exception, match="rows refused"):
-    _run(paths, spans_dir)
-  assert len(_node_executions(store, "Trainer")) == 2
+  # Span 3 kept a tenth of its negative reviews: about 90% positive against span 2's
+  # 50%, far past the L-infinity threshold of 0.1. Stopped before Transform.
+  with pytest.raises(Exception, match=r"drift in 1 feature of span 3") as drift:
+    _run(paths, spans_dir, span=3)
+  message = str(drift.value)
+  assert "train_train/label: High Linfty distance" in message and "threshold 0.1" in message
+  assert "review_length" not in message  # the lengths kept their distribution
+  assert len(_node_executions(store, "Transform")) == 2
   assert sorted(os.listdir(paths.serving_model_dir))[-1] == os.path.basename(second.pushed_path)
+
+  # Span 4 is ordinary: compared with span 2 (the last span that passed), not span 3, it
+  # passes, and the window leaves span 3 out.
+  fourth = _run(paths, spans_dir)
+  assert fourth.pushed_path
+  transforms = _node_executions(store, "Transform")
+  assert _input_spans(store, transforms[-1], "examples") == [1, 2, 4]
+  # Span 3 and span 4 were both compared with span 2's validated statistics.
+  gates = _node_executions(store, "DriftGate")
+  assert [g.last_known_state for g in gates] == [COMPLETE, COMPLETE, FAILED, COMPLETE]
+  assert _artifact_ids(store, gates[2], "validated_examples", OUTPUT) == []  # span 3
+  span_2_statistics = _artifact_ids(store, gates[1], "validated_statistics", OUTPUT)
+  validators = _node_executions(store, "DistributionValidator")
+  assert [_artifact_ids(store, e, "baseline_statistics", INPUT) for e in validators[2:]] == [
+    span_2_statistics,
+    span_2_statistics,
+  ]
