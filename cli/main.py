@@ -8,7 +8,7 @@ command runs, and so before anything imports TensorFlow.
 
 import click
 
-from cli import analysis, run, schedule, serving, spans
+from cli import analysis, history, run, schedule, serving, spans
 from core import environment
 
 
@@ -29,6 +29,7 @@ for command in (
   serving.predict,
   serving.status,
   spans.spans,
+  history.history,
 ):
   main.add_command(command)
 

@@ -4,6 +4,7 @@ golden TFDS test split; a span whose labels drifted from the previous span's sto
 before anything is trained, and never enters a later window nor becomes a baseline;
 `imdb-tfx spans make` writes the span folders. (Bad rows: test_review_example_gen.py.)"""
 
+import json
 import os
 
 import pytest
@@ -138,3 +139,19 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
     span_2_statistics,
     span_2_statistics,
   ]
+
+  # imdb-tfx history reads the same story back from MLMD, a run to a line.
+  shown = CliRunner().invoke(cli.main, ["history", "--output-dir", paths.output_dir, "--json"])
+  assert shown.exit_code == 0, shown.output
+  runs = [json.loads(line) for line in shown.output.splitlines() if line.startswith("{")]
+  assert [(r["span"], r["drift"], r["window"], r["failed_at"]) for r in runs] == [
+    (1, "passed", [1], None),
+    (2, "passed", [1, 2], None),
+    (3, "drift", [], "DriftGate"),
+    (4, "passed", [1, 2, 4], None),
+  ]
+  assert [r["pushed_version"] for r in runs if r["pushed_version"]] == sorted(
+    os.listdir(paths.serving_model_dir)
+  )
+  assert all(r["reviews"] > 0 and r["rejected"] == 0 for r in runs)
+  assert runs[3]["trainer"] == "ran" and 0 <= runs[3]["accuracy"] <= 1

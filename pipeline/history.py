@@ -1,0 +1,170 @@
+"""The history of a pipeline's runs, read back from ML Metadata: per run, the span it
+ingested, the rows refused, the drift check, the window trained on, the candidate's test
+accuracy, the blessing and the version pushed (``imdb-tfx history``).
+
+Why our own: TFX records all of this in MLMD but gives no per-run view of it; the MLMD
+queries here follow TFX's own contexts (``pipeline_run`` per run, ``node`` per
+component).
+"""
+
+import dataclasses
+import datetime
+import os
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import mlmd_queries
+from pipeline.summary import evaluation_metrics
+
+RUN_CONTEXT_TYPE = "pipeline_run"
+_FAILED = metadata_store_pb2.Execution.FAILED
+_STATES = {
+  metadata_store_pb2.Execution.COMPLETE: "ran",
+  metadata_store_pb2.Execution.CACHED: "cached",
+  metadata_store_pb2.Execution.FAILED: "failed",
+  metadata_store_pb2.Execution.RUNNING: "interrupted",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+  """One pipeline run as MLMD recorded it.
+
+  Attributes:
+    run_id: TFX's pipeline run id.
+    started: when its first execution was registered (seconds since the epoch, UTC).
+    span, version: of the Examples the run's ReviewExampleGen published (or reused); None
+      without spans (TFDS) or when ingestion failed.
+    reviews, rejected: rows kept and refused by the ingestion (None without spans).
+    drift: ``passed``, ``drift`` (DriftGate stopped the run) or None (no check ran).
+    window: the spans Transform read (empty when Transform did not run, or without spans).
+    trainer: ``ran``, ``cached``, ``failed``, ``interrupted`` or None (never reached).
+    accuracy: the candidate's overall ``binary_accuracy`` on the golden test split.
+    blessed: the Evaluator's verdict (None when it did not run).
+    pushed_version: the serving version the Pusher wrote (None: nothing pushed).
+    failed_at: the component whose execution failed, if one did.
+  """
+
+  run_id: str
+  started: float
+  span: int | None = None
+  version: int | None = None
+  reviews: int | None = None
+  rejected: int | None = None
+  drift: str | None = None
+  window: tuple[int, ...] = ()
+  trainer: str | None = None
+  accuracy: float | None = None
+  blessed: bool | None = None
+  pushed_version: str | None = None
+  failed_at: str | None = None
+
+
+def read_history(
+  connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str
+) -> list[RunRecord]:
+  """Every run of ``pipeline_name`` in the store, oldest first.
+
+  Raises:
+    FileNotFoundError: a SQLite store that does not exist (nothing has run there).
+  """
+  if connection_config.HasField("sqlite") and not os.path.exists(
+    connection_config.sqlite.filename_uri
+  ):
+    raise FileNotFoundError(f"no ML Metadata store at {connection_config.sqlite.filename_uri}")
+  store = metadata_store.MetadataStore(connection_config)
+  prefix = f"{pipeline_name}."
+  records = []
+  for context in store.get_contexts_by_type(RUN_CONTEXT_TYPE):
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    by_node = {}
+    for execution in executions:
+      for node_context in store.get_contexts_by_execution(execution.id):
+        if node_context.type == mlmd_queries.NODE_CONTEXT_TYPE and node_context.name.startswith(
+          prefix
+        ):
+          by_node[node_context.name[len(prefix) :]] = execution
+    if by_node:
+      records.append(_record(store, context.name, executions, by_node))
+  return sorted(records, key=lambda r: r.started)
+
+
+def _record(store, run_id, executions, by_node) -> RunRecord:
+  """A ``RunRecord`` from one run's executions by node id."""
+  fields = {"run_id": run_id, "started": executions[0].create_time_since_epoch / 1e3}
+  failed = [node for node, e in by_node.items() if e.last_known_state == _FAILED]
+  fields["failed_at"] = failed[0] if failed else None
+  if "ReviewExampleGen" in by_node:
+    outputs = mlmd_queries.execution_outputs(store, by_node["ReviewExampleGen"].id)
+    if outputs.get("examples"):
+      examples = outputs["examples"][0]
+      fields["span"] = examples.properties["span"].int_value
+      fields["version"] = examples.properties["version"].int_value
+    if outputs.get("rejected_rows"):
+      counts = outputs["rejected_rows"][0].custom_properties
+      fields["reviews"] = counts["num_reviews"].int_value if "num_reviews" in counts else None
+      fields["rejected"] = counts["num_rejected"].int_value if "num_rejected" in counts else None
+  if "DriftGate" in by_node:
+    fields["drift"] = "drift" if by_node["DriftGate"].last_known_state == _FAILED else "passed"
+  if "Transform" in by_node:
+    fields["window"] = _input_spans(store, by_node["Transform"].id, "examples")
+  if "Trainer" in by_node:
+    fields["trainer"] = _STATES.get(by_node["Trainer"].last_known_state, "?")
+  if "Evaluator" in by_node:
+    outputs = mlmd_queries.execution_outputs(store, by_node["Evaluator"].id)
+    if outputs.get("evaluation"):
+      fields["accuracy"] = evaluation_metrics(outputs["evaluation"][0].uri).get("binary_accuracy")
+    if outputs.get("blessing"):
+      blessed = outputs["blessing"][0].custom_properties.get("blessed")
+      fields["blessed"] = bool(blessed.int_value) if blessed is not None else None
+  if "Pusher" in by_node:
+    outputs = mlmd_queries.execution_outputs(store, by_node["Pusher"].id)
+    pushed = outputs.get("pushed_model", [None])[0]
+    if pushed is not None and pushed.custom_properties["pushed"].int_value:
+      fields["pushed_version"] = pushed.custom_properties["pushed_version"].string_value
+  return RunRecord(**fields)
+
+
+def _input_spans(store, execution_id: int, key: str) -> tuple[int, ...]:
+  """The ``span`` properties of an execution's input artifacts under ``key``, sorted."""
+  events = [
+    e
+    for e in store.get_events_by_execution_ids([execution_id])
+    if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == key
+  ]
+  artifacts = store.get_artifacts_by_id([e.artifact_id for e in events])
+  return tuple(sorted(a.properties["span"].int_value for a in artifacts if "span" in a.properties))
+
+
+def format_history(records: list[RunRecord]) -> str:
+  """A plain-text table of ``records``, a run to a line; ``-`` where a value is absent."""
+  header = ("started (UTC)", "span", "reviews", "refused", "drift", "window", "trainer")
+  header += ("test acc", "blessed", "pushed", "failed at")
+  rows = [header]
+  for r in records:
+    rows.append(
+      (
+        datetime.datetime.fromtimestamp(r.started, datetime.timezone.utc).strftime(
+          "%Y-%m-%d %H:%M:%S"
+        ),
+        "-" if r.span is None else f"{r.span}.v{r.version}",
+        _text(r.reviews),
+        _text(r.rejected),
+        _text(r.drift),
+        ",".join(map(str, r.window)) or "-",
+        _text(r.trainer),
+        "-" if r.accuracy is None else f"{r.accuracy:.4f}",
+        "-" if r.blessed is None else ("yes" if r.blessed else "no"),
+        _text(r.pushed_version),
+        _text(r.failed_at),
+      )
+    )
+  widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+  return "\n".join(
+    "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+  )
+
+
+def _text(value) -> str:
+  return "-" if value is None else str(value)
