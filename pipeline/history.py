@@ -74,17 +74,11 @@ def read_history(
   ):
     raise FileNotFoundError(f"no ML Metadata store at {connection_config.sqlite.filename_uri}")
   store = metadata_store.MetadataStore(connection_config)
-  prefix = f"{pipeline_name}."
+  node_of = mlmd_queries.executions_by_node(store, pipeline_name)
   records = []
   for context in store.get_contexts_by_type(RUN_CONTEXT_TYPE):
     executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-    by_node = {}
-    for execution in executions:
-      for node_context in store.get_contexts_by_execution(execution.id):
-        if node_context.type == mlmd_queries.NODE_CONTEXT_TYPE and node_context.name.startswith(
-          prefix
-        ):
-          by_node[node_context.name[len(prefix) :]] = execution
+    by_node = {node_of[e.id]: e for e in executions if e.id in node_of}
     if by_node:
       records.append(_record(store, context.name, executions, by_node))
   return sorted(records, key=lambda r: r.started)
@@ -102,9 +96,9 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
       fields["span"] = examples.properties["span"].int_value
       fields["version"] = examples.properties["version"].int_value
     if outputs.get("rejected_rows"):
-      counts = outputs["rejected_rows"][0].custom_properties
-      fields["reviews"] = counts["num_reviews"].int_value if "num_reviews" in counts else None
-      fields["rejected"] = counts["num_rejected"].int_value if "num_rejected" in counts else None
+      counts = outputs["rejected_rows"][0]
+      fields["reviews"] = mlmd_queries.custom_property(counts, "num_reviews")
+      fields["rejected"] = mlmd_queries.custom_property(counts, "num_rejected")
   if "DriftGate" in by_node:
     fields["drift"] = "drift" if by_node["DriftGate"].last_known_state == _FAILED else "passed"
   if "Transform" in by_node:
@@ -116,13 +110,13 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
     if outputs.get("evaluation"):
       fields["accuracy"] = evaluation_metrics(outputs["evaluation"][0].uri).get("binary_accuracy")
     if outputs.get("blessing"):
-      blessed = outputs["blessing"][0].custom_properties.get("blessed")
-      fields["blessed"] = bool(blessed.int_value) if blessed is not None else None
+      blessed = mlmd_queries.custom_property(outputs["blessing"][0], "blessed")
+      fields["blessed"] = None if blessed is None else bool(blessed)
   if "Pusher" in by_node:
     outputs = mlmd_queries.execution_outputs(store, by_node["Pusher"].id)
     pushed = outputs.get("pushed_model", [None])[0]
-    if pushed is not None and pushed.custom_properties["pushed"].int_value:
-      fields["pushed_version"] = pushed.custom_properties["pushed_version"].string_value
+    if pushed is not None and mlmd_queries.custom_property(pushed, "pushed"):
+      fields["pushed_version"] = mlmd_queries.custom_property(pushed, "pushed_version")
   return RunRecord(**fields)
 
 

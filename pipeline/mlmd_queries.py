@@ -42,3 +42,24 @@ def execution_outputs(
       key = event.path.steps[0].key if event.path.steps else ""
       by_key.setdefault(key, []).append(event.artifact_id)
   return {k: list(store.get_artifacts_by_id(ids)) for k, ids in by_key.items()}
+
+
+def custom_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | str | None:
+  """An artifact's int or string custom property (``blessed``, ``pushed_version``, ...);
+  None when it has none by that name."""
+  value = artifact.custom_properties.get(name)
+  if value is None:
+    return None
+  return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def executions_by_node(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
+  """Execution id -> node id for every execution of ``pipeline_name``'s components (one
+  query per component)."""
+  prefix = f"{pipeline_name}."
+  nodes = {}
+  for context in store.get_contexts_by_type(NODE_CONTEXT_TYPE):
+    if context.name.startswith(prefix):
+      for execution in store.get_executions_by_context(context.id):
+        nodes[execution.id] = context.name[len(prefix) :]
+  return nodes

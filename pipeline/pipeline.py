@@ -195,6 +195,10 @@ def _previous_created(artifacts):
   return ops.Slice(ops.LatestCreateTime(artifacts, n=2), start=0, stop=1)
 
 
+# DistributionValidator's baseline names the gate's output before the gate is built.
+_DRIFT_GATE_ID = "DriftGate"
+
+
 def _baseline_statistics(statistics_gen, drift_gate_id: str):
   """The statistics a new span is compared with: those of the newest span that passed the
   drift check before this run (``drift_gate_id``'s ``validated_statistics``), so a span
@@ -281,7 +285,7 @@ def _nodes(
   if spans:
     distribution_validator = DistributionValidator(
       statistics=statistics_gen.outputs["statistics"],
-      baseline_statistics=_baseline_statistics(statistics_gen, "DriftGate"),
+      baseline_statistics=_baseline_statistics(statistics_gen, _DRIFT_GATE_ID),
       config=make_drift_config(spans.max_label_linf, spans.max_length_js),
       include_split_pairs=[(TRAIN, TRAIN)],
     )
@@ -291,7 +295,7 @@ def _nodes(
       anomalies=distribution_validator.outputs["anomalies"],
       examples=new_examples,
       statistics=statistics_gen.outputs["statistics"],
-    ).with_id("DriftGate")
+    ).with_id(_DRIFT_GATE_ID)
     drift_gate.add_upstream_node(anomalies_gate)
     training_examples = _window(drift_gate, spans.window_spans)
   transform = tfx.components.Transform(

@@ -88,13 +88,6 @@ class RunSummary:
     return "\n".join(lines)
 
 
-def _custom(artifact, name):
-  value = artifact.custom_properties.get(name)
-  if value is None:
-    return None
-  return value.int_value if value.HasField("int_value") else value.string_value
-
-
 def evaluation_metrics(evaluation_uri: str) -> dict[str, float]:
   """Overall-slice metrics of the candidate model from an Evaluator's ModelEvaluation
   (``tfma.load_metrics``; diffs against the baseline are left out)."""
@@ -176,10 +169,10 @@ def summarize(
       uri = outputs["evaluation"][0].uri
       metrics = evaluation_metrics(uri)
       blessing = outputs.get("blessing", [None])[0]
-      blessed = bool(_custom(blessing, "blessed")) if blessing else None
+      blessed = bool(mlmd_queries.custom_property(blessing, "blessed")) if blessing else None
       reasons = [] if blessed else validation_failures(uri)
     if node_id == "Pusher" and outputs.get("pushed_model"):
       artifact = outputs["pushed_model"][0]
-      if _custom(artifact, "pushed"):
-        pushed = _custom(artifact, "pushed_destination")
+      if mlmd_queries.custom_property(artifact, "pushed"):
+        pushed = mlmd_queries.custom_property(artifact, "pushed_destination")
   return RunSummary(components, metrics, blessed, reasons, pushed)
