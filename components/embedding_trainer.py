@@ -9,6 +9,11 @@ and the DAG run failed. This component's outputs have their own keys (``embeddin
 ``pretraining_run``), keep TFX's artifact types (Model, ModelRun) and the Model's
 ``Format-Serving`` layout, so the Trainer takes ``embeddings`` as its standard
 ``base_model`` (TFX's warm start).
+
+With spans it is also given the serving (latest blessed) Model, ``warm_start_model``, and
+names it in its own Model (``models.warm_start.write_source``): the Trainer has a single
+``base_model``, and its warm start needs both the word2vec vectors of the new vocabulary
+(for the new tokens) and the serving model's weights.
 """
 
 import json
@@ -17,7 +22,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from models import pretraining
+from models import pretraining, warm_start
 from models.hparams import HParams
 
 
@@ -27,6 +32,7 @@ def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) li
   transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
   embeddings: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
   pretraining_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
+  warm_start_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
   splits: tfx.dsl.components.Parameter[str] = "train,unlabelled",
   custom_config: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
@@ -39,6 +45,8 @@ def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) li
       [vocab_size + num_oov_buckets + 1, embedding_dim], one row per token id) and
       ``Format-Serving/word_vectors.bin`` (word2vec format, keyed by word).
     pretraining_run: output ModelRun: ``pretraining_summary.json``.
+    warm_start_model: optional, the serving model the Trainer warm-starts from; its
+      SavedModel directory is named in ``Format-Serving/warm_start.json``.
     splits: comma-separated split names of ``examples`` to read.
     custom_config: JSON of ``HParams.pretraining_custom_config()`` (plus the runner's
       ``code_version``).
@@ -58,10 +66,9 @@ def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) li
   patterns = [
     io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], name)) for name in names
   ]
-  pretraining.pretrain(
-    patterns,
-    transform_graph.uri,
-    hp,
-    path_utils.serving_model_dir(embeddings.uri),
-    pretraining_run.uri,
-  )
+  model_dir = path_utils.serving_model_dir(embeddings.uri)
+  pretraining.pretrain(patterns, transform_graph.uri, hp, model_dir, pretraining_run.uri)
+  if warm_start_model is not None:
+    warm_start.write_source(
+      model_dir, path_utils.serving_model_dir(warm_start_model.uri), warm_start_model.id
+    )

@@ -132,6 +132,9 @@ class HParams:
       0 or 1 = off (every batch max_length wide); always off on TPU (static shapes) and
       with several workers.
     epochs: maximum training epochs (early stopping on the eval split may end sooner).
+    warm_start_epochs: maximum epochs of a run warm-started from the serving model
+      (``models.warm_start``), at the learning rate the full schedule reaches in its last
+      epoch.
     early_stopping_monitor: the eval-split metric early stopping watches and whose best
       epoch's weights are kept (``val_accuracy`` or ``val_loss``).
     early_stopping_patience: epochs without improvement before stopping.
@@ -175,6 +178,7 @@ class HParams:
   batch_size: int | None = None
   length_buckets: int = 8
   epochs: int = 3
+  warm_start_epochs: int = 1
   early_stopping_monitor: str = "val_accuracy"
   early_stopping_patience: int = 1
   strategy: str = "auto"
@@ -207,6 +211,7 @@ class HParams:
       "lstm_units",
       "dense_units",
       "epochs",
+      "warm_start_epochs",
       "num_oov_buckets",
       "num_heads",
       "ff_dim",

@@ -21,9 +21,10 @@ from absl import logging
 # pay for at startup.
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from core import features
 from models import inputs as inputs_lib
 from models import model as model_lib
-from models import naive_bayes, pretraining, signatures, stacking, throughput
+from models import naive_bayes, pretraining, signatures, stacking, throughput, warm_start
 from models.hparams import HParams
 from models.progress import TrainingProgress
 from models.strategy import (
@@ -178,13 +179,15 @@ class TrainingInputs:
 class BuiltModels:
   """The models ``models.model.build`` returns, under the strategy: ``model`` (trained),
   ``explain_model`` (the same layers and weights, exported), ``wide_model`` (the linear
-  naive-Bayes half, with ``hp.nb_wide``) and ``summary`` (what went into them, for
-  ``training_summary.json``)."""
+  naive-Bayes half, with ``hp.nb_wide``), ``summary`` (what went into them, for
+  ``training_summary.json``) and ``hparams`` (what they train with: the run's, or
+  ``warm_start.continuation_hparams``' when warm-started)."""
 
   model: keras.Model
   explain_model: keras.Model
   wide_model: keras.Model | None
   summary: dict[str, object]
+  hparams: HParams
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -204,7 +207,9 @@ def run_fn(fn_args: FnArgs) -> None:
   writes exactly as before.
 
   With a ``fn_args.base_model`` (the ``EmbeddingTrainer``'s Model, ``models.pretraining``)
-  the token embedding starts from its word2vec vectors (``set_pretrained_embeddings``).
+  the token embedding starts from its word2vec vectors (``set_pretrained_embeddings``);
+  when it names a serving model to warm-start from (or is one), the model starts from
+  that model's weights and trains for ``hp.warm_start_epochs`` (``models.warm_start``).
 
   With ``hp.nb_wide`` it first counts the naive-Bayes ratios and trains the linear
   naive-Bayes model alone (``train_naive_bayes``), then trains the attention model exactly
@@ -232,13 +237,15 @@ def run_fn(fn_args: FnArgs) -> None:
     worker_write_dir(fn_args.model_run_dir, role) as log_dir,
     worker_write_dir(fn_args.serving_model_dir, role) as export_dir,
   ):
-    built = build_models(hp, strategy, inputs.steps_per_epoch, fn_args.base_model)
+    built = build_models(
+      hp, strategy, inputs.steps_per_epoch, fn_args.base_model, inputs.transform_output
+    )
     summary = dict(built.summary)
     if hp.nb_wide:
       summary["naive_bayes"] = train_naive_bayes(
         built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch, inputs.counting()
       )
-    history, speed = fit(built.model, hp, inputs, log_dir)
+    history, speed = fit(built.model, built.hparams, inputs, log_dir)
     explain_model = exportable_model(built.explain_model, hp, strategy)
     if hp.nb_wide:
       # With the attention model's best epoch restored. The copy of a multi-worker run
@@ -350,22 +357,74 @@ def training_inputs(
 
 
 def build_models(
-  hp: HParams, strategy: tf.distribute.Strategy, steps_per_epoch: int, base_model: str | None
+  hp: HParams,
+  strategy: tf.distribute.Strategy,
+  steps_per_epoch: int,
+  base_model: str | None,
+  transform_output: tft.TFTransformOutput | None = None,
 ) -> BuiltModels:
   """The training, explanation and (``hp.nb_wide``) naive-Bayes models, built in
-  ``strategy``'s scope; with a ``base_model`` (the ``EmbeddingTrainer``'s Model) the token
-  embedding starts from its word2vec vectors (``set_pretrained_embeddings``).
+  ``strategy``'s scope.
+
+  With a ``base_model`` holding word2vec vectors (the ``EmbeddingTrainer``'s Model) the
+  token embedding starts from them (``set_pretrained_embeddings``). When ``base_model``
+  names a serving model (``warm_start.source``) the models are built with
+  ``warm_start.continuation_hparams`` and start from that model's weights, the token
+  embedding carried over by token onto ``transform_output``'s vocabulary
+  (``warm_start.warm_start``); a serving model whose architecture does not fit is logged,
+  recorded as ``warm_start.skipped`` in the summary, and the models are built afresh.
 
   Raises:
     FileNotFoundError, ValueError: as ``pretraining.load_embeddings``.
   """
+  source = warm_start.source(base_model)
+  word2vec = base_model if base_model and base_model != source else None
+  if source:
+    try:
+      return _build(
+        warm_start.continuation_hparams(hp),
+        strategy,
+        steps_per_epoch,
+        word2vec,
+        (source, transform_output),
+      )
+    except warm_start.IncompatibleModelError as e:
+      logging.warning("No warm start, training from scratch: %s", e)
+      built = _build(hp, strategy, steps_per_epoch, word2vec)
+      built.summary["warm_start"] = {"model": source, "skipped": str(e)}
+      return built
+  return _build(hp, strategy, steps_per_epoch, word2vec)
+
+
+def _build(
+  hp: HParams,
+  strategy: tf.distribute.Strategy,
+  steps_per_epoch: int,
+  word2vec: str | None,
+  warm_from: tuple[str, tft.TFTransformOutput] | None = None,
+) -> BuiltModels:
+  """``build_models``' models for ``hp``: the word2vec vectors of ``word2vec`` (a base
+  model directory), then the weights of ``warm_from`` = (serving SavedModel, the new
+  TransformGraph), each when given.
+
+  Raises:
+    warm_start.IncompatibleModelError: as ``warm_start.warm_start``.
+  """
   summary = {}
   with strategy.scope():
     model, explain_model = model_lib.build(hp, steps_per_epoch)
-    if base_model:
-      summary["pretrained_embeddings"] = set_pretrained_embeddings(model, hp, base_model)
+    if word2vec:
+      summary["pretrained_embeddings"] = set_pretrained_embeddings(model, hp, word2vec)
+    if warm_from:
+      saved_model_dir, transform_output = warm_from
+      vocabulary = transform_output.vocabulary_by_name(features.VOCABULARY_NAME)
+      summary["warm_start"] = {
+        **warm_start.warm_start(explain_model, hp, saved_model_dir, vocabulary),
+        "epochs": hp.epochs,
+        "learning_rate": hp.learning_rate,
+      }
     wide_model = model_lib.naive_bayes_model(explain_model, hp) if hp.nb_wide else None
-  return BuiltModels(model, explain_model, wide_model, summary)
+  return BuiltModels(model, explain_model, wide_model, summary, hp)
 
 
 def fit(model: keras.Model, hp: HParams, inputs: TrainingInputs, log_dir: str):
