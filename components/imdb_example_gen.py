@@ -100,9 +100,10 @@ def is_eval_example(text: bytes, eval_percent: int) -> bool:
   return bucket < eval_percent
 
 
-def to_tf_example(text: bytes, label: int | None) -> tf.train.Example:
+def to_tf_example(text: bytes, label: int | None, span: int | None = None) -> tf.train.Example:
   """Builds the raw tf.Example (feature keys and types in ``core.features``); an
-  unlabelled review (``label`` None) gets no ``label`` feature."""
+  unlabelled review (``label`` None) gets no ``label`` feature, and only a review with a
+  ``span`` a ``span`` feature."""
   num_words = len(text.split())
   feature = {
     features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
@@ -115,6 +116,8 @@ def to_tf_example(text: bytes, label: int | None) -> tf.train.Example:
     feature[features.LABEL_KEY] = tf.train.Feature(
       int64_list=tf.train.Int64List(value=[int(label)])
     )
+  if span is not None:
+    feature[features.SPAN_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=[span]))
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -140,7 +143,8 @@ def write_splits(
   Args:
     output_uri: the Examples artifact's directory.
     train_records: (text bytes, label int) pairs split into train and eval; None writes
-      neither split (the golden test set alone, when new reviews arrive as spans).
+      neither split (the golden test set alone, when new reviews arrive as spans; its
+      reviews then carry ``span`` 0, ``features.GOLDEN_SPAN``).
     test_records: (text bytes, label int) pairs for test.
     eval_percent: share of train_records sent to eval, in [1, 99].
     unlabelled_texts: review texts without labels, written as the ``unlabelled`` split
@@ -169,8 +173,10 @@ def write_splits(
         name = EVAL if is_eval_example(text, eval_percent) else TRAIN
         writers[name].write(to_tf_example(text, label).SerializeToString())
         counts[name] += 1
+      # Beside spans, the golden test reviews are span 0 (the Evaluator's slices).
+      test_span = features.GOLDEN_SPAN if train_records is None else None
       for text, label in test_records:
-        writers[TEST].write(to_tf_example(text, label).SerializeToString())
+        writers[TEST].write(to_tf_example(text, label, test_span).SerializeToString())
         counts[TEST] += 1
       for text in unlabelled_texts or ():
         writers[UNLABELLED].write(to_tf_example(text, None).SerializeToString())

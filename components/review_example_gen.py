@@ -30,6 +30,7 @@ import tensorflow as tf
 from apache_beam.io import fileio
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor, driver
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.components.base import base_beam_component, base_driver, executor_spec
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -232,8 +233,9 @@ def _ReviewFilesToExample(  # noqa: N802 - a PTransform, named like one
       os.path.join(rejected_uri, COUNTS_FILE), num_shards=1, shard_name_template=""
     )
   )
+  span = int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME])
   return kept.reviews | "ToExample" >> beam.Map(
-    lambda review: to_tf_example(review.text, review.label)
+    lambda review: to_tf_example(review.text, review.label, span)
   )
 
 

@@ -7,6 +7,10 @@ Raw features (written by ``components.imdb_example_gen``), one value per tf.Exam
 * ``review_length`` (int64): number of whitespace-separated words in ``text``.
 * ``length_bucket`` (bytes): ``review_length`` bucketed by ``LENGTH_BUCKET_BOUNDARIES``,
   for TFMA slicing.
+* ``span`` (int64, optional): with reviews arriving as spans, the span a review arrived
+  in (written by ``components.review_example_gen``), and 0 for TFDS's golden test split;
+  the Evaluator slices by it. Absent from the bootstrap's (TFDS-only) Examples; never an
+  input of the model.
 
 Transformed features (written by Transform's ``preprocessing_fn``):
 
@@ -21,6 +25,9 @@ TEXT_KEY = "text"
 LABEL_KEY = "label"
 REVIEW_LENGTH_KEY = "review_length"
 LENGTH_BUCKET_KEY = "length_bucket"
+SPAN_KEY = "span"
+# The ``span`` of the golden test reviews (TFDS's test split) in a pipeline of spans.
+GOLDEN_SPAN = 0
 
 TOKENS_KEY = "tokens"
 

@@ -17,10 +17,11 @@ RAW_SPEC = {
 }
 
 
-def _read_split(uri, split):
+def _read_split(uri, split, span=False):
   path = os.path.join(uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
   records = list(tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator())
-  return [tf.io.parse_single_example(r, RAW_SPEC) for r in records]
+  spec = {**RAW_SPEC, "span": tf.io.FixedLenFeature([1], tf.int64)} if span else RAW_SPEC
+  return [tf.io.parse_single_example(r, spec) for r in records]
 
 
 # --- length_bucket ------------------------------------------------------------------
@@ -89,6 +90,24 @@ def test_to_tf_example_features():
   assert list(long["review_length"].int64_list.value) == [300]
   assert list(long["length_bucket"].bytes_list.value) == [b"0256-0511"]
   assert list(long["label"].int64_list.value) == [0]
+
+
+def test_to_tf_example_with_a_span():
+  f = eg.to_tf_example(b"a review of span three", 1, 3).features.feature
+  assert set(f) == {"text", "label", "review_length", "length_bucket", "span"}
+  assert list(f["span"].int64_list.value) == [3]
+
+
+def test_write_splits_golden_test_alone_is_span_0(tmp_path):
+  # Beside spans (no train records) the golden test reviews are span 0; otherwise no span.
+  golden = str(tmp_path / "golden")
+  assert eg.write_splits(golden, None, iter(TEST_RECORDS)) == {"test": 30}
+  assert {int(ex["span"].numpy()[0]) for ex in _read_split(golden, "test", span=True)} == {0}
+  bootstrap = str(tmp_path / "bootstrap")
+  eg.write_splits(bootstrap, iter(TRAIN_RECORDS), iter(TEST_RECORDS))
+  path = os.path.join(bootstrap, "Split-test", "data_tfrecord-00000-of-00001.gz")
+  record = next(iter(tf.data.TFRecordDataset(path, compression_type="GZIP")))
+  assert "span" not in tf.train.Example.FromString(record.numpy()).features.feature
 
 
 def test_to_tf_example_without_label_for_unlabelled_reviews():

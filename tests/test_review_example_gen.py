@@ -1,9 +1,14 @@
 """ReviewExampleGen on span folders, run by TFX's LocalDagRunner: spans and versions
 resolved by TFX's driver, every refused row listed with its reason, golden test reviews
-kept out of training, a span with too many bad rows refused (checked through MLMD)."""
+kept out of training, a span with too many bad rows refused, an ingestion killed midway
+publishing nothing (checked through MLMD)."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -15,6 +20,7 @@ from tfx import v1 as tfx
 from components import review_example_gen as reg
 from components import review_files
 from components.imdb_example_gen import ImdbExampleGen
+from pipeline.layout import PIPELINE_NAME
 
 pytestmark = pytest.mark.e2e
 
@@ -114,6 +120,15 @@ def _count(split_uri):
   return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
 
 
+def _spans(split_uri):
+  """The ``span`` feature's values in a split."""
+  files = tf.io.gfile.glob(os.path.join(split_uri, "*"))
+  return {
+    tf.train.Example.FromString(r.numpy()).features.feature["span"].int64_list.value[0]
+    for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+  }
+
+
 @pytest.fixture(scope="module")
 def golden_text(tfds_data_dir):
   builder = tfds.builder("imdb_reviews", data_dir=tfds_data_dir)
@@ -147,6 +162,7 @@ def test_spans_rows_counted_refused_and_judged(tmp_path, tfds_data_dir, golden_t
   train = _count(os.path.join(examples.uri, "Split-train"))
   held_out = _count(os.path.join(examples.uri, "Split-eval"))
   assert train + held_out == 41 and held_out > 0
+  assert _spans(os.path.join(examples.uri, "Split-eval")) == {1}  # the Evaluator's slices
   refused = [(os.path.basename(r.file), r.line, r.reason) for r in _rejections(rejected)]
   assert refused == [
     ("day.jsonl", 41, review_files.GOLDEN_DUPLICATE),
@@ -191,4 +207,85 @@ def test_a_redelivered_span_is_ingested_again(tmp_path, tfds_data_dir):
     metadata_store_pb2.Execution.COMPLETE,
     metadata_store_pb2.Execution.CACHED,
     metadata_store_pb2.Execution.COMPLETE,
+  ]
+
+
+def test_ingestion_killed_midway_leaves_nothing_complete_and_the_next_run_completes(
+  tmp_path, tfds_data_dir
+):
+  spans, out = str(tmp_path / "spans"), str(tmp_path / "out")
+  rows = 20_000  # seconds of Beam work: time to kill it in the middle
+  _write_jsonl(os.path.join(spans, "span-1", "day.jsonl"), _reviews(rows, "big"))
+  command = [sys.executable, "-m", "cli.main", "run", "--quiet", "--input-base", spans]
+  command += ["--until", "ReviewExampleGen", "--test-split", GOLDEN_SPLIT]
+  command += ["--tfds-data-dir", tfds_data_dir, "--output-dir", out]
+  command += ["--beam-arg=--direct_running_mode=in_memory", "--hparam", "word2vec_epochs=0"]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  log = open(tmp_path / "killed.log", "wb")  # noqa: SIM115 - the child writes it
+  process = subprocess.Popen(
+    command, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+  )
+  config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+    os.path.join(out, "metadata.sqlite")
+  )
+  try:
+    started = _wait_for_running(config, "ReviewExampleGen", process, timeout=300)
+    assert started, (tmp_path / "killed.log").read_text()[-3000:]
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    log.close()
+  store = metadata_store.MetadataStore(config)
+  (killed,) = _node_executions(store, "ReviewExampleGen")
+  assert killed.last_known_state == metadata_store_pb2.Execution.RUNNING
+  assert _live(store, "Examples") == [] and _live(store, "RejectedRows") == []
+
+  completed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  runs = _node_executions(store, "ReviewExampleGen")
+  assert [e.last_known_state for e in runs] == [
+    metadata_store_pb2.Execution.RUNNING,
+    metadata_store_pb2.Execution.COMPLETE,
+  ]
+  (examples,) = _live(store, "Examples", producer=runs[1])
+  assert _custom(examples, "span") == 1 and _custom(examples, "num_reviews") == rows
+  assert (
+    _count(os.path.join(examples.uri, "Split-train"))
+    + _count(os.path.join(examples.uri, "Split-eval"))
+    == rows
+  )
+
+
+def _node_executions(store, node):
+  context = store.get_context_by_type_and_name("node", f"{PIPELINE_NAME}.{node}")
+  if context is None:
+    return []
+  return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+def _wait_for_running(config, node, process, timeout):
+  """Whether ``node`` has a RUNNING execution within ``timeout`` seconds, while
+  ``process`` runs."""
+  deadline = time.time() + timeout
+  while time.time() < deadline and process.poll() is None:
+    if os.path.exists(config.sqlite.filename_uri):
+      store = metadata_store.MetadataStore(config)
+      if any(
+        e.last_known_state == metadata_store_pb2.Execution.RUNNING
+        for e in _node_executions(store, node)
+      ):
+        return True
+    time.sleep(0.2)
+  return False
+
+
+def _live(store, type_name, producer=None):
+  """LIVE artifacts of ``type_name`` output by ReviewExampleGen (or ``producer``)."""
+  executions = [producer] if producer else _node_executions(store, "ReviewExampleGen")
+  events = store.get_events_by_execution_ids([e.id for e in executions])
+  ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
+  return [
+    a
+    for a in store.get_artifacts_by_type(type_name)
+    if a.id in ids and a.state == metadata_store_pb2.Artifact.LIVE
   ]
