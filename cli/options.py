@@ -8,7 +8,12 @@ from collections.abc import Callable
 import click
 
 from models.hparams import HParams, parse_overrides
-from pipeline.layout import DEFAULT_MAX_LABEL_LINF, DEFAULT_MAX_LENGTH_JS, SpanInput
+from pipeline.layout import (
+  DEFAULT_MAX_LABEL_LINF,
+  DEFAULT_MAX_LENGTH_JS,
+  DEFAULT_MAX_OOV_INCREASE,
+  SpanInput,
+)
 
 
 def parse_hparams(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -149,6 +154,22 @@ span_options = _apply(
     show_default=True,
     help="Drift: likewise for the review length histogram (Jensen-Shannon divergence).",
   ),
+  click.option(
+    "--max-oov-increase",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=DEFAULT_MAX_OOV_INCREASE,
+    show_default=True,
+    help="Drift: likewise when the share of the span's words outside the serving model's "
+    "vocabulary rose by more than this.",
+  ),
+  click.option(
+    "--warm-start/--no-warm-start",
+    default=True,
+    show_default=True,
+    help="Start training from the serving (latest blessed) model's weights, embedding rows "
+    "carried over by token, for --hparam warm_start_epochs epochs; --no-warm-start trains "
+    "from scratch every time. No effect until a model was blessed.",
+  ),
 )
 
 
@@ -160,6 +181,8 @@ def span_input(
   span=None,
   max_label_linf=DEFAULT_MAX_LABEL_LINF,
   max_length_js=DEFAULT_MAX_LENGTH_JS,
+  warm_start=True,
+  max_oov_increase=DEFAULT_MAX_OOV_INCREASE,
 ):
   """The ``pipeline.layout.SpanInput`` of the span options; None without ``--input-base``.
 
@@ -174,11 +197,13 @@ def span_input(
     return SpanInput(
       os.path.abspath(input_base),
       input_pattern,
-      span,
-      window_spans,
-      max_rejected_fraction,
-      max_label_linf,
-      max_length_js,
+      span=span,
+      window_spans=window_spans,
+      max_rejected_fraction=max_rejected_fraction,
+      max_label_linf=max_label_linf,
+      max_length_js=max_length_js,
+      max_oov_increase=max_oov_increase,
+      warm_start=warm_start,
     )
   except ValueError as e:
     raise click.BadParameter(str(e), param_hint="--input-pattern") from e

@@ -200,6 +200,8 @@ def run(
   max_rejected_fraction,
   max_label_linf,
   max_length_js,
+  max_oov_increase,
+  warm_start,
   span,
   tfds_data_dir,
   download,
@@ -235,8 +237,10 @@ def run(
     window_spans,
     max_rejected_fraction,
     span,
-    max_label_linf,
-    max_length_js,
+    max_label_linf=max_label_linf,
+    max_length_js=max_length_js,
+    warm_start=warm_start,
+    max_oov_increase=max_oov_increase,
   )
   with RunConsole(verbose) as console:
     # Everything is checked before anything is written; TensorFlow's import noise waits in

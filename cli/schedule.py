@@ -86,6 +86,8 @@ def schedule_airflow(
   max_rejected_fraction,
   max_label_linf,
   max_length_js,
+  max_oov_increase,
+  warm_start,
   tfds_data_dir,
   download,
   min_accuracy,
@@ -120,6 +122,8 @@ def schedule_airflow(
     max_rejected_fraction,
     max_label_linf=max_label_linf,
     max_length_js=max_length_js,
+    warm_start=warm_start,
+    max_oov_increase=max_oov_increase,
   )
   if spans:
     kwargs["spans"] = dataclasses.asdict(spans)

@@ -11,21 +11,26 @@ ACCURACY_METRIC = "binary_accuracy"
 def make_eval_config(
   min_accuracy: float = 0.85,
   max_accuracy_drop: float = 0.01,
+  by_span: bool = False,
 ) -> tfma.EvalConfig:
   """EvalConfig for the candidate (and, when the resolver finds one, the baseline) model.
 
   Metrics: ExampleCount, BinaryAccuracy, AUC, Precision, Recall, F1Score (decision
   threshold 0.5), Calibration (mean prediction / mean label) with CalibrationPlot, and a
-  ConfusionMatrixPlot. Slices: overall and by ``length_bucket`` (review word count).
+  ConfusionMatrixPlot. Slices: overall and by ``length_bucket`` (review word count), and
+  with ``by_span`` by ``span`` too.
 
-  Blessing requires BinaryAccuracy >= ``min_accuracy`` on the overall slice (the length
-  slices are reported, not gated) and, when a
-  baseline exists, no more than ``max_accuracy_drop`` below the baseline's (TFMA applies
-  change thresholds only when a baseline model is present).
+  Blessing requires BinaryAccuracy >= ``min_accuracy`` and, when a baseline exists, no
+  more than ``max_accuracy_drop`` below the baseline's (TFMA applies change thresholds
+  only when a baseline model is present), on the overall slice; with ``by_span`` on each
+  ``span`` slice instead: the golden test reviews (``span:0``) and the newest span's eval
+  reviews (``components.evaluation_examples``) each pass both. The length slices are
+  reported, not gated.
 
   Args:
     min_accuracy: value threshold on accuracy, in [0, 1].
     max_accuracy_drop: allowed absolute accuracy drop against the baseline, >= 0.
+    by_span: the examples carry ``span`` (a pipeline of spans).
 
   Raises:
     ValueError: a threshold out of range.
@@ -40,16 +45,15 @@ def make_eval_config(
       direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_accuracy_drop}
     ),
   )
+  # A model is judged on the whole test split (with spans: on the golden test and on the
+  # newest span, each), and the per-length slices are reported, not gated.
+  gated = tfma.SlicingSpec(feature_keys=[features.SPAN_KEY]) if by_span else tfma.SlicingSpec()
   metrics = [
     tfma.MetricConfig(class_name="ExampleCount"),
-    # Thresholds on the overall slice only: a model is judged on the whole test split,
-    # and the per-length slices are reported, not gated.
     tfma.MetricConfig(
       class_name="BinaryAccuracy",
       per_slice_thresholds=[
-        tfma.PerSliceMetricThreshold(
-          slicing_specs=[tfma.SlicingSpec()], threshold=accuracy_threshold
-        )
+        tfma.PerSliceMetricThreshold(slicing_specs=[gated], threshold=accuracy_threshold)
       ],
     ),
     tfma.MetricConfig(class_name="AUC"),
@@ -69,6 +73,10 @@ def make_eval_config(
         preprocessing_function_names=["transform_features"],
       )
     ],
-    slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
+    slicing_specs=[
+      tfma.SlicingSpec(),
+      tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY]),
+      *([gated] if by_span else []),
+    ],
     metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
   )

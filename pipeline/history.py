@@ -15,7 +15,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import mlmd_queries
-from pipeline.summary import evaluation_metrics
+from pipeline.summary import evaluation_metrics, newest_span_metrics, validation_failures
 
 RUN_CONTEXT_TYPE = "pipeline_run"
 _FAILED = metadata_store_pb2.Execution.FAILED
@@ -40,8 +40,13 @@ class RunRecord:
     drift: ``passed``, ``drift`` (DriftGate stopped the run) or None (no check ran).
     window: the spans Transform read (empty when Transform did not run, or without spans).
     trainer: ``ran``, ``cached``, ``failed``, ``interrupted`` or None (never reached).
-    accuracy: the candidate's overall ``binary_accuracy`` on the golden test split.
+    warm_start: the serving model version (the directory name the Pusher wrote) the
+      Trainer started from; None when it trained from scratch or did not run.
+    accuracy: the candidate's ``binary_accuracy`` on the golden test split.
+    span_accuracy: its ``binary_accuracy`` on the newest span's eval reviews (None
+      without spans).
     blessed: the Evaluator's verdict (None when it did not run).
+    not_blessed: why not, each failed threshold (``summary.validation_failures``).
     pushed_version: the serving version the Pusher wrote (None: nothing pushed).
     failed_at: the component whose execution failed, if one did.
   """
@@ -55,8 +60,11 @@ class RunRecord:
   drift: str | None = None
   window: tuple[int, ...] = ()
   trainer: str | None = None
+  warm_start: str | None = None
   accuracy: float | None = None
+  span_accuracy: float | None = None
   blessed: bool | None = None
+  not_blessed: tuple[str, ...] = ()
   pushed_version: str | None = None
   failed_at: str | None = None
 
@@ -105,19 +113,58 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
     fields["window"] = _input_spans(store, by_node["Transform"].id, "examples")
   if "Trainer" in by_node:
     fields["trainer"] = _STATES.get(by_node["Trainer"].last_known_state, "?")
+    fields["warm_start"] = _warm_start_version(store, by_node)
   if "Evaluator" in by_node:
     outputs = mlmd_queries.execution_outputs(store, by_node["Evaluator"].id)
     if outputs.get("evaluation"):
-      fields["accuracy"] = evaluation_metrics(outputs["evaluation"][0].uri).get("binary_accuracy")
+      uri = outputs["evaluation"][0].uri
+      fields["accuracy"] = evaluation_metrics(uri).get("binary_accuracy")
+      fields["span_accuracy"] = newest_span_metrics(uri).get("binary_accuracy")
     if outputs.get("blessing"):
       blessed = mlmd_queries.custom_property(outputs["blessing"][0], "blessed")
       fields["blessed"] = None if blessed is None else bool(blessed)
+      if blessed == 0 and outputs.get("evaluation"):
+        fields["not_blessed"] = tuple(validation_failures(outputs["evaluation"][0].uri))
   if "Pusher" in by_node:
     outputs = mlmd_queries.execution_outputs(store, by_node["Pusher"].id)
     pushed = outputs.get("pushed_model", [None])[0]
     if pushed is not None and mlmd_queries.custom_property(pushed, "pushed"):
       fields["pushed_version"] = mlmd_queries.custom_property(pushed, "pushed_version")
   return RunRecord(**fields)
+
+
+def _warm_start_version(store, by_node) -> str | None:
+  """The pushed version of the model the run's Trainer warm-started from: the model its
+  ``base_model`` is, or (with the word2vec pretraining) the EmbeddingTrainer was given as
+  ``warm_start_model``; None when there is none or it was never pushed."""
+  for node, key in (("EmbeddingTrainer", "warm_start_model"), ("Trainer", "base_model")):
+    if node not in by_node:
+      continue
+    events = [
+      e
+      for e in store.get_events_by_execution_ids([by_node[node].id])
+      if e.type == metadata_store_pb2.Event.INPUT and e.path.steps and e.path.steps[0].key == key
+    ]
+    models = store.get_artifacts_by_id([e.artifact_id for e in events])
+    if models and models[0].type_id == _model_type_id(store):
+      return _pushed_version(store, models[0].id)
+  return None
+
+
+def _model_type_id(store) -> int:
+  return store.get_artifact_type("Model").id
+
+
+def _pushed_version(store, model_id: int) -> str | None:
+  """The version the Pusher wrote for the Model ``model_id`` (None: never pushed)."""
+  for execution in store.get_executions_by_id(
+    {e.execution_id for e in store.get_events_by_artifact_ids([model_id])}
+  ):
+    outputs = mlmd_queries.execution_outputs(store, execution.id)
+    for pushed in outputs.get("pushed_model", []):
+      if mlmd_queries.custom_property(pushed, "pushed"):
+        return mlmd_queries.custom_property(pushed, "pushed_version")
+  return None
 
 
 def _input_spans(store, execution_id: int, key: str) -> tuple[int, ...]:
@@ -134,7 +181,7 @@ def _input_spans(store, execution_id: int, key: str) -> tuple[int, ...]:
 def format_history(records: list[RunRecord]) -> str:
   """A plain-text table of ``records``, a run to a line; ``-`` where a value is absent."""
   header = ("started (UTC)", "span", "reviews", "refused", "drift", "window", "trainer")
-  header += ("test acc", "blessed", "pushed", "failed at")
+  header += ("from", "test acc", "span acc", "blessed", "pushed", "failed at / why")
   rows = [header]
   for r in records:
     rows.append(
@@ -148,10 +195,12 @@ def format_history(records: list[RunRecord]) -> str:
         _text(r.drift),
         ",".join(map(str, r.window)) or "-",
         _text(r.trainer),
+        _text(r.warm_start),
         "-" if r.accuracy is None else f"{r.accuracy:.4f}",
+        "-" if r.span_accuracy is None else f"{r.span_accuracy:.4f}",
         "-" if r.blessed is None else ("yes" if r.blessed else "no"),
         _text(r.pushed_version),
-        _text(r.failed_at),
+        _text(r.failed_at or "; ".join(r.not_blessed) or None),
       )
     )
   widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

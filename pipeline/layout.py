@@ -30,6 +30,7 @@ NODE_IDS = (
   "EmbeddingTrainer",
   "Trainer",
   "latest_blessed_model_resolver",
+  "EvaluationExamples",
   "Evaluator",
   "Pusher",
 )
@@ -46,12 +47,19 @@ def node_ids(
     pretraining: whether the ``EmbeddingTrainer`` is built (``word2vec_epochs`` > 0).
     spans: whether new reviews arrive as spans (a ``SpanInput``): then ``ReviewExampleGen``
       ingests them, the curated schema is imported before the statistics (which it
-      types), and ``DistributionValidator`` and ``DriftGate`` compare each span with the
-      previous one.
+      types), ``DistributionValidator`` and ``DriftGate`` compare each span with the
+      previous one, the latest blessed model is resolved before ``DriftGate`` (whose
+      out-of-vocabulary rate uses its vocabulary) and the training that warm-starts from
+      it, and ``EvaluationExamples`` gathers the
+      golden test and the newest span's eval reviews for the Evaluator.
   """
   if spans:
     order = ["ImdbExampleGen", "ReviewExampleGen", "ImportSchemaGen", "StatisticsGen"]
     order += [n for n in NODE_IDS if NODE_IDS.index(n) > NODE_IDS.index("SchemaGen")]
+    # The serving model is resolved before the drift check (its vocabulary) and the
+    # training it warm-starts.
+    order.remove(_RESOLVER)
+    order.insert(order.index("DriftGate"), _RESOLVER)
   else:
     schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
     order = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
@@ -59,8 +67,9 @@ def node_ids(
   return tuple(n for n in order if pretraining or n != "EmbeddingTrainer")
 
 
+_RESOLVER = "latest_blessed_model_resolver"
 # The nodes only a pipeline of spans has.
-_SPAN_NODES = ("ReviewExampleGen", "DistributionValidator", "DriftGate")
+_SPAN_NODES = ("ReviewExampleGen", "DistributionValidator", "DriftGate", "EvaluationExamples")
 
 
 def check_last_node(
@@ -85,6 +94,7 @@ def check_last_node(
 # Drift thresholds between a span and the previous one (``pipeline.drift_config``).
 DEFAULT_MAX_LABEL_LINF = 0.1
 DEFAULT_MAX_LENGTH_JS = 0.1
+DEFAULT_MAX_OOV_INCREASE = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +113,10 @@ class SpanInput:
     max_label_linf: a span whose label distribution is further than this (L-infinity)
       from the previous span's stops the run (``pipeline.drift_config``).
     max_length_js: likewise for ``review_length`` (Jensen-Shannon divergence).
+    max_oov_increase: likewise when the share of the span's words outside the serving
+      model's vocabulary rose by more than this (``components.oov_rate``).
+    warm_start: the Trainer starts from the serving (latest blessed) model's weights when
+      there is one (``models.warm_start``); False trains every model from scratch.
 
   Raises:
     ValueError: a pattern without ``{SPAN}`` or a date, a window < 1, a fraction outside
@@ -116,6 +130,8 @@ class SpanInput:
   max_rejected_fraction: float = 0.01
   max_label_linf: float = DEFAULT_MAX_LABEL_LINF
   max_length_js: float = DEFAULT_MAX_LENGTH_JS
+  max_oov_increase: float = DEFAULT_MAX_OOV_INCREASE
+  warm_start: bool = True
 
   def __post_init__(self):
     if "{SPAN" not in self.input_pattern and "{YYYY}" not in self.input_pattern:
@@ -127,7 +143,7 @@ class SpanInput:
       raise ValueError(f"window_spans must be >= 1, got {self.window_spans}")
     if not 0 <= self.max_rejected_fraction <= 1:
       raise ValueError(f"max_rejected_fraction must be in [0, 1], got {self.max_rejected_fraction}")
-    for name in ("max_label_linf", "max_length_js"):
+    for name in ("max_label_linf", "max_length_js", "max_oov_increase"):
       if not 0 < getattr(self, name) <= 1:
         raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
 

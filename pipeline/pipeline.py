@@ -3,8 +3,12 @@
 ImdbExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleValidator ->
 AnomaliesGate -> Transform -> EmbeddingTrainer (word2vec pretraining of the token
 embedding; without it when ``word2vec_epochs`` is 0) -> Trainer -> (latest blessed Model
-resolver) -> Evaluator -> Pusher. Runners (``pipeline.runner``) own paths, metadata and
-orchestrators; ``pipeline.layout`` names the nodes without importing TFX.
+resolver) -> Evaluator -> Pusher. With spans (``SpanInput``), ReviewExampleGen ingests the
+newest span, DistributionValidator and DriftGate compare it with the previous one, Transform
+and the Trainer read a window of spans, the Trainer warm-starts from the serving model, and
+the Evaluator judges on the golden test split and the newest span (EvaluationExamples).
+Runners (``pipeline.runner``) own paths, metadata and orchestrators; ``pipeline.layout``
+names the nodes without importing TFX.
 """
 
 import json
@@ -22,6 +26,7 @@ from tfx.types import channel
 from components.anomalies_gate import AnomaliesGate
 from components.drift_gate import DriftGate
 from components.embedding_trainer import EmbeddingTrainer
+from components.evaluation_examples import EvaluationExamples
 from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
 from models.hparams import HParams
@@ -90,8 +95,9 @@ def create_pipeline(
     download: let TFDS download the dataset when it is not prepared.
     schema_path: a curated schema (``schema.pbtxt``) imported with ImportSchemaGen instead
       of inferring one with SchemaGen; ``CURATED_SCHEMA_PATH`` is the checked-in one.
-    min_accuracy: blessing needs test-split accuracy >= this.
-    max_accuracy_drop: and, with a baseline, accuracy no more than this below it.
+    min_accuracy: blessing needs test-split accuracy >= this (with spans: on the golden
+      test split and on the newest span's eval split, each).
+    max_accuracy_drop: and, with a baseline, accuracy no more than this below it (each).
     beam_pipeline_args: Beam options for the Beam-powered components.
     enable_cache: reuse executions whose inputs and properties are unchanged.
     last_node: build the pipeline only up to this node id (one of ``NODE_IDS``; with
@@ -107,7 +113,8 @@ def create_pipeline(
     spans: where new labelled reviews arrive as span folders (``SpanInput``): the
       ``ReviewExampleGen`` ingests the latest (or the given) span, the data components
       check it, and Transform and the Trainer read the window of the last
-      ``spans.window_spans`` spans (TFX's ``rolling_range``); ``train_split`` is then not
+      ``spans.window_spans`` spans (TFX's ``rolling_range``), the Trainer warm-starting
+      from the serving model (``spans.warm_start``); ``train_split`` is then not
       read, and TFDS provides the golden ``test`` split (never trained on, every model is
       blessed on it) and ``unlabelled`` (the word2vec pretraining's corpus). None: TFDS's
       train split is the training data (the bootstrap).
@@ -195,26 +202,25 @@ def _previous_created(artifacts):
   return ops.Slice(ops.LatestCreateTime(artifacts, n=2), start=0, stop=1)
 
 
-# DistributionValidator's baseline names the gate's output before the gate is built.
+# The baselines name the gate's outputs before the gate is built.
 _DRIFT_GATE_ID = "DriftGate"
 
 
-def _baseline_statistics(statistics_gen, drift_gate_id: str):
-  """The statistics a new span is compared with: those of the newest span that passed the
-  drift check before this run (``drift_gate_id``'s ``validated_statistics``), so a span
-  stopped for drift is never anyone's baseline.
+def _baseline(this_run, published_key: str):
+  """What a new span is compared with: the ``published_key`` output (``validated_statistics``
+  or ``validated_examples``) of the newest span that passed the drift check before this
+  run, so a span stopped for drift is never anyone's baseline. ``this_run``: the channel
+  of this run's statistics or Examples.
 
-  Resolved as the second newest of those and this run's statistics: this run's are the
-  newest (StatisticsGen runs first), unless they are a cached artifact of a span already
+  Resolved as the second newest of those and this run's artifact: this run's is the
+  newest (made before the gate runs), unless it is a cached artifact of a span already
   checked, and then the newest is that span's own validated copy, which is equal. The
   first span has no predecessor and is compared with itself, so it passes.
   """
-  validated = tfx.dsl.Channel(
-    type=tfx.types.standard_artifacts.ExampleStatistics,
-    producer_component_id=drift_gate_id,
-    output_key="validated_statistics",
+  published = tfx.dsl.Channel(
+    type=this_run.type, producer_component_id=_DRIFT_GATE_ID, output_key=published_key
   )
-  return _previous_created(channel.union([validated, statistics_gen.outputs["statistics"]]))
+  return _previous_created(channel.union([published, this_run]))
 
 
 def _nodes(
@@ -281,11 +287,18 @@ def _nodes(
     exclude_splits=[UNLABELLED],
   )
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  # The serving model: the Evaluator's baseline and, with spans, the vocabulary of the
+  # drift check and where training starts.
+  model_resolver = tfx.dsl.Resolver(
+    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
   distribution_validator = drift_gate = None
   if spans:
     distribution_validator = DistributionValidator(
       statistics=statistics_gen.outputs["statistics"],
-      baseline_statistics=_baseline_statistics(statistics_gen, _DRIFT_GATE_ID),
+      baseline_statistics=_baseline(statistics_gen.outputs["statistics"], "validated_statistics"),
       config=make_drift_config(spans.max_label_linf, spans.max_length_js),
       include_split_pairs=[(TRAIN, TRAIN)],
     )
@@ -295,6 +308,9 @@ def _nodes(
       anomalies=distribution_validator.outputs["anomalies"],
       examples=new_examples,
       statistics=statistics_gen.outputs["statistics"],
+      serving_model=model_resolver.outputs["model"],
+      baseline_examples=_baseline(new_examples, "validated_examples"),
+      max_oov_increase=spans.max_oov_increase,
     ).with_id(_DRIFT_GATE_ID)
     drift_gate.add_upstream_node(anomalies_gate)
     training_examples = _window(drift_gate, spans.window_spans)
@@ -312,11 +328,12 @@ def _nodes(
   transform.add_upstream_node(anomalies_gate)
   if drift_gate:
     transform.add_upstream_node(drift_gate)
+  serving_model = model_resolver.outputs["model"] if spans and spans.warm_start else None
   embedding_trainer = None
   if hparams.pretrains_embeddings:
     # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
     # train and unlabelled reviews (with spans: the unlabelled ones), through the
-    # TransformGraph.
+    # TransformGraph; it names the serving model the Trainer warm-starts from.
     if spans:
       pretraining_splits = [UNLABELLED]
     else:
@@ -324,6 +341,7 @@ def _nodes(
     embedding_trainer = EmbeddingTrainer(
       examples=golden,
       transform_graph=transform.outputs["transform_graph"],
+      warm_start_model=serving_model,
       splits=",".join(pretraining_splits),
       custom_config=json.dumps(
         _with_code_version(hparams.pretraining_custom_config(), code_versions, "pretraining"),
@@ -337,20 +355,21 @@ def _nodes(
     schema=schema_gen.outputs["schema"],
     train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
     eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-    base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else None,
+    base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else serving_model,
     custom_config=_with_code_version(hparams.to_custom_config(), code_versions, "trainer"),
   )
-  model_resolver = tfx.dsl.Resolver(
-    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id("latest_blessed_model_resolver")
+  evaluation_examples = None
+  if spans:
+    # The golden test split and the newest span's eval split, sliced apart by span.
+    evaluation_examples = EvaluationExamples(
+      golden_examples=golden, span_examples=drift_gate.outputs["validated_examples"]
+    )
   evaluator = tfx.components.Evaluator(
-    examples=golden,
+    examples=evaluation_examples.outputs["examples"] if evaluation_examples else golden,
     model=trainer.outputs["model"],
     baseline_model=model_resolver.outputs["model"],
-    example_splits=[TEST],
-    eval_config=make_eval_config(min_accuracy, max_accuracy_drop),
+    example_splits=[TEST, EVAL] if spans else [TEST],
+    eval_config=make_eval_config(min_accuracy, max_accuracy_drop, by_span=bool(spans)),
   )
   pusher = tfx.components.Pusher(
     model=trainer.outputs["model"],
@@ -359,6 +378,14 @@ def _nodes(
       filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
     ),
   )
+  # With spans the serving model is resolved before the drift check (its vocabulary) and
+  # the training it warm-starts.
+  if spans:
+    checks = (distribution_validator, model_resolver, drift_gate)
+    training = (embedding_trainer, trainer)
+  else:
+    checks = ()
+    training = (embedding_trainer, trainer, model_resolver)
   return [
     node
     for node in (
@@ -367,12 +394,10 @@ def _nodes(
       *((schema_gen, statistics_gen) if spans else (statistics_gen, schema_gen)),
       example_validator,
       anomalies_gate,
-      distribution_validator,
-      drift_gate,
+      *checks,
       transform,
-      embedding_trainer,
-      trainer,
-      model_resolver,
+      *training,
+      evaluation_examples,
       evaluator,
       pusher,
     )

@@ -14,6 +14,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_model_analysis.slicer import slicer_lib
 
+from core import features
 from pipeline import mlmd_queries
 
 _STATE_NAMES = types.MappingProxyType({v: k for k, v in metadata_store_pb2.Execution.State.items()})
@@ -35,7 +36,10 @@ class RunSummary:
   Attributes:
     components: per-component executions in pipeline order (executions created at or
       after the run's start).
-    metrics: overall-slice candidate metrics on the evaluated split (name -> value).
+    metrics: the candidate's metrics on the golden test split (name -> value;
+      ``evaluation_metrics``).
+    span_metrics: with spans, its metrics on the newest span's eval reviews
+      (``newest_span_metrics``); empty without.
     blessed: the Evaluator's verdict, None if the Evaluator did not run.
     blessing_reasons: failed validations (empty when blessed).
     pushed_path: where the Pusher wrote the model, None if nothing was pushed.
@@ -46,6 +50,7 @@ class RunSummary:
   blessed: bool | None
   blessing_reasons: list[str]
   pushed_path: str | None
+  span_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -74,6 +79,10 @@ class RunSummary:
       auc = self.metrics.get("auc", float("nan"))
       examples = int(self.metrics.get("example_count", 0))
       lines.append(f"Test split: accuracy {accuracy:.4f}, AUC {auc:.4f} ({examples} examples)")
+    if self.span_metrics:
+      accuracy = self.span_metrics.get("binary_accuracy", float("nan"))
+      examples = int(self.span_metrics.get("example_count", 0))
+      lines.append(f"Newest span's eval: accuracy {accuracy:.4f} ({examples} examples)")
     if self.blessed is None:
       lines.append("Blessing: the Evaluator did not run")
     elif self.blessed:
@@ -88,20 +97,39 @@ class RunSummary:
     return "\n".join(lines)
 
 
-def evaluation_metrics(evaluation_uri: str) -> dict[str, float]:
-  """Overall-slice metrics of the candidate model from an Evaluator's ModelEvaluation
-  (``tfma.load_metrics``; diffs against the baseline are left out)."""
-  metrics: dict[str, float] = {}
+def slice_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
+  """The candidate model's metrics per slice from an Evaluator's ModelEvaluation
+  (``tfma.load_metrics``; diffs against the baseline are left out), keyed by TFMA's slice
+  key: ``()`` overall, ``(("length_bucket", "0512+"),)``, ``(("span", 3),)``."""
+  by_slice: dict[tuple, dict[str, float]] = {}
   for per_slice in tfma.load_metrics(evaluation_uri):
-    if per_slice.slice_key.single_slice_keys:  # only the overall slice
-      continue
+    metrics = by_slice.setdefault(slicer_lib.deserialize_slice_key(per_slice.slice_key), {})
     for item in per_slice.metric_keys_and_values:
       key = item.key
       if key.is_diff or key.model_name not in ("", "candidate"):
         continue
       if item.value.HasField("double_value"):
         metrics[key.name] = item.value.double_value.value
-  return metrics
+  return by_slice
+
+
+def evaluation_metrics(evaluation_uri: str) -> dict[str, float]:
+  """The candidate's metrics on the golden test split: the ``span:0`` slice in a pipeline
+  of spans (whose Evaluator also reads the newest span's eval reviews), else the overall
+  slice."""
+  by_slice = slice_metrics(evaluation_uri)
+  return by_slice.get(((features.SPAN_KEY, features.GOLDEN_SPAN),)) or by_slice.get((), {})
+
+
+def newest_span_metrics(evaluation_uri: str) -> dict[str, float]:
+  """The candidate's metrics on the newest span's eval reviews: the highest ``span:N``
+  slice (N > 0); empty without spans."""
+  spans = {
+    key[0][1]: metrics
+    for key, metrics in slice_metrics(evaluation_uri).items()
+    if len(key) == 1 and key[0][0] == features.SPAN_KEY and key[0][1] != features.GOLDEN_SPAN
+  }
+  return spans[max(spans)] if spans else {}
 
 
 def _slice_name(slice_key) -> str:
@@ -154,7 +182,7 @@ def summarize(
 ) -> RunSummary:
   """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
   store = metadata_store.MetadataStore(connection_config)
-  components, metrics, blessed, reasons, pushed = [], {}, None, [], None
+  components, metrics, span_metrics, blessed, reasons, pushed = [], {}, {}, None, [], None
   for node_id in node_ids:
     executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
     if not executions:
@@ -168,6 +196,7 @@ def summarize(
     if node_id == "Evaluator" and outputs.get("evaluation"):
       uri = outputs["evaluation"][0].uri
       metrics = evaluation_metrics(uri)
+      span_metrics = newest_span_metrics(uri)
       blessing = outputs.get("blessing", [None])[0]
       blessed = bool(mlmd_queries.custom_property(blessing, "blessed")) if blessing else None
       reasons = [] if blessed else validation_failures(uri)
@@ -175,4 +204,4 @@ def summarize(
       artifact = outputs["pushed_model"][0]
       if mlmd_queries.custom_property(artifact, "pushed"):
         pushed = mlmd_queries.custom_property(artifact, "pushed_destination")
-  return RunSummary(components, metrics, blessed, reasons, pushed)
+  return RunSummary(components, metrics, blessed, reasons, pushed, span_metrics)

@@ -164,6 +164,7 @@ def test_evaluate_dir_without_saved_model(runner, tmp_path):
   [
     (["--max-label-linf", "0"], "--max-label-linf"),
     (["--max-length-js", "1.5"], "--max-length-js"),
+    (["--max-oov-increase", "0"], "--max-oov-increase"),
     (["--window-spans", "0"], "--window-spans"),
     (["--input-pattern", "reviews/*.jsonl"], "names no span"),
   ],
@@ -185,7 +186,7 @@ def test_run_input_base_must_be_a_folder(runner, tmp_path):
   assert "is not a folder" in result.output
 
 
-def test_schedule_airflow_carries_the_drift_thresholds(runner, tmp_path):
+def test_schedule_airflow_carries_the_drift_thresholds_and_warm_start(runner, tmp_path):
   (tmp_path / "spans").mkdir()
   result = runner.invoke(
     cli.main,
@@ -198,6 +199,9 @@ def test_schedule_airflow_carries_the_drift_thresholds(runner, tmp_path):
       "0.2",
       "--max-length-js",
       "0.05",
+      "--max-oov-increase",
+      "0.1",
+      "--no-warm-start",
       "--output-dir",
       str(tmp_path / "out"),
     ],
@@ -205,3 +209,5 @@ def test_schedule_airflow_carries_the_drift_thresholds(runner, tmp_path):
   assert result.exit_code == 0, result.output
   assert "'max_label_linf': 0.2" in result.output
   assert "'max_length_js': 0.05" in result.output
+  assert "'max_oov_increase': 0.1" in result.output
+  assert "'warm_start': False" in result.output

@@ -19,15 +19,29 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
       window=(1,),
       trainer="ran",
       accuracy=0.87654,
+      span_accuracy=0.9,
       blessed=True,
       pushed_version="1700000000",
     ),
     RunRecord(
       "r2", started=86400.0, span=2, version=1, reviews=90, drift="drift", failed_at="DriftGate"
     ),
+    RunRecord(
+      "r3",
+      started=2 * 86400.0,
+      span=3,
+      version=0,
+      window=(1, 3),
+      trainer="ran",
+      warm_start="1700000000",
+      accuracy=0.8,
+      span_accuracy=0.7,
+      blessed=False,
+      not_blessed=("binary_accuracy 0.7000 (span:3) failed >= 0.85",),
+    ),
   ]
   lines = format_history(records).splitlines()
-  assert len(lines) == 3
+  assert len(lines) == 4
   assert lines[0].split()[:3] == ["started", "(UTC)", "span"]
   assert lines[1].split() == [
     "1970-01-01",
@@ -38,7 +52,9 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
     "passed",
     "1",
     "ran",
+    "-",
     "0.8765",
+    "0.9000",
     "yes",
     "1700000000",
     "-",
@@ -55,8 +71,13 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
     "-",
     "-",
     "-",
+    "-",
+    "-",
     "DriftGate",
   ]
+  assert lines[3].split()[6:12] == ["1,3", "ran", "1700000000", "0.8000", "0.7000", "no"]
+  assert lines[3].split()[12] == "-"  # nothing pushed
+  assert lines[3].endswith("  binary_accuracy 0.7000 (span:3) failed >= 0.85")
 
 
 def test_history_without_a_store_says_so(tmp_path):

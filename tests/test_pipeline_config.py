@@ -93,6 +93,15 @@ def test_eval_config_metrics_slices_and_model_spec():
   assert default.change_threshold.absolute.value == pytest.approx(-0.01)
 
 
+def test_eval_config_by_span_gates_each_span_slice():
+  config = eval_config.make_eval_config(min_accuracy=0.7, max_accuracy_drop=0.02, by_span=True)
+  assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["length_bucket"], ["span"]]
+  (per_slice,) = _metric(config, "BinaryAccuracy").per_slice_thresholds
+  assert [list(s.feature_keys) for s in per_slice.slicing_specs] == [["span"]]
+  assert per_slice.threshold.value_threshold.lower_bound.value == pytest.approx(0.7)
+  assert per_slice.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
+
+
 @pytest.mark.parametrize(
   "kwargs, message",
   [
@@ -301,16 +310,18 @@ def test_curated_schema_uses_import_schema_gen(tmp_path):
   assert schema_gen.exec_properties["schema_file"] == CURATED_SCHEMA_PATH
 
 
-def test_curated_schema_parses_with_four_features():
+def test_curated_schema_parses_with_four_features_and_the_optional_span():
   schema = tfdv.load_schema_text(CURATED_SCHEMA_PATH)
   by_name = {f.name: f for f in schema.feature}
-  assert set(by_name) == {"text", "label", "review_length", "length_bucket"}
+  assert set(by_name) == {"text", "label", "review_length", "length_bucket", "span"}
+  span = by_name.pop("span")  # spans only: optional, of no fixed shape (a VarLenFeature)
+  assert span.presence.min_fraction == 0 and not span.HasField("shape")
   assert by_name["label"].int_domain.min == 0 and by_name["label"].int_domain.max == 1
   domain = tfdv.get_domain(schema, "length_bucket")
   from core import features
 
   assert set(domain.value) == {features.length_bucket(n) for n in (0, 200, 300, 600)}
-  assert all(f.shape.dim[0].size == 1 for f in schema.feature)
+  assert all(f.shape.dim[0].size == 1 for f in by_name.values())
 
 
 # --- runner -------------------------------------------------------------------------

@@ -82,6 +82,51 @@ def test_span_pipeline_compiles_with_the_baseline_resolver(span_pipeline):
   assert set(union.mixed_inputs.input_keys) == {"_DriftGate.validated_statistics", "statistics"}
 
 
+def test_trainer_warm_starts_from_the_serving_model(span_pipeline, tmp_path):
+  # Without pretraining the serving model (the Evaluator's baseline) is the base_model.
+  trainer = _component(span_pipeline, "Trainer")
+  resolver = _component(span_pipeline, "latest_blessed_model_resolver")
+  assert trainer.inputs["base_model"] is resolver.outputs["model"]
+  assert (
+    _component(span_pipeline, "Evaluator").inputs["baseline_model"] is resolver.outputs["model"]
+  )
+  # With it, the EmbeddingTrainer passes the serving model on beside its word2vec vectors.
+  spans = SpanInput(str(tmp_path / "in"))
+  pretraining = create_pipeline(
+    pipeline_root=str(tmp_path / "root"),
+    serving_model_dir=str(tmp_path / "serving"),
+    hparams=HParams(word2vec_epochs=1),
+    spans=spans,
+  )
+  embedding_trainer = _component(pretraining, "EmbeddingTrainer")
+  resolver = _component(pretraining, "latest_blessed_model_resolver")
+  assert embedding_trainer.inputs["warm_start_model"] is resolver.outputs["model"]
+  trainer = _component(pretraining, "Trainer")
+  assert trainer.inputs["base_model"] is embedding_trainer.outputs["embeddings"]
+  assert sorted(c.id for c in pretraining.components) == sorted(node_ids(spans=True))
+  # --no-warm-start: neither is given the serving model.
+  cold = create_pipeline(
+    pipeline_root=str(tmp_path / "root"),
+    serving_model_dir=str(tmp_path / "serving"),
+    hparams=HParams(word2vec_epochs=1),
+    spans=SpanInput(str(tmp_path / "in"), warm_start=False),
+  )
+  assert "warm_start_model" not in _component(cold, "EmbeddingTrainer").inputs
+
+
+def test_evaluator_judges_on_golden_test_and_newest_span_by_span_slices(span_pipeline):
+  evaluator = _component(span_pipeline, "Evaluator")
+  evaluation_examples = _component(span_pipeline, "EvaluationExamples")
+  assert evaluator.inputs["examples"] is evaluation_examples.outputs["examples"]
+  assert json.loads(evaluator.exec_properties["example_splits"]) == ["test", "eval"]
+  drift_gate = _component(span_pipeline, "DriftGate")
+  assert evaluation_examples.inputs["span_examples"] is drift_gate.outputs["validated_examples"]
+  assert (
+    evaluation_examples.inputs["golden_examples"]
+    is _component(span_pipeline, "ImdbExampleGen").outputs["examples"]
+  )
+
+
 @pytest.mark.parametrize(
   "kwargs, message",
   [

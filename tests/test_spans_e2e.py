@@ -1,6 +1,6 @@
 """Continuous training on spans, end to end on small slices (checked through MLMD): each
 run ingests the newest span, trains on the window of spans so far and is blessed on the
-golden TFDS test split; a span whose labels drifted from the previous span's stops the run
+golden TFDS test split, warm-starting from the model serving; a span whose labels drifted from the previous span's stops the run
 before anything is trained, and never enters a later window nor becomes a baseline;
 `imdb-tfx spans make` writes the span folders. (Bad rows: test_review_example_gen.py.)"""
 
@@ -106,6 +106,17 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
   assert [_input_spans(store, e, "examples") for e in transforms] == [[1], [1, 2]]
   trainers = _node_executions(store, "Trainer")
   assert len(trainers) == 2  # span 2's window made a new model
+  # Span 2's Trainer started from span 1's model, the one serving (without pretraining,
+  # the serving Model is the base_model), its embedding rows carried over by token.
+  assert _artifact_ids(store, trainers[0], "base_model", INPUT) == []
+  assert _artifact_ids(store, trainers[1], "base_model", INPUT) == _artifact_ids(
+    store, trainers[0], "model", OUTPUT
+  )
+  [model_run] = store.get_artifacts_by_id(_artifact_ids(store, trainers[1], "model_run", OUTPUT))
+  with open(os.path.join(model_run.uri, "training_summary.json")) as f:
+    warm = json.load(f)["warm_start"]
+  assert warm["tokens_carried"] > 0.5 * warm["vocabulary_size"]
+  assert warm["epochs"] == HP.warm_start_epochs
   evaluators = _node_executions(store, "Evaluator")
   # The second candidate was judged against the first, blessed one.
   assert any(
@@ -155,3 +166,20 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
   )
   assert all(r["reviews"] > 0 and r["rejected"] == 0 for r in runs)
   assert runs[3]["trainer"] == "ran" and 0 <= runs[3]["accuracy"] <= 1
+  # Each candidate was judged on the golden test reviews and the newest span's, apart.
+  assert all(0 <= r["span_accuracy"] <= 1 for r in runs if r["trainer"] == "ran")
+  # The first run trained from scratch; each later one from the version serving then.
+  assert [r["warm_start"] for r in runs] == [
+    None,
+    runs[0]["pushed_version"],
+    None,
+    runs[1]["pushed_version"],
+  ]
+  # With a model serving, the drift check also compared the spans' out-of-vocabulary
+  # rates under its vocabulary (spans of one source: close).
+  [statistics] = store.get_artifacts_by_id(
+    _artifact_ids(store, gates[3], "validated_statistics", OUTPUT)
+  )
+  rate = statistics.custom_properties["oov_rate"].double_value
+  baseline = statistics.custom_properties["baseline_oov_rate"].double_value
+  assert 0 < rate < 0.5 and abs(rate - baseline) < 0.05
