@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
-  bench-cli serve venv lock clean
+  bench-cli bench-spans serve venv lock clean
 
 venv: $(STAMP)
 
@@ -91,6 +91,14 @@ bench-serving: $(STAMP)
 bench-cli: $(STAMP)
 	model_dir=$$(scripts/bench_model_dir.sh "$(BENCH_MODEL_DIR)") && \
 	$(BIN)/python -m analysis.bench_cli --model-dir "$$model_dir" $(BENCH_ARGS)
+
+# Continuous training: five spans of the train split, one run each (warm-started), a
+# label-skewed and a 2%-bad-rows span that must stop, and a full retrain of the last
+# window -> outputs/bench/spans.json. About 1.5 hours on 2 CPU cores; e.g.
+# BENCH_SPANS_ARGS="--split train[:8%] --run-arg=--test-split=test[:4%]" for a small one.
+BENCH_SPANS_ARGS ?=
+bench-spans: $(STAMP)
+	$(BIN)/python -m analysis.bench_spans $(BENCH_SPANS_ARGS)
 
 ## The development server (TF Serving's gRPC API) on the pushed model, port 8500.
 serve: $(STAMP)
