@@ -159,7 +159,7 @@ def DriftGate(  # noqa: N802 - TFX names a component (a function here) like a cl
     lines += [line] if line else []
   if lines:
     raise DataAnomaliesError(
-      f"DistributionValidator found drift in {len(lines)} feature"
+      f"The drift check found drift in {len(lines)} feature"
       f"{'' if len(lines) == 1 else 's'} of span {examples.span}; stopping before "
       f"Transform. {FIX}\n  " + "\n  ".join(lines)
     )

@@ -91,7 +91,7 @@ def test_a_drifted_span_raises_naming_the_feature_and_writes_nothing(tmp_path):
   with pytest.raises(DataAnomaliesError) as info:
     _run_gate(tmp_path, drifted=True)
   message = str(info.value)
-  assert message.startswith("DistributionValidator found drift in 1 feature of span 3;")
+  assert message.startswith("The drift check found drift in 1 feature of span 3;")
   assert "train_train/label: High Linfty distance" in message and "threshold 0.1" in message
   assert "--max-label-linf" in message
   assert not os.path.exists(tmp_path / "validated_examples")
