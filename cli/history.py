@@ -7,6 +7,7 @@ import os
 
 import click
 
+from cli.console import RunConsole
 from pipeline import layout
 
 
@@ -22,10 +23,6 @@ from pipeline import layout
 def history(output_dir, as_json):
   """Each run: the span ingested and the rows refused, the drift check, the window of
   spans trained on, the candidate's test accuracy, the blessing and the version pushed."""
-  from tfx.orchestration import metadata
-
-  from pipeline import history as history_lib
-
   paths = layout.OutputPaths(os.path.abspath(output_dir))
   # Checked here: TFX's SQLite connection config creates the folder it names.
   if not os.path.exists(paths.metadata_path):
@@ -33,9 +30,15 @@ def history(output_dir, as_json):
       f"no ML Metadata store at {paths.metadata_path}: has imdb-tfx run --output-dir "
       f"{output_dir} run yet?"
     )
-  records = history_lib.read_history(
-    metadata.sqlite_metadata_connection_config(paths.metadata_path), layout.PIPELINE_NAME
-  )
+  # TensorFlow's and TFMA's import and logging noise stays off the console.
+  with RunConsole():
+    from tfx.orchestration import metadata
+
+    from pipeline import history as history_lib
+
+    records = history_lib.read_history(
+      metadata.sqlite_metadata_connection_config(paths.metadata_path), layout.PIPELINE_NAME
+    )
   if as_json:
     for record in records:
       click.echo(json.dumps(dataclasses.asdict(record)))

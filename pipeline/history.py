@@ -9,6 +9,7 @@ component).
 
 import dataclasses
 import datetime
+import json
 import os
 
 from ml_metadata import metadata_store
@@ -98,7 +99,9 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
   failed = [node for node, e in by_node.items() if e.last_known_state == _FAILED]
   fields["failed_at"] = failed[0] if failed else None
   if "ReviewExampleGen" in by_node:
-    outputs = mlmd_queries.execution_outputs(store, by_node["ReviewExampleGen"].id)
+    ingestion = by_node["ReviewExampleGen"]
+    fields["span"] = _requested_span(ingestion)
+    outputs = mlmd_queries.execution_outputs(store, ingestion.id)
     if outputs.get("examples"):
       examples = outputs["examples"][0]
       fields["span"] = examples.properties["span"].int_value
@@ -131,6 +134,17 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
     if pushed is not None and mlmd_queries.custom_property(pushed, "pushed"):
       fields["pushed_version"] = mlmd_queries.custom_property(pushed, "pushed_version")
   return RunRecord(**fields)
+
+
+def _requested_span(ingestion) -> int | None:
+  """The span a ReviewExampleGen execution was asked for (``--span``: its static
+  ``range_config``), kept for a failed ingestion, which publishes nothing; None for the
+  latest span, which TFX's driver records only when the ingestion succeeds."""
+  config = mlmd_queries.custom_property(ingestion, "range_config")
+  if not config:
+    return None
+  static = json.loads(config).get("static_range", {})
+  return static.get("start_span_number")
 
 
 def _warm_start_version(store, by_node) -> str | None:
@@ -189,7 +203,7 @@ def format_history(records: list[RunRecord]) -> str:
         datetime.datetime.fromtimestamp(r.started, datetime.timezone.utc).strftime(
           "%Y-%m-%d %H:%M:%S"
         ),
-        "-" if r.span is None else f"{r.span}.v{r.version}",
+        "-" if r.span is None else f"{r.span}" + ("" if r.version is None else f".v{r.version}"),
         _text(r.reviews),
         _text(r.rejected),
         _text(r.drift),

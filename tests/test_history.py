@@ -1,8 +1,12 @@
 """Unit tests of pipeline.history's table and of `imdb-tfx history` without a store."""
 
+import json
+
 from click.testing import CliRunner
+from ml_metadata.proto import metadata_store_pb2
 
 from cli import main as cli
+from pipeline import history
 from pipeline.history import RunRecord, format_history
 
 
@@ -85,3 +89,14 @@ def test_history_without_a_store_says_so(tmp_path):
   assert result.exit_code == 1
   assert "no ML Metadata store" in result.output and "imdb-tfx run" in result.output
   assert not (tmp_path / "none").exists()
+
+
+def test_a_failed_ingestion_keeps_the_span_it_was_asked_for():
+  execution = metadata_store_pb2.Execution()
+  execution.custom_properties["range_config"].string_value = json.dumps(
+    {"static_range": {"start_span_number": 5, "end_span_number": 5}}
+  )
+  assert history._requested_span(execution) == 5
+  assert history._requested_span(metadata_store_pb2.Execution()) is None  # the latest
+  line = format_history([RunRecord("r", 0.0, span=5, failed_at="ReviewExampleGen")])
+  assert line.splitlines()[1].split()[2:4] == ["5", "-"]
