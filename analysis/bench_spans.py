@@ -135,6 +135,7 @@ def run_span(output_dir: str, spans_dir: str, span: int, run_args: Sequence[str]
     record["components"] = {c["node_id"]: c["seconds"] for c in summary["components"]}
     record["states"] = {c["node_id"]: c["state"] for c in summary["components"]}
     record["golden_accuracy"] = summary["metrics"].get("binary_accuracy")
+    record["newest_span_accuracy"] = summary.get("span_metrics", {}).get("binary_accuracy")
     record["blessed"] = summary["blessed"]
     record["pushed_path"] = summary["pushed_path"]
   training = newest_training_summary(output_dir, started)
