@@ -1,12 +1,14 @@
 """IMDB ingestion: TFDS ``imdb_reviews`` -> an Examples artifact with train/eval/test splits.
 
 Why a custom component: TFX's standard ExampleGens read files (CSV, TFRecord, Parquet) or
-BigQuery, and none reads a TFDS dataset by name with split slicing. This one reads through
-TFDS's own builder (``tfds.builder(...).as_dataset``) and writes TFX's standard Examples
-layout, so every standard component downstream (StatisticsGen, Transform, Evaluator, ...)
-consumes it unchanged:
+BigQuery, and none reads a TFDS dataset by name with split slicing, or sends one input to
+a hash split and others to splits of their own. This one is a Beam component like them
+(TFX's ``beam_pipeline_args`` reach it): the reviews are read with TFDS's own Beam source
+(``tfds.beam.ReadFromTFDS``: the prepared TFRecord shards, on the workers), converted and
+written in Beam, in TFX's standard Examples layout, so every standard component
+downstream (StatisticsGen, Transform, Evaluator, ...) consumes it unchanged:
 
-  <uri>/Split-train/data_tfrecord-00000-of-00001.gz   (GZIP TFRecord of tf.Example)
+  <uri>/Split-train/data_tfrecord-00000-of-0000N.gz   (GZIP TFRecords of tf.Example)
   <uri>/Split-eval/...
   <uri>/Split-test/...
 
@@ -19,9 +21,10 @@ pretraining reads it (``models.pretraining``).
 """
 
 import hashlib
+import json
 import os
-from collections.abc import Iterable, Iterator
 
+import apache_beam as beam
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from tfx import v1 as tfx
@@ -34,7 +37,9 @@ from core import features
 DATASET_NAME = "imdb_reviews"
 TRAIN, EVAL, TEST, UNLABELLED = "train", "eval", "test", "unlabelled"
 SPLIT_NAMES = (TRAIN, EVAL, TEST)
-_FILE_NAME = "data_tfrecord-00000-of-00001.gz"
+_FILE_PREFIX = "data_tfrecord"
+# The split counts, written by the pipeline and removed once read.
+_COUNTS_FILE = ".split_counts.json"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -121,85 +126,161 @@ def to_tf_example(text: bytes, label: int | None, span: int | None = None) -> tf
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _records(builder, split: str) -> Iterator[tuple[bytes, int]]:
-  dataset = builder.as_dataset(split=split, shuffle_files=False)
-  for record in tfds.as_numpy(dataset):
-    yield record["text"], int(record["label"])
+def _as_pair(record: dict) -> tuple[bytes, int]:
+  """A decoded TFDS ``imdb_reviews`` record (tensors) -> (text bytes, label int)."""
+  return record["text"].numpy(), int(record["label"])
+
+
+class ReadTFDS(beam.PTransform):
+  """Reads a TFDS split spec in Beam (``tfds.beam.ReadFromTFDS``: one read per shard file,
+  on the workers) -> PCollection of (text bytes, label int)."""
+
+  def __init__(self, builder, split: str):
+    """Args: builder: a prepared TFDS builder (``prepare_builder``); split: a split spec,
+    e.g. ``"train[:2%]"``."""
+    super().__init__()
+    self._builder, self._split = builder, split
+
+  def expand(self, pbegin):
+    return (
+      pbegin
+      | "ReadFromTFDS" >> tfds.beam.ReadFromTFDS(self._builder, split=self._split)
+      | "AsPair" >> beam.Map(_as_pair)
+    )
+
+
+class _ToExamples(beam.DoFn):
+  """(text, label) -> serialized tf.Example, to the split it belongs to (one step per
+  review: Beam's per-element cost is paid once, not per conversion)."""
+
+  def __init__(self, split: str | None, eval_percent: int, span: int | None):
+    """Args: split: the output split, or None for the train/eval hash split;
+    eval_percent: as ``is_eval_example``'s; span: the ``span`` feature, or None."""
+    super().__init__()
+    self._split, self._eval_percent, self._span = split, eval_percent, span
+
+  def process(self, pair: tuple[bytes, int | None]):
+    text, label = pair
+    split = self._split
+    if split is None:
+      split = EVAL if is_eval_example(text, self._eval_percent) else TRAIN
+    if split == UNLABELLED:
+      label = None
+    yield beam.pvalue.TaggedOutput(
+      split, to_tf_example(text, label, self._span).SerializeToString()
+    )
 
 
 def write_splits(
+  pipeline: beam.Pipeline,
   output_uri: str,
-  train_records: Iterable[tuple[bytes, int]] | None,
-  test_records: Iterable[tuple[bytes, int]],
+  train_records: beam.PTransform | None,
+  test_records: beam.PTransform,
   eval_percent: int = 10,
-  unlabelled_texts: Iterable[bytes] | None = None,
+  unlabelled_records: beam.PTransform | None = None,
 ) -> dict[str, int]:
-  """Writes train/eval/test GZIP TFRecords of tf.Example under ``output_uri``.
+  """Runs ``pipeline``, writing train/eval/test GZIP TFRecords of tf.Example under
+  ``output_uri`` (``Split-<name>/data_tfrecord-*-of-*.gz``; the runner picks the shards).
 
-  Each file is written under a temporary name and renamed once every split is complete;
-  on any error the temporary files are removed, so a failed write leaves nothing that
-  looks finished.
+  Each source is a PTransform from the pipeline's start to (text bytes, label int) pairs
+  (``ReadTFDS`` in the component, ``beam.Create`` in tests), so the reviews are read,
+  converted and written on Beam's workers, never in the launcher process. The split
+  counts come back through a small JSON file that is removed once read. On any error
+  (a failed read, an empty split) every split directory written is removed again, so a
+  failed execution leaves nothing that looks finished.
 
   Args:
+    pipeline: the Beam pipeline to build on and run (``with pipeline``).
     output_uri: the Examples artifact's directory.
-    train_records: (text bytes, label int) pairs split into train and eval; None writes
+    train_records: pairs split into train and eval by ``is_eval_example``; None writes
       neither split (the golden test set alone, when new reviews arrive as spans; its
       reviews then carry ``span`` 0, ``features.GOLDEN_SPAN``).
-    test_records: (text bytes, label int) pairs for test.
-    eval_percent: share of train_records sent to eval, in [1, 99].
-    unlabelled_texts: review texts without labels, written as the ``unlabelled`` split
-      (tf.Examples without ``label``); None writes no such split.
+    test_records: pairs for test.
+    eval_percent: share of ``train_records`` sent to eval, in [1, 99].
+    unlabelled_records: pairs whose labels are dropped, written as the ``unlabelled``
+      split (tf.Examples without ``label``); None writes no such split.
 
   Returns:
-    examples written per split name.
+    examples written per split name, in the order train, eval, test, unlabelled.
 
   Raises:
-    ValueError: ``eval_percent`` out of range, or a split would be empty.
+    ValueError: ``eval_percent`` out of range (nothing run), or a split would be empty.
   """
   if not 1 <= eval_percent <= 99:
     raise ValueError(f"eval_percent must be in [1, 99], got {eval_percent}")
-  names = (TRAIN, EVAL) if train_records is not None else ()
-  names += (TEST,) + ((UNLABELLED,) if unlabelled_texts is not None else ())
-  writers, temp_paths, counts = {}, {}, dict.fromkeys(names, 0)
-  options = tf.io.TFRecordOptions(compression_type="GZIP")
-  for name in names:
-    split_dir = os.path.join(output_uri, f"Split-{name}")
-    tf.io.gfile.makedirs(split_dir)
-    temp_paths[name] = os.path.join(split_dir, f".{_FILE_NAME}.incomplete")
-    writers[name] = tf.io.TFRecordWriter(temp_paths[name], options)
+  names = ((TRAIN, EVAL) if train_records is not None else ()) + (TEST,)
+  names += (UNLABELLED,) if unlabelled_records is not None else ()
+  counts_path = os.path.join(output_uri, _COUNTS_FILE)
   try:
-    try:
-      for text, label in train_records or ():
-        name = EVAL if is_eval_example(text, eval_percent) else TRAIN
-        writers[name].write(to_tf_example(text, label).SerializeToString())
-        counts[name] += 1
-      # Beside spans, the golden test reviews are span 0 (the Evaluator's slices).
-      test_span = features.GOLDEN_SPAN if train_records is None else None
-      for text, label in test_records:
-        writers[TEST].write(to_tf_example(text, label, test_span).SerializeToString())
-        counts[TEST] += 1
-      for text in unlabelled_texts or ():
-        writers[UNLABELLED].write(to_tf_example(text, None).SerializeToString())
-        counts[UNLABELLED] += 1
-    finally:
-      for writer in writers.values():
-        writer.close()
+    with pipeline:
+      splits = _read_splits(pipeline, train_records, test_records, eval_percent, unlabelled_records)
+      _write_and_count(splits, output_uri, counts_path)
+    with tf.io.gfile.GFile(counts_path) as f:
+      written = json.load(f)
+    tf.io.gfile.remove(counts_path)
+    counts = {name: written.get(name, 0) for name in names}
     empty = [name for name, count in counts.items() if count == 0]
     if empty:
       raise ValueError(
         f"split(s) {empty} would be empty (counts {counts}); use a larger slice of the TFDS splits"
       )
   except BaseException:
-    for temp in temp_paths.values():
-      if tf.io.gfile.exists(temp):
-        tf.io.gfile.remove(temp)
+    written = [os.path.join(output_uri, f"Split-{name}") for name in names] + [counts_path]
+    # Beam's temporary directories of a write that never finished, too.
+    for path in written + tf.io.gfile.glob(os.path.join(output_uri, "beam-temp-*")):
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      elif tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
     raise
-  for temp in temp_paths.values():
-    tf.io.gfile.rename(temp, os.path.join(os.path.dirname(temp), _FILE_NAME), overwrite=True)
   return counts
 
 
-@tfx.dsl.components.component
+def _read_splits(pipeline, train_records, test_records, eval_percent, unlabelled_records):
+  """The sources -> {split name: PCollection of serialized tf.Example}."""
+  splits = {}
+  # Beside spans, the golden test reviews are span 0 (the Evaluator's slices).
+  test_span = features.GOLDEN_SPAN if train_records is None else None
+  for name, split, source, span in (
+    ("Train", None, train_records, None),
+    ("Test", TEST, test_records, test_span),
+    ("Unlabelled", UNLABELLED, unlabelled_records, None),
+  ):
+    if source is None:
+      continue
+    outputs = (TRAIN, EVAL) if split is None else (split,)
+    converted = (
+      pipeline
+      | f"Read{name}" >> source
+      | f"ToExamples[{name}]"
+      >> beam.ParDo(_ToExamples(split, eval_percent, span)).with_outputs(*outputs)
+    )
+    splits.update({output: converted[output] for output in outputs})
+  return splits
+
+
+def _write_and_count(splits, output_uri: str, counts_path: str) -> None:
+  """Writes each split's tf.Examples and the counts file (``{split: examples}``)."""
+  counted = []
+  for name, examples in splits.items():
+    _ = examples | f"Write[{name}]" >> beam.io.WriteToTFRecord(
+      os.path.join(output_uri, f"Split-{name}", _FILE_PREFIX), file_name_suffix=".gz"
+    )
+    counted.append(
+      examples
+      | f"Count[{name}]" >> beam.combiners.Count.Globally()
+      | f"Key[{name}]" >> beam.Map(lambda n, name: (name, n), name=name)
+    )
+  _ = (
+    counted
+    | "Counts" >> beam.Flatten()
+    | "ToDict" >> beam.combiners.ToDict()
+    | "ToJson" >> beam.Map(json.dumps)
+    | "WriteCounts" >> beam.io.WriteToText(counts_path, num_shards=1, shard_name_template="")
+  )
+
+
+@tfx.dsl.components.component(use_beam=True)
 def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like a class
   examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
   train_split: tfx.dsl.components.Parameter[str] = "train",
@@ -209,6 +290,7 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
   download: tfx.dsl.components.Parameter[bool] = False,
   dataset_version: tfx.dsl.components.Parameter[str] = "1.0.0",
   unlabelled_split: tfx.dsl.components.Parameter[str] = "",
+  beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
   """Reads IMDB through TFDS and emits Examples with ``train``, ``eval`` and ``test`` splits
   (and ``unlabelled`` with ``unlabelled_split``).
@@ -225,6 +307,9 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
     dataset_version: TFDS version of ``imdb_reviews`` to read (part of the cache key).
     unlabelled_split: TFDS split spec of reviews without labels for the embedding
       pretraining, e.g. ``"unsupervised"`` or ``"unsupervised[:2%]"``; "" = none.
+    beam_pipeline: the pipeline TFX builds from the pipeline's ``beam_pipeline_args`` (the
+      DirectRunner's worker processes, or a portable runner's): the reviews are read with
+      ``tfds.beam.ReadFromTFDS`` and written there, like every Beam-based ExampleGen's.
 
   Raises:
     DatasetNotFoundError: no prepared dataset and ``download`` is False (nothing written).
@@ -238,15 +323,13 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
     dataset=f"{DATASET_NAME}:{dataset_version}",
     unlabelled_split=unlabelled_split,
   )
-  unlabelled = (
-    (text for text, _ in _records(builder, unlabelled_split)) if unlabelled_split else None
-  )
   counts = write_splits(
+    beam_pipeline,
     examples.uri,
-    _records(builder, train_split) if train_split else None,
-    _records(builder, test_split),
+    ReadTFDS(builder, train_split) if train_split else None,
+    ReadTFDS(builder, test_split),
     eval_percent,
-    unlabelled,
+    ReadTFDS(builder, unlabelled_split) if unlabelled_split else None,
   )
   examples.split_names = standard_artifact_utils.encode_split_names(list(counts))
   examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)

@@ -2,9 +2,12 @@
 
 import glob
 import os
+import re
 
+import apache_beam as beam
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from components import imdb_example_gen as eg
 from core import features
@@ -17,9 +20,13 @@ RAW_SPEC = {
 }
 
 
+def _split_files(uri, split):
+  return sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*")))
+
+
 def _read_split(uri, split, span=False):
-  path = os.path.join(uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
-  records = list(tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator())
+  paths = _split_files(uri, split)
+  records = list(tf.data.TFRecordDataset(paths, compression_type="GZIP").as_numpy_iterator())
   spec = {**RAW_SPEC, "span": tf.io.FixedLenFeature([1], tf.int64)} if span else RAW_SPEC
   return [tf.io.parse_single_example(r, spec) for r in records]
 
@@ -101,12 +108,13 @@ def test_to_tf_example_with_a_span():
 def test_write_splits_golden_test_alone_is_span_0(tmp_path):
   # Beside spans (no train records) the golden test reviews are span 0; otherwise no span.
   golden = str(tmp_path / "golden")
-  assert eg.write_splits(golden, None, iter(TEST_RECORDS)) == {"test": 30}
+  assert _write(golden, None, TEST_RECORDS) == {"test": 30}
   assert {int(ex["span"].numpy()[0]) for ex in _read_split(golden, "test", span=True)} == {0}
+  assert os.listdir(golden) == ["Split-test"]  # the counts file is gone
   bootstrap = str(tmp_path / "bootstrap")
-  eg.write_splits(bootstrap, iter(TRAIN_RECORDS), iter(TEST_RECORDS))
-  path = os.path.join(bootstrap, "Split-test", "data_tfrecord-00000-of-00001.gz")
-  record = next(iter(tf.data.TFRecordDataset(path, compression_type="GZIP")))
+  _write(bootstrap, TRAIN_RECORDS, TEST_RECORDS)
+  paths = _split_files(bootstrap, "test")
+  record = next(iter(tf.data.TFRecordDataset(paths, compression_type="GZIP")))
   assert "span" not in tf.train.Example.FromString(record.numpy()).features.feature
 
 
@@ -122,15 +130,32 @@ TRAIN_RECORDS = [(f"train review {i} ".encode() + b"word " * (i % 300), i % 2) f
 TEST_RECORDS = [(f"test review {i}".encode(), (i + 1) % 2) for i in range(30)]
 
 
+def _write(uri, train, test, unlabelled=None, **kwargs):
+  """``write_splits`` on an in-process Beam pipeline, the sources ``beam.Create``d."""
+
+  def source(records):
+    return None if records is None else beam.Create(list(records))
+
+  return eg.write_splits(
+    beam.Pipeline(),
+    uri,
+    source(train),
+    source(test),
+    unlabelled_records=source(unlabelled),
+    **kwargs,
+  )
+
+
 def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(uri, iter(TRAIN_RECORDS), iter(TEST_RECORDS), eval_percent=20)
+  counts = _write(uri, TRAIN_RECORDS, TEST_RECORDS, eval_percent=20)
   expected_eval = sum(eg.is_eval_example(t, 20) for t, _ in TRAIN_RECORDS)
   assert counts == {"train": 200 - expected_eval, "eval": expected_eval, "test": 30}
   assert 0 < expected_eval < 200
+  assert sorted(os.listdir(uri)) == ["Split-eval", "Split-test", "Split-train"]
   for split in ("train", "eval", "test"):
     files = os.listdir(os.path.join(uri, f"Split-{split}"))
-    assert files == ["data_tfrecord-00000-of-00001.gz"]  # no temp file left behind
+    assert files and all(re.fullmatch(r"data_tfrecord-\d{5}-of-\d{5}\.gz", f) for f in files)
     parsed = _read_split(uri, split)
     assert len(parsed) == counts[split]
   train = _read_split(uri, "train")
@@ -145,7 +170,9 @@ def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
     assert ex["review_length"].numpy()[0] == len(text.split())
     assert ex["length_bucket"].numpy()[0].decode() == features.length_bucket(len(text.split()))
   test = _read_split(uri, "test")
-  assert [ex["text"].numpy()[0] for ex in test] == [t for t, _ in TEST_RECORDS]  # in order
+  assert sorted((ex["text"].numpy()[0], ex["label"].numpy()[0]) for ex in test) == sorted(
+    TEST_RECORDS
+  )
 
 
 UNLABELLED_TEXTS = [f"unrated review {i}".encode() for i in range(12)]
@@ -153,67 +180,64 @@ UNLABELLED_TEXTS = [f"unrated review {i}".encode() for i in range(12)]
 
 def test_write_splits_writes_the_unlabelled_split_without_labels(tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(
-    uri,
-    iter(TRAIN_RECORDS),
-    iter(TEST_RECORDS),
-    eval_percent=20,
-    unlabelled_texts=iter(UNLABELLED_TEXTS),
-  )
+  unlabelled = [(text, 1) for text in UNLABELLED_TEXTS]  # a label there is dropped
+  counts = _write(uri, TRAIN_RECORDS, TEST_RECORDS, unlabelled, eval_percent=20)
   assert counts["unlabelled"] == 12 and counts["test"] == 30
   assert list(counts) == ["train", "eval", "test", "unlabelled"]
-  path = os.path.join(uri, "Split-unlabelled", "data_tfrecord-00000-of-00001.gz")
+  paths = _split_files(uri, "unlabelled")
   examples = [
     tf.train.Example.FromString(r)
-    for r in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()
+    for r in tf.data.TFRecordDataset(paths, compression_type="GZIP").as_numpy_iterator()
   ]
-  assert [e.features.feature["text"].bytes_list.value[0] for e in examples] == UNLABELLED_TEXTS
+  texts = sorted(e.features.feature["text"].bytes_list.value[0] for e in examples)
+  assert texts == sorted(UNLABELLED_TEXTS)
   assert all("label" not in e.features.feature for e in examples)
   # Without unlabelled texts there is no such split.
   other = str(tmp_path / "other")
-  assert "unlabelled" not in eg.write_splits(other, iter(TRAIN_RECORDS), iter(TEST_RECORDS))
+  assert "unlabelled" not in _write(other, TRAIN_RECORDS, TEST_RECORDS)
   assert not os.path.exists(os.path.join(other, "Split-unlabelled"))
 
 
 def test_write_splits_empty_unlabelled_split_raises_and_leaves_nothing(tmp_path):
   uri = str(tmp_path / "examples")
   with pytest.raises(ValueError, match=r"\['unlabelled'\] would be empty"):
-    eg.write_splits(uri, iter(TRAIN_RECORDS), iter(TEST_RECORDS), unlabelled_texts=iter([]))
-  assert not glob.glob(os.path.join(uri, "Split-*", "*.gz"))
+    _write(uri, TRAIN_RECORDS, TEST_RECORDS, unlabelled=[])
+  assert not glob.glob(os.path.join(uri, "*")) + glob.glob(os.path.join(uri, ".*"))
 
 
 @pytest.mark.parametrize("eval_percent", [0, 100, -5])
 def test_write_splits_eval_percent_out_of_range(tmp_path, eval_percent):
   with pytest.raises(ValueError, match="eval_percent"):
-    eg.write_splits(str(tmp_path), TRAIN_RECORDS, TEST_RECORDS, eval_percent=eval_percent)
+    _write(str(tmp_path), TRAIN_RECORDS, TEST_RECORDS, eval_percent=eval_percent)
   assert not glob.glob(str(tmp_path / "**" / "*.gz"), recursive=True)
 
 
 def test_write_splits_empty_split_raises_and_leaves_no_finished_file(tmp_path):
   uri = str(tmp_path / "examples")
   with pytest.raises(ValueError, match="test"):
-    eg.write_splits(uri, iter(TRAIN_RECORDS), iter([]), eval_percent=10)
-  assert not glob.glob(os.path.join(uri, "Split-*", "data_tfrecord-*.gz"))
-  assert not glob.glob(os.path.join(uri, "Split-*", ".*incomplete"))
+    _write(uri, TRAIN_RECORDS, [], eval_percent=10)
+  assert not glob.glob(os.path.join(uri, "*")) + glob.glob(os.path.join(uri, ".*"))
 
 
-def test_write_splits_removes_partial_files_when_reading_fails(tmp_path):
-  def failing_records():
-    yield from TRAIN_RECORDS[:3]
+def _fails_on_the_tenth(pair):
+  if pair[0].startswith(b"train review 9 "):
     raise OSError("source went away")
+  return pair
 
+
+def test_write_splits_removes_every_split_when_reading_fails(tmp_path):
+  # The test split is written in full before the train source fails on a later bundle.
   uri = str(tmp_path / "examples")
-  with pytest.raises(IOError, match="went away"):
-    eg.write_splits(uri, failing_records(), TEST_RECORDS)
-  assert not list(glob.glob(os.path.join(uri, "Split-*", "*"))) + glob.glob(
-    os.path.join(uri, "Split-*", ".*")
-  )
+  failing = beam.Create(TRAIN_RECORDS) | beam.Map(_fails_on_the_tenth)
+  with pytest.raises(Exception, match="went away"):
+    eg.write_splits(beam.Pipeline(), uri, failing, beam.Create(TEST_RECORDS))
+  assert not glob.glob(os.path.join(uri, "*")) + glob.glob(os.path.join(uri, ".*"))
 
 
 def test_write_splits_single_train_record_leaves_a_split_empty(tmp_path):
   # One distinct text goes to train or eval, never both, so one of them is empty.
   with pytest.raises(ValueError, match="would be empty"):
-    eg.write_splits(str(tmp_path), [(b"only one", 1)], TEST_RECORDS)
+    _write(str(tmp_path), [(b"only one", 1)], TEST_RECORDS)
 
 
 # --- data directory / builder -------------------------------------------------------
@@ -267,20 +291,20 @@ def test_prepare_builder_checks_the_unlabelled_split_spec(tfds_data_dir):
 
 def test_write_splits_on_a_real_unsupervised_slice(builder, tmp_path):
   uri = str(tmp_path / "examples")
-  texts = (t for t, _ in eg._records(builder, "unsupervised[:50]"))
   counts = eg.write_splits(
+    beam.Pipeline(),
     uri,
-    eg._records(builder, "train[:1%]"),
-    eg._records(builder, "test[:20]"),
-    unlabelled_texts=texts,
+    eg.ReadTFDS(builder, "train[:1%]"),
+    eg.ReadTFDS(builder, "test[:20]"),
+    unlabelled_records=eg.ReadTFDS(builder, "unsupervised[:50]"),
   )
-  assert counts["unlabelled"] == 50
+  assert counts["unlabelled"] == 50 and counts["test"] == 20
 
 
 def test_write_splits_on_real_imdb_slices(builder, tmp_path):
   uri = str(tmp_path / "examples")
   counts = eg.write_splits(
-    uri, eg._records(builder, "train[:1%]"), eg._records(builder, "test[:1%]")
+    beam.Pipeline(), uri, eg.ReadTFDS(builder, "train[:1%]"), eg.ReadTFDS(builder, "test[:1%]")
   )
   assert counts["test"] == 250
   assert counts["train"] + counts["eval"] == 250
@@ -290,3 +314,9 @@ def test_write_splits_on_real_imdb_slices(builder, tmp_path):
     assert len(parsed) == counts[split]
     assert {int(ex["label"].numpy()[0]) for ex in parsed} <= {0, 1}
     assert all(ex["review_length"].numpy()[0] > 0 for ex in parsed)
+  # The same reviews as TFDS's own reader gives, each once, with its label.
+  tfds_pairs = sorted(
+    (r["text"], int(r["label"])) for r in tfds.as_numpy(builder.as_dataset(split="train[:1%]"))
+  )
+  written = _read_split(uri, "train") + _read_split(uri, "eval")
+  assert sorted((ex["text"].numpy()[0], ex["label"].numpy()[0]) for ex in written) == tfds_pairs
