@@ -2,6 +2,7 @@
 ``compile kubeflow``: the three build the same ``create_pipeline()``, so the options that
 feed it are declared once, with one meaning and one default."""
 
+import functools
 import os
 from collections.abc import Callable
 
@@ -107,9 +108,21 @@ blessing_options = _apply(
 )
 
 
+# The span options' parameter names, which span_options turns into one ``spans``.
+_SPAN_PARAMETERS = (
+  "input_base",
+  "input_pattern",
+  "window_spans",
+  "max_rejected_fraction",
+  "max_label_linf",
+  "max_length_js",
+  "max_oov_increase",
+  "warm_start",
+)
+
 # --input-base and the other span options: new labelled reviews arriving as span folders
 # (pipeline.layout.SpanInput). Without --input-base, TFDS's train split is trained on.
-span_options = _apply(
+_span_click_options = _apply(
   click.option(
     "--input-base",
     type=click.Path(file_okay=False),
@@ -171,6 +184,19 @@ span_options = _apply(
     "from scratch every time. No effect until a model was blessed.",
   ),
 )
+
+
+def span_options(command: Callable) -> Callable:
+  """Adds the span options to a click command, which receives them as one keyword
+  argument, ``spans`` (``span_input``'s SpanInput, or None without ``--input-base``),
+  with the command's own ``--span`` when it has one."""
+
+  @functools.wraps(command)
+  def with_spans(*args, **kwargs):
+    values = {name: kwargs.pop(name) for name in _SPAN_PARAMETERS}
+    return command(*args, spans=span_input(**values, span=kwargs.pop("span", None)), **kwargs)
+
+  return _span_click_options(with_spans)
 
 
 def span_input(

@@ -10,7 +10,6 @@ from cli.console import RunConsole
 from cli.options import (
   blessing_options,
   parse_hparams,
-  span_input,
   span_options,
   split_options,
   training_options,
@@ -194,15 +193,7 @@ def run(
   test_split,
   eval_percent,
   unlabelled_split,
-  input_base,
-  input_pattern,
-  window_spans,
-  max_rejected_fraction,
-  max_label_linf,
-  max_length_js,
-  max_oov_increase,
-  warm_start,
-  span,
+  spans,
   tfds_data_dir,
   download,
   schema_path,
@@ -231,17 +222,6 @@ def run(
     "mixed_precision": mixed_precision,
     **parse_hparams(hparams),
   }
-  spans = span_input(
-    input_base,
-    input_pattern,
-    window_spans,
-    max_rejected_fraction,
-    span,
-    max_label_linf=max_label_linf,
-    max_length_js=max_length_js,
-    warm_start=warm_start,
-    max_oov_increase=max_oov_increase,
-  )
   with RunConsole(verbose) as console:
     # Everything is checked before anything is written; TensorFlow's import noise waits in
     # the console's spool meanwhile.

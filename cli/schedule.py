@@ -9,7 +9,6 @@ import click
 from cli.options import (
   blessing_options,
   parse_hparams,
-  span_input,
   span_options,
   split_options,
   training_options,
@@ -80,14 +79,7 @@ def schedule_airflow(
   test_split,
   eval_percent,
   unlabelled_split,
-  input_base,
-  input_pattern,
-  window_spans,
-  max_rejected_fraction,
-  max_label_linf,
-  max_length_js,
-  max_oov_increase,
-  warm_start,
+  spans,
   tfds_data_dir,
   download,
   min_accuracy,
@@ -114,16 +106,6 @@ def schedule_airflow(
     min_accuracy=min_accuracy,
     max_accuracy_drop=max_accuracy_drop,
     beam_args=list(beam_args),
-  )
-  spans = span_input(
-    input_base,
-    input_pattern,
-    window_spans,
-    max_rejected_fraction,
-    max_label_linf=max_label_linf,
-    max_length_js=max_length_js,
-    warm_start=warm_start,
-    max_oov_increase=max_oov_increase,
   )
   if spans:
     kwargs["spans"] = dataclasses.asdict(spans)
