@@ -97,14 +97,17 @@ def log_count_ratios(
   def count(x, y):
     ids, present = present_features(x[features.TOKENS_KEY], input_dim, bigram_buckets)
     labels = tf.cast(tf.reshape(y, [-1, 1]), tf.int64)
-    tf.debugging.assert_equal(
+    labels_checked = tf.debugging.assert_equal(
       tf.reduce_all((labels == 0) | (labels == 1)),
       True,
       message="naive-Bayes counts need labels 0 or 1",
     )
-    # Segment total + 1 collects the absent slots; class 1's segments follow class 0's.
-    segments = tf.where(present, ids, total) + labels * (total + 1)
-    return tf.math.unsorted_segment_sum(tf.cast(present, tf.float64), segments, 2 * (total + 1))
+    # The check runs first: a bad label would otherwise reach the segment sum as an
+    # out-of-range segment id, whose error may come first.
+    with tf.control_dependencies([labels_checked]):
+      # Segment total + 1 collects the absent slots; class 1's segments follow class 0's.
+      segments = tf.where(present, ids, total) + labels * (total + 1)
+      return tf.math.unsorted_segment_sum(tf.cast(present, tf.float64), segments, 2 * (total + 1))
 
   counts = np.zeros(2 * (total + 1), np.float64)
   try:
