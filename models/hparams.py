@@ -31,7 +31,13 @@ MODEL_WARMUP_EPOCHS = types.MappingProxyType(
 ATTENTIONS = ("dot", "scaled_dot", "additive")
 # The fields preprocessing_fn reads. Transform gets only these, so changing a training-only
 # setting (epochs, seed, model, ...) reuses the cached TransformGraph.
-PREPROCESSING_FIELDS = ("vocab_size", "num_oov_buckets", "max_length", "head_tokens")
+PREPROCESSING_FIELDS = (
+  "vocab_size",
+  "num_oov_buckets",
+  "max_length",
+  "head_tokens",
+  "negation_scope",
+)
 # The fields the embedding pretraining (models.pretraining) reads: a change to any other
 # (the model, its training, ...) reuses the cached pretrained embeddings.
 PRETRAINING_FIELDS = (
@@ -66,6 +72,9 @@ class HParams:
     head_tokens: of a review longer than max_length, the first head_tokens tokens and the
       last max_length - head_tokens are kept (head+tail truncation); head_tokens >=
       max_length keeps only the first max_length.
+    negation_scope: words between a negation cue and the end of its clause become
+      tokens of their own ("not bad" -> ``not``, ``neg_bad``;
+      ``models.preprocessing.mark_negation_scope``, Das & Chen 2001, Pang et al. 2002).
     embedding_dim: width of the token embedding.
     word2vec_epochs: epochs of the word2vec pretraining of the token embedding on the
       train split's and the unlabelled split's reviews (``models.pretraining``: skip-gram
@@ -95,6 +104,9 @@ class HParams:
       ``nb_epochs`` epochs; the attention model then trains exactly as without it; the
       weights of the two logits are then fitted on the eval split (``models.stacking``).
     nb_epochs: epochs of the linear naive-Bayes model (``nb_wide``).
+    temperature_scaling: the served probabilities are divided in logit space by a
+      temperature fitted on the eval split after training (``models.calibration``, Guo et
+      al. 2017); predicted labels do not change.
     lstm_units: LSTM state size (per direction for ``bilstm_attention``); also the
       scoring width of the self-attention and attention pooling layers.
     num_heads: attention heads of each ``multi_head`` encoder block; ``embedding_dim``
@@ -152,6 +164,7 @@ class HParams:
   num_oov_buckets: int = 1
   max_length: int = 500
   head_tokens: int = 128
+  negation_scope: bool = True
   embedding_dim: int = 128
   word2vec_epochs: int = 5
   word2vec_window: int = 5
@@ -161,6 +174,7 @@ class HParams:
   bigram_dropout: float = 0.0
   nb_wide: bool = False
   nb_epochs: int = 3
+  temperature_scaling: bool = True
   lstm_units: int = 64
   num_heads: int = 2
   ff_dim: int = 128

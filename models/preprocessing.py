@@ -19,6 +19,22 @@ _HTML_TAG = r"<[^>]*>"
 # Apostrophes inside words are dropped ("don't" -> "dont"); all other punctuation splits.
 _APOSTROPHE = r"['`\x{2019}]"
 _NON_WORD = r"[^a-z0-9]+"
+# What ends a negation's scope (Pang, Lee & Vaithyanathan 2002: the next punctuation mark;
+# "but" too, so "not great but fun" leaves "fun" alone), kept as this token while marking.
+_PUNCTUATION_END = r"[.,:;!?()\[\]\x{2014}]+"
+_WORD_END = r"\b(but|yet|however)\b"
+_BOUNDARY = "_"
+# Negation cues, as clean_text leaves them ("don't" -> "dont"). Das & Chen 2001 and Pang
+# et al. 2002 mark the words after a cue; these are their cues plus the contracted forms.
+NEGATION_CUES = (
+  "not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "nowhere", "cannot",
+  "without", "hardly", "barely", "dont", "doesnt", "didnt", "isnt", "wasnt", "arent",
+  "werent", "wont", "wouldnt", "couldnt", "shouldnt", "cant", "aint", "havent", "hasnt",
+  "hadnt", "mustnt", "neednt", "nt",
+)  # fmt: skip
+# The prefix of a word in a negation's scope ("bad" -> "neg_bad"); clean_text never makes
+# "_", so a marked word cannot collide with a plain one.
+NEGATED_PREFIX = "neg_"
 
 
 def clean_text(text: tf.Tensor) -> tf.Tensor:
@@ -38,9 +54,65 @@ def clean_text(text: tf.Tensor) -> tf.Tensor:
   return tf.strings.strip(text)
 
 
-def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
-  """Cleans and splits a [batch] string tensor into a [batch, (words)] RaggedTensor."""
-  return tf.strings.split(clean_text(text))
+def tokenize(text: tf.Tensor, negation_scope: bool = False) -> tf.RaggedTensor:
+  """Cleans and splits a [batch] string tensor into a [batch, (words)] RaggedTensor.
+
+  With ``negation_scope`` the words inside a negation's scope come out marked
+  (``mark_negation_scope``): "It was not bad at all. Great!" ->
+  ``[it, was, not, neg_bad, neg_at, neg_all, great]``.
+  """
+  if not negation_scope:
+    return tf.strings.split(clean_text(text))
+  # Clause ends become a token of their own before clean_text drops punctuation.
+  lowered = tf.strings.lower(
+    tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), encoding="utf-8"
+  )
+  lowered = tf.strings.regex_replace(lowered, _HTML_TAG, " . ")
+  marked = tf.strings.regex_replace(lowered, _PUNCTUATION_END, f" {_BOUNDARY * 2} ")
+  marked = tf.strings.regex_replace(marked, _WORD_END, f" {_BOUNDARY * 2} \\1")
+  words = tf.strings.split(_clean_keeping_boundaries(marked))
+  return mark_negation_scope(words)
+
+
+def _clean_keeping_boundaries(text: tf.Tensor) -> tf.Tensor:
+  """``clean_text`` for text already lowercased, keeping the ``__`` boundary tokens."""
+  text = tf.strings.regex_replace(text, _APOSTROPHE, "")
+  text = tf.strings.regex_replace(text, r"[^a-z0-9_]+", " ")
+  return tf.strings.strip(text)
+
+
+def mark_negation_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:
+  """Prefixes ``NEGATED_PREFIX`` to the words between a negation cue and the end of its
+  clause, and drops the clause-end tokens (``__``).
+
+  The classic scope rule (Das & Chen 2001; Pang, Lee & Vaithyanathan 2002, sec. 6): every
+  word after a cue (``NEGATION_CUES``) up to the next punctuation mark is negated, which
+  gives "not" + "bad" a feature of its own that a bag of words or a word embedding cannot
+  form from "bad". Here the scope also ends at "but", "yet" and "however", and a second
+  cue in the same clause cancels the first (parity), so "can't say I didn't enjoy" leaves
+  "enjoy" plain; the cue words themselves stay plain.
+
+  Args:
+    words: string RaggedTensor [batch, (words)] of lowercase words and ``__`` clause
+      ends.
+
+  Returns:
+    string RaggedTensor [batch, (words without the clause ends)].
+  """
+  flat = words.flat_values
+  boundary = tf.equal(flat, _BOUNDARY * 2)
+  cue = tf.reduce_any(tf.equal(tf.expand_dims(flat, -1), tf.constant(NEGATION_CUES)), axis=-1)
+  # Per row: cues up to and including each word, and the clause each word is in.
+  cues_so_far = tf.cumsum(words.with_flat_values(tf.cast(cue, tf.int32)), axis=1)
+  clause = tf.cumsum(words.with_flat_values(tf.cast(boundary, tf.int32)), axis=1)
+  # The count at each clause's start: at the latest boundary, 0 before the first.
+  at_boundaries = tf.ragged.boolean_mask(cues_so_far, words.with_flat_values(boundary))
+  starts = tf.concat([tf.zeros([words.nrows(), 1], tf.int32), at_boundaries], axis=1)
+  clause_start = tf.gather(starts, clause, batch_dims=1)
+  open_cues = cues_so_far.flat_values - tf.cast(cue, tf.int32) - clause_start.flat_values
+  negated = tf.equal(open_cues % 2, 1) & ~cue
+  marked = tf.where(negated, NEGATED_PREFIX + flat, flat)
+  return tf.ragged.boolean_mask(words.with_flat_values(marked), words.with_flat_values(~boundary))
 
 
 def _dense_column(tensor, default_value) -> tf.Tensor:
@@ -136,7 +208,7 @@ def preprocessing_fn(
   """
   hp = HParams.from_custom_config(custom_config)
   text = _dense_column(inputs[features.TEXT_KEY], default_value="")
-  words = tokenize(text)
+  words = tokenize(text, hp.negation_scope)
   # The vocabulary analyzer sees whatever split Transform analyzes: the pipeline sets
   # SplitsConfig(analyze=["train"]) so eval/test never influence it.
   ids = tft.compute_and_apply_vocabulary(

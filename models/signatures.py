@@ -17,6 +17,9 @@ Signatures (all run the model with ``training=False``; dropout stays in the grap
 * ``transform_features``: ``examples`` string [batch] of serialized raw tf.Example ->
   the transformed features, for TFMA's ``preprocessing_function_names``.
 
+The probabilities are temperature-scaled (``models.calibration``) with the T the Trainer
+fitted on the eval split; the labels are the model's own (T > 0 keeps every sign).
+
 Beside the model, ``assets.extra/tf_serving_warmup_requests`` holds TF Serving warmup
 requests for ``predict_text``, ``serving_default`` and ``classify`` (``core.warmup``).
 """
@@ -29,7 +32,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from core import contract, features, warmup
-from models import preprocessing
+from models import calibration, preprocessing
 from models.hparams import HParams
 
 CLASSIFY_METHOD_NAME = tf.compat.v1.saved_model.signature_constants.CLASSIFY_METHOD_NAME
@@ -53,14 +56,22 @@ class ExportModule(tf.Module):
   """
 
   def __init__(
-    self, explain_model: keras.Model, tf_transform_output: tft.TFTransformOutput, hp: HParams
+    self,
+    explain_model: keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    hp: HParams,
+    temperature: float = 1.0,
   ):
     super().__init__()
+    # A Python float, so a constant of the graph, not a variable: the warm start reads the
+    # model's variables alone.
+    self._temperature = float(temperature)
     self.explain_model = explain_model
     self.tft_layer = tf_transform_output.transform_features_layer()
     self._raw_spec = tf_transform_output.raw_feature_spec()
     self._max_length = hp.max_length
     self._head_tokens = hp.head_tokens
+    self._negation_scope = hp.negation_scope
 
   def _transform_text(self, text: tf.Tensor) -> tf.Tensor:
     raw = {features.TEXT_KEY: _as_raw_feature(text, self._raw_spec[features.TEXT_KEY])}
@@ -71,15 +82,17 @@ class ExportModule(tf.Module):
     raw = tf.io.parse_example(examples, {features.TEXT_KEY: self._raw_spec[features.TEXT_KEY]})
     tokens = self.tft_layer(raw)[features.TOKENS_KEY]
     probabilities, _ = self.explain_model(tokens, training=False)
+    probabilities = calibration.apply_temperature(probabilities, self._temperature)
     return {"probabilities": tf.reshape(probabilities, [-1])}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def predict_text(self, text):
     token_ids = self._transform_text(text)
     probabilities, weights = self.explain_model(token_ids, training=False)
+    probabilities = calibration.apply_temperature(probabilities, self._temperature)
     probabilities = tf.reshape(probabilities, [-1])
     words = preprocessing.pad_or_truncate_strings(
-      preprocessing.tokenize(text), self._max_length, self._head_tokens
+      preprocessing.tokenize(text, self._negation_scope), self._max_length, self._head_tokens
     )
     return {
       "probabilities": probabilities,
@@ -114,11 +127,15 @@ def export_saved_model(
   tf_transform_output: tft.TFTransformOutput,
   hp: HParams,
   export_dir: str,
+  temperature: float = 1.0,
 ) -> None:
   """Saves the explanation model (its weights only, no optimizer state; see
   ``ExportModule``) with the signatures above to ``export_dir`` (tf.saved_model.save),
-  marks ``classify`` as a classification signature and writes the warmup requests."""
-  module = ExportModule(explain_model, tf_transform_output, hp)
+  marks ``classify`` as a classification signature and writes the warmup requests.
+
+  ``temperature``: T > 0 of temperature scaling (``models.calibration``); every signature's
+  probabilities are sigmoid(logit / T); 1.0 exports the model's own."""
+  module = ExportModule(explain_model, tf_transform_output, hp, temperature)
   signature_functions = module.signatures()
   tf.saved_model.save(module, export_dir, signatures=signature_functions)
   set_method_names(export_dir, {contract.CLASSIFY: CLASSIFY_METHOD_NAME})
