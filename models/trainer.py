@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -22,9 +23,17 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from core import features
+from models import (
+  calibration,
+  naive_bayes,
+  pretraining,
+  signatures,
+  stacking,
+  throughput,
+  warm_start,
+)
 from models import inputs as inputs_lib
 from models import model as model_lib
-from models import naive_bayes, pretraining, signatures, stacking, throughput, warm_start
 from models.hparams import HParams
 from models.progress import TrainingProgress
 from models.strategy import (
@@ -111,6 +120,55 @@ def stack_halves(explain_model: keras.Model, eval_ds: tf.data.Dataset) -> dict:
     )
   logging.info("Stacked ensemble on eval (%.1f s): %s", time.monotonic() - started, fit.as_dict())
   return fit.as_dict()
+
+
+def eval_probabilities(
+  explain_model: keras.Model, dataset: tf.data.Dataset
+) -> tuple[np.ndarray, np.ndarray]:
+  """The served p(positive) (float64 [n]) and labels (int64 [n]) of every review in
+  ``dataset`` (batches ``({"tokens": int [batch, time]}, labels)``, finite), called
+  in cross-replica context like ``stacking.half_logits``."""
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
+  def probabilities_of(tokens):
+    return explain_model(tokens, training=False)[0]
+
+  probabilities, labels = [], []
+  for x, y in dataset:
+    probabilities.append(
+      np.reshape(probabilities_of(tf.cast(x[features.TOKENS_KEY], tf.int64)).numpy(), [-1])
+    )
+    labels.append(np.reshape(y.numpy(), [-1]))
+  if not probabilities:
+    return np.zeros([0]), np.zeros([0], np.int64)
+  return (
+    np.concatenate(probabilities).astype(np.float64),
+    np.rint(np.concatenate(labels)).astype(np.int64),
+  )
+
+
+def fit_temperature(explain_model: keras.Model, eval_ds: tf.data.Dataset):
+  """Fits the temperature of the served probabilities on the eval split
+  (``models.calibration``, Guo et al. 2017); the export applies it. Like
+  ``stack_halves``, every worker fits it on the whole eval split, so all export the same.
+
+  Returns:
+    the ``calibration.TemperatureFit``.
+  """
+  started = time.monotonic()
+  probabilities, labels = eval_probabilities(explain_model, eval_ds)
+  fit = calibration.fit_temperature(probabilities, labels)
+  logging.info(
+    "Temperature scaling on %d eval reviews: T = %.3f, NLL %.4f -> %.4f, ECE %.4f -> %.4f (%.1f s)",
+    fit.examples,
+    fit.temperature,
+    fit.nll_before,
+    fit.nll_after,
+    fit.ece_before,
+    fit.ece_after,
+    time.monotonic() - started,
+  )
+  return fit
 
 
 def set_pretrained_embeddings(model: keras.Model, hp: HParams, base_model_dir: str) -> dict:
@@ -251,6 +309,11 @@ def run_fn(fn_args: FnArgs) -> None:
       # With the attention model's best epoch restored. The copy of a multi-worker run
       # reads eval outside the strategy: unsharded, every worker sees all of it.
       summary["stacking"] = stack_halves(explain_model, inputs.eval)
+    temperature = 1.0
+    if hp.temperature_scaling:
+      calibrated = fit_temperature(explain_model, inputs.eval)
+      summary["calibration"] = calibrated.as_dict()
+      temperature = calibrated.temperature
     throughput.write_summary(
       log_dir,
       speed.summary(
@@ -265,7 +328,9 @@ def run_fn(fn_args: FnArgs) -> None:
         **summary,
       ),
     )
-    signatures.export_saved_model(explain_model, inputs.transform_output, hp, export_dir)
+    signatures.export_saved_model(
+      explain_model, inputs.transform_output, hp, export_dir, temperature=temperature
+    )
   wait_for_workers(strategy, role)
 
 
