@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
-  bench-cli bench-spans serve venv lock clean
+  bench-cli bench-spans bench-behaviour serve venv lock clean
 
 venv: $(STAMP)
 
@@ -99,6 +99,13 @@ bench-cli: $(STAMP)
 BENCH_SPANS_ARGS ?=
 bench-spans: $(STAMP)
 	$(BIN)/python -m analysis.bench_spans $(BENCH_SPANS_ARGS)
+
+# The behavioural suite's failure rates, golden-test accuracy and ECE of the previous
+# default model against the current one, 3 seeds each, on the full data ->
+# outputs/bench/behaviour.json. About 1.5 hours on 2 CPU cores.
+BENCH_BEHAVIOUR_ARGS ?=
+bench-behaviour: $(STAMP)
+	$(BIN)/python -m analysis.bench_behaviour $(BENCH_BEHAVIOUR_ARGS)
 
 ## The development server (TF Serving's gRPC API) on the pushed model, port 8500.
 serve: $(STAMP)
