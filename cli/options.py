@@ -10,6 +10,7 @@ import click
 
 from models.hparams import HParams, parse_overrides
 from pipeline.layout import (
+  DEFAULT_BEHAVIOUR_THRESHOLDS,
   DEFAULT_MAX_LABEL_LINF,
   DEFAULT_MAX_LENGTH_JS,
   DEFAULT_MAX_OOV_INCREASE,
@@ -89,7 +90,53 @@ split_options = _apply(
   ),
 )
 
-# --min-accuracy, --max-accuracy-drop: the Evaluator's blessing thresholds.
+
+def parse_behaviour_thresholds(pairs: tuple[str, ...]) -> dict[str, float]:
+  """The BehaviourValidator's thresholds: ``DEFAULT_BEHAVIOUR_THRESHOLDS`` with each
+  ``CAPABILITY=RATE`` of ``--behaviour-threshold`` set over it (``CAPABILITY=none`` drops
+  that capability's gate; ``all=none`` drops every default).
+
+  Raises:
+    click.BadParameter: a pair without ``=``, a capability the suite does not have, or a
+      rate that is not a number in [0, 1].
+  """
+  from behaviour import suite
+
+  thresholds = dict(DEFAULT_BEHAVIOUR_THRESHOLDS)
+  known = [c.name for c in suite.CAPABILITIES]
+  for pair in pairs:
+    name, sep, value = pair.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep:
+      raise click.BadParameter(
+        f"expected CAPABILITY=RATE, got {pair!r}", param_hint="--behaviour-threshold"
+      )
+    if name == "all" and value == "none":
+      thresholds = {}
+      continue
+    if name not in known:
+      raise click.BadParameter(
+        f"no capability {name!r} in the behavioural suite; known: {', '.join(known)}",
+        param_hint="--behaviour-threshold",
+      )
+    if value == "none":
+      thresholds.pop(name, None)
+      continue
+    try:
+      rate = float(value)
+    except ValueError:
+      rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+      raise click.BadParameter(
+        f"the rate of {name} must be a number in [0, 1] or none, got {value!r}",
+        param_hint="--behaviour-threshold",
+      )
+    thresholds[name] = rate
+  return thresholds
+
+
+# --min-accuracy, --max-accuracy-drop: the Evaluator's blessing thresholds;
+# --behaviour-threshold: the BehaviourValidator's.
 blessing_options = _apply(
   click.option(
     "--min-accuracy",
@@ -104,6 +151,15 @@ blessing_options = _apply(
     default=0.01,
     show_default=True,
     help="Blessing threshold: at most this far below the last blessed model.",
+  ),
+  click.option(
+    "--behaviour-threshold",
+    "behaviour_thresholds",
+    multiple=True,
+    metavar="CAPABILITY=RATE",
+    help="Push only a model failing at most this share of a capability's cases in the "
+    "behavioural suite (repeatable; CAPABILITY=none drops a default gate, all=none all of "
+    "them). The defaults are in the README.",
   ),
 )
 

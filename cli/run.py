@@ -9,6 +9,7 @@ import click
 from cli.console import RunConsole
 from cli.options import (
   blessing_options,
+  parse_behaviour_thresholds,
   parse_hparams,
   span_options,
   split_options,
@@ -199,6 +200,7 @@ def run(
   schema_path,
   min_accuracy,
   max_accuracy_drop,
+  behaviour_thresholds,
   output_dir,
   no_cache,
   quiet,
@@ -227,6 +229,7 @@ def run(
     # the console's spool meanwhile.
     try:
       hp = HParams.from_custom_config({"hparams": overrides})
+      thresholds = parse_behaviour_thresholds(behaviour_thresholds)
       pipeline_beam_args = beam_profiles.beam_args_for(
         beam_profile,
         beam_profiles.BeamSettings(
@@ -271,6 +274,7 @@ def run(
       schema_path=os.path.abspath(schema_path) if schema_path else None,
       min_accuracy=min_accuracy,
       max_accuracy_drop=max_accuracy_drop,
+      behaviour_thresholds=thresholds,
       beam_pipeline_args=pipeline_beam_args,
       enable_cache=not no_cache,
       last_node=last_node,

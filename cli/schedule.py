@@ -8,6 +8,7 @@ import click
 
 from cli.options import (
   blessing_options,
+  parse_behaviour_thresholds,
   parse_hparams,
   span_options,
   split_options,
@@ -84,6 +85,7 @@ def schedule_airflow(
   download,
   min_accuracy,
   max_accuracy_drop,
+  behaviour_thresholds,
   beam_args,
 ):
   """Print or write the Airflow 2.x DAG module (TFX's AirflowDagRunner): the schedule,
@@ -105,6 +107,7 @@ def schedule_airflow(
     download=download,
     min_accuracy=min_accuracy,
     max_accuracy_drop=max_accuracy_drop,
+    behaviour_thresholds=parse_behaviour_thresholds(behaviour_thresholds),
     beam_args=list(beam_args),
   )
   if spans:
@@ -198,6 +201,7 @@ def kubeflow_command(
   download,
   min_accuracy,
   max_accuracy_drop,
+  behaviour_thresholds,
   beam_args,
 ):
   """Compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (TFX's
@@ -220,6 +224,7 @@ def kubeflow_command(
       download=download,
       min_accuracy=min_accuracy,
       max_accuracy_drop=max_accuracy_drop,
+      behaviour_thresholds=parse_behaviour_thresholds(behaviour_thresholds),
       beam_args=beam_args,
     )
   except (ValueError, ImportError) as e:

@@ -37,12 +37,16 @@ BASELINE_FILE = "baseline.json"
 # TFX's ModelBlessing marker files and custom properties (as the Evaluator writes them).
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
 BATCH_SIZE = 256
+# Failing cases a reason shows per capability.
+SHOWN_FAILURES = 3
 
 
 class BehaviourReport(types.Artifact):
   """Failure rates of a model on the behavioural test suite (module docstring)."""
 
-  TYPE_NAME = "BehaviourReport"
+  # Namespaced: Kubeflow V2's compiler takes a custom type's name as a KFP schema title,
+  # which must read ``<namespace>.<Name>``.
+  TYPE_NAME = "imdb_tfx.BehaviourReport"
 
 
 def parse_thresholds(text: str) -> dict[str, float]:
@@ -93,16 +97,27 @@ def judge(
   """Blessed when the Evaluator blessed the model and no capability passes its threshold.
 
   Returns:
-    ``(blessed, reasons)``: one reason per capability over its threshold (``"contrast
-    0.850 > 0.200"``), and one when the Evaluator did not bless.
+    ``(blessed, reasons)``: one reason per capability over its threshold, with up to
+    ``SHOWN_FAILURES`` of its failing cases (``'contrast 0.850 > 0.200, e.g. "The plot was
+    dull, but the film was superb." p=0.08'``), and one when the Evaluator did not bless.
   """
   rates = report.failure_rates
+  results = {result.name: result for result in report.capabilities}
   reasons = [] if evaluator_blessed else ["the Evaluator did not bless the model"]
-  reasons += [
-    f"{name} {rates[name]:.3f} > {thresholds[name]:.3f}"
-    for name in report.failed_capabilities(thresholds)
-  ]
+  for name in report.failed_capabilities(thresholds):
+    reason = f"{name} {rates[name]:.3f} > {thresholds[name]:.3f}"
+    shown = [_case_text(case) for case in results[name].examples[:SHOWN_FAILURES]]
+    reasons.append(reason + (", e.g. " + ", ".join(shown) if shown else ""))
   return not reasons, reasons
+
+
+def _case_text(case: Mapping) -> str:
+  """One failing case as a reason shows it: ``"text" p=0.08``, and for INV and DIR cases
+  ``-> "perturbed" p=0.91`` after it (p = p(positive))."""
+  text = f"{json.dumps(case['text'])} p={case['p']:.2f}"
+  if case.get("perturbed") is not None:
+    text += f" -> {json.dumps(case['perturbed'])} p={case['p_perturbed']:.2f}"
+  return text
 
 
 def _write_blessing(blessing, model, baseline_model, blessed: bool, reasons: list[str]) -> None:

@@ -105,6 +105,7 @@ def build_dag(
   download: bool = False,
   min_accuracy: float = 0.85,
   max_accuracy_drop: float = 0.01,
+  behaviour_thresholds: Mapping[str, float] | None = None,
   beam_args: Sequence[str] = (),
   spans: Mapping[str, Any] | None = None,
   environ: Mapping[str, str] = os.environ,
@@ -144,19 +145,21 @@ def build_dag(
     download=download,
     min_accuracy=min_accuracy,
     max_accuracy_drop=max_accuracy_drop,
+    behaviour_thresholds=behaviour_thresholds,
     beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=beam_args),
     spans=SpanInput(**spans) if spans else None,
     code_versions=code_version.code_versions(),
   )
   for node in pipeline.components:
-    if node.id == "Evaluator":
+    if node.id in ("Evaluator", "BehaviourValidator"):
       node.driver_class = _evaluator_driver_class()
   config = AirflowPipelineConfig(airflow_dag_config=airflow_dag_config(schedule, retries))
   return AirflowDagRunner(config).run(pipeline)
 
 
 def _evaluator_driver_class():
-  """The Evaluator's driver under ``AirflowDagRunner``'s (legacy) launcher.
+  """The Evaluator's (and the BehaviourValidator's, which has the same two inputs) driver
+  under ``AirflowDagRunner``'s (legacy) launcher.
 
   When a scheduled run sees unchanged data, the Trainer is served from the cache, so its
   Model is the very artifact the resolver returns as the last blessed baseline. The legacy

@@ -16,7 +16,13 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import mlmd_queries
-from pipeline.summary import evaluation_metrics, newest_span_metrics, validation_failures
+from pipeline.summary import (
+  behaviour_rates,
+  behaviour_reasons,
+  evaluation_metrics,
+  newest_span_metrics,
+  validation_failures,
+)
 
 RUN_CONTEXT_TYPE = "pipeline_run"
 _FAILED = metadata_store_pb2.Execution.FAILED
@@ -46,8 +52,15 @@ class RunRecord:
     accuracy: the candidate's ``binary_accuracy`` on the golden test split.
     span_accuracy: its ``binary_accuracy`` on the newest span's eval reviews (None
       without spans).
-    blessed: the Evaluator's verdict (None when it did not run).
-    not_blessed: why not, each failed threshold (``summary.validation_failures``).
+    blessed: the verdict the Pusher acted on: the BehaviourValidator's (Evaluator and
+      behavioural suite together) when it ran, else the Evaluator's; None when neither
+      ran.
+    not_blessed: why not, each failed threshold (``summary.validation_failures``) and
+      each capability over its threshold (``summary.behaviour_reasons``).
+    behaviour_failure_rate: the candidate's share of failing cases of the behavioural
+      suite (None when the validator did not run).
+    behaviour: capability -> ``{"candidate", "baseline"}`` failure rates
+      (``summary.behaviour_rates``).
     pushed_version: the serving version the Pusher wrote (None: nothing pushed).
     failed_at: the component whose execution failed, if one did.
   """
@@ -66,6 +79,8 @@ class RunRecord:
   span_accuracy: float | None = None
   blessed: bool | None = None
   not_blessed: tuple[str, ...] = ()
+  behaviour_failure_rate: float | None = None
+  behaviour: dict = dataclasses.field(default_factory=dict)
   pushed_version: str | None = None
   failed_at: str | None = None
 
@@ -128,6 +143,17 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
       fields["blessed"] = None if blessed is None else bool(blessed)
       if blessed == 0 and outputs.get("evaluation"):
         fields["not_blessed"] = tuple(validation_failures(outputs["evaluation"][0].uri))
+  if "BehaviourValidator" in by_node:
+    outputs = mlmd_queries.execution_outputs(store, by_node["BehaviourValidator"].id)
+    if outputs.get("report"):
+      report = outputs["report"][0]
+      fields["behaviour"] = behaviour_rates(report)
+      overall = report.custom_properties.get("overall_failure_rate")
+      fields["behaviour_failure_rate"] = overall.double_value if overall else None
+    if outputs.get("blessing"):
+      blessing = outputs["blessing"][0]
+      fields["blessed"] = bool(mlmd_queries.custom_property(blessing, "blessed"))
+      fields["not_blessed"] = fields.get("not_blessed", ()) + tuple(behaviour_reasons(blessing))
   if "Pusher" in by_node:
     outputs = mlmd_queries.execution_outputs(store, by_node["Pusher"].id)
     pushed = outputs.get("pushed_model", [None])[0]
@@ -195,7 +221,8 @@ def _input_spans(store, execution_id: int, key: str) -> tuple[int, ...]:
 def format_history(records: list[RunRecord]) -> str:
   """A plain-text table of ``records``, a run to a line; ``-`` where a value is absent."""
   header = ("started (UTC)", "span", "reviews", "refused", "drift", "window", "trainer")
-  header += ("from", "test acc", "span acc", "blessed", "pushed", "failed at / why")
+  header += ("from", "test acc", "span acc", "suite fail", "blessed", "pushed")
+  header += ("failed at / why",)
   rows = [header]
   for r in records:
     rows.append(
@@ -212,9 +239,11 @@ def format_history(records: list[RunRecord]) -> str:
         _text(r.warm_start),
         "-" if r.accuracy is None else f"{r.accuracy:.4f}",
         "-" if r.span_accuracy is None else f"{r.span_accuracy:.4f}",
+        "-" if r.behaviour_failure_rate is None else f"{r.behaviour_failure_rate:.3f}",
         "-" if r.blessed is None else ("yes" if r.blessed else "no"),
         _text(r.pushed_version),
-        _text(r.failed_at or "; ".join(r.not_blessed) or None),
+        # The capability and its rate, without the failing cases the summary quotes.
+        _text(r.failed_at or "; ".join(w.split(", e.g. ")[0] for w in r.not_blessed) or None),
       )
     )
   widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -151,6 +151,7 @@ def compile_pipeline(
   download: bool = False,
   min_accuracy: float = 0.85,
   max_accuracy_drop: float = 0.01,
+  behaviour_thresholds: Mapping[str, float] | None = None,
   beam_args: Sequence[str] = (),
 ) -> tuple[tfx.dsl.Pipeline, dict[str, Any]]:
   """Builds ``create_pipeline()`` for Kubeflow and compiles it into ``output_path``
@@ -196,6 +197,7 @@ def compile_pipeline(
     download=download,
     min_accuracy=min_accuracy,
     max_accuracy_drop=max_accuracy_drop,
+    behaviour_thresholds=behaviour_thresholds,
     beam_pipeline_args=merge_beam_args(CONTAINER_BEAM_ARGS, beam_args),
     code_versions=code_version.code_versions(),
   )

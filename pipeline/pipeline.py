@@ -3,7 +3,8 @@
 ImdbExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen) -> ExampleValidator ->
 AnomaliesGate -> Transform -> EmbeddingTrainer (word2vec pretraining of the token
 embedding; without it when ``word2vec_epochs`` is 0) -> Trainer -> (latest blessed Model
-resolver) -> Evaluator -> Pusher. With spans (``SpanInput``), ReviewExampleGen ingests the
+resolver) -> Evaluator -> BehaviourValidator (the behavioural suite; its blessing is the
+Evaluator's and the suite's thresholds together) -> Pusher. With spans (``SpanInput``), ReviewExampleGen ingests the
 newest span, DistributionValidator and DriftGate compare it with the previous one, Transform
 and the Trainer read a window of spans, the Trainer warm-starts from the serving model, and
 the Evaluator judges on the golden test split and the newest span (EvaluationExamples).
@@ -24,6 +25,7 @@ from tfx.dsl.input_resolution.ops import ops
 from tfx.types import channel
 
 from components.anomalies_gate import AnomaliesGate
+from components.behaviour_validator import BehaviourValidator, parse_thresholds
 from components.drift_gate import DriftGate
 from components.embedding_trainer import EmbeddingTrainer
 from components.evaluation_examples import EvaluationExamples
@@ -34,6 +36,7 @@ from pipeline.drift_config import make_drift_config
 from pipeline.eval_config import make_eval_config
 from pipeline.layout import (
   CURATED_SCHEMA_PATH,
+  DEFAULT_BEHAVIOUR_THRESHOLDS,
   PIPELINE_NAME,
   PREPROCESSING_FN,
   RUN_FN,
@@ -68,6 +71,7 @@ def create_pipeline(
   schema_path: str | None = None,
   min_accuracy: float = 0.85,
   max_accuracy_drop: float = 0.01,
+  behaviour_thresholds: Mapping[str, float] | None = None,
   beam_pipeline_args: Sequence[str] = (),
   enable_cache: bool = True,
   last_node: str | None = None,
@@ -98,6 +102,10 @@ def create_pipeline(
     min_accuracy: blessing needs test-split accuracy >= this (with spans: on the golden
       test split and on the newest span's eval split, each).
     max_accuracy_drop: and, with a baseline, accuracy no more than this below it (each).
+    behaviour_thresholds: capability -> the highest failure rate on the behavioural suite
+      (``behaviour.suite``) a model may have to be pushed (the BehaviourValidator's gate,
+      together with the Evaluator's blessing); None = ``DEFAULT_BEHAVIOUR_THRESHOLDS``,
+      ``{}`` = the Evaluator's blessing alone (the suite is still scored and reported).
     beam_pipeline_args: Beam options for the Beam-powered components.
     enable_cache: reuse executions whose inputs and properties are unchanged.
     last_node: build the pipeline only up to this node id (one of ``NODE_IDS``; with
@@ -123,10 +131,12 @@ def create_pipeline(
     the ``tfx.dsl.Pipeline``.
 
   Raises:
-    ValueError: ``last_node`` is not a node of this pipeline, or ``spans`` with the
-      pretraining but without ``unlabelled_split``.
+    ValueError: ``last_node`` is not a node of this pipeline, ``spans`` with the
+      pretraining but without ``unlabelled_split``, or a behaviour threshold of a
+      capability the suite does not have or outside [0, 1].
   """
   hparams = hparams or HParams()
+  thresholds = _behaviour_thresholds(behaviour_thresholds)
   check_last_node(
     last_node,
     curated_schema=bool(schema_path),
@@ -151,6 +161,7 @@ def create_pipeline(
     schema_path=schema_path,
     min_accuracy=min_accuracy,
     max_accuracy_drop=max_accuracy_drop,
+    behaviour_thresholds=thresholds,
     code_versions=code_versions or {},
   )
   if last_node is not None:
@@ -163,6 +174,15 @@ def create_pipeline(
     metadata_connection_config=metadata_connection_config,
     beam_pipeline_args=list(beam_pipeline_args),
   )
+
+
+def _behaviour_thresholds(thresholds: Mapping[str, float] | None) -> str:
+  """The BehaviourValidator's ``thresholds`` parameter: canonical JSON (sorted keys, so
+  equal settings keep TFX's cache), checked now rather than when the component runs."""
+  chosen = DEFAULT_BEHAVIOUR_THRESHOLDS if thresholds is None else thresholds
+  text = json.dumps(dict(chosen), sort_keys=True) if chosen else ""
+  parse_thresholds(text)
+  return text
 
 
 def _cut(nodes: list[Any], keep: int) -> list[Any]:
@@ -202,8 +222,9 @@ def _previous_created(artifacts):
   return ops.Slice(ops.LatestCreateTime(artifacts, n=2), start=0, stop=1)
 
 
-# The baselines name the gate's outputs before the gate is built.
+# The baselines name the gates' outputs before the gates are built.
 _DRIFT_GATE_ID = "DriftGate"
+_BEHAVIOUR_VALIDATOR_ID = "BehaviourValidator"
 
 
 def _baseline(this_run, published_key: str):
@@ -237,6 +258,7 @@ def _nodes(
   schema_path: str | None,
   min_accuracy: float,
   max_accuracy_drop: float,
+  behaviour_thresholds: str,
   code_versions: Mapping[str, str],
 ) -> list[Any]:
   """Every node of the pipeline, in the order of ``pipeline.layout.node_ids``.
@@ -288,11 +310,17 @@ def _nodes(
   )
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
   # The serving model: the Evaluator's baseline and, with spans, the vocabulary of the
-  # drift check and where training starts.
+  # drift check and where training starts. Blessed means the BehaviourValidator's
+  # blessing (the Evaluator's and the suite's), the one the Pusher reads: a model the
+  # Evaluator blessed but the suite stopped never becomes a baseline.
   model_resolver = tfx.dsl.Resolver(
     strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
     model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-    model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    model_blessing=tfx.dsl.Channel(
+      type=tfx.types.standard_artifacts.ModelBlessing,
+      producer_component_id=_BEHAVIOUR_VALIDATOR_ID,
+      output_key="blessing",
+    ),
   ).with_id("latest_blessed_model_resolver")
   distribution_validator = drift_gate = None
   if spans:
@@ -371,9 +399,15 @@ def _nodes(
     example_splits=[TEST, EVAL] if spans else [TEST],
     eval_config=make_eval_config(min_accuracy, max_accuracy_drop, by_span=bool(spans)),
   )
-  pusher = tfx.components.Pusher(
+  behaviour_validator = BehaviourValidator(
     model=trainer.outputs["model"],
     model_blessing=evaluator.outputs["blessing"],
+    baseline_model=model_resolver.outputs["model"],
+    thresholds=behaviour_thresholds,
+  ).with_id(_BEHAVIOUR_VALIDATOR_ID)
+  pusher = tfx.components.Pusher(
+    model=trainer.outputs["model"],
+    model_blessing=behaviour_validator.outputs["blessing"],
     push_destination=tfx.proto.PushDestination(
       filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
     ),
@@ -399,6 +433,7 @@ def _nodes(
       *training,
       evaluation_examples,
       evaluator,
+      behaviour_validator,
       pusher,
     )
     if node is not None

@@ -14,6 +14,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_model_analysis.slicer import slicer_lib
 
+from behaviour import suite
 from core import features
 from pipeline import mlmd_queries
 
@@ -40,9 +41,14 @@ class RunSummary:
       ``evaluation_metrics``).
     span_metrics: with spans, its metrics on the newest span's eval reviews
       (``newest_span_metrics``); empty without.
-    blessed: the Evaluator's verdict, None if the Evaluator did not run.
-    blessing_reasons: failed validations (empty when blessed).
+    blessed: the blessing the Pusher acted on: the BehaviourValidator's (the Evaluator's
+      and the behavioural suite's together) when it ran, else the Evaluator's; None if
+      neither ran.
+    blessing_reasons: why not: the Evaluator's failed validations, then each capability
+      over its threshold with failing cases (empty when blessed).
     pushed_path: where the Pusher wrote the model, None if nothing was pushed.
+    behaviour: capability -> ``{"candidate": failure rate, "baseline": the serving
+      model's or None}`` on the behavioural suite; empty when the validator did not run.
   """
 
   components: list[ComponentRun]
@@ -51,6 +57,7 @@ class RunSummary:
   blessing_reasons: list[str]
   pushed_path: str | None
   span_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+  behaviour: dict[str, dict[str, float | None]] = dataclasses.field(default_factory=dict)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -83,6 +90,8 @@ class RunSummary:
       accuracy = self.span_metrics.get("binary_accuracy", float("nan"))
       examples = int(self.span_metrics.get("example_count", 0))
       lines.append(f"Newest span's eval: accuracy {accuracy:.4f} ({examples} examples)")
+    if self.behaviour:
+      lines.extend(format_behaviour(self.behaviour))
     if self.blessed is None:
       lines.append("Blessing: the Evaluator did not run")
     elif self.blessed:
@@ -95,6 +104,46 @@ class RunSummary:
       else "Pushed: nothing (model not blessed or Pusher skipped)"
     )
     return "\n".join(lines)
+
+
+def format_behaviour(rates: dict[str, dict[str, float | None]]) -> list[str]:
+  """Lines of the behavioural suite's failure rates, candidate / serving model, three
+  capabilities to a line."""
+  has_baseline = any(r.get("baseline") is not None for r in rates.values())
+  lines = [
+    "Behaviour suite failure rates"
+    + (" (candidate / serving model):" if has_baseline else " (candidate):")
+  ]
+  cells = []
+  for name, rate in rates.items():
+    cell = f"{name} {rate['candidate']:.3f}"
+    if has_baseline:
+      baseline = rate.get("baseline")
+      cell += " / " + ("-" if baseline is None else f"{baseline:.3f}")
+    cells.append(cell)
+  width = max(len(cell) for cell in cells)
+  for start in range(0, len(cells), 3):
+    lines.append("  " + "  ".join(cell.ljust(width) for cell in cells[start : start + 3]).rstrip())
+  return lines
+
+
+def behaviour_rates(report: metadata_store_pb2.Artifact) -> dict[str, dict[str, float | None]]:
+  """capability -> ``{"candidate", "baseline"}`` failure rates from a BehaviourReport's
+  custom properties (``components.behaviour_validator``), in the suite's order."""
+  candidate = mlmd_queries.float_properties(report, "failure_rate_")
+  baseline = mlmd_queries.float_properties(report, "baseline_failure_rate_")
+  return {
+    c.name: {"candidate": candidate[c.name], "baseline": baseline.get(c.name)}
+    for c in suite.CAPABILITIES
+    if c.name in candidate
+  }
+
+
+def behaviour_reasons(blessing: metadata_store_pb2.Artifact) -> list[str]:
+  """The BehaviourValidator's reasons for not blessing, without the one that repeats the
+  Evaluator's verdict (whose own failures the summary lists)."""
+  text = mlmd_queries.custom_property(blessing, "reasons") or ""
+  return [r for r in text.split("; ") if r and not r.startswith("the Evaluator did not")]
 
 
 def slice_metrics(evaluation_uri: str) -> dict[tuple, dict[str, float]]:
@@ -183,6 +232,7 @@ def summarize(
   """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
   store = metadata_store.MetadataStore(connection_config)
   components, metrics, span_metrics, blessed, reasons, pushed = [], {}, {}, None, [], None
+  behaviour = {}
   for node_id in node_ids:
     executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
     if not executions:
@@ -200,8 +250,14 @@ def summarize(
       blessing = outputs.get("blessing", [None])[0]
       blessed = bool(mlmd_queries.custom_property(blessing, "blessed")) if blessing else None
       reasons = [] if blessed else validation_failures(uri)
+    if node_id == "BehaviourValidator" and outputs.get("blessing"):
+      blessing = outputs["blessing"][0]
+      blessed = bool(mlmd_queries.custom_property(blessing, "blessed"))
+      reasons = reasons + behaviour_reasons(blessing)
+      if outputs.get("report"):
+        behaviour = behaviour_rates(outputs["report"][0])
     if node_id == "Pusher" and outputs.get("pushed_model"):
       artifact = outputs["pushed_model"][0]
       if mlmd_queries.custom_property(artifact, "pushed"):
         pushed = mlmd_queries.custom_property(artifact, "pushed_destination")
-  return RunSummary(components, metrics, blessed, reasons, pushed, span_metrics)
+  return RunSummary(components, metrics, blessed, reasons, pushed, span_metrics, behaviour)

@@ -24,6 +24,7 @@ ALL_NODES = {
   "Trainer",
   "latest_blessed_model_resolver",
   "Evaluator",
+  "BehaviourValidator",
   "Pusher",
 }
 TINY = dict(
@@ -44,6 +45,8 @@ def _dag_kwargs(output_dir, tfds_data_dir, **overrides):
     test_split="test[:1%]",
     unlabelled_split="unsupervised[:1%]",
     min_accuracy=0.0,
+    # A model of 2% of the data fails the default behaviour gates; they are tested apart.
+    behaviour_thresholds={},
     hparams=TINY,
     tfds_data_dir=tfds_data_dir,
     schedule="0 3 * * *",

@@ -48,6 +48,26 @@ def _report(**rates):
   )
 
 
+def test_judge_shows_three_failing_cases_of_each_capability():
+  examples = tuple(
+    {"text": f"Case {i}.", "perturbed": None, "expected": 1, "p": 0.1 * i, "p_perturbed": None}
+    for i in range(5)
+  )
+  inv = ({"text": "A.", "perturbed": "a", "expected": None, "p": 0.9, "p_perturbed": 0.2},)
+  report = scoring.Report(
+    (
+      scoring.CapabilityResult("contrast", suite.MFT, 10, 5, 0.5, examples),
+      scoring.CapabilityResult("inv_casing", suite.INV, 10, 1, 0.1, inv),
+    )
+  )
+  blessed, reasons = bv.judge(report, {"contrast": 0.2, "inv_casing": 0.0}, True)
+  assert not blessed
+  assert reasons == [
+    'contrast 0.500 > 0.200, e.g. "Case 0." p=0.00, "Case 1." p=0.10, "Case 2." p=0.20',
+    'inv_casing 0.100 > 0.000, e.g. "A." p=0.90 -> "a" p=0.20',
+  ]
+
+
 def test_judge_needs_the_evaluator_and_every_threshold():
   report = _report(contrast=0.3, negated_negative=0.1)
   assert bv.judge(report, {}, evaluator_blessed=True) == (True, [])
@@ -134,8 +154,14 @@ def test_validator_refuses_a_capability_over_its_threshold(tmp_path, tiny_export
   report, blessing = _run(tmp_path, tiny_export.export_dir, thresholds=thresholds)
   assert report.get_string_custom_property("failed_capabilities") == worst
   assert blessing.get_int_custom_property("blessed") == 0
-  reason = f"{worst} {rates[worst]:.3f} > {rates[worst] / 2:.3f}"
-  assert blessing.get_string_custom_property("reasons") == reason
+  reason = f"{worst} {rates[worst]:.3f} > {rates[worst] / 2:.3f}, e.g. "
+  reasons = blessing.get_string_custom_property("reasons")
+  assert reasons.startswith(reason)
+  # Three failing cases, each quoted with its probability.
+  (failing,) = [r for r in tiny_rates.capabilities if r.name == worst]
+  for case in failing.examples[:3]:
+    assert json.dumps(case["text"]) + f" p={case['p']:.2f}" in reasons
+  assert reasons.count(" p=") >= 3
   assert os.listdir(blessing.uri) == [bv.NOT_BLESSED_FILE]
   assert not os.path.exists(os.path.join(report.uri, bv.BASELINE_FILE))
 

@@ -1,13 +1,15 @@
 """Unit tests of the imdb-tfx command line (cli.main), without running the pipeline."""
 
 import os
+import re
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from cli import main as cli
-from cli.options import parse_hparams
+from cli.options import parse_behaviour_thresholds, parse_hparams
+from pipeline.layout import DEFAULT_BEHAVIOUR_THRESHOLDS
 
 RUN_OPTIONS = [
   "--runner",
@@ -211,3 +213,51 @@ def test_schedule_airflow_carries_the_drift_thresholds_and_warm_start(runner, tm
   assert "'max_length_js': 0.05" in result.output
   assert "'max_oov_increase': 0.1" in result.output
   assert "'warm_start': False" in result.output
+
+
+def test_parse_behaviour_thresholds_sets_over_the_defaults():
+  defaults = dict(DEFAULT_BEHAVIOUR_THRESHOLDS)
+  assert parse_behaviour_thresholds(()) == defaults
+  assert parse_behaviour_thresholds(("contrast=0.3", "inv_typo = 0")) == {
+    **defaults,
+    "contrast": 0.3,
+    "inv_typo": 0.0,
+  }
+  assert parse_behaviour_thresholds(("all=none", "contrast=0.5")) == {"contrast": 0.5}
+  assert "contrast" not in parse_behaviour_thresholds(("contrast=0.3", "contrast=none"))
+
+
+@pytest.mark.parametrize(
+  "pair, message",
+  [
+    ("contrast", "expected CAPABILITY=RATE"),
+    ("sarcasm=0.1", "no capability 'sarcasm'"),
+    ("contrast=1.5", r"must be a number in \[0, 1\] or none, got '1.5'"),
+    ("contrast=lots", "got 'lots'"),
+  ],
+)
+def test_run_rejects_a_bad_behaviour_threshold(runner, tmp_path, pair, message):
+  out = tmp_path / "out"
+  result = runner.invoke(cli.main, ["run", "--behaviour-threshold", pair, "--output-dir", str(out)])
+  assert result.exit_code == 2, result.output
+  assert "--behaviour-threshold" in result.output
+  assert re.search(message, " ".join(result.output.split()))
+  assert not out.exists()
+
+
+def test_schedule_airflow_carries_the_behaviour_thresholds(runner, tmp_path):
+  result = runner.invoke(
+    cli.main,
+    [
+      "schedule",
+      "airflow",
+      "--behaviour-threshold",
+      "all=none",
+      "--behaviour-threshold",
+      "contrast=0.25",
+      "--output-dir",
+      str(tmp_path / "out"),
+    ],
+  )
+  assert result.exit_code == 0, result.output
+  assert "'behaviour_thresholds': {'contrast': 0.25}" in result.output

@@ -8,6 +8,7 @@ Transform, and a run killed mid-component is completed by the next run.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tiny_model import copy_version
 
+from behaviour import suite
 from components.anomalies_gate import DataAnomaliesError
 from core import warmup
 from models.hparams import HParams
@@ -45,6 +47,7 @@ HP = HParams(
   batch_size=32,
 )
 BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+MFT_CAPABILITIES = [c.name for c in suite.CAPABILITIES if c.test_type == suite.MFT]
 ALL_NODES = [
   "ImdbExampleGen",
   "StatisticsGen",
@@ -56,6 +59,7 @@ ALL_NODES = [
   "Trainer",
   "latest_blessed_model_resolver",
   "Evaluator",
+  "BehaviourValidator",
   "Pusher",
 ]
 
@@ -73,6 +77,9 @@ def _pipeline(paths, tfds_data_dir, **overrides):
     unlabelled_split=UNLABELLED_SPLIT,
     tfds_data_dir=tfds_data_dir,
     min_accuracy=0.0,
+    # A model of 4% of the data fails the default behaviour gates; the "behaviour" run
+    # below sets gates of its own.
+    behaviour_thresholds={},
     beam_pipeline_args=BEAM_ARGS,
   )
   kwargs.update(overrides)
@@ -116,6 +123,13 @@ def runs(tmp_path_factory, tfds_data_dir):
     _pipeline(paths, tfds_data_dir, min_accuracy=1.0), "local"
   )
   results["strict_versions"] = _versions(paths)
+  # The model the second run blessed, now held to a zero failure rate on every
+  # minimum-functionality capability: the Evaluator blesses it, the suite does not.
+  results["behaviour"] = runner_lib.run_pipeline(
+    _pipeline(paths, tfds_data_dir, behaviour_thresholds=dict.fromkeys(MFT_CAPABILITIES, 0.0)),
+    "local",
+  )
+  results["behaviour_versions"] = _versions(paths)
   return paths, results
 
 
@@ -234,17 +248,17 @@ def test_pushed_model_answers_predict_text_on_raw_strings(runs):
 def test_second_run_is_cached_except_evaluator_and_pusher(runs):
   _, results = runs
   states = _states(results["second"])
-  cached = {
-    n for n in ALL_NODES if n not in ("Evaluator", "Pusher", "latest_blessed_model_resolver")
-  }
+  rerun = ("Evaluator", "BehaviourValidator", "Pusher", "latest_blessed_model_resolver")
+  cached = {n for n in ALL_NODES if n not in rerun}
   assert {n: states[n] for n in cached} == dict.fromkeys(cached, "CACHED")
   # The resolver now finds the first run's blessed model as baseline, so the Evaluator
   # compares against it (as TFX's own e2e tests expect) and blesses again.
-  assert states["Evaluator"] == states["Pusher"] == "COMPLETE"
+  assert states["Evaluator"] == states["BehaviourValidator"] == states["Pusher"] == "COMPLETE"
   executions_1, artifacts_1 = results["first_counts"]
   executions_2, artifacts_2 = results["second_counts"]
   assert executions_2 == 2 * executions_1
-  assert artifacts_2 == artifacts_1 + 3  # evaluation, blessing, pushed model
+  # evaluation, blessing, behaviour report and blessing, pushed model
+  assert artifacts_2 == artifacts_1 + 5
   assert results["second"].blessed is True
 
 
@@ -258,6 +272,31 @@ def test_failed_blessing_pushes_nothing(runs):
   assert strict.blessing_reasons[0].endswith("(Overall) failed >= 1")
   assert strict.pushed_path is None
   assert results["strict_versions"] == results["second_versions"]
+
+
+def test_a_capability_over_its_threshold_stops_the_push(runs):
+  paths, results = runs
+  gated = results["behaviour"]
+  states = _states(gated)
+  assert states["Evaluator"] in ("COMPLETE", "CACHED")
+  assert states["BehaviourValidator"] == states["Pusher"] == "COMPLETE"
+  assert gated.blessed is False and gated.pushed_path is None
+  assert results["behaviour_versions"] == results["second_versions"]
+  # Each reason names a capability, its rate over the threshold and three failing cases.
+  assert gated.blessing_reasons
+  for reason in gated.blessing_reasons:
+    match = re.fullmatch(r"(\w+) (\d\.\d{3}) > 0\.000, e\.g\. (.*)", reason)
+    assert match, reason
+    assert match.group(1) in MFT_CAPABILITIES and float(match.group(2)) > 0
+    assert match.group(3).count(" p=") == min(3, round(float(match.group(2)) * 60))
+  assert set(gated.behaviour) == {c.name for c in suite.CAPABILITIES}
+  # The serving model (the second run's) is scored beside the candidate: the same model.
+  assert all(r["baseline"] == r["candidate"] for r in gated.behaviour.values())
+  # MLMD: the Evaluator's blessing said yes, the validator's (what the Pusher read) no.
+  store = _store(paths)
+  (validator,) = mlmd_queries.node_executions(store, PIPELINE_NAME, "BehaviourValidator", 0)[-1:]
+  (blessing,) = mlmd_queries.execution_outputs(store, validator.id)["blessing"]
+  assert mlmd_queries.custom_property(blessing, "blessed") == 0
 
 
 def test_anomalies_stop_the_run_before_transform(tmp_path, tfds_data_dir):
@@ -310,6 +349,8 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
     paths.output_dir,
     "--min-accuracy",
     "0",
+    "--behaviour-threshold",
+    "all=none",
     "--epochs",
     "1",
   ]

@@ -24,6 +24,7 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
       trainer="ran",
       accuracy=0.87654,
       span_accuracy=0.9,
+      behaviour_failure_rate=0.1234,
       blessed=True,
       pushed_version="1700000000",
     ),
@@ -41,7 +42,10 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
       accuracy=0.8,
       span_accuracy=0.7,
       blessed=False,
-      not_blessed=("binary_accuracy 0.7000 (span:3) failed >= 0.85",),
+      not_blessed=(
+        "binary_accuracy 0.7000 (span:3) failed >= 0.85",
+        'contrast 0.500 > 0.200, e.g. "A, but b." p=0.10',
+      ),
     ),
   ]
   lines = format_history(records).splitlines()
@@ -59,6 +63,7 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
     "-",
     "0.8765",
     "0.9000",
+    "0.123",
     "yes",
     "1700000000",
     "-",
@@ -77,11 +82,15 @@ def test_format_history_one_line_per_run_with_dashes_for_absent_values():
     "-",
     "-",
     "-",
+    "-",
     "DriftGate",
   ]
-  assert lines[3].split()[6:12] == ["1,3", "ran", "1700000000", "0.8000", "0.7000", "no"]
-  assert lines[3].split()[12] == "-"  # nothing pushed
-  assert lines[3].endswith("  binary_accuracy 0.7000 (span:3) failed >= 0.85")
+  assert lines[3].split()[6:13] == ["1,3", "ran", "1700000000", "0.8000", "0.7000", "-", "no"]
+  assert lines[3].split()[13] == "-"  # nothing pushed
+  # The capability and its rate; the failing cases are the summary's to show.
+  assert lines[3].endswith(
+    "  binary_accuracy 0.7000 (span:3) failed >= 0.85; contrast 0.500 > 0.200"
+  )
 
 
 def test_history_without_a_store_says_so(tmp_path):

@@ -24,6 +24,7 @@ NODE_IDS = [
   "Trainer",
   "latest_blessed_model_resolver",
   "Evaluator",
+  "BehaviourValidator",
   "Pusher",
 ]
 RESOLVER = "latest_blessed_model_resolver"
@@ -94,7 +95,8 @@ def test_every_node_is_a_task_with_an_executor(compiled):
     "ImdbExampleGen",
     "SchemaGen",
   }
-  assert set(tasks["Pusher"]["dependentTasks"]) == {"Evaluator", "Trainer"}
+  assert set(tasks["Pusher"]["dependentTasks"]) == {"BehaviourValidator", "Trainer"}
+  assert set(tasks["BehaviourValidator"]["dependentTasks"]) >= {"Evaluator", "Trainer"}
 
 
 def test_every_container_runs_the_image_and_the_tfx_executor(compiled):

@@ -32,6 +32,7 @@ EXPECTED_IDS = [
   "Trainer",
   "latest_blessed_model_resolver",
   "Evaluator",
+  "BehaviourValidator",
   "Pusher",
 ]
 HP = HParams(max_length=32, vocab_size=500, epochs=1, batch_size=8)
@@ -190,6 +191,7 @@ def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(
     "num_oov_buckets",
     "max_length",
     "head_tokens",
+    "negation_scope",
     "embedding_dim",
     "word2vec_epochs",
     "word2vec_window",
@@ -255,6 +257,7 @@ def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
       "num_oov_buckets": HP.num_oov_buckets,
       "max_length": HP.max_length,
       "head_tokens": HP.head_tokens,
+      "negation_scope": HP.negation_scope,
     }
   }
   # What preprocessing_fn reads back agrees with the full hyperparameters.
@@ -282,6 +285,51 @@ def test_evaluator_uses_test_split_and_thresholds(pipeline):
   assert json.loads(props["example_splits"]) == ["test"]
   config = json_format.Parse(props["eval_config"], tfma.EvalConfig())
   assert config == eval_config.make_eval_config(0.6, 0.05)
+
+
+def test_pusher_reads_the_behaviour_validators_blessing(pipeline):
+  validator = _component(pipeline, "BehaviourValidator")
+  pusher = _component(pipeline, "Pusher")
+  assert pusher.inputs["model_blessing"] is validator.outputs["blessing"]
+  assert validator.inputs["model_blessing"] is _component(pipeline, "Evaluator").outputs["blessing"]
+  assert validator.inputs["model"] is _component(pipeline, "Trainer").outputs["model"]
+  resolver = _component(pipeline, "latest_blessed_model_resolver")
+  assert validator.inputs["baseline_model"] is resolver.outputs["model"]
+  # Only the validator's blessings make a model the baseline, never the Evaluator's alone:
+  # the compiled resolver reads ModelBlessings of the BehaviourValidator's node, any run.
+  from tfx.dsl.compiler import compiler
+
+  (node,) = [
+    n.pipeline_node
+    for n in compiler.Compiler().compile(pipeline).nodes
+    if n.pipeline_node.node_info.id == "latest_blessed_model_resolver"
+  ]
+  blessings = [
+    channel
+    for spec in node.inputs.inputs.values()
+    for channel in spec.channels
+    if channel.artifact_query.type.name == "ModelBlessing"
+  ]
+  assert len(blessings) == 1 and blessings[0].output_key == "blessing"
+  contexts = {q.type.name: q.name.field_value.string_value for q in blessings[0].context_queries}
+  assert contexts == {"pipeline": PIPELINE_NAME, "node": f"{PIPELINE_NAME}.BehaviourValidator"}
+
+
+def test_behaviour_thresholds_default_canonical_and_checked(tmp_path):
+  def thresholds(**kwargs):
+    built = create_pipeline(
+      pipeline_root=str(tmp_path / "root"), serving_model_dir=str(tmp_path / "s"), **kwargs
+    )
+    return _component(built, "BehaviourValidator").exec_properties["thresholds"]
+
+  defaults = dict(layout.DEFAULT_BEHAVIOUR_THRESHOLDS)
+  assert json.loads(thresholds() or "{}") == defaults
+  assert thresholds(behaviour_thresholds={}) == ""
+  assert thresholds(behaviour_thresholds={"inv_typo": 0.05, "contrast": 0.2}) == (
+    '{"contrast": 0.2, "inv_typo": 0.05}'
+  )
+  with pytest.raises(ValueError, match="no capability 'sarcasm'"):
+    thresholds(behaviour_thresholds={"sarcasm": 0.1})
 
 
 def test_pusher_destination(pipeline):

@@ -171,3 +171,71 @@ def test_preprocessing_fn_writes_vocabulary_file(tmp_path):
     _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
   output = tft.TFTransformOutput(out_dir)
   assert output.vocabulary_by_name(features.VOCABULARY_NAME) == [b"movie", b"good", b"bad"]
+
+
+# --- negation scope -----------------------------------------------------------------
+
+
+def _marked(texts):
+  rows = preprocessing.tokenize(tf.constant(texts), True).to_list()
+  return [[w.decode() for w in row] for row in rows]
+
+
+def test_negation_scope_marks_words_up_to_the_punctuation():
+  assert _marked(["It was not bad at all. Great!"]) == [
+    ["it", "was", "not", "neg_bad", "neg_at", "neg_all", "great"]
+  ]
+
+
+def test_negation_scope_ends_at_but_and_keeps_the_word():
+  assert _marked(["I didn't like it, but the end was great", "not great but fun"]) == [
+    ["i", "didnt", "neg_like", "neg_it", "but", "the", "end", "was", "great"],
+    ["not", "neg_great", "but", "fun"],
+  ]
+
+
+def test_negation_scope_second_cue_cancels_the_first():
+  # "can't say I didn't enjoy": two cues in one clause, so "enjoy" stays plain.
+  assert _marked(["I can't say I didn't enjoy it."]) == [
+    ["i", "cant", "neg_say", "neg_i", "didnt", "enjoy", "it"]
+  ]
+
+
+def test_negation_scope_html_break_ends_a_clause_and_empty_rows_survive():
+  assert _marked(["Nothing bad<br />Loved it", "", "no"]) == [
+    ["nothing", "neg_bad", "loved", "it"],
+    [],
+    ["no"],
+  ]
+
+
+def test_negation_scope_off_is_plain_tokenize():
+  words = preprocessing.tokenize(tf.constant(["It was not bad."]), False)
+  assert words.to_list() == [[b"it", b"was", b"not", b"bad"]]
+
+
+def test_negation_scope_runs_in_a_graph_on_a_batch():
+  fn = tf.function(
+    lambda t: preprocessing.tokenize(t, True).to_tensor(),
+    input_signature=[tf.TensorSpec([None], tf.string)],
+  )
+  assert fn(tf.constant(["not good", "x"])).numpy().tolist() == [
+    [b"not", b"neg_good"],
+    [b"x", b""],
+  ]
+
+
+def test_preprocessing_fn_vocabulary_holds_the_negated_forms(tmp_path):
+  spec = {"text": tf.io.FixedLenFeature([1], tf.string)}
+  raw = [{"text": [b"not good. good"]}, {"text": [b"Not good, really"]}, {"text": [b"bad"]}]
+  out_dir = str(tmp_path / "transform_output")
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  hparams = {**HPARAMS, "negation_scope": True}
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": hparams})
+  with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+    transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(fn)
+    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+  vocabulary = tft.TFTransformOutput(out_dir).vocabulary_by_name(features.VOCABULARY_NAME)
+  # "not" x2 and "neg_good" x2 lead; plain "good" (once) is a word apart from "neg_good".
+  assert sorted(vocabulary[:2]) == [b"neg_good", b"not"]
+  assert b"good" in vocabulary or len(vocabulary) == HPARAMS["vocab_size"]

@@ -192,6 +192,45 @@ def test_run_summary_format_blessed_and_pushed():
   assert "Pushed to: /srv/model/17" in text
 
 
+def test_run_summary_shows_behaviour_rates_beside_the_serving_models():
+  rates = {
+    "negated_positive": {"candidate": 0.2, "baseline": 0.35},
+    "contrast": {"candidate": 0.15, "baseline": None},
+    "inv_typo": {"candidate": 0.0, "baseline": 0.05},
+    "short_review": {"candidate": 0.0333, "baseline": 0.1},
+  }
+  reasons = ['contrast 0.150 > 0.100, e.g. "Dull, but great." p=0.20']
+  text = _summary(behaviour=rates, blessing_reasons=reasons).format()
+  lines = text.splitlines()
+  start = lines.index("Behaviour suite failure rates (candidate / serving model):")
+  assert lines[start + 1].split() == [
+    "negated_positive", "0.200", "/", "0.350",
+    "contrast", "0.150", "/", "-",
+    "inv_typo", "0.000", "/", "0.050",
+  ]  # fmt: skip
+  assert lines[start + 2].split() == ["short_review", "0.033", "/", "0.100"]
+  assert 'NOT blessed: contrast 0.150 > 0.100, e.g. "Dull, but great." p=0.20' in text
+
+
+def test_behaviour_reasons_and_rates_from_mlmd_artifacts():
+  from ml_metadata.proto import metadata_store_pb2
+
+  blessing = metadata_store_pb2.Artifact()
+  blessing.custom_properties[
+    "reasons"
+  ].string_value = "the Evaluator did not bless the model; contrast 0.300 > 0.200"
+  assert summary_lib.behaviour_reasons(blessing) == ["contrast 0.300 > 0.200"]
+  report = metadata_store_pb2.Artifact()
+  report.custom_properties["failure_rate_contrast"].double_value = 0.3
+  report.custom_properties["failure_rate_negated_positive"].double_value = 0.1
+  report.custom_properties["baseline_failure_rate_contrast"].double_value = 0.5
+  report.custom_properties["overall_failure_rate"].double_value = 0.2
+  assert summary_lib.behaviour_rates(report) == {
+    "negated_positive": {"candidate": 0.1, "baseline": None},
+    "contrast": {"candidate": 0.3, "baseline": 0.5},
+  }
+
+
 def test_run_summary_format_without_evaluator():
   text = _summary(metrics={}, blessed=None, blessing_reasons=[]).format()
   assert "the Evaluator did not run" in text

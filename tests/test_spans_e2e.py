@@ -39,6 +39,7 @@ def _run(paths, spans_dir, **span_kwargs):
     tfds_data_dir=os.environ.get("TFDS_DATA_DIR"),
     min_accuracy=0.0,
     max_accuracy_drop=1.0,
+    behaviour_thresholds={},  # the behaviour gates are test_e2e's
     spans=SpanInput(spans_dir, **span_kwargs),
     beam_pipeline_args=["--direct_running_mode=in_memory"],
     enable_cache=True,
