@@ -168,6 +168,7 @@ def apply_temperature(probabilities: tf.Tensor, temperature: float) -> tf.Tensor
   """
   if temperature == 1.0:
     return probabilities
-  p = tf.clip_by_value(tf.cast(probabilities, tf.float32), EPSILON, 1 - EPSILON)
+  # In float64, as ``scale`` (the fit): float32 cannot hold 1 - EPSILON.
+  p = tf.clip_by_value(tf.cast(probabilities, tf.float64), EPSILON, 1 - EPSILON)
   logit = tf.math.log(p) - tf.math.log1p(-p)
-  return tf.sigmoid(logit / temperature)
+  return tf.cast(tf.sigmoid(logit / temperature), tf.float32)
