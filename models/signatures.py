@@ -77,27 +77,39 @@ class ExportModule(tf.Module):
     raw = {features.TEXT_KEY: _as_raw_feature(text, self._raw_spec[features.TEXT_KEY])}
     return self.tft_layer(raw)[features.TOKENS_KEY]
 
+  def _run_model(self, token_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The calibrated p(positive) (float32 [batch]) and attention weights (float32 [batch,
+    max_length]) of right-padded token ids (int64 [batch, max_length]).
+
+    The model runs on the batch cut to its longest review, as training's length buckets
+    do: the columns cut are padding in every row, which the mask hides, so the outputs
+    are the same, and a batch of one-line reviews skips hundreds of recurrent steps. The
+    weights are padded back with zeros.
+    """
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(token_ids != features.PADDING_ID, tf.int32), 1))
+    trimmed = token_ids[:, : tf.maximum(longest, 1)]
+    probabilities, weights = self.explain_model(trimmed, training=False)
+    probabilities = calibration.apply_temperature(probabilities, self._temperature)
+    weights = tf.cast(weights, tf.float32)
+    weights = tf.pad(weights, [[0, 0], [0, tf.shape(token_ids)[1] - tf.shape(weights)[1]]])
+    return tf.reshape(probabilities, [-1]), weights
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(self, examples):
     raw = tf.io.parse_example(examples, {features.TEXT_KEY: self._raw_spec[features.TEXT_KEY]})
-    tokens = self.tft_layer(raw)[features.TOKENS_KEY]
-    probabilities, _ = self.explain_model(tokens, training=False)
-    probabilities = calibration.apply_temperature(probabilities, self._temperature)
-    return {"probabilities": tf.reshape(probabilities, [-1])}
+    probabilities, _ = self._run_model(self.tft_layer(raw)[features.TOKENS_KEY])
+    return {"probabilities": probabilities}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def predict_text(self, text):
-    token_ids = self._transform_text(text)
-    probabilities, weights = self.explain_model(token_ids, training=False)
-    probabilities = calibration.apply_temperature(probabilities, self._temperature)
-    probabilities = tf.reshape(probabilities, [-1])
+    probabilities, weights = self._run_model(self._transform_text(text))
     words = preprocessing.pad_or_truncate_strings(
       preprocessing.tokenize(text, self._negation_scope), self._max_length, self._head_tokens
     )
     return {
       "probabilities": probabilities,
       "label": tf.cast(probabilities >= contract.DECISION_THRESHOLD, tf.int64),
-      "attention_weights": tf.cast(weights, tf.float32),
+      "attention_weights": weights,
       "tokens": words,
     }
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from tiny_model import HP, REVIEWS
+from tiny_model import HP, REVIEWS, transform_reviews
 
 from core import features, warmup
 from models import layers, signatures
@@ -488,6 +488,22 @@ def test_predict_text_matches_keras_model_on_transformed_tokens(exported):
   out = loaded.signatures["predict_text"](text=tf.constant(texts))["probabilities"].numpy()
   expected = model(x[:4], training=False).numpy().reshape(-1)
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_of_short_reviews_runs_cut_to_its_longest_with_the_same_outputs(exported):
+  # The signatures run the model on the batch cut to its longest review (2 tokens here,
+  # of max_length 8); the Keras model on the full width must agree.
+  loaded, model, _, tf_transform_output, _ = exported
+  texts = ["great film", "bad", ""]
+  tokens = transform_reviews(tf_transform_output, [(t.encode(), 0) for t in texts])["tokens"]
+  assert tokens.shape == (3, HP.max_length) and (tokens[:, 2:] == 0).all()
+  out = loaded.signatures["predict_text"](text=tf.constant(texts))
+  expected = model(tokens, training=False).numpy().reshape(-1)
+  np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+  weights = out["attention_weights"].numpy()
+  assert weights.shape == (3, HP.max_length)
+  assert (weights[:, 2:] == 0).all() and (weights[2] == 0).all()
+  np.testing.assert_allclose(weights[:2].sum(-1), [1.0, 1.0], rtol=1e-5)
 
 
 def test_serving_default_matches_predict_text(exported):
