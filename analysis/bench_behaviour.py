@@ -146,7 +146,8 @@ def markdown_table(result: Mapping[str, Any]) -> str:
   standard deviation over seeds), then accuracy and ECE rows."""
   configs = result["configs"]
   names = [n for n in ("previous", "current") if n in configs]
-  header = "| | " + " | ".join(f"{n} ({len(configs[n]['seeds'])} seeds)" for n in names) + " |"
+  counts = {n: len(configs[n]["seeds"]) for n in names}
+  header = "| | " + " | ".join(f"{n} ({k} seed{'s' * (k != 1)})" for n, k in counts.items()) + " |"
   lines = [header, "|---|" + "---|" * len(names)]
 
   def cell(stat: Mapping[str, float | None]) -> str:
