@@ -16,7 +16,7 @@ Outputs:
   with a baseline model, ``baseline.json``; custom properties ``failure_rate_<capability>``
   and ``baseline_failure_rate_<capability>`` (floats in [0, 1]), ``overall_failure_rate``,
   ``failed_capabilities`` (comma-separated, "" for none);
-* ``blessing`` (ModelBlessing): ``blessed`` 1/0 and ``reasons`` (why not, "" when blessed).
+* ``behaviour_blessing`` (ModelBlessing): ``blessed`` 1/0 and ``reasons`` (why not, "" when blessed).
 """
 
 import json
@@ -147,7 +147,7 @@ def BehaviourValidator(  # noqa: N802 - TFX names a component (a function here) 
   model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
   model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
   report: tfx.dsl.components.OutputArtifact[BehaviourReport],
-  blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+  behaviour_blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
   baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
   thresholds: tfx.dsl.components.Parameter[str] = "",
   suite_seed: tfx.dsl.components.Parameter[int] = 0,
@@ -159,7 +159,9 @@ def BehaviourValidator(  # noqa: N802 - TFX names a component (a function here) 
     model: the Trainer's Model (``Format-Serving`` SavedModel with ``predict_text``).
     model_blessing: the Evaluator's ModelBlessing of ``model``.
     report: output BehaviourReport (module docstring).
-    blessing: output ModelBlessing, what the Pusher reads.
+    behaviour_blessing: output ModelBlessing, what the Pusher reads. Not ``blessing``, the
+      Evaluator's key: Airflow's legacy launcher names an artifact ``<key>:<run id>``, and
+      MLMD refuses two ModelBlessings of one name.
     baseline_model: optional, the model serving now (shown beside the candidate; its
       rates gate nothing).
     thresholds: JSON ``{"capability": highest failure rate in [0, 1]}``; capabilities
@@ -186,4 +188,4 @@ def BehaviourValidator(  # noqa: N802 - TFX names a component (a function here) 
   report.set_string_custom_property(
     "failed_capabilities", ",".join(candidate.failed_capabilities(gates))
   )
-  _write_blessing(blessing, model, baseline_model, blessed, reasons)
+  _write_blessing(behaviour_blessing, model, baseline_model, blessed, reasons)

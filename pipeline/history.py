@@ -150,8 +150,8 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
       fields["behaviour"] = behaviour_rates(report)
       overall = report.custom_properties.get("overall_failure_rate")
       fields["behaviour_failure_rate"] = overall.double_value if overall else None
-    if outputs.get("blessing"):
-      blessing = outputs["blessing"][0]
+    if outputs.get("behaviour_blessing"):
+      blessing = outputs["behaviour_blessing"][0]
       fields["blessed"] = bool(mlmd_queries.custom_property(blessing, "blessed"))
       fields["not_blessed"] = fields.get("not_blessed", ()) + tuple(behaviour_reasons(blessing))
   if "Pusher" in by_node:

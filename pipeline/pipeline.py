@@ -319,7 +319,7 @@ def _nodes(
     model_blessing=tfx.dsl.Channel(
       type=tfx.types.standard_artifacts.ModelBlessing,
       producer_component_id=_BEHAVIOUR_VALIDATOR_ID,
-      output_key="blessing",
+      output_key="behaviour_blessing",
     ),
   ).with_id("latest_blessed_model_resolver")
   distribution_validator = drift_gate = None
@@ -407,7 +407,7 @@ def _nodes(
   ).with_id(_BEHAVIOUR_VALIDATOR_ID)
   pusher = tfx.components.Pusher(
     model=trainer.outputs["model"],
-    model_blessing=behaviour_validator.outputs["blessing"],
+    model_blessing=behaviour_validator.outputs["behaviour_blessing"],
     push_destination=tfx.proto.PushDestination(
       filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
     ),

@@ -250,8 +250,8 @@ def summarize(
       blessing = outputs.get("blessing", [None])[0]
       blessed = bool(mlmd_queries.custom_property(blessing, "blessed")) if blessing else None
       reasons = [] if blessed else validation_failures(uri)
-    if node_id == "BehaviourValidator" and outputs.get("blessing"):
-      blessing = outputs["blessing"][0]
+    if node_id == "BehaviourValidator" and outputs.get("behaviour_blessing"):
+      blessing = outputs["behaviour_blessing"][0]
       blessed = bool(mlmd_queries.custom_property(blessing, "blessed"))
       reasons = reasons + behaviour_reasons(blessing)
       if outputs.get("report"):

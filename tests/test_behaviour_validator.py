@@ -116,13 +116,16 @@ def _run(root, export_dir, evaluator_blessed=True, baseline=False, thresholds=""
   }
   if baseline:
     inputs["baseline_model"] = [_model(root, export_dir, "baseline", 3)]
-  outputs = {"report": [bv.BehaviourReport()], "blessing": [standard_artifacts.ModelBlessing()]}
+  outputs = {
+    "report": [bv.BehaviourReport()],
+    "behaviour_blessing": [standard_artifacts.ModelBlessing()],
+  }
   for key, (artifact,) in outputs.items():
     artifact.uri = str(root / key)
     os.makedirs(artifact.uri)
   executor = bv.BehaviourValidator.EXECUTOR_SPEC.executor_class()
   executor.Do(inputs, outputs, {"thresholds": thresholds, "suite_seed": 0})
-  return outputs["report"][0], outputs["blessing"][0]
+  return outputs["report"][0], outputs["behaviour_blessing"][0]
 
 
 def test_validator_reports_the_suite_and_blesses_what_the_evaluator_blessed(

@@ -295,7 +295,7 @@ def test_a_capability_over_its_threshold_stops_the_push(runs):
   # MLMD: the Evaluator's blessing said yes, the validator's (what the Pusher read) no.
   store = _store(paths)
   (validator,) = mlmd_queries.node_executions(store, PIPELINE_NAME, "BehaviourValidator", 0)[-1:]
-  (blessing,) = mlmd_queries.execution_outputs(store, validator.id)["blessing"]
+  (blessing,) = mlmd_queries.execution_outputs(store, validator.id)["behaviour_blessing"]
   assert mlmd_queries.custom_property(blessing, "blessed") == 0
 
 

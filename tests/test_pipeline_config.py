@@ -290,7 +290,7 @@ def test_evaluator_uses_test_split_and_thresholds(pipeline):
 def test_pusher_reads_the_behaviour_validators_blessing(pipeline):
   validator = _component(pipeline, "BehaviourValidator")
   pusher = _component(pipeline, "Pusher")
-  assert pusher.inputs["model_blessing"] is validator.outputs["blessing"]
+  assert pusher.inputs["model_blessing"] is validator.outputs["behaviour_blessing"]
   assert validator.inputs["model_blessing"] is _component(pipeline, "Evaluator").outputs["blessing"]
   assert validator.inputs["model"] is _component(pipeline, "Trainer").outputs["model"]
   resolver = _component(pipeline, "latest_blessed_model_resolver")
@@ -310,7 +310,7 @@ def test_pusher_reads_the_behaviour_validators_blessing(pipeline):
     for channel in spec.channels
     if channel.artifact_query.type.name == "ModelBlessing"
   ]
-  assert len(blessings) == 1 and blessings[0].output_key == "blessing"
+  assert len(blessings) == 1 and blessings[0].output_key == "behaviour_blessing"
   contexts = {q.type.name: q.name.field_value.string_value for q in blessings[0].context_queries}
   assert contexts == {"pipeline": PIPELINE_NAME, "node": f"{PIPELINE_NAME}.BehaviourValidator"}
 
