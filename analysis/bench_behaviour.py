@@ -98,13 +98,21 @@ def _mean_std(values: Sequence[float]) -> dict[str, float | None]:
   }
 
 
+def _in_suite_order(names) -> list[str]:
+  """``names`` in the suite's order of capabilities (JSON sorts them), unknown ones last."""
+  from behaviour import suite
+
+  order = [c.name for c in suite.CAPABILITIES]
+  return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
   """Per configuration: mean and standard deviation over seeds of every capability's
   failure rate, of the accuracy and of the ECEs; and the targets checked for ``current``."""
   configs: dict[str, Any] = {}
   for name in sorted({run["config"] for run in runs}):
     mine = [run for run in runs if run["config"] == name]
-    capabilities = sorted(mine[0]["failure_rates"])
+    capabilities = _in_suite_order(mine[0]["failure_rates"])
     configs[name] = {
       "seeds": [run["seed"] for run in mine],
       "failure_rates": {
