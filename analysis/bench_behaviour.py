@@ -24,16 +24,15 @@ tunes anything on the test split: nothing read from it feeds back into training.
 import json
 import os
 import platform
-import statistics
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import click
 import numpy as np
 
-from analysis.bench_models import _load, _save, train_through_pipeline
+from analysis.bench_models import _load, _mean_std, _save, train_through_pipeline
 from core import environment
 from models.hparams import HParams, parse_overrides
 
@@ -88,13 +87,6 @@ def golden_test_scores(
     "nll": calibration.negative_log_likelihood(served, labels),
     "nll_uncalibrated": calibration.negative_log_likelihood(raw, labels),
     "seconds": round(time.perf_counter() - start, 1),
-  }
-
-
-def _mean_std(values: Sequence[float]) -> dict[str, float | None]:
-  return {
-    "mean": statistics.fmean(values) if values else None,
-    "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
   }
 
 
