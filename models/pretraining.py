@@ -14,8 +14,10 @@ from a random one).
 
 Why gensim: word2vec is not what this project is about, and gensim's is the maintained,
 optimized implementation (Řehůřek & Sojka 2010); no TFX component pretrains embeddings.
-It runs with one worker thread and a fixed hash, which gensim documents as the condition
-for a reproducible run, so the same data and hyperparameters give the same vectors.
+The corpus is written once to a local file (one review a line) and streamed from it by
+gensim's ``corpus_file`` mode, so memory stays flat whatever the corpus size. By default
+one worker thread with a fixed hash: the reproducible run gensim documents (the same data
+and hyperparameters give the same vectors); ``word2vec_workers`` 0 runs one per core.
 
 The Model directory (``<uri>/Format-Serving``, where TFX's Trainer looks for a
 ``base_model``) holds:
@@ -113,28 +115,64 @@ def token_id_sequences(
       yield row[row != features.PADDING_ID]
 
 
-def train_word2vec(sentences: list[list[str]], hp: HParams):
-  """Skip-gram with negative sampling over ``sentences`` (lists of words).
+def write_corpus(
+  sequences: Iterator[np.ndarray], words: Sequence[str], path: str
+) -> tuple[int, int]:
+  """Writes the corpus for gensim's ``corpus_file`` mode: one review a line, its words
+  (``words[id]``, which hold no whitespace) separated by spaces, streamed from
+  ``sequences`` (``token_id_sequences``) so no more than one review is in memory.
+
+  Returns:
+    ``(reviews, tokens)`` written.
+  """
+  reviews = tokens = 0
+  with open(path, "w", encoding="utf-8") as f:
+    for ids in sequences:
+      f.write(" ".join(words[i] for i in ids))
+      f.write("\n")
+      reviews += 1
+      tokens += len(ids)
+  return reviews, tokens
+
+
+def word2vec_workers(hp: HParams) -> int:
+  """The worker threads gensim runs with: ``hp.word2vec_workers``, or with 0 one per CPU
+  core of this process (its CPU affinity, else ``os.cpu_count()``)."""
+  if hp.word2vec_workers:
+    return hp.word2vec_workers
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:  # not on Linux
+    return max(1, os.cpu_count() or 1)
+
+
+def train_word2vec(corpus_file: str, hp: HParams, workers: int = 1):
+  """Skip-gram with negative sampling over ``corpus_file`` (``write_corpus``'s), read by
+  gensim's ``corpus_file`` mode: streamed from disk by ``workers`` threads, each on its own
+  part of the file, so neither the corpus nor a job queue is held in memory.
 
   Args:
-    sentences: the corpus, each review a list of words (``id_words`` keys).
+    corpus_file: the corpus, one review a line, words separated by spaces.
     hp: ``embedding_dim`` (vector size), ``word2vec_window``, ``word2vec_negative``,
       ``word2vec_sample``, ``word2vec_epochs``, ``seed``.
+    workers: gensim's worker threads; 1 gives reproducible vectors.
 
   Returns:
     gensim ``KeyedVectors``: a float32 [embedding_dim] vector per word seen.
 
   Raises:
-    ValueError: ``sentences`` holds no word.
+    ValueError: the corpus holds no word.
   """
   from gensim.models import Word2Vec
 
-  if not any(sentences):
+  with open(corpus_file, "rb") as f:
+    has_words = any(line.strip() for line in f)  # stops at the first review with a word
+  if not has_words:
     raise ValueError(
       "no tokens to pretrain the embedding on: the train and unlabelled splits are empty"
     )
   model = Word2Vec(
-    sentences,
+    corpus_file=corpus_file,
     vector_size=hp.embedding_dim,
     window=hp.word2vec_window,
     negative=hp.word2vec_negative,
@@ -142,7 +180,7 @@ def train_word2vec(sentences: list[list[str]], hp: HParams):
     sg=1,
     min_count=1,
     sample=hp.word2vec_sample,
-    workers=1,
+    workers=workers,
     seed=hp.seed,
     hashfxn=_stable_hash,
   )
@@ -226,18 +264,18 @@ def pretrain(
     raise ValueError("word2vec_epochs is 0: the pipeline should have no EmbeddingTrainer")
   tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   words = id_words(tf_transform_output.vocabulary_by_name(features.VOCABULARY_NAME), hp)
-  started = time.monotonic()
-  sentences = [
-    [words[i] for i in ids] for ids in token_id_sequences(file_patterns, tf_transform_output)
-  ]
-  tokens = sum(len(s) for s in sentences)
-  read_seconds = time.monotonic() - started
-  logging.info(
-    "word2vec corpus: %d reviews, %d tokens (%.1f s)", len(sentences), tokens, read_seconds
-  )
-  started = time.monotonic()
-  word_vectors = train_word2vec(sentences, hp)
-  train_seconds = time.monotonic() - started
+  workers = word2vec_workers(hp)
+  with tempfile.TemporaryDirectory() as local:
+    corpus_file = os.path.join(local, "corpus.txt")
+    started = time.monotonic()
+    reviews, tokens = write_corpus(
+      token_id_sequences(file_patterns, tf_transform_output), words, corpus_file
+    )
+    read_seconds = time.monotonic() - started
+    logging.info("word2vec corpus: %d reviews, %d tokens (%.1f s)", reviews, tokens, read_seconds)
+    started = time.monotonic()
+    word_vectors = train_word2vec(corpus_file, hp, workers)
+    train_seconds = time.monotonic() - started
   # Every word of the corpus is a word of ``words`` (padding removed), so each vector
   # fills exactly one row.
   matrix = embedding_matrix(word_vectors, words, hp)
@@ -253,8 +291,9 @@ def pretrain(
       overwrite=True,
     )
   summary = {
-    "reviews": len(sentences),
+    "reviews": reviews,
     "tokens": tokens,
+    "workers": workers,
     "read_seconds": round(read_seconds, 3),
     "word2vec_seconds": round(train_seconds, 3),
     "word2vec_tokens_per_second": round(tokens * hp.word2vec_epochs / train_seconds, 1)

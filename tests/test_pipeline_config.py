@@ -197,6 +197,7 @@ def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(
     "word2vec_window",
     "word2vec_negative",
     "word2vec_sample",
+    "word2vec_workers",
     "seed",
   }
   # TFX's warm start: the Trainer's base_model is the pretrainer's Model.

@@ -73,9 +73,27 @@ def test_id_words_rejects_a_vocabulary_longer_than_vocab_size():
 # --- word2vec ---------------------------------------------------------------------------
 
 
-def test_word2vec_puts_words_of_shared_contexts_together():
+def _train(tmp_path, sentences, hp, workers=1):
+  """word2vec on ``sentences`` (lists of words) through a corpus file, as ``pretrain``."""
+  path = tmp_path / f"corpus-{len(list(tmp_path.iterdir()))}.txt"
+  words = sorted({w for s in sentences for w in s})
+  ids = [np.array([words.index(w) for w in s], dtype=np.int64) for s in sentences]
+  pretraining.write_corpus(iter(ids), words, str(path))
+  return pretraining.train_word2vec(str(path), hp, workers)
+
+
+def test_write_corpus_streams_a_review_a_line(tmp_path):
+  path = tmp_path / "corpus.txt"
+  words = ["", "the", "film", "<oov:0>"]
+  sequences = iter([np.array([1, 2]), np.array([], dtype=np.int64), np.array([3, 2, 1])])
+  assert pretraining.write_corpus(sequences, words, str(path)) == (3, 5)
+  assert path.read_text().splitlines() == ["the film", "", "<oov:0> film the"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_word2vec_puts_words_of_shared_contexts_together(tmp_path, workers):
   hp = HParams(embedding_dim=16, word2vec_epochs=10, word2vec_window=3, word2vec_sample=0.0)
-  vectors = pretraining.train_word2vec(_sentences(), hp)
+  vectors = _train(tmp_path, _sentences(), hp, workers)
   assert vectors.vector_size == 16
   assert set(vectors.key_to_index) >= {"good", "great", "bad", "awful", "film", "plot"}
   same = min(_cosine(vectors, "good", "great"), _cosine(vectors, "bad", "awful"))
@@ -83,27 +101,36 @@ def test_word2vec_puts_words_of_shared_contexts_together():
   assert same > across + 0.2, (same, across)
 
 
-def test_word2vec_is_reproducible_for_a_seed():
+def test_word2vec_is_reproducible_for_a_seed_with_one_worker(tmp_path):
   hp = HParams(embedding_dim=8, word2vec_epochs=2, word2vec_sample=1e-3)
-  first = pretraining.train_word2vec(_sentences(), hp)
-  second = pretraining.train_word2vec(_sentences(), hp)
-  other = pretraining.train_word2vec(_sentences(), dataclasses.replace(hp, seed=7))
+  first = _train(tmp_path, _sentences(), hp)
+  second = _train(tmp_path, _sentences(), hp)
+  other = _train(tmp_path, _sentences(), dataclasses.replace(hp, seed=7))
   np.testing.assert_array_equal(first["good"], second["good"])
   np.testing.assert_array_equal(first.vectors, second.vectors)
   assert not np.allclose(first["good"], other["good"])
 
 
-def test_word2vec_rejects_an_empty_corpus():
+def test_word2vec_rejects_an_empty_corpus(tmp_path):
   with pytest.raises(ValueError, match="no tokens to pretrain"):
-    pretraining.train_word2vec([[], []], HParams())
+    _train(tmp_path, [[], []], HParams())
+
+
+def test_word2vec_workers_one_by_default_zero_for_one_per_core():
+  cores = len(os.sched_getaffinity(0))
+  assert pretraining.word2vec_workers(HParams()) == 1
+  assert pretraining.word2vec_workers(HParams(word2vec_workers=0)) == cores
+  assert pretraining.word2vec_workers(HParams(word2vec_workers=3)) == 3
+  with pytest.raises(ValueError, match="word2vec_workers must be >= 0"):
+    HParams(word2vec_workers=-1)
 
 
 # --- the table --------------------------------------------------------------------------
 
 
-def test_embedding_matrix_rows():
+def test_embedding_matrix_rows(tmp_path):
   hp = HParams(vocab_size=4, num_oov_buckets=1, embedding_dim=8, word2vec_epochs=1)
-  vectors = pretraining.train_word2vec([["the", "film", "<oov:0>"], ["film", "the"]], hp)
+  vectors = _train(tmp_path, [["the", "film", "<oov:0>"], ["film", "the"]], hp)
   words = pretraining.id_words([b"the", b"film", b"never"], hp)
   matrix = pretraining.embedding_matrix(vectors, words, hp)
   assert matrix.shape == (hp.embedding_input_dim, 8) and matrix.dtype == np.float32
@@ -116,8 +143,8 @@ def test_embedding_matrix_rows():
     assert np.all(np.abs(matrix[row]) <= 0.05) and np.any(matrix[row] != 0)
 
 
-def test_embedding_matrix_rejects_other_widths():
-  vectors = pretraining.train_word2vec([["a", "b"]], HParams(embedding_dim=4, word2vec_epochs=1))
+def test_embedding_matrix_rejects_other_widths(tmp_path):
+  vectors = _train(tmp_path, [["a", "b"]], HParams(embedding_dim=4, word2vec_epochs=1))
   with pytest.raises(ValueError, match="size 4 for embedding_dim 8"):
     pretraining.embedding_matrix(vectors, ["", "a", "b"], HParams(embedding_dim=8))
 
