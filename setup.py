@@ -18,6 +18,7 @@ setup(
     "click",
     "tqdm",
     "matplotlib",
+    "jinja2",
   ],
   extras_require={
     "test": ["pytest"],
