@@ -3,33 +3,21 @@ run to a line (``pipeline.history``)."""
 
 import dataclasses
 import json
-import os
 
 import click
 
 from cli.console import RunConsole
+from cli.options import past_runs_output_dir, past_runs_paths
 from pipeline import layout
 
 
 @click.command()
-@click.option(
-  "--output-dir",
-  default="outputs",
-  show_default=True,
-  type=click.Path(file_okay=False),
-  help="The --output-dir of imdb-tfx run (its metadata.sqlite is read).",
-)
+@past_runs_output_dir
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run instead.")
 def history(output_dir, as_json):
   """Each run: the span ingested and the rows refused, the drift check, the window of
   spans trained on, the candidate's test accuracy, the blessing and the version pushed."""
-  paths = layout.OutputPaths(os.path.abspath(output_dir))
-  # Checked here: TFX's SQLite connection config creates the folder it names.
-  if not os.path.exists(paths.metadata_path):
-    raise click.ClickException(
-      f"no ML Metadata store at {paths.metadata_path}: has imdb-tfx run --output-dir "
-      f"{output_dir} run yet?"
-    )
+  paths = past_runs_paths(output_dir)
   # TensorFlow's and TFMA's import and logging noise stays off the console.
   with RunConsole():
     from tfx.orchestration import metadata

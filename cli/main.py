@@ -8,7 +8,7 @@ command runs, and so before anything imports TensorFlow.
 
 import click
 
-from cli import analysis, history, run, schedule, serving, spans
+from cli import analysis, history, report, run, schedule, serving, spans
 from core import environment
 
 
@@ -30,6 +30,7 @@ for command in (
   serving.status,
   spans.spans,
   history.history,
+  report.report,
 ):
   main.add_command(command)
 

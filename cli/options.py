@@ -14,6 +14,7 @@ from pipeline.layout import (
   DEFAULT_MAX_LABEL_LINF,
   DEFAULT_MAX_LENGTH_JS,
   DEFAULT_MAX_OOV_INCREASE,
+  OutputPaths,
   SpanInput,
 )
 
@@ -289,3 +290,30 @@ def span_input(
     )
   except ValueError as e:
     raise click.BadParameter(str(e), param_hint="--input-pattern") from e
+
+
+# ``--output-dir`` of the commands that read what runs left there (``history``,
+# ``report``).
+past_runs_output_dir = click.option(
+  "--output-dir",
+  default="outputs",
+  show_default=True,
+  type=click.Path(file_okay=False),
+  help="The --output-dir of imdb-tfx run (its metadata.sqlite is read).",
+)
+
+
+def past_runs_paths(output_dir: str) -> OutputPaths:
+  """The layout of ``output_dir``, checked to hold an ML Metadata store (checked here:
+  TFX's SQLite connection config would create the folder it names).
+
+  Raises:
+    click.ClickException: no store there, naming the path.
+  """
+  paths = OutputPaths(os.path.abspath(output_dir))
+  if not os.path.exists(paths.metadata_path):
+    raise click.ClickException(
+      f"no ML Metadata store at {paths.metadata_path}: has imdb-tfx run --output-dir "
+      f"{output_dir} run yet?"
+    )
+  return paths

@@ -163,6 +163,11 @@ from pipeline import beam_profiles, layout, remote
 @click.option(
   "--no-cache", is_flag=True, help="Re-run every component instead of reusing cached executions."
 )
+@click.option(
+  "--no-report",
+  is_flag=True,
+  help="Do not write the HTML run report (OUTPUT_DIR/reports/<run id>/index.html).",
+)
 @click.option("--quiet", is_flag=True, help="No per-component progress lines.")
 @click.option(
   "--verbose",
@@ -203,6 +208,7 @@ def run(
   behaviour_thresholds,
   output_dir,
   no_cache,
+  no_report,
   quiet,
   verbose,
 ):
@@ -280,13 +286,43 @@ def run(
       last_node=last_node,
       spans=spans,
     )
-    result = _run(pipeline, runner, quiet, console, log_path)
+    try:
+      result = _run(pipeline, runner, quiet, console, log_path)
+    except click.ClickException:  # a failed run's report shows where and why it stopped
+      report = None if no_report else _report(paths, started, console)
+      if report:
+        click.echo(f"Report: {report}", file=console.out)
+      raise
+    report = None if no_report else _report(paths, started, console)
     with open(paths.summary_path, "w", encoding="utf-8") as f:
       f.write(result.to_json())
     click.echo(result.format(components=quiet), file=console.out)
     click.echo(f"Summary written to {paths.summary_path}", file=console.out)
+    if report:
+      click.echo(f"Report: {report}", file=console.out)
     if log_path:
       click.echo(f"Log: {log_path}", file=console.out)
+
+
+def _report(paths: layout.OutputPaths, started: float, console: RunConsole) -> str | None:
+  """Writes the report of the run that started at ``started`` (seconds since the epoch)
+  and returns its path; a report that cannot be written is a warning on the console
+  (with the traceback in the log), never the run's failure."""
+  from tfx.orchestration import metadata
+
+  from analysis.report import collect, page
+
+  config = metadata.sqlite_metadata_connection_config(paths.metadata_path)
+  try:
+    run_ids = collect.run_ids(config, layout.PIPELINE_NAME, since=started)
+    if not run_ids:
+      return None
+    path = page.write_run_report(config, layout.PIPELINE_NAME, run_ids[-1], paths.reports_dir)
+  except Exception as e:  # the run's outcome stands whatever the report does
+    traceback.print_exc()
+    click.echo(f"Report not written: {type(e).__name__}: {e}", file=console.out)
+    return None
+  return path
 
 
 def _check_data(tfds_data_dir, train_split, test_split, download, unlabelled_split) -> None:

@@ -10,9 +10,7 @@ component).
 import dataclasses
 import datetime
 import json
-import os
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import mlmd_queries
@@ -24,7 +22,6 @@ from pipeline.summary import (
   validation_failures,
 )
 
-RUN_CONTEXT_TYPE = "pipeline_run"
 _FAILED = metadata_store_pb2.Execution.FAILED
 _STATES = {
   metadata_store_pb2.Execution.COMPLETE: "ran",
@@ -50,6 +47,7 @@ class RunRecord:
     warm_start: the serving model version (the directory name the Pusher wrote) the
       Trainer started from; None when it trained from scratch or did not run.
     accuracy: the candidate's ``binary_accuracy`` on the golden test split.
+    auc: its ``auc`` (ROC) there.
     span_accuracy: its ``binary_accuracy`` on the newest span's eval reviews (None
       without spans).
     blessed: the verdict the Pusher acted on: the BehaviourValidator's (Evaluator and
@@ -76,6 +74,7 @@ class RunRecord:
   trainer: str | None = None
   warm_start: str | None = None
   accuracy: float | None = None
+  auc: float | None = None
   span_accuracy: float | None = None
   blessed: bool | None = None
   not_blessed: tuple[str, ...] = ()
@@ -93,18 +92,12 @@ def read_history(
   Raises:
     FileNotFoundError: a SQLite store that does not exist (nothing has run there).
   """
-  if connection_config.HasField("sqlite") and not os.path.exists(
-    connection_config.sqlite.filename_uri
-  ):
-    raise FileNotFoundError(f"no ML Metadata store at {connection_config.sqlite.filename_uri}")
-  store = metadata_store.MetadataStore(connection_config)
+  store = mlmd_queries.open_store(connection_config)
   node_of = mlmd_queries.executions_by_node(store, pipeline_name)
   records = []
-  for context in store.get_contexts_by_type(RUN_CONTEXT_TYPE):
-    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-    by_node = {node_of[e.id]: e for e in executions if e.id in node_of}
-    if by_node:
-      records.append(_record(store, context.name, executions, by_node))
+  for run_id, executions in mlmd_queries.run_executions(store, pipeline_name, node_of).items():
+    by_node = {node_of[e.id]: e for e in executions}
+    records.append(_record(store, run_id, executions, by_node))
   return sorted(records, key=lambda r: r.started)
 
 
@@ -136,7 +129,9 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
     outputs = mlmd_queries.execution_outputs(store, by_node["Evaluator"].id)
     if outputs.get("evaluation"):
       uri = outputs["evaluation"][0].uri
-      fields["accuracy"] = evaluation_metrics(uri).get("binary_accuracy")
+      golden = evaluation_metrics(uri)
+      fields["accuracy"] = golden.get("binary_accuracy")
+      fields["auc"] = golden.get("auc")
       fields["span_accuracy"] = newest_span_metrics(uri).get("binary_accuracy")
     if outputs.get("blessing"):
       blessed = mlmd_queries.custom_property(outputs["blessing"][0], "blessed")

@@ -206,6 +206,11 @@ class OutputPaths:
   def summary_path(self) -> str:
     return os.path.join(self.output_dir, "run_summary.json")
 
+  @property
+  def reports_dir(self) -> str:
+    """The HTML run reports: ``<run id>/index.html`` per run, ``index.html`` across runs."""
+    return os.path.join(self.output_dir, "reports")
+
   def log_path(self, started: float) -> str:
     """The log of the run started at ``started`` (seconds since the epoch, local time):
     ``logs/run-YYYYmmdd-HHMMSS.log``."""

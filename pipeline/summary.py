@@ -7,7 +7,6 @@ scraping, so a summary is true for any orchestrator that wrote the same store.
 
 import dataclasses
 import json
-import types
 
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
@@ -17,8 +16,6 @@ from tensorflow_model_analysis.slicer import slicer_lib
 from behaviour import suite
 from core import features
 from pipeline import mlmd_queries
-
-_STATE_NAMES = types.MappingProxyType({v: k for k, v in metadata_store_pb2.Execution.State.items()})
 
 
 @dataclasses.dataclass
@@ -186,15 +183,24 @@ def _slice_name(slice_key) -> str:
   return slicer_lib.stringify_slice_key(slicer_lib.deserialize_slice_key(slice_key))
 
 
+def value_bound_text(threshold) -> str | None:
+  """A TFMA MetricThreshold's value bound as text (``>= 0.85``, ``>= 0.8 and <= 1``);
+  None without one."""
+  if not threshold.HasField("value_threshold"):
+    return None
+  bound = threshold.value_threshold
+  pieces = []
+  if bound.HasField("lower_bound"):
+    pieces.append(f">= {bound.lower_bound.value:g}")
+  if bound.HasField("upper_bound"):
+    pieces.append(f"<= {bound.upper_bound.value:g}")
+  return " and ".join(pieces) or None
+
+
 def _threshold_text(threshold) -> str:
-  if threshold.HasField("value_threshold"):
-    bound = threshold.value_threshold
-    pieces = []
-    if bound.HasField("lower_bound"):
-      pieces.append(f">= {bound.lower_bound.value:g}")
-    if bound.HasField("upper_bound"):
-      pieces.append(f"<= {bound.upper_bound.value:g}")
-    return " and ".join(pieces)
+  value = value_bound_text(threshold)
+  if value is not None:
+    return value
   if threshold.HasField("change_threshold"):
     change = threshold.change_threshold
     return f"change vs baseline {change.absolute.value:+g} or better"
@@ -223,6 +229,33 @@ def validation_failures(evaluation_uri: str) -> list[str]:
   return reasons
 
 
+def blessing_verdict(
+  evaluation: metadata_store_pb2.Artifact | None,
+  evaluator_blessing: metadata_store_pb2.Artifact | None,
+  behaviour_blessing: metadata_store_pb2.Artifact | None,
+) -> tuple[bool | None, list[str]]:
+  """The blessing the Pusher acted on and why not: the BehaviourValidator's when it ran
+  (the Evaluator's and the suite's together), else the Evaluator's; None when neither
+  ran. The reasons are the Evaluator's failed thresholds, then each capability over its
+  threshold."""
+  blessed, reasons = None, []
+  if evaluator_blessing is not None:
+    blessed = bool(mlmd_queries.custom_property(evaluator_blessing, "blessed"))
+    if not blessed and evaluation is not None:
+      reasons = validation_failures(evaluation.uri)
+  if behaviour_blessing is not None:
+    blessed = bool(mlmd_queries.custom_property(behaviour_blessing, "blessed"))
+    reasons = reasons + behaviour_reasons(behaviour_blessing)
+  return blessed, reasons
+
+
+def pushed_destination(pushed_model: metadata_store_pb2.Artifact | None) -> str | None:
+  """Where a Pusher's PushedModel went; None when it pushed nothing."""
+  if pushed_model is None or not mlmd_queries.custom_property(pushed_model, "pushed"):
+    return None
+  return mlmd_queries.custom_property(pushed_model, "pushed_destination")
+
+
 def summarize(
   connection_config: metadata_store_pb2.ConnectionConfig,
   pipeline_name: str,
@@ -231,33 +264,31 @@ def summarize(
 ) -> RunSummary:
   """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
   store = metadata_store.MetadataStore(connection_config)
-  components, metrics, span_metrics, blessed, reasons, pushed = [], {}, {}, None, [], None
-  behaviour = {}
+  components, metrics, span_metrics, behaviour = [], {}, {}, {}
+  outputs_of = {}
   for node_id in node_ids:
     executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
     if not executions:
       continue
     execution = executions[-1]
     seconds = mlmd_queries.execution_seconds(execution)
-    components.append(
-      ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, "?"), round(seconds, 1))
-    )
-    outputs = mlmd_queries.execution_outputs(store, execution.id)
-    if node_id == "Evaluator" and outputs.get("evaluation"):
-      uri = outputs["evaluation"][0].uri
-      metrics = evaluation_metrics(uri)
-      span_metrics = newest_span_metrics(uri)
-      blessing = outputs.get("blessing", [None])[0]
-      blessed = bool(mlmd_queries.custom_property(blessing, "blessed")) if blessing else None
-      reasons = [] if blessed else validation_failures(uri)
-    if node_id == "BehaviourValidator" and outputs.get("behaviour_blessing"):
-      blessing = outputs["behaviour_blessing"][0]
-      blessed = bool(mlmd_queries.custom_property(blessing, "blessed"))
-      reasons = reasons + behaviour_reasons(blessing)
-      if outputs.get("report"):
-        behaviour = behaviour_rates(outputs["report"][0])
-    if node_id == "Pusher" and outputs.get("pushed_model"):
-      artifact = outputs["pushed_model"][0]
-      if mlmd_queries.custom_property(artifact, "pushed"):
-        pushed = mlmd_queries.custom_property(artifact, "pushed_destination")
+    components.append(ComponentRun(node_id, mlmd_queries.state_name(execution), round(seconds, 1)))
+    outputs_of[node_id] = mlmd_queries.execution_outputs(store, execution.id)
+
+  def output(node_id: str, key: str):
+    return (outputs_of.get(node_id, {}).get(key) or [None])[0]
+
+  evaluation = output("Evaluator", "evaluation")
+  if evaluation is not None:
+    metrics = evaluation_metrics(evaluation.uri)
+    span_metrics = newest_span_metrics(evaluation.uri)
+  report = output("BehaviourValidator", "report")
+  if report is not None and output("BehaviourValidator", "behaviour_blessing") is not None:
+    behaviour = behaviour_rates(report)
+  blessed, reasons = blessing_verdict(
+    evaluation,
+    output("Evaluator", "blessing") if evaluation is not None else None,
+    output("BehaviourValidator", "behaviour_blessing"),
+  )
+  pushed = pushed_destination(output("Pusher", "pushed_model"))
   return RunSummary(components, metrics, blessed, reasons, pushed, span_metrics, behaviour)

@@ -472,3 +472,152 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
     assert len(answers) == 1 and len(answers[0]) == 64
   finally:
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def reports(runs):
+  """Every run's report, written as `imdb-tfx run` writes them (the last through the
+  CLI's own step), and a browser to look at them."""
+  from analysis.report import collect, page
+
+  paths, _ = runs
+  config = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+  run_ids = collect.run_ids(config, PIPELINE_NAME)
+  written = {}
+  for run_id in run_ids:
+    written[run_id] = page.write_run_report(
+      config, PIPELINE_NAME, run_id, paths.reports_dir, page.ReportSettings(explain=4)
+    )
+  return paths, config, run_ids, written
+
+
+@pytest.fixture(scope="module")
+def chromium():
+  import browser
+
+  driver = browser.chromium_driver()
+  yield driver
+  driver.quit()
+
+
+def _candidate_cells(driver):
+  from selenium.webdriver.common.by import By
+
+  return {
+    (cell.get_attribute("data-slice"), cell.get_attribute("data-metric")): (
+      float(cell.get_attribute("data-value")),
+      cell.text,
+    )
+    for cell in driver.find_elements(By.CSS_SELECTOR, '[data-model="candidate"]')
+  }
+
+
+def _open_and_check(driver, path, screenshot):
+  """Opens a report page from disk; asserts no console error and every image loaded."""
+  import browser
+
+  browser.open_file(driver, path)
+  assert browser.console_errors(driver) == []
+  assert browser.broken_images(driver) == []
+  assert driver.execute_script("return document.images.length") > 0
+  browser.full_page_screenshot(driver, screenshot)
+  with open(screenshot, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("which", [0, 2])
+def test_run_report_in_chromium_shows_the_tfma_metrics(runs, reports, chromium, which):
+  """The first run (blessed and pushed) and the strict one (not blessed): pages open
+  from disk without errors, every figure loads, and the metrics are TFMA's."""
+  import tensorflow_model_analysis as tfma
+  from selenium.webdriver.common.by import By
+
+  paths, results = runs
+  _, _, run_ids, written = reports
+  run_id = run_ids[which]
+  _open_and_check(chromium, written[run_id], os.path.join(paths.output_dir, f"run_{which}.png"))
+
+  store = _store(paths)
+  evaluator = mlmd_queries.node_executions(store, PIPELINE_NAME, "Evaluator", 0)
+  context = store.get_context_by_type_and_name("pipeline_run", run_id)
+  (execution,) = [
+    e for e in evaluator if e.id in {x.id for x in store.get_executions_by_context(context.id)}
+  ]
+  uri = mlmd_queries.execution_outputs(store, execution.id)["evaluation"][0].uri
+  shown = _candidate_cells(chromium)
+  expected = {}
+  for per_slice in tfma.load_metrics(uri):
+    label = tfma.slicer.stringify_slice_key(tfma.slicer.deserialize_slice_key(per_slice.slice_key))
+    for item in per_slice.metric_keys_and_values:
+      candidate = not item.key.is_diff and item.key.model_name in ("", "candidate")
+      if candidate and item.value.HasField("double_value"):
+        expected[(label, item.key.name)] = item.value.double_value.value
+  assert set(shown) == set(expected)
+  for key, value in expected.items():
+    assert shown[key][0] == value, key
+    text = f"{int(value):,}" if key[1] == "example_count" else f"{value:.4f}"
+    assert shown[key][1] == text, key
+
+  verdict = chromium.find_element(By.ID, "verdict").text
+  summary = results["first" if which == 0 else "strict"]
+  if which == 0:
+    assert verdict.startswith("BLESSED") and os.path.basename(summary.pushed_path) in verdict
+  else:
+    assert verdict.startswith("NOT blessed") and "Nothing pushed" in verdict
+    assert summary.blessing_reasons[0] in verdict
+  sections = [s.get_attribute("id") for s in chromium.find_elements(By.TAG_NAME, "section")]
+  assert sections == ["data", "training", "evaluation", "behaviour", "explanations", "lineage"]
+
+
+def test_history_page_links_every_run(runs, reports, chromium):
+  import browser
+  from selenium.webdriver.common.by import By
+
+  from pipeline.history import read_history
+
+  paths, _ = runs
+  _, config, run_ids, _ = reports
+  _open_and_check(
+    chromium,
+    os.path.join(paths.reports_dir, "index.html"),
+    os.path.join(paths.output_dir, "history.png"),
+  )
+  records = read_history(config, PIPELINE_NAME)
+  links = chromium.find_elements(By.CSS_SELECTOR, "table a")
+  assert [link.text for link in links] == [r.run_id for r in records] == run_ids
+  cells = chromium.find_elements(By.CSS_SELECTOR, '[data-metric="binary_accuracy"]')
+  assert [float(c.get_attribute("data-value")) for c in cells] == [r.accuracy for r in records]
+  # Each link opens that run's page.
+  links[-1].click()
+  browser.wait_until_loaded(chromium)
+  assert chromium.find_element(By.TAG_NAME, "h1").text == f"Run {run_ids[-1]}"
+  assert browser.console_errors(chromium) == []
+
+
+def test_cli_report_rebuilds_a_run_and_run_writes_its_own(runs, reports):
+  """`imdb-tfx report RUN_ID` rebuilds a page in place; `imdb-tfx run`'s report step picks
+  the run that started after it (none here: nothing ran since)."""
+  from click.testing import CliRunner
+
+  from cli import main as cli
+  from cli import run as run_cli
+  from cli.console import RunConsole
+
+  paths, _ = runs
+  _, _, run_ids, written = reports
+  before = os.path.getmtime(written[run_ids[1]])
+  result = CliRunner().invoke(
+    cli.main,
+    ["report", run_ids[1], "--output-dir", paths.output_dir, "--explain", "0"],
+  )
+  assert result.exit_code == 0, result.output
+  assert written[run_ids[1]] in result.output
+  assert os.path.getmtime(written[run_ids[1]]) > before
+  unknown = CliRunner().invoke(
+    cli.main, ["report", "no-such-run", "--output-dir", paths.output_dir]
+  )
+  assert unknown.exit_code != 0 and "no run 'no-such-run'" in unknown.output
+  with RunConsole() as console:
+    assert run_cli._report(paths, time.time(), console) is None
+    started = _store(paths).get_executions()[0].create_time_since_epoch / 1e3
+    assert run_cli._report(paths, started, console) == written[run_ids[-1]]
