@@ -199,14 +199,19 @@ from core import environment
 # tf.Transform 1.16 needs Keras 2: set before TensorFlow is imported.
 environment.configure()
 
-from pipeline.airflow_dag import build_dag  # noqa: E402 (after the environment is set)
+from analysis.report.airflow_task import add_report_task  # noqa: E402 (after the environment)
+from pipeline.airflow_dag import build_dag  # noqa: E402
 
-DAG = build_dag(**{kwargs})
+ARGUMENTS = {kwargs}
+DAG = build_dag(**ARGUMENTS)
+# Every DAG run ends with its HTML report: OUTPUT_DIR/reports/<run id>/index.html.
+add_report_task(DAG, ARGUMENTS["output_dir"])
 '''
 
 
 def render_dag_file(**kwargs: Any) -> str:
-  """The DAG module's source: ``build_dag(**kwargs)`` at import time. ``kwargs`` must be
+  """The DAG module's source: ``build_dag(**kwargs)`` at import time, then the report task
+  after it (``analysis.report.airflow_task``). ``kwargs`` must be
   literals (strings, numbers, lists, dicts); it is checked by building the DAG config.
 
   Raises:

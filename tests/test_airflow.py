@@ -10,6 +10,7 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from analysis.report.page import run_dir_name
 from pipeline import airflow_dag
 from pipeline.layout import OutputPaths
 
@@ -94,6 +95,27 @@ def test_dag_parses_with_schedule_and_guards(tmp_path):
   assert default.timetable.summary in ("@daily", "0 0 * * *")  # Airflow expands the preset
 
 
+def test_report_task_runs_last_whatever_the_pipeline_did(tmp_path):
+  from analysis.report.airflow_task import REPORT_TASK_ID, add_report_task
+
+  dag = airflow_dag.build_dag(output_dir=str(tmp_path), hparams=TINY, environ={})
+  leaves = {t.task_id for t in dag.tasks if not t.downstream_list}
+  report = add_report_task(dag, str(tmp_path))
+  assert report.task_id == REPORT_TASK_ID and report.retries == 0
+  assert report.trigger_rule == "all_done"
+  assert report.upstream_task_ids == leaves and "Pusher" in leaves
+  assert [t.task_id for t in dag.tasks if not t.downstream_list] == [REPORT_TASK_ID]
+
+
+def test_dag_file_adds_the_report_task(tmp_path):
+  source = airflow_dag.render_dag_file(output_dir=str(tmp_path), hparams=TINY)
+  namespace = {}
+  exec(compile(source, "imdb_sentiment.py", "exec"), namespace)
+  dag = namespace["DAG"]
+  assert {t.task_id for t in dag.tasks} == ALL_NODES | {"report"}
+  assert dag.get_task("report").upstream_task_ids >= {"Pusher"}
+
+
 def test_mlmd_from_environment_never_puts_credentials_in_the_dag_file(tmp_path):
   config = airflow_dag.metadata_connection_config(str(tmp_path), {})
   assert config.sqlite.filename_uri == OutputPaths(str(tmp_path)).metadata_path
@@ -155,6 +177,15 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
   assert all(state == states.CACHED for state in second.values()), second
   pushed = os.listdir(OutputPaths(str(out)).serving_model_dir)
   assert len(pushed) == 1  # the cached run pushed nothing new
+  # Each DAG run ended with its report, and the history page lists both.
+  reports = OutputPaths(str(out)).reports_dir
+  for run_id in sorted(runs):
+    page = os.path.join(reports, run_dir_name(run_id), "index.html")
+    with open(page, encoding="utf-8") as f:
+      assert f"Run {run_id}" in f.read()
+  with open(os.path.join(reports, "index.html"), encoding="utf-8") as f:
+    history = f.read()
+  assert all(run_id in history for run_id in runs)
 
 
 def test_cli_schedule_airflow_writes_a_dag_module(tmp_path):
