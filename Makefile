@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
-  bench-cli bench-spans bench-behaviour serve venv lock clean
+  bench-cli bench-spans bench-behaviour bench-report serve venv lock clean
 
 venv: $(STAMP)
 
@@ -91,6 +91,11 @@ bench-serving: $(STAMP)
 bench-cli: $(STAMP)
 	model_dir=$$(scripts/bench_model_dir.sh "$(BENCH_MODEL_DIR)") && \
 	$(BIN)/python -m analysis.bench_cli --model-dir "$$model_dir" $(BENCH_ARGS)
+
+# The run report's cost: writing the latest run's report in outputs/ (after `make run`),
+# with and without its attention heatmaps -> outputs/bench/report.json.
+bench-report: $(STAMP)
+	$(BIN)/python -m analysis.bench_report $(BENCH_ARGS)
 
 # Continuous training: five spans of the train split, one run each (warm-started), a
 # label-skewed and a 2%-bad-rows span that must stop, and a full retrain of the last
