@@ -1,6 +1,7 @@
 """``imdb-tfx run``: build the pipeline from the options and run it here."""
 
 import os
+import sys
 import time
 import traceback
 
@@ -16,7 +17,7 @@ from cli.options import (
   training_options,
 )
 from models.hparams import ATTENTIONS, MODELS, STRATEGIES, HParams
-from pipeline import beam_profiles, layout, remote
+from pipeline import beam_profiles, layout, remote, run_lock
 
 
 @click.command()
@@ -168,6 +169,13 @@ from pipeline import beam_profiles, layout, remote
   is_flag=True,
   help="Do not write the HTML run report (OUTPUT_DIR/reports/<run id>/index.html).",
 )
+@click.option(
+  "--wait",
+  is_flag=True,
+  help="When another run is using OUTPUT_DIR, wait for it to finish instead of refusing "
+  "(one run at a time per output directory: see the README's 'Runs on one output "
+  "directory').",
+)
 @click.option("--quiet", is_flag=True, help="No per-component progress lines.")
 @click.option(
   "--verbose",
@@ -209,6 +217,7 @@ def run(
   output_dir,
   no_cache,
   no_report,
+  wait,
   quiet,
   verbose,
 ):
@@ -266,42 +275,72 @@ def run(
       )
     except (ValueError, FileNotFoundError) as e:
       raise click.ClickException(str(e)) from e
-    log_path = console.keep_log(paths.log_path(started))
-    pipeline = _pipeline(
-      paths,
-      pipeline_root=pipeline_root,
-      hparams=hp,
-      train_split=train_split,
-      test_split=test_split,
-      eval_percent=eval_percent,
-      unlabelled_split=unlabelled_split,
-      tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
-      download=download,
-      schema_path=os.path.abspath(schema_path) if schema_path else None,
-      min_accuracy=min_accuracy,
-      max_accuracy_drop=max_accuracy_drop,
-      behaviour_thresholds=thresholds,
-      beam_pipeline_args=pipeline_beam_args,
-      enable_cache=not no_cache,
-      last_node=last_node,
-      spans=spans,
+    lock = run_lock.RunLock(
+      paths.output_dir,
+      command=" ".join(["imdb-tfx", *sys.argv[1:]]),
+      log="" if verbose else paths.log_path(started),
+      wait_seconds=None if wait else 0.0,
+      on_wait=lambda holder: click.echo(
+        f"Waiting for the run using {paths.output_dir} to finish: "
+        f"{holder.describe() if holder else 'it has not described itself yet'}",
+        file=console.out,
+      ),
     )
     try:
-      result = _run(pipeline, runner, quiet, console, log_path)
-    except click.ClickException:  # a failed run's report shows where and why it stopped
-      report = None if no_report else _report(paths, started, console)
-      if report:
-        click.echo(f"Report: {report}", file=console.out)
-      raise
+      with lock:
+        _run_locked(
+          paths,
+          started,
+          console,
+          runner=runner,
+          quiet=quiet,
+          no_report=no_report,
+          pipeline_root=pipeline_root,
+          hparams=hp,
+          train_split=train_split,
+          test_split=test_split,
+          eval_percent=eval_percent,
+          unlabelled_split=unlabelled_split,
+          tfds_data_dir=os.path.abspath(tfds_data_dir) if tfds_data_dir else None,
+          download=download,
+          schema_path=os.path.abspath(schema_path) if schema_path else None,
+          min_accuracy=min_accuracy,
+          max_accuracy_drop=max_accuracy_drop,
+          behaviour_thresholds=thresholds,
+          beam_pipeline_args=pipeline_beam_args,
+          enable_cache=not no_cache,
+          last_node=last_node,
+          spans=spans,
+        )
+    except run_lock.RunInProgressError as e:
+      raise click.ClickException(str(e)) from e
+
+
+def _run_locked(paths, started, console, *, runner, quiet, no_report, **pipeline_kwargs):
+  """The run proper, while it holds the output directory's lock: builds the pipeline,
+  runs it, writes its report and its summaries (``run_summary.json``, the latest run's,
+  and ``summaries/run-<start>.json``, this run's)."""
+  log_path = console.keep_log(paths.log_path(started))
+  pipeline = _pipeline(paths, **pipeline_kwargs)
+  try:
+    result = _run(pipeline, runner, quiet, console, log_path)
+  except click.ClickException:  # a failed run's report shows where and why it stopped
     report = None if no_report else _report(paths, started, console)
-    with open(paths.summary_path, "w", encoding="utf-8") as f:
-      f.write(result.to_json())
-    click.echo(result.format(components=quiet), file=console.out)
-    click.echo(f"Summary written to {paths.summary_path}", file=console.out)
     if report:
       click.echo(f"Report: {report}", file=console.out)
-    if log_path:
-      click.echo(f"Log: {log_path}", file=console.out)
+    raise
+  report = None if no_report else _report(paths, started, console)
+  summary_path = paths.run_summary_path(started)
+  os.makedirs(os.path.dirname(summary_path), exist_ok=True)
+  for path in (summary_path, paths.summary_path):
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(result.to_json())
+  click.echo(result.format(components=quiet), file=console.out)
+  click.echo(f"Summary written to {summary_path}", file=console.out)
+  if report:
+    click.echo(f"Report: {report}", file=console.out)
+  if log_path:
+    click.echo(f"Log: {log_path}", file=console.out)
 
 
 def _report(paths: layout.OutputPaths, started: float, console: RunConsole) -> str | None:

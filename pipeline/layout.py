@@ -204,7 +204,13 @@ class OutputPaths:
 
   @property
   def summary_path(self) -> str:
+    """The latest run's summary (JSON); ``run_summary_path`` keeps each run's."""
     return os.path.join(self.output_dir, "run_summary.json")
+
+  def run_summary_path(self, started: float) -> str:
+    """The summary of the run started at ``started`` (seconds since the epoch, local
+    time): ``summaries/run-YYYYmmdd-HHMMSS.json``, named as its log."""
+    return os.path.join(self.output_dir, "summaries", f"run-{_stamp(started)}.json")
 
   @property
   def reports_dir(self) -> str:
@@ -214,10 +220,14 @@ class OutputPaths:
   def log_path(self, started: float) -> str:
     """The log of the run started at ``started`` (seconds since the epoch, local time):
     ``logs/run-YYYYmmdd-HHMMSS.log``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
-    return os.path.join(self.output_dir, "logs", f"run-{stamp}.log")
+    return os.path.join(self.output_dir, "logs", f"run-{_stamp(started)}.log")
 
   @property
   def kubeflow_spec_path(self) -> str:
     """Where ``imdb-tfx compile kubeflow`` writes the pipeline spec by default."""
     return os.path.join(self.output_dir, "kubeflow", f"{PIPELINE_NAME}_pipeline.json")
+
+
+def _stamp(seconds: float) -> str:
+  """``YYYYmmdd-HHMMSS`` of ``seconds`` since the epoch, local time."""
+  return time.strftime("%Y%m%d-%H%M%S", time.localtime(seconds))

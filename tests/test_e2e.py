@@ -385,12 +385,20 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   ]
   assert killed, "the kill left no interrupted execution"
   assert _versions(paths) == []
+  # The killed run's lock file stays, but its flock went with the process: no stale lock.
+  assert os.path.exists(os.path.join(paths.output_dir, "run.lock"))
 
   completed = subprocess.run(
     command, cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False
   )
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert "Pushed to:" in completed.stdout
+  # Its own summary file, named as its log, and the latest run's copy.
+  [summary_name] = os.listdir(os.path.join(paths.output_dir, "summaries"))
+  summary_path = os.path.join(paths.output_dir, "summaries", summary_name)
+  assert f"Summary written to {summary_path}" in completed.stdout
+  with open(summary_path) as own, open(paths.summary_path) as latest:
+    assert json.load(own) == json.load(latest)
   store = _store(paths)
   trainer_runs = mlmd_queries.node_executions(store, PIPELINE_NAME, "Trainer", 0)
   assert [e.last_known_state for e in trainer_runs] == [

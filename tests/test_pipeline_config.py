@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -382,6 +383,9 @@ def test_output_paths_layout():
   assert paths.pipeline_root == "/tmp/out/pipeline_root"
   assert paths.serving_model_dir == "/tmp/out/serving_model/imdb_sentiment"
   assert paths.summary_path == "/tmp/out/run_summary.json"
+  started = time.mktime((2026, 12, 1, 11, 3, 2, 0, 0, -1))  # local time, as the names
+  assert paths.run_summary_path(started) == "/tmp/out/summaries/run-20261201-110302.json"
+  assert paths.log_path(started) == "/tmp/out/logs/run-20261201-110302.log"
   assert layout.OutputPaths().output_dir == "outputs"
 
 
