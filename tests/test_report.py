@@ -329,3 +329,28 @@ def test_run_dir_name_is_one_safe_path_segment(run_id, name):
 def test_metric_names_follow_tfma():
   assert sections._metric_name("BinaryAccuracy") == tfma.metrics.BinaryAccuracy().name
   assert sections._metric_name("ExampleCount") == "example_count"
+
+
+def _write_golden(examples_uri, reviews):
+  import tensorflow as tf
+
+  split = examples_uri / "Split-test"
+  split.mkdir(parents=True)
+  options = tf.io.TFRecordOptions(compression_type="GZIP")
+  with tf.io.TFRecordWriter(str(split / "data_tfrecord-00000-of-00001.gz"), options) as w:
+    for text, label in reviews:
+      example = tf.train.Example()
+      example.features.feature["text"].bytes_list.value.append(text.encode("utf-8"))
+      example.features.feature["label"].int64_list.value.append(label)
+      w.write(example.SerializeToString())
+
+
+def test_golden_reviews_to_explain_are_the_first_short_ones(tmp_path):
+  long = " ".join(["word"] * 11)
+  reviews = [(long, 1), ("short and good", 1), (long, 0), ("bad.", 0), ("fine", 1), ("ok", 0)]
+  _write_golden(tmp_path, reviews)
+  picked = page._golden_reviews(str(tmp_path), n=2, max_words=10, scan=100)
+  assert picked == [("short and good", 1), ("bad.", 0)]
+  # only the first ``scan`` records are read
+  assert page._golden_reviews(str(tmp_path), n=5, max_words=10, scan=3) == [("short and good", 1)]
+  assert page._golden_reviews(str(tmp_path / "none"), n=2, max_words=10, scan=100) == []
