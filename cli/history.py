@@ -7,7 +7,7 @@ import json
 import click
 
 from cli.console import RunConsole
-from cli.options import past_runs_output_dir, past_runs_paths
+from cli.options import past_runs_output_dir, past_runs_store
 from pipeline import layout
 
 
@@ -17,16 +17,12 @@ from pipeline import layout
 def history(output_dir, as_json):
   """Each run: the span ingested and the rows refused, the drift check, the window of
   spans trained on, the candidate's test accuracy, the blessing and the version pushed."""
-  paths = past_runs_paths(output_dir)
+  _, config = past_runs_store(output_dir)
   # TensorFlow's and TFMA's import and logging noise stays off the console.
   with RunConsole():
-    from tfx.orchestration import metadata
-
     from pipeline import history as history_lib
 
-    records = history_lib.read_history(
-      metadata.sqlite_metadata_connection_config(paths.metadata_path), layout.PIPELINE_NAME
-    )
+    records = history_lib.read_history(config, layout.PIPELINE_NAME)
   if as_json:
     for record in records:
       click.echo(json.dumps(dataclasses.asdict(record)))

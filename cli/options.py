@@ -299,21 +299,30 @@ past_runs_output_dir = click.option(
   default="outputs",
   show_default=True,
   type=click.Path(file_okay=False),
-  help="The --output-dir of imdb-tfx run (its metadata.sqlite is read).",
+  help="The --output-dir of imdb-tfx run (its metadata.sqlite is read, or the "
+  "database server the IMDB_TFX_MLMD_POSTGRES_*/MYSQL_* variables name).",
 )
 
 
-def past_runs_paths(output_dir: str) -> OutputPaths:
-  """The layout of ``output_dir``, checked to hold an ML Metadata store (checked here:
-  TFX's SQLite connection config would create the folder it names).
+def past_runs_store(output_dir: str):
+  """The layout of ``output_dir`` and its ML Metadata connection
+  (``pipeline.metadata_store``), a SQLite store checked to exist (checked here: the
+  connection would create the file it names).
 
   Raises:
-    click.ClickException: no store there, naming the path.
+    click.ClickException: no SQLite store there, naming the path; a bad database
+      server environment, naming the variable.
   """
+  from pipeline import metadata_store
+
   paths = OutputPaths(os.path.abspath(output_dir))
-  if not os.path.exists(paths.metadata_path):
+  try:
+    config = metadata_store.connection_config(paths.output_dir)
+  except ValueError as e:
+    raise click.ClickException(str(e)) from e
+  if config.HasField("sqlite") and not os.path.exists(paths.metadata_path):
     raise click.ClickException(
       f"no ML Metadata store at {paths.metadata_path}: has imdb-tfx run --output-dir "
       f"{output_dir} run yet?"
     )
-  return paths
+  return paths, config

@@ -6,7 +6,7 @@ import os
 import click
 
 from cli.console import RunConsole
-from cli.options import past_runs_output_dir, past_runs_paths
+from cli.options import past_runs_output_dir, past_runs_store
 from pipeline import layout
 
 
@@ -25,20 +25,18 @@ def report(run_id, output_dir, all_runs, explain):
   """Write OUTPUT_DIR/reports/RUN_ID/index.html (default: the latest run) and the history
   page OUTPUT_DIR/reports/index.html; prints the paths. The history page, and
   `imdb-tfx history --json`, give every run id."""
-  paths = past_runs_paths(output_dir)
+  paths, config = past_runs_store(output_dir)
   if run_id and all_runs:
     raise click.UsageError("give a RUN_ID or --all, not both")
   written = []
   # TensorFlow's and TFMA's import and logging noise stays off the console.
   with RunConsole():
-    from tfx.orchestration import metadata
-
     from analysis.report import collect, page
+    from pipeline import metadata_store
 
-    config = metadata.sqlite_metadata_connection_config(paths.metadata_path)
     known = collect.run_ids(config, layout.PIPELINE_NAME)
     if not known:
-      raise click.ClickException(f"no run in {paths.metadata_path}")
+      raise click.ClickException(f"no run in {metadata_store.describe(config)}")
     wanted = known if all_runs else [run_id or known[-1]]
     settings = page.ReportSettings(explain=explain)
     try:

@@ -347,11 +347,10 @@ def _report(paths: layout.OutputPaths, started: float, console: RunConsole) -> s
   """Writes the report of the run that started at ``started`` (seconds since the epoch)
   and returns its path; a report that cannot be written is a warning on the console
   (with the traceback in the log), never the run's failure."""
-  from tfx.orchestration import metadata
-
   from analysis.report import collect, page
+  from pipeline import metadata_store
 
-  config = metadata.sqlite_metadata_connection_config(paths.metadata_path)
+  config = metadata_store.connection_config(paths.output_dir)
   try:
     run_ids = collect.run_ids(config, layout.PIPELINE_NAME, since=started)
     if not run_ids:
@@ -375,19 +374,16 @@ def _check_data(tfds_data_dir, train_split, test_split, download, unlabelled_spl
 
 
 def _pipeline(paths: layout.OutputPaths, **kwargs):
-  """``create_pipeline(**kwargs)`` with this output directory's serving directory, SQLite
-  MLMD store and the code fingerprints."""
-  from tfx import v1 as tfx
-
-  from pipeline import code_version
+  """``create_pipeline(**kwargs)`` with this output directory's serving directory, its
+  MLMD store (SQLite in it, or the database server the environment names:
+  ``pipeline.metadata_store``) and the code fingerprints."""
+  from pipeline import code_version, metadata_store
   from pipeline.pipeline import create_pipeline
 
   os.makedirs(paths.output_dir, exist_ok=True)
   return create_pipeline(
     serving_model_dir=paths.serving_model_dir,
-    metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      paths.metadata_path
-    ),
+    metadata_connection_config=metadata_store.connection_config(paths.output_dir),
     code_versions=code_version.code_versions(),
     **kwargs,
   )

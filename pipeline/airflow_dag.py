@@ -6,11 +6,10 @@ extra: ``pip install .[airflow]``).
 never overlap, task retries, and catch-up off. ``render_dag_file()`` writes the small DAG
 module an Airflow deployment puts in its ``dags/`` folder (``imdb-tfx schedule airflow``).
 
-ML Metadata: SQLite under the output directory by default; MySQL when
-``IMDB_TFX_MLMD_MYSQL_HOST`` is set, with ``IMDB_TFX_MLMD_MYSQL_PORT`` (3306),
-``IMDB_TFX_MLMD_MYSQL_DATABASE`` (``imdb_tfx_mlmd``), ``IMDB_TFX_MLMD_MYSQL_USER`` and
-``IMDB_TFX_MLMD_MYSQL_PASSWORD`` read from the environment of the Airflow worker at parse
-time. Credentials are never written into the DAG file and never logged.
+ML Metadata: SQLite under the output directory by default; PostgreSQL or MySQL when the
+Airflow worker's environment names a server (``IMDB_TFX_MLMD_POSTGRES_*`` or
+``IMDB_TFX_MLMD_MYSQL_*``, read at parse time: ``pipeline.metadata_store``). Credentials
+are never written into the DAG file and never logged.
 """
 
 import datetime
@@ -20,14 +19,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 
 from models.hparams import HParams
-from pipeline import beam_profiles, code_version
+from pipeline import beam_profiles, code_version, metadata_store
 from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths, SpanInput
 from pipeline.pipeline import create_pipeline
 
-MYSQL_ENV_PREFIX = "IMDB_TFX_MLMD_MYSQL_"
 DEFAULT_SCHEDULE = "@daily"
 DEFAULT_START_DATE = datetime.datetime(2026, 1, 1)
 
@@ -35,31 +32,14 @@ DEFAULT_START_DATE = datetime.datetime(2026, 1, 1)
 def metadata_connection_config(
   output_dir: str, environ: Mapping[str, str] = os.environ
 ) -> metadata_store_pb2.ConnectionConfig:
-  """MLMD on MySQL when ``IMDB_TFX_MLMD_MYSQL_HOST`` is set, else SQLite in
-  ``<output_dir>/metadata.sqlite``.
+  """``pipeline.metadata_store.connection_config``: PostgreSQL or MySQL when ``environ``
+  names a server, else SQLite in ``<output_dir>/metadata.sqlite``.
 
   Raises:
-    ValueError: MySQL is selected but the user is missing or the port is not a number
-      (the message names the variable, never its value).
+    ValueError: a bad server environment (the message names the variable, never its
+      value).
   """
-  host = environ.get(MYSQL_ENV_PREFIX + "HOST")
-  if not host:
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      OutputPaths(output_dir).metadata_path
-    )
-  user = environ.get(MYSQL_ENV_PREFIX + "USER")
-  if not user:
-    raise ValueError(f"{MYSQL_ENV_PREFIX}HOST is set but {MYSQL_ENV_PREFIX}USER is not")
-  port = environ.get(MYSQL_ENV_PREFIX + "PORT", "3306")
-  if not port.isdigit():
-    raise ValueError(f"{MYSQL_ENV_PREFIX}PORT must be a number")
-  return tfx.orchestration.metadata.mysql_metadata_connection_config(
-    host=host,
-    port=int(port),
-    database=environ.get(MYSQL_ENV_PREFIX + "DATABASE", "imdb_tfx_mlmd"),
-    username=user,
-    password=environ.get(MYSQL_ENV_PREFIX + "PASSWORD", ""),
-  )
+  return metadata_store.connection_config(output_dir, environ)
 
 
 def airflow_dag_config(
@@ -191,7 +171,8 @@ _DAG_FILE = '''"""Airflow DAG for the IMDB sentiment TFX pipeline (written by `i
 
 Put this file in Airflow's dags/ folder on workers where the project is installed with its
 `airflow` extra. MLMD uses SQLite under the output directory unless the worker's
-environment sets {prefix}HOST (and _PORT, _DATABASE, _USER, _PASSWORD).
+environment sets {postgres}HOST (and _PORT, _DATABASE, _USER, _PASSFILE or _PASSWORD)
+or {mysql}HOST (and _PORT, _DATABASE, _USER, _PASSWORD).
 """
 
 from core import environment
@@ -222,4 +203,6 @@ def render_dag_file(**kwargs: Any) -> str:
   if kwargs.get("spans"):
     SpanInput(**kwargs["spans"])
   body = pprint.pformat(kwargs, indent=4, width=88, sort_dicts=True)
-  return _DAG_FILE.format(prefix=MYSQL_ENV_PREFIX, kwargs=body)
+  return _DAG_FILE.format(
+    postgres=metadata_store.POSTGRES_ENV_PREFIX, mysql=metadata_store.MYSQL_ENV_PREFIX, kwargs=body
+  )
