@@ -23,7 +23,8 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
-  bench-cli bench-spans bench-behaviour bench-report serve venv lock clean
+  bench-cli bench-spans bench-behaviour bench-report serve airflow-up airflow-down \
+  airflow-status venv lock clean
 
 venv: $(STAMP)
 
@@ -111,6 +112,21 @@ bench-spans: $(STAMP)
 BENCH_BEHAVIOUR_ARGS ?=
 bench-behaviour: $(STAMP)
 	$(BIN)/python -m analysis.bench_behaviour $(BENCH_BEHAVIOUR_ARGS)
+
+## The scheduled deployment (deploy/airflow.md): PostgreSQL for Airflow and ML Metadata,
+## Airflow's scheduler (LocalExecutor) and webserver on 127.0.0.1:8089, the DAG from
+## `imdb-tfx schedule airflow $(AIRFLOW_ARGS)`; all under $(OUTPUT_DIR)/airflow.
+## airflow-down stops what airflow-up started and keeps the data.
+OUTPUT_DIR ?= outputs
+AIRFLOW_ARGS ?=
+airflow-up: $(STAMP)
+	OUTPUT_DIR=$(OUTPUT_DIR) deploy/airflow/airflow.sh up $(AIRFLOW_ARGS)
+
+airflow-down:
+	OUTPUT_DIR=$(OUTPUT_DIR) deploy/airflow/airflow.sh down
+
+airflow-status:
+	OUTPUT_DIR=$(OUTPUT_DIR) deploy/airflow/airflow.sh status
 
 ## The development server (TF Serving's gRPC API) on the pushed model, port 8500.
 serve: $(STAMP)

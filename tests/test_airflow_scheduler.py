@@ -1,0 +1,205 @@
+"""The scheduled deployment for real (deploy/airflow/airflow.sh): PostgreSQL started by the
+script, Airflow's metadata database and ML Metadata on it, Airflow's scheduler with the
+LocalExecutor running the DAG on arriving spans. Checked through the Airflow CLI (DAG run
+states) and ML Metadata on PostgreSQL (what each run executed, cached and pushed).
+
+Run 1 is the scheduler's own scheduled run (the DAG is unpaused at creation and its latest
+interval is due); runs 2 and 3 are triggered with ``airflow dags trigger``, which the
+scheduler executes as it does a scheduled run, so the test controls when span 2 arrives.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from click.testing import CliRunner
+from ml_metadata import metadata_store as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from cli import main as cli
+from pipeline import metadata_store
+from pipeline.layout import PIPELINE_NAME, OutputPaths
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "deploy", "airflow", "airflow.sh")
+DAG_ID = "imdb_sentiment"
+TINY = [
+  "--epochs=1",
+  "--hparam=vocab_size=1000",
+  "--hparam=max_length=48",
+  "--hparam=word2vec_epochs=0",
+  "--hparam=bigram_buckets=0",
+  "--hparam=batch_size=32",
+]
+STATES = metadata_store_pb2.Execution.State
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+class Deployment:
+  """``airflow.sh`` on a temporary output directory, and the airflow CLI on it."""
+
+  def __init__(self, output_dir):
+    self.output_dir = str(output_dir)
+    self.base = os.path.join(self.output_dir, "airflow")
+    self.env = {
+      **os.environ,
+      "OUTPUT_DIR": self.output_dir,
+      "AIRFLOW_PG_PORT": str(_free_port()),
+      "AIRFLOW_WEB_PORT": "0",  # the webserver is not what this test checks
+      "VENV_BIN": os.path.dirname(sys.executable),
+    }
+
+  def script(self, *args, timeout=600):
+    return subprocess.run(
+      ["bash", SCRIPT, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+    )
+
+  def airflow_env(self) -> dict:
+    """The environment ``env.sh`` sets, for the airflow CLI and MLMD."""
+    out = subprocess.run(
+      ["bash", "-c", f"source {self.base}/env.sh && env -0"],
+      env=self.env,
+      capture_output=True,
+      check=True,
+    ).stdout
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+  def airflow(self, *args) -> str:
+    result = subprocess.run(
+      [os.path.join(os.path.dirname(sys.executable), "airflow"), *args],
+      env=self.airflow_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+  def dag_runs(self) -> list[dict]:
+    out = self.airflow("dags", "list-runs", "-d", DAG_ID, "-o", "json")
+    # The table is one line; log lines of the DAG's imports may come before it.
+    [table] = [line for line in out.splitlines() if line.startswith(("[{", "[]"))]
+    return sorted(json.loads(table), key=lambda r: r["start_date"] or "")
+
+  def wait_for_runs(self, count: int, timeout: float) -> list[dict]:
+    """The DAG's runs once ``count`` of them have ended (success or failed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      runs = self.dag_runs()
+      ended = [r for r in runs if r["state"] in ("success", "failed")]
+      if len(ended) >= count:
+        return runs
+      time.sleep(5)
+    raise AssertionError(f"{count} DAG runs did not end in {timeout} s: {self.dag_runs()}")
+
+  def logs(self) -> str:
+    path = os.path.join(self.base, "logs", "scheduler.log")
+    with open(path, encoding="utf-8", errors="replace") as f:
+      return f.read()[-5000:]
+
+
+def _executions_by_run(store) -> dict[str, dict[str, int]]:
+  runs = {}
+  for execution in store.get_executions():
+    run_id = execution.properties["run_id"].string_value
+    node = execution.properties["component_id"].string_value
+    runs.setdefault(run_id, {})[node] = execution
+  return runs
+
+
+def _input_spans(store, execution, key) -> list[int]:
+  ids = [
+    e.artifact_id
+    for e in store.get_events_by_execution_ids([execution.id])
+    if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == key
+  ]
+  return sorted(a.properties["span"].int_value for a in store.get_artifacts_by_id(ids))
+
+
+def test_scheduler_runs_arriving_spans_on_postgres(tmp_path, tfds_data_dir):
+  spans = tmp_path / "spans"
+  made = CliRunner().invoke(
+    cli.main,
+    [
+      "spans",
+      "make",
+      "--out",
+      str(spans),
+      "--spans",
+      "2",
+      "--split",
+      "train[:4%]",
+      "--tfds-data-dir",
+      tfds_data_dir,
+    ],
+  )
+  assert made.exit_code == 0, made.output
+  later = tmp_path / "span-2"
+  shutil.move(spans / "span-2", later)  # span 2 arrives after the first run
+
+  # Run as root, the script runs PostgreSQL as the `postgres` user, who cannot enter
+  # pytest's tmp_path (its parent is mode 700): the deployment gets a folder it can.
+  out = tempfile.mkdtemp(prefix="imdb-tfx-airflow-")
+  os.chmod(out, 0o755)
+  deployment = Deployment(out)
+  up = deployment.script(
+    "up",
+    "--schedule=0 3 * * *",
+    "--retries=0",
+    f"--input-base={spans}",
+    "--test-split=test[:1%]",
+    f"--tfds-data-dir={tfds_data_dir}",
+    "--min-accuracy=0",
+    "--max-accuracy-drop=1",
+    "--behaviour-threshold=all=none",
+    *TINY,
+  )
+  try:
+    assert up.returncode == 0, up.stderr[-3000:]
+    # The DAG is unpaused at creation: the scheduler starts the run of its latest interval.
+    runs = deployment.wait_for_runs(1, timeout=900)
+    assert [r["run_type"] for r in runs] == ["scheduled"], runs
+    shutil.move(later, spans / "span-2")
+    deployment.airflow("dags", "trigger", DAG_ID)
+    runs = deployment.wait_for_runs(2, timeout=900)
+    deployment.airflow("dags", "trigger", DAG_ID)  # nothing new has arrived
+    runs = deployment.wait_for_runs(3, timeout=900)
+    assert [r["state"] for r in runs] == ["success"] * 3, (runs, deployment.logs())
+
+    config = metadata_store.connection_config(deployment.output_dir, deployment.airflow_env())
+    assert config.HasField("postgresql")
+    store = mlmd.MetadataStore(config)
+    by_run = _executions_by_run(store)
+    first, second, third = (by_run[r["run_id"]] for r in runs)
+    assert _input_spans(store, first["Transform"], "examples") == [1]
+    assert _input_spans(store, second["Transform"], "examples") == [1, 2]
+    assert first["Pusher"].last_known_state == STATES.COMPLETE
+    assert second["Pusher"].last_known_state == STATES.COMPLETE
+    assert all(e.last_known_state == STATES.CACHED for e in third.values()), {
+      node: e.last_known_state for node, e in third.items()
+    }
+    versions = sorted(os.listdir(OutputPaths(deployment.output_dir).serving_model_dir))
+    assert len(versions) == 2  # the third, all-cached run pushed nothing
+    contexts = {c.name for c in store.get_contexts_by_type("pipeline")}
+    assert contexts == {PIPELINE_NAME}
+  finally:
+    down = deployment.script("down")
+  assert down.returncode == 0, down.stderr
+  # Nothing the deployment started is left running, and its data stays.
+  assert not os.path.exists(os.path.join(deployment.base, "run", "scheduler.pid"))
+  assert not os.path.exists(os.path.join(deployment.base, "postgres", "data", "postmaster.pid"))
+  assert os.path.exists(os.path.join(deployment.base, "postgres", "data", "PG_VERSION"))
+  shutil.rmtree(out, ignore_errors=True)
