@@ -6,6 +6,7 @@ docstrings say which), so the report of any past run can be rebuilt from the sto
 (``imdb-tfx report RUN_ID``), for any orchestrator that wrote it.
 """
 
+import concurrent.futures
 import dataclasses
 import datetime
 import json
@@ -98,13 +99,17 @@ def write_run_report(
 def render_run_page(run: collect.RunArtifacts, out_dir: str, settings: ReportSettings) -> str:
   """The run page's HTML; its figures are written into ``out_dir``."""
   verdict = _verdict(run)
-  bodies = [
-    ("data", "Data", _data(run, out_dir, settings)),
-    ("training", "Training", _training(run, out_dir)),
-    ("evaluation", "Evaluation", _evaluation(run, out_dir)),
-    ("behaviour", "Behavioural suite", _behaviour(run)),
-  ]
-  reviews = explain_golden_reviews(run, settings)
+  # The candidate loads (seconds: TensorFlow rebuilds every function of the SavedModel)
+  # while the other sections are drawn.
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    explaining = pool.submit(explain_golden_reviews, run, settings)
+    bodies = [
+      ("data", "Data", _data(run, out_dir, settings)),
+      ("training", "Training", _training(run, out_dir)),
+      ("evaluation", "Evaluation", _evaluation(run, out_dir)),
+      ("behaviour", "Behavioural suite", _behaviour(run)),
+    ]
+    reviews = explaining.result()
   if reviews:
     bodies.append(("explanations", "Explanations", sections.explanations_section(reviews, out_dir)))
   bodies.append(("lineage", "Lineage", sections.lineage_section(_lineage(run))))
