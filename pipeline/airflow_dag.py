@@ -134,7 +134,71 @@ def build_dag(
     if node.id in ("Evaluator", "BehaviourValidator"):
       node.driver_class = _evaluator_driver_class()
   config = AirflowPipelineConfig(airflow_dag_config=airflow_dag_config(schedule, retries))
-  return AirflowDagRunner(config).run(pipeline)
+  dag = AirflowDagRunner(config).run(pipeline)
+  add_claim_task(dag, paths.output_dir)
+  return dag
+
+
+CLAIM_TASK_ID = "claim_output_dir"
+
+
+def lease_command(dag_run) -> str:
+  """How a DAG run names itself on the output directory's lease."""
+  return f"Airflow DAG run {dag_run.dag_id}/{dag_run.run_id}"
+
+
+def add_claim_task(dag, output_dir: str):
+  """Adds the task every other task of ``dag`` waits for: it takes the lease on
+  ``output_dir`` (``pipeline.run_lock.take_lease``) for the DAG run, waiting while an
+  ``imdb-tfx run`` holds the directory. The report task, last, releases it. Returns it.
+  """
+  from airflow.operators.python import PythonOperator
+
+  roots = [task for task in dag.tasks if not task.upstream_list]
+  claim = PythonOperator(
+    task_id=CLAIM_TASK_ID,
+    python_callable=claim_output_dir,
+    op_kwargs={"output_dir": output_dir},
+    dag=dag,
+  )
+  for root in roots:
+    claim >> root
+  return claim
+
+
+def claim_output_dir(output_dir: str, dag_run=None, poll_seconds: float = 10.0, **_) -> str:
+  """The claim task's body: takes the lease for ``dag_run`` (Airflow passes it), waiting
+  as long as the directory is busy; a lease left by a DAG run that is no longer queued
+  or running (its report task never ran) is stale and taken over. Returns the lease file.
+  """
+  from pipeline import run_lock
+
+  lease = run_lock.take_lease(
+    output_dir,
+    lease_command(dag_run),
+    wait_seconds=None,
+    poll_seconds=poll_seconds,
+    on_wait=lambda holder: print(
+      f"Waiting for {holder.describe() if holder else 'another run'} to finish", flush=True
+    ),
+    is_stale=_dag_run_ended,
+  )
+  print(f"Lease on {output_dir}: {lease.describe()}", flush=True)
+  return lease.lease
+
+
+def _dag_run_ended(lease) -> bool:
+  """Whether the DAG run a lease names is no longer queued or running (False for a lease
+  that names no DAG run)."""
+  from airflow.models import DagRun
+  from airflow.utils.state import DagRunState
+
+  prefix = "Airflow DAG run "
+  if not lease.command.startswith(prefix):
+    return False
+  dag_id, _, run_id = lease.command[len(prefix) :].partition("/")
+  runs = DagRun.find(dag_id=dag_id, run_id=run_id)
+  return not runs or runs[0].state not in (DagRunState.QUEUED, DagRunState.RUNNING)
 
 
 def _evaluator_driver_class():

@@ -14,6 +14,14 @@ crashed run never leaves a stale lock behind. The file itself only describes the
 one machine (and is unreliable on NFS); runs on several machines sharing one database
 server need a lock in that database instead. Python's standard library has no
 cross-process lock with a holder description, hence this module.
+
+A scheduled run is many processes over time (one per Airflow task), so no process can
+hold the ``flock`` for all of it. Its first task takes a *lease* instead: under the lock,
+it writes ``OUTPUT_DIR/run.lease`` naming its DAG run, and its last task removes it. A
+lock holder meeting a lease treats the directory as busy, so ``imdb-tfx run`` refuses
+(or waits) while a DAG run holds it, and a DAG run's first task waits while
+``imdb-tfx run`` holds the lock. A lease outlives its processes by design; the lease
+taker decides when one is stale (a DAG run no longer running: ``is_stale``).
 """
 
 import dataclasses
@@ -24,6 +32,7 @@ import socket
 import time
 
 LOCK_FILE = "run.lock"
+LEASE_FILE = "run.lease"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +43,10 @@ class LockHolder:
     pid: its process id.
     host: the machine it runs on (``socket.gethostname()``).
     started: when it took the lock, seconds since the epoch.
-    command: its command line.
+    command: its command line, or for a lease the DAG run (``Airflow DAG run
+      imdb_sentiment/<run id>``).
     log: its log file ("" when it keeps none).
+    lease: the lease file when the holder is a lease rather than a live process ("").
   """
 
   pid: int
@@ -43,11 +54,15 @@ class LockHolder:
   started: float
   command: str
   log: str = ""
+  lease: str = ""
 
   def describe(self) -> str:
-    """One line naming the run, e.g. ``pid 4242 on host, since 2026-12-01 11:03:02: ...``."""
+    """One line naming the run, e.g. ``pid 4242 on host, since 2026-12-01 11:03:02: ...``
+    (a lease: ``Airflow DAG run ..., since ...; lease: OUTPUT_DIR/run.lease``)."""
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
     log = f"; log: {self.log}" if self.log else ""
+    if self.lease:
+      return f"{self.command}, since {since}{log}; lease: {self.lease}"
     return f"pid {self.pid} on {self.host}, since {since}: {self.command}{log}"
 
 
@@ -63,21 +78,66 @@ class RunInProgressError(RuntimeError):
     self.path = path
     self.holder = holder
     who = holder.describe() if holder else "a run that has not described itself yet"
+    stale = (
+      f" If that DAG run is no longer running, delete {holder.lease}."
+      if holder and holder.lease
+      else ""
+    )
     super().__init__(
       f"another run is using {os.path.dirname(path)} ({who}). Wait for it to finish, "
-      "pass --wait to start when it has, or use another --output-dir."
+      f"pass --wait to start when it has, or use another --output-dir.{stale}"
     )
 
 
 def read_holder(path: str) -> LockHolder | None:
-  """The holder described in the lock file ``path``; None when the file is missing, empty
-  (no run holds it, or the holder has not written itself yet) or unreadable."""
+  """The holder described in the lock (or lease) file ``path``; None when the file is
+  missing, empty (no run holds it, or the holder has not written itself yet) or
+  unreadable."""
   try:
     with open(path, encoding="utf-8") as f:
       text = f.read()
     return LockHolder(**json.loads(text)) if text.strip() else None
   except (OSError, ValueError, TypeError):
     return None
+
+
+def read_lease(output_dir: str) -> LockHolder | None:
+  """The lease on ``output_dir`` (``LockHolder.lease`` set), or None."""
+  path = os.path.join(output_dir, LEASE_FILE)
+  holder = read_holder(path)
+  return dataclasses.replace(holder, lease=path) if holder else None
+
+
+def take_lease(output_dir: str, command: str, log: str = "", **lock_kwargs) -> LockHolder:
+  """Writes the lease on ``output_dir`` for ``command`` (a DAG run), under the lock: it
+  waits (``RunLock``'s ``wait_seconds``, ``poll_seconds``, ``on_wait``) for a run holding
+  the lock or another live lease (``is_stale`` decides). Taking one's own lease again (a
+  retried first task) succeeds. Written whole (a temporary file renamed into place).
+
+  Returns:
+    the lease.
+
+  Raises:
+    RunInProgressError: the directory stayed busy for ``wait_seconds``.
+  """
+  with RunLock(output_dir, command, log, lease_owner=command, **lock_kwargs) as lock:
+    lease = LockHolder(os.getpid(), socket.gethostname(), time.time(), command, log)
+    path = os.path.join(os.path.dirname(lock.path), LEASE_FILE)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      json.dump(dataclasses.asdict(lease), f)
+    os.replace(path + ".tmp", path)
+  return dataclasses.replace(lease, lease=path)
+
+
+def release_lease(output_dir: str, command: str) -> bool:
+  """Removes the lease on ``output_dir`` if ``command`` holds it; returns whether it did.
+  Taken under the lock, so it never removes a lease another run is writing."""
+  with RunLock(output_dir, command, wait_seconds=None, is_stale=lambda lease: True):
+    lease = read_lease(output_dir)
+    if lease is None or lease.command != command:
+      return False
+    os.remove(lease.lease)
+    return True
 
 
 class RunLock:
@@ -92,6 +152,10 @@ class RunLock:
     poll_seconds: how often a waiting run retries, seconds.
     on_wait: called once with the holder (or None) when the lock is busy and this run
       starts waiting.
+    lease_owner: the command whose lease does not count as busy (the lease's own
+      taker); any other live lease does.
+    is_stale: called with a lease; True lets this run ignore it (its DAG run ended
+      without releasing it). Default: every lease is live.
 
   Raises (on entering):
     RunInProgressError: another run holds the lock after ``wait_seconds``.
@@ -106,6 +170,8 @@ class RunLock:
     wait_seconds: float | None = 0.0,
     poll_seconds: float = 1.0,
     on_wait=None,
+    lease_owner: str | None = None,
+    is_stale=None,
   ):
     self.path = os.path.join(output_dir, LOCK_FILE)
     self._command = command
@@ -113,6 +179,8 @@ class RunLock:
     self._wait_seconds = wait_seconds
     self._poll_seconds = poll_seconds
     self._on_wait = on_wait
+    self._lease_owner = lease_owner
+    self._is_stale = is_stale
     self._fd = None
 
   def __enter__(self) -> "RunLock":
@@ -141,14 +209,29 @@ class RunLock:
     deadline = None if self._wait_seconds is None else time.monotonic() + self._wait_seconds
     waiting = False
     while True:
-      try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      holder = self._try(fd)
+      if holder is True:
         return
-      except BlockingIOError:
-        pass
       if deadline is not None and time.monotonic() >= deadline:
-        raise RunInProgressError(self.path, read_holder(self.path))
+        raise RunInProgressError(self.path, holder)
       if not waiting and self._on_wait is not None:
-        self._on_wait(read_holder(self.path))
+        self._on_wait(holder)
       waiting = True
       time.sleep(self._poll_seconds)
+
+  def _try(self, fd: int):
+    """True when this run now holds the lock and no live lease stands in its way; else
+    the busy directory's holder (the lock's, or the lease's), or None when unknown."""
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      return read_holder(self.path)
+    lease = read_lease(os.path.dirname(self.path))
+    if (
+      lease is None
+      or lease.command == self._lease_owner
+      or (self._is_stale is not None and self._is_stale(lease))
+    ):
+      return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return lease

@@ -11,7 +11,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from analysis.report.page import run_dir_name
-from pipeline import airflow_dag
+from pipeline import airflow_dag, run_lock
 from pipeline.layout import OutputPaths
 
 ALL_NODES = {
@@ -87,7 +87,9 @@ def test_dag_parses_with_schedule_and_guards(tmp_path):
   assert dag.dag_id == "imdb_sentiment"
   assert dag.max_active_runs == 1 and dag.catchup is False
   assert str(dag.timetable.summary) == "0 3 * * *"
-  assert {t.task_id for t in dag.tasks} == ALL_NODES
+  assert {t.task_id for t in dag.tasks} == ALL_NODES | {airflow_dag.CLAIM_TASK_ID}
+  # Every component waits for the DAG run's lease on the output directory.
+  assert [t.task_id for t in dag.tasks if not t.upstream_list] == [airflow_dag.CLAIM_TASK_ID]
   assert all(t.retries == 3 for t in dag.tasks)
   assert dag.get_task("Transform").upstream_task_ids >= {"SchemaGen", "AnomaliesGate"}
   assert dag.get_task("Evaluator").upstream_task_ids >= {"Trainer", "latest_blessed_model_resolver"}
@@ -112,7 +114,7 @@ def test_dag_file_adds_the_report_task(tmp_path):
   namespace = {}
   exec(compile(source, "imdb_sentiment.py", "exec"), namespace)
   dag = namespace["DAG"]
-  assert {t.task_id for t in dag.tasks} == ALL_NODES | {"report"}
+  assert {t.task_id for t in dag.tasks} == ALL_NODES | {"report", airflow_dag.CLAIM_TASK_ID}
   assert dag.get_task("report").upstream_task_ids >= {"Pusher"}
 
 
@@ -177,6 +179,8 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
   assert all(state == states.CACHED for state in second.values()), second
   pushed = os.listdir(OutputPaths(str(out)).serving_model_dir)
   assert len(pushed) == 1  # the cached run pushed nothing new
+  # Each DAG run's report task released the lease its claim task took.
+  assert run_lock.read_lease(str(out)) is None
   # Each DAG run ended with its report, and the history page lists both.
   reports = OutputPaths(str(out)).reports_dir
   for run_id in sorted(runs):

@@ -23,7 +23,7 @@ from ml_metadata import metadata_store as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from cli import main as cli
-from pipeline import metadata_store
+from pipeline import metadata_store, run_lock
 from pipeline.layout import PIPELINE_NAME, OutputPaths
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +105,16 @@ class Deployment:
       time.sleep(5)
     raise AssertionError(f"{count} DAG runs did not end in {timeout} s: {self.dag_runs()}")
 
+  def wait_for_lease(self, timeout: float):
+    """The output directory's lease once a DAG run's claim task has taken it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      lease = run_lock.read_lease(self.output_dir)
+      if lease is not None:
+        return lease
+      time.sleep(1)
+    raise AssertionError(f"no lease on {self.output_dir} after {timeout} s")
+
   def logs(self) -> str:
     path = os.path.join(self.base, "logs", "scheduler.log")
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -171,9 +181,27 @@ def test_scheduler_runs_arriving_spans_on_postgres(tmp_path, tfds_data_dir):
     assert up.returncode == 0, up.stderr[-3000:]
     # The DAG is unpaused at creation: the scheduler starts the run of its latest interval.
     runs = deployment.wait_for_runs(1, timeout=900)
-    assert [r["run_type"] for r in runs] == ["scheduled"], runs
+    assert [r["run_id"].split("__")[0] for r in runs] == ["scheduled"], runs
     shutil.move(later, spans / "span-2")
     deployment.airflow("dags", "trigger", DAG_ID)
+    # While the DAG run holds the output directory, a run by hand is refused, naming it.
+    lease = deployment.wait_for_lease(timeout=300)
+    manual = subprocess.run(
+      [
+        os.path.join(os.path.dirname(sys.executable), "imdb-tfx"),
+        *("run", "--output-dir", deployment.output_dir, "--input-base", str(spans)),
+        "--no-report",
+      ],
+      env=deployment.airflow_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+    assert manual.returncode == 1, manual.stdout + manual.stderr
+    assert f"another run is using {deployment.output_dir}" in manual.stderr
+    assert (
+      lease.command in manual.stderr and "Airflow DAG run imdb_sentiment/manual__" in lease.command
+    )
     runs = deployment.wait_for_runs(2, timeout=900)
     deployment.airflow("dags", "trigger", DAG_ID)  # nothing new has arrived
     runs = deployment.wait_for_runs(3, timeout=900)
@@ -195,6 +223,7 @@ def test_scheduler_runs_arriving_spans_on_postgres(tmp_path, tfds_data_dir):
     assert len(versions) == 2  # the third, all-cached run pushed nothing
     contexts = {c.name for c in store.get_contexts_by_type("pipeline")}
     assert contexts == {PIPELINE_NAME}
+    assert run_lock.read_lease(deployment.output_dir) is None  # every report task released it
   finally:
     down = deployment.script("down")
   assert down.returncode == 0, down.stderr

@@ -120,3 +120,53 @@ def test_imdb_tfx_run_refuses_while_another_run_holds_the_output_dir(tmp_path):
   assert f"pid {os.getpid()}" in result.output and "imdb-tfx run --seed 7" in result.output
   # Refused before anything was written: no log, no store, no summary.
   assert sorted(os.listdir(output_dir)) == [run_lock.LOCK_FILE]
+
+
+def test_a_lease_keeps_runs_out_until_released(tmp_path):
+  """A DAG run's lease (many processes over time) makes the directory busy like a
+  running process does; only its owner releases it, and a stale one is taken over."""
+  dag_run = "Airflow DAG run imdb_sentiment/scheduled__1"
+  lease = run_lock.take_lease(str(tmp_path), dag_run)
+  assert lease.lease == str(tmp_path / run_lock.LEASE_FILE)
+  assert run_lock.read_lease(str(tmp_path)).command == dag_run
+  # The lock itself is free again (the taking process is gone), the lease is not.
+  with (
+    pytest.raises(run_lock.RunInProgressError) as refused,
+    run_lock.RunLock(str(tmp_path), command="imdb-tfx run"),
+  ):
+    pytest.fail("ran despite the lease")
+  message = str(refused.value)
+  assert dag_run in message and f"delete {lease.lease}" in message
+  # The DAG run's retried first task takes its own lease again; a later task of it
+  # releases; another run cannot release it.
+  assert run_lock.take_lease(str(tmp_path), dag_run, wait_seconds=0).command == dag_run
+  assert not run_lock.release_lease(str(tmp_path), "Airflow DAG run imdb_sentiment/other")
+  assert run_lock.read_lease(str(tmp_path)) is not None
+  assert run_lock.release_lease(str(tmp_path), dag_run)
+  assert run_lock.read_lease(str(tmp_path)) is None
+  with run_lock.RunLock(str(tmp_path), command="imdb-tfx run"):
+    pass
+
+
+def test_a_new_dag_run_waits_for_a_live_lease_and_takes_over_a_stale_one(tmp_path):
+  run_lock.take_lease(str(tmp_path), "Airflow DAG run d/first")
+  with pytest.raises(run_lock.RunInProgressError):
+    run_lock.take_lease(
+      str(tmp_path), "Airflow DAG run d/second", wait_seconds=0.2, poll_seconds=0.05
+    )
+  ended = {"Airflow DAG run d/first"}
+  second = run_lock.take_lease(
+    str(tmp_path), "Airflow DAG run d/second", is_stale=lambda lease: lease.command in ended
+  )
+  assert run_lock.read_lease(str(tmp_path)).command == second.command
+
+
+def test_a_dag_run_waits_while_imdb_tfx_run_holds_the_lock(tmp_path):
+  holder = _hold_in_subprocess(tmp_path, 1.0)
+  seen = []
+  lease = run_lock.take_lease(
+    str(tmp_path), "Airflow DAG run d/r", wait_seconds=None, poll_seconds=0.05, on_wait=seen.append
+  )
+  assert [h.pid for h in seen] == [holder.pid]
+  assert lease.command == "Airflow DAG run d/r"
+  assert holder.wait() == 0

@@ -42,19 +42,30 @@ def add_report_task(dag, output_dir: str):
 
 def write_scheduled_report(output_dir: str, dag_run=None, **_) -> str | None:
   """Writes the report of ``dag_run`` (Airflow passes it) and returns its path (None when
-  the run recorded nothing in ML Metadata).
+  the run recorded nothing in ML Metadata), then releases the DAG run's lease on the
+  output directory (``pipeline.airflow_dag.add_claim_task``) whatever happened.
 
   Raises:
     airflow.exceptions.AirflowFailException: a task of the pipeline failed (after the
       report is written).
   """
+  from pipeline import run_lock
+  from pipeline.airflow_dag import lease_command
+
+  paths = OutputPaths(os.path.abspath(output_dir))
+  try:
+    return _report(paths, dag_run)
+  finally:  # the DAG run is over: the next run, scheduled or by hand, may start
+    run_lock.release_lease(paths.output_dir, lease_command(dag_run))
+
+
+def _report(paths: OutputPaths, dag_run) -> str | None:
   from airflow.exceptions import AirflowFailException
   from airflow.utils.state import TaskInstanceState
 
   from analysis.report import page
   from pipeline.airflow_dag import metadata_connection_config
 
-  paths = OutputPaths(os.path.abspath(output_dir))
   path = None
   try:
     path = page.write_run_report(
