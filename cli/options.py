@@ -311,14 +311,16 @@ def past_runs_store(output_dir: str):
 
   Raises:
     click.ClickException: no SQLite store there, naming the path; a bad database
-      server environment, naming the variable.
+      server environment, naming the variable; a server that cannot be reached or
+      refuses the credentials, with libpq's reason.
   """
   from pipeline import metadata_store
 
   paths = OutputPaths(os.path.abspath(output_dir))
   try:
     config = metadata_store.connection_config(paths.output_dir)
-  except ValueError as e:
+    metadata_store.check_connection(config)
+  except (ValueError, ConnectionError) as e:
     raise click.ClickException(str(e)) from e
   if config.HasField("sqlite") and not os.path.exists(paths.metadata_path):
     raise click.ClickException(

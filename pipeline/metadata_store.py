@@ -71,6 +71,71 @@ def describe(config: metadata_store_pb2.ConnectionConfig) -> str:
   return kind or "no store"
 
 
+# ml-metadata 1.16's PostgreSQL schema indexes each property's string value with a
+# btree, whose entries PostgreSQL limits to 2704 bytes; a longer value (a component's
+# configuration, e.g. DistributionValidator's ``config``) then fails the whole execution
+# ("index row size ... exceeds btree version 4 maximum 2704"). These indexes get the
+# value's md5 instead (PostgreSQL's own hint); ML Metadata's results do not change.
+_STRING_VALUE_INDEXES = (
+  "idx_artifact_property_string",
+  "idx_execution_property_string",
+  "idx_context_property_string",
+)
+
+
+def check_connection(
+  config: metadata_store_pb2.ConnectionConfig, timeout_seconds: int = 10
+) -> None:
+  """Connects to a PostgreSQL store once, as ML Metadata will, to fail early and clearly:
+  ml-metadata reports every failed PostgreSQL connection as ``connection pointer is
+  NULL``, while libpq (here through psycopg2) says what went wrong (``password
+  authentication failed for user ...``, ``Connection refused``). Then makes sure ML
+  Metadata's schema exists and indexes long string values by their hash
+  (``_STRING_VALUE_INDEXES``). SQLite and MySQL stores are not checked.
+
+  Raises:
+    ConnectionError: the server cannot be reached or refuses the credentials; the
+      message names the store (``describe``) and libpq's reason, never a password.
+  """
+  if config.WhichOneof("config") != "postgresql":
+    return
+  import psycopg2
+
+  pg = config.postgresql
+  params = {"host": pg.host, "port": pg.port, "dbname": pg.dbname, "user": pg.user}
+  if pg.passfile:
+    params["passfile"] = pg.passfile
+  if pg.password:
+    params["password"] = pg.password
+  try:
+    connection = psycopg2.connect(connect_timeout=timeout_seconds, **params)
+  except psycopg2.OperationalError as e:
+    reason = " ".join(str(e).split())
+    raise ConnectionError(f"cannot open ML Metadata at {describe(config)}: {reason}") from None
+  try:
+    from ml_metadata import metadata_store as mlmd
+
+    mlmd.MetadataStore(config)  # creates the schema in an empty database
+    _index_string_values_by_hash(connection)
+  finally:
+    connection.close()
+
+
+def _index_string_values_by_hash(connection) -> None:
+  """Rebuilds each of ``_STRING_VALUE_INDEXES`` on ``md5(string_value)`` unless it already
+  is; one transaction, so a concurrent caller waits and finds the work done."""
+  with connection, connection.cursor() as cursor:
+    cursor.execute(
+      "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
+      (list(_STRING_VALUE_INDEXES),),
+    )
+    for name, definition in cursor.fetchall():
+      if "md5(string_value)" in definition:
+        continue
+      cursor.execute(f"DROP INDEX IF EXISTS {name}")
+      cursor.execute(definition.replace("string_value)", "md5(string_value))"))
+
+
 def _user_and_port(environ: Mapping[str, str], prefix: str, default_port: int) -> tuple[str, int]:
   user = environ.get(prefix + "USER")
   if not user:

@@ -24,9 +24,12 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! { "${sudo[@]}" apt-get update -qq \
+# Another installer (deploy/airflow/postgres.sh, on the other test worker) may hold apt's
+# locks: wait for them rather than fail.
+wait=(-o DPkg::Lock::Timeout=600)
+if ! { "${sudo[@]}" apt-get "${wait[@]}" update -qq \
   && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq chromium chromium-driver; }; then
+    apt-get "${wait[@]}" install -y -qq chromium chromium-driver; }; then
   echo "install_chromium.sh: apt-get could not install chromium and chromium-driver." >&2
   exit 1
 fi

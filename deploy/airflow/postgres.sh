@@ -32,8 +32,9 @@ ensure_installed() {
     exit 1
   fi
   echo "installing Debian's postgresql package ..." >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  # Waits for apt's locks when another installer (the page tests' Chromium) holds them.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null
 }
 
 owner() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
