@@ -19,11 +19,13 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.components.distribution_validator.component import DistributionValidator
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.input_resolution import resolver_function
 from tfx.dsl.input_resolution.canned_resolver_functions import all_spans, rolling_range
 from tfx.dsl.input_resolution.ops import ops
 from tfx.types import channel
 
+from components import serving_pusher
 from components.anomalies_gate import AnomaliesGate
 from components.behaviour_validator import BehaviourValidator, parse_thresholds
 from components.drift_gate import DriftGate
@@ -405,12 +407,15 @@ def _nodes(
     baseline_model=model_resolver.outputs["model"],
     thresholds=behaviour_thresholds,
   ).with_id(_BEHAVIOUR_VALIDATOR_ID)
+  # TFX's Pusher, except that a model already serving (a run on unchanged data) is not
+  # pushed again as a new version (components.serving_pusher).
   pusher = tfx.components.Pusher(
     model=trainer.outputs["model"],
     model_blessing=behaviour_validator.outputs["behaviour_blessing"],
     push_destination=tfx.proto.PushDestination(
       filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
     ),
+    custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor),
   )
   # With spans the serving model is resolved before the drift check (its vocabulary) and
   # the training it warm-starts.

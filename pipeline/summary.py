@@ -98,7 +98,7 @@ class RunSummary:
     lines.append(
       f"Pushed to: {self.pushed_path}"
       if self.pushed_path
-      else "Pushed: nothing (model not blessed or Pusher skipped)"
+      else "Pushed: nothing (model not blessed, already serving, or Pusher skipped)"
     )
     return "\n".join(lines)
 

@@ -260,6 +260,9 @@ def test_second_run_is_cached_except_evaluator_and_pusher(runs):
   # evaluation, blessing, behaviour report and blessing, pushed model
   assert artifacts_2 == artifacts_1 + 5
   assert results["second"].blessed is True
+  # ... but its candidate is the model already serving: not pushed again as a version.
+  assert results["second"].pushed_path is None
+  assert results["second_versions"] == results["first_versions"]
 
 
 def test_failed_blessing_pushes_nothing(runs):
@@ -419,11 +422,10 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
 
 def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
   paths, results = runs
-  pushed = [os.path.join(paths.serving_model_dir, v) for v in results["second_versions"]]
-  assert len(pushed) == 2
-  assert os.path.isfile(warmup.warmup_path(pushed[0]))  # the pipeline wrote warmup requests
+  [pushed] = [os.path.join(paths.serving_model_dir, v) for v in results["second_versions"]]
+  assert os.path.isfile(warmup.warmup_path(pushed))  # the pipeline wrote warmup requests
   base = str(tmp_path / "imdb_sentiment")
-  copy_version(pushed[0], base, 1)
+  copy_version(pushed, base, 1)
   server = ServerProcess(
     [
       "--model_name=imdb_sentiment",
@@ -438,7 +440,7 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
     assert client.wait_until_ready(60) == 1
     reviews = ["A wonderful, moving film.<br /><br />Loved it!", "Dull, boring, too long."]
     predictions = client.predict_text(reviews)
-    expected = tf.saved_model.load(pushed[0]).signatures["predict_text"](text=tf.constant(reviews))
+    expected = tf.saved_model.load(pushed).signatures["predict_text"](text=tf.constant(reviews))
     for p, probability in zip(predictions, expected["probabilities"].numpy()):
       assert p.model_version == 1
       assert abs(p.probability - probability) < 1e-5
@@ -461,8 +463,8 @@ def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):
       client.predict_raw("predict_text", {"text": tf.constant([1.0]).numpy()})
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert client.predict_text("still serving")[0].model_version == 1
-    # The second pushed version is picked up while serving.
-    copy_version(pushed[1], base, 2)
+    # A new version (the same model, copied as version 2) is picked up while serving.
+    copy_version(pushed, base, 2)
     deadline = time.monotonic() + 120
     while client.predict_text("new version?")[0].model_version != 2:
       assert time.monotonic() < deadline, "version 2 was not picked up"
