@@ -88,7 +88,7 @@ def schedule_airflow(
   behaviour_thresholds,
   beam_args,
 ):
-  """Print or write the Airflow 2.x DAG module (TFX's AirflowDagRunner): the schedule,
+  """Print or write the Airflow 2.x DAG module (a task per TFX node, run by TFX's portable launcher): the schedule,
   max_active_runs=1, retries, no catch-up; MLMD on SQLite, or MySQL from the workers'
   IMDB_TFX_MLMD_MYSQL_* environment variables. With --input-base each scheduled run
   ingests the newest span (all cached when none arrived)."""
@@ -121,6 +121,7 @@ def schedule_airflow(
     return
   directory = os.path.dirname(os.path.abspath(output_file))
   os.makedirs(directory, exist_ok=True)
+  os.makedirs(kwargs["output_dir"], exist_ok=True)  # the DAG refuses a missing one
   tmp = output_file + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
     f.write(source)

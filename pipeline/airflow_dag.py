@@ -1,9 +1,13 @@
-"""Scheduled runs on Apache Airflow 2.x with TFX's ``AirflowDagRunner`` (the ``airflow``
-extra: ``pip install .[airflow]``).
+"""Scheduled runs on Apache Airflow 2.x (the ``airflow`` extra: ``pip install .[airflow]``).
 
 ``build_dag()`` turns the one ``create_pipeline()`` into an Airflow DAG with a schedule
 (daily by default, or any cron expression), ``max_active_runs=1`` so two scheduled runs
-never overlap, task retries, and catch-up off. ``render_dag_file()`` writes the small DAG
+never overlap, task retries, and catch-up off. Each TFX node is one Airflow task that
+launches that node of the compiled pipeline (its IR) with TFX's portable launcher, the
+one ``LocalDagRunner`` uses, under the DAG run's id as the pipeline run id
+(``launch_node``). TFX's own ``AirflowDagRunner`` drives the older, non-IR component
+launcher, which cannot run resolver functions (``Unsupported Channel type:
+ResolvedChannel``), so it cannot run the span pipeline's window and drift baseline. ``render_dag_file()`` writes the small DAG
 module an Airflow deployment puts in its ``dags/`` folder (``imdb-tfx schedule airflow``).
 
 ML Metadata: SQLite under the output directory by default; PostgreSQL or MySQL when the
@@ -21,7 +25,7 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2
 
 from models.hparams import HParams
-from pipeline import beam_profiles, code_version, metadata_store
+from pipeline import beam_profiles, code_version, metadata_store, tfx_fixes
 from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths, SpanInput
 from pipeline.pipeline import create_pipeline
 
@@ -102,15 +106,17 @@ def build_dag(
     The rest: as ``create_pipeline()``.
 
   Raises:
-    ValueError: bad hyperparameters, schedule or MLMD environment.
+    ValueError: bad hyperparameters, schedule or MLMD environment, or no ``output_dir``.
   """
-  from tfx.orchestration.airflow.airflow_dag_runner import (
-    AirflowDagRunner,
-    AirflowPipelineConfig,
-  )
-
   hp = HParams.from_custom_config({"hparams": dict(hparams or {})})
   paths = OutputPaths(os.path.abspath(output_dir))
+  if not os.path.isdir(paths.output_dir):
+    # Not created here: a mistyped or unmounted directory would silently start a new,
+    # empty pipeline whose first model is pushed without a baseline.
+    raise ValueError(
+      f"the DAG's output directory {paths.output_dir} does not exist: create it, or write "
+      "the DAG again with imdb-tfx schedule airflow --output-dir DIR"
+    )
   pipeline = create_pipeline(
     pipeline_root=paths.pipeline_root,
     serving_model_dir=paths.serving_model_dir,
@@ -130,13 +136,77 @@ def build_dag(
     spans=SpanInput(**spans) if spans else None,
     code_versions=code_version.code_versions(),
   )
-  for node in pipeline.components:
-    if node.id in ("Evaluator", "BehaviourValidator"):
-      node.driver_class = _evaluator_driver_class()
-  config = AirflowPipelineConfig(airflow_dag_config=airflow_dag_config(schedule, retries))
-  dag = AirflowDagRunner(config).run(pipeline)
+  dag = _dag_of_nodes(compile_pipeline(pipeline), airflow_dag_config(schedule, retries))
   add_claim_task(dag, paths.output_dir)
   return dag
+
+
+def compile_pipeline(pipeline):
+  """The pipeline's IR (``pipeline_pb2.Pipeline``), compiled as ``LocalDagRunner.run``
+  compiles it; its nodes are in topological order."""
+  from tfx.dsl.compiler import compiler
+
+  return compiler.Compiler().compile(pipeline)
+
+
+def _dag_of_nodes(ir, dag_config: Mapping[str, Any]):
+  """An ``airflow.models.DAG`` (``dag_id`` the pipeline's name) with one task per node of
+  ``ir``, each downstream of the nodes it reads from."""
+  import functools
+
+  from airflow.models import DAG
+  from airflow.operators.python import PythonOperator
+
+  dag = DAG(dag_id=ir.pipeline_info.id, **dag_config)
+  tasks = {}
+  for node in ir.nodes:
+    node_id = node.pipeline_node.node_info.id
+    tasks[node_id] = PythonOperator(
+      task_id=node_id,
+      # The IR rides in the callable, not in op_kwargs: Airflow renders and stores those.
+      python_callable=functools.partial(launch_node, ir, node_id),
+      dag=dag,
+    )
+    for upstream in node.pipeline_node.upstream_nodes:
+      tasks[upstream] >> tasks[node_id]
+  return dag
+
+
+def launch_node(ir, node_id: str, dag_run=None, **_) -> None:
+  """Runs node ``node_id`` of the pipeline IR ``ir`` as one step of DAG run ``dag_run``
+  (Airflow passes it): the IR's pipeline run id becomes the DAG run's id, so the nodes of
+  one DAG run share one MLMD pipeline run, and TFX's portable launcher resolves the
+  node's inputs, checks the cache, runs the executor and publishes its outputs, as
+  ``LocalDagRunner`` does for each node.
+
+  Raises:
+    whatever the node's driver or executor raises (the task fails; Airflow retries it).
+  """
+  from tfx.dsl.compiler import constants
+  from tfx.orchestration import metadata
+  from tfx.orchestration.local import runner_utils
+  from tfx.orchestration.portable import launcher, runtime_parameter_utils
+  from tfx.proto.orchestration import pipeline_pb2
+
+  pipeline = pipeline_pb2.Pipeline()
+  pipeline.CopyFrom(ir)
+  runtime_parameter_utils.substitute_runtime_parameter(
+    pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: dag_run.run_id}
+  )
+  deployment = runner_utils.extract_local_deployment_config(pipeline)
+  store = deployment.metadata_connection_config
+  connection = getattr(store, store.WhichOneof("connection_config"))
+  [node] = [n.pipeline_node for n in pipeline.nodes if n.pipeline_node.node_info.id == node_id]
+  node_launcher = launcher.Launcher(
+    pipeline_node=node,
+    mlmd_connection=metadata.Metadata(connection),
+    pipeline_info=pipeline.pipeline_info,
+    pipeline_runtime_spec=pipeline.runtime_spec,
+    executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
+    custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
+  )
+  with tfx_fixes.ordered_cached_outputs():  # cached outputs on PostgreSQL stores
+    node_launcher.launch()
 
 
 CLAIM_TASK_ID = "claim_output_dir"
@@ -167,12 +237,20 @@ def add_claim_task(dag, output_dir: str):
 
 
 def claim_output_dir(output_dir: str, dag_run=None, poll_seconds: float = 10.0, **_) -> str:
-  """The claim task's body: takes the lease for ``dag_run`` (Airflow passes it), waiting
-  as long as the directory is busy; a lease left by a DAG run that is no longer queued
-  or running (its report task never ran) is stale and taken over. Returns the lease file.
+  """The claim task's body: checks that ML Metadata can be opened, then takes the lease
+  for ``dag_run`` (Airflow passes it), waiting as long as the directory is busy; a lease
+  left by a DAG run that is no longer queued or running (its report task never ran) is
+  stale and taken over. Returns the lease file.
+
+  Raises:
+    ConnectionError: ML Metadata's database server cannot be reached or refuses the
+      credentials (``pipeline.metadata_store.check_connection``).
   """
   from pipeline import run_lock
 
+  # A wrong password or an unreachable server stops the DAG run here, before anything is
+  # written, with libpq's reason rather than ML Metadata's "connection pointer is NULL".
+  metadata_store.check_connection(metadata_store.connection_config(output_dir))
   lease = run_lock.take_lease(
     output_dir,
     lease_command(dag_run),
@@ -199,36 +277,6 @@ def _dag_run_ended(lease) -> bool:
   dag_id, _, run_id = lease.command[len(prefix) :].partition("/")
   runs = DagRun.find(dag_id=dag_id, run_id=run_id)
   return not runs or runs[0].state not in (DagRunState.QUEUED, DagRunState.RUNNING)
-
-
-def _evaluator_driver_class():
-  """The Evaluator's (and the BehaviourValidator's, which has the same two inputs) driver
-  under ``AirflowDagRunner``'s (legacy) launcher.
-
-  When a scheduled run sees unchanged data, the Trainer is served from the cache, so its
-  Model is the very artifact the resolver returns as the last blessed baseline. The legacy
-  driver records one MLMD input event per (key, artifact), and MLMD refuses a second
-  INPUT event for the same artifact and execution (``AlreadyExistsError``), failing the
-  Evaluator. The orchestrators built on TFX's IR (LocalDagRunner, BeamDagRunner,
-  Kubeflow V2) do not have this problem. This driver drops the baseline when it is the
-  candidate itself: comparing a model with itself cannot fail the no-drop threshold, and
-  the absolute threshold still applies.
-  """
-  from tfx.dsl.components.base import base_driver
-
-  class BaselineIsCandidateDriver(base_driver.BaseDriver):
-    """Resolves inputs as usual, then drops ``baseline_model`` if it is ``model``."""
-
-    def resolve_input_artifacts(self, input_dict, exec_properties, driver_args, pipeline_info):
-      resolved = super().resolve_input_artifacts(
-        input_dict, exec_properties, driver_args, pipeline_info
-      )
-      candidates = {a.id for a in resolved.get("model", [])}
-      if any(a.id in candidates for a in resolved.get("baseline_model", [])):
-        resolved["baseline_model"] = []
-      return resolved
-
-  return BaselineIsCandidateDriver
 
 
 _DAG_FILE = '''"""Airflow DAG for the IMDB sentiment TFX pipeline (written by `imdb-tfx schedule airflow`).

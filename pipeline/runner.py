@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from pipeline import summary as summary_lib
+from pipeline import tfx_fixes
 from pipeline.layout import RUNNERS
 from pipeline.progress import ComponentProgress
 
@@ -56,7 +57,8 @@ def run_pipeline(
       pipeline.metadata_connection_config, name, node_ids, started_ms, stream=stream
     ).start()
   try:
-    orchestrator(runner).run(pipeline)
+    with tfx_fixes.ordered_cached_outputs():  # cached outputs on PostgreSQL stores
+      orchestrator(runner).run(pipeline)
   finally:
     if progress:
       progress.stop()

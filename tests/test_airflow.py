@@ -11,8 +11,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from analysis.report.page import run_dir_name
-from pipeline import airflow_dag, run_lock
-from pipeline.layout import OutputPaths
+from pipeline import airflow_dag, mlmd_queries, run_lock
+from pipeline.layout import PIPELINE_NAME, OutputPaths
 
 ALL_NODES = {
   "ImdbExampleGen",
@@ -97,6 +97,13 @@ def test_dag_parses_with_schedule_and_guards(tmp_path):
   assert default.timetable.summary in ("@daily", "0 0 * * *")  # Airflow expands the preset
 
 
+def test_a_dag_for_a_missing_output_dir_refuses_to_parse(tmp_path):
+  missing = tmp_path / "typo"
+  with pytest.raises(ValueError, match=f"output directory {missing} does not exist"):
+    airflow_dag.build_dag(output_dir=str(missing), environ={})
+  assert not missing.exists()  # nothing written
+
+
 def test_report_task_runs_last_whatever_the_pipeline_did(tmp_path):
   from analysis.report.airflow_task import REPORT_TASK_ID, add_report_task
 
@@ -153,6 +160,7 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
   home = tmp_path / "airflow"
   (home / "dags").mkdir(parents=True)
   out = tmp_path / "out"
+  out.mkdir()
   (home / "dags" / "imdb_sentiment.py").write_text(
     airflow_dag.render_dag_file(**_dag_kwargs(out, tfds_data_dir))
   )
@@ -167,16 +175,25 @@ def test_airflow_dags_test_runs_and_second_run_is_cached(tmp_path, tfds_data_dir
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = OutputPaths(str(out)).metadata_path
   store = metadata_store.MetadataStore(config)
-  runs = {}
-  for execution in store.get_executions():
-    run_id = execution.properties["run_id"].string_value
-    node = execution.properties["component_id"].string_value
-    runs.setdefault(run_id, {})[node] = execution.last_known_state
+  # Each task launched its node under the DAG run's id as the pipeline run id.
+  node_of = mlmd_queries.executions_by_node(store, PIPELINE_NAME)
+  runs = {
+    run_id: {node_of[e.id]: e.last_known_state for e in executions}
+    for run_id, executions in mlmd_queries.run_executions(store, PIPELINE_NAME, node_of).items()
+  }
+  assert sorted(runs) == ["manual__2026-01-01T00:00:00+00:00", "manual__2026-01-02T00:00:00+00:00"]
   first, second = (runs[r] for r in sorted(runs))
   states = metadata_store_pb2.Execution.State
   assert set(first) == set(second) == ALL_NODES
   assert all(first[n] == states.COMPLETE for n in ALL_NODES - {"latest_blessed_model_resolver"})
-  assert all(state == states.CACHED for state in second.values()), second
+  # Unchanged data: cached up to the Trainer. The resolver now returns the model the
+  # first run pushed, which is also the candidate; the Evaluator compares it with itself,
+  # and the Pusher, finding it already serving, pushes nothing (components.serving_pusher).
+  rerun = {"latest_blessed_model_resolver", "Evaluator", "BehaviourValidator", "Pusher"}
+  assert {n: second[n] for n in ALL_NODES - rerun} == dict.fromkeys(
+    ALL_NODES - rerun, states.CACHED
+  )
+  assert {n: second[n] for n in rerun} == dict.fromkeys(rerun, states.COMPLETE)
   pushed = os.listdir(OutputPaths(str(out)).serving_model_dir)
   assert len(pushed) == 1  # the cached run pushed nothing new
   # Each DAG run's report task released the lease its claim task took.
@@ -216,6 +233,7 @@ def test_cli_schedule_airflow_writes_a_dag_module(tmp_path):
     ],
   )
   assert result.exit_code == 0, result.output
+  assert (tmp_path / "out").is_dir()  # created with the DAG, which refuses a missing one
   source = target.read_text()
   compile(source, str(target), "exec")
   assert "'schedule': '30 2 * * 1'" in source

@@ -118,6 +118,7 @@ up() {
   "$bin/imdb-tfx" schedule airflow --output "$base/dags/$DAG_ID.py" --output-dir "$output_dir" "$@"
   start_process scheduler airflow scheduler
   wait_for "the scheduler" 180 airflow jobs check --job-type SchedulerJob --local
+  wait_for_dag 600
   if [ "$web_port" != 0 ]; then
     create_admin
     start_process webserver airflow webserver
@@ -128,21 +129,37 @@ up() {
   log "up: source $base/env.sh to use the airflow CLI; airflow.sh down stops everything"
 }
 
+wait_for_dag() {  # wait_for_dag SECONDS: until the scheduler has parsed the DAG file
+  local deadline=$((SECONDS + $1)) errors
+  while [ $SECONDS -lt $deadline ]; do
+    # grep without -q: under pipefail, its early exit could fail the pipeline (SIGPIPE).
+    airflow dags list -o plain 2>/dev/null | grep -w "$DAG_ID" >/dev/null && {
+      log "DAG $DAG_ID parsed"
+      return 0
+    }
+    errors=$(airflow dags list-import-errors -o plain 2>/dev/null | grep -F "$base/dags/" || true)
+    [ -z "$errors" ] || die "the DAG file does not import: $errors"
+    sleep 5
+  done
+  die "the scheduler has not parsed $base/dags/$DAG_ID.py after $1 s: $base/home/logs/scheduler/"
+}
+
 create_admin() {
-  airflow users list -o plain 2>/dev/null | grep -qw admin && return 0
   secret_file "$base/admin_password" "$bin/python" -c "import secrets; print(secrets.token_urlsafe(18))"
-  # `airflow users import` reads the password from a file (mode 600, removed after): never
-  # on a command line, where ps would show it.
-  local users=$base/users.json
-  (umask 077 && "$bin/python" - "$base/admin_password" >"$users" <<'PY'
-import json, sys
+  # What `airflow users create` does, with the password read from its file (mode 600):
+  # never on a command line, where ps would show it.
+  "$bin/python" - "$base/admin_password" >>"$base/logs/migrate.log" 2>&1 <<'PY' ||
+import sys
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
 password = open(sys.argv[1], encoding="utf-8").read().strip()
-print(json.dumps([{"username": "admin", "password": password, "roles": ["Admin"],
-  "email": "admin@localhost", "firstname": "imdb-tfx", "lastname": "admin"}]))
+with get_application_builder() as appbuilder:
+    sm = appbuilder.sm
+    if not sm.find_user("admin"):
+        if not sm.add_user("admin", "imdb-tfx", "admin", "admin@localhost", sm.find_role("Admin"), password):
+            sys.exit("could not create the admin user")
 PY
-  )
-  airflow users import "$users" >>"$base/logs/migrate.log" 2>&1 || { rm -f "$users"; die "airflow users import failed: $base/logs/migrate.log"; }
-  rm -f "$users"
+    die "creating the webserver's admin user failed: $base/logs/migrate.log"
 }
 
 stop_process() {  # stop_process NAME: TERM to its session, KILL after 60 s
