@@ -17,7 +17,7 @@ from cli.options import (
   training_options,
 )
 from models.hparams import ATTENTIONS, MODELS, STRATEGIES, HParams
-from pipeline import beam_profiles, layout, metadata_store, remote, run_lock
+from pipeline import beam_profiles, layout, remote, run_lock
 
 
 @click.command()
@@ -273,6 +273,8 @@ def run(
         download,
         unlabelled_split if hp.pretrains_embeddings else "",
       )
+      from pipeline import metadata_store  # not at the top: it loads ML Metadata
+
       metadata_store.check_connection(metadata_store.connection_config(paths.output_dir))
     except (ValueError, FileNotFoundError, ConnectionError) as e:
       raise click.ClickException(str(e)) from e
@@ -349,6 +351,7 @@ def _report(paths: layout.OutputPaths, started: float, console: RunConsole) -> s
   and returns its path; a report that cannot be written is a warning on the console
   (with the traceback in the log), never the run's failure."""
   from analysis.report import collect, page
+  from pipeline import metadata_store
 
   config = metadata_store.connection_config(paths.output_dir)
   try:
@@ -377,7 +380,7 @@ def _pipeline(paths: layout.OutputPaths, **kwargs):
   """``create_pipeline(**kwargs)`` with this output directory's serving directory, its
   MLMD store (SQLite in it, or the database server the environment names:
   ``pipeline.metadata_store``) and the code fingerprints."""
-  from pipeline import code_version
+  from pipeline import code_version, metadata_store
   from pipeline.pipeline import create_pipeline
 
   os.makedirs(paths.output_dir, exist_ok=True)
