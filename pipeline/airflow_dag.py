@@ -22,8 +22,6 @@ import pprint
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ml_metadata.proto import metadata_store_pb2
-
 from models.hparams import HParams
 from pipeline import beam_profiles, code_version, metadata_store, tfx_fixes
 from pipeline.layout import PIPELINE_NAME, UNLABELLED_SPLIT, OutputPaths, SpanInput
@@ -31,19 +29,6 @@ from pipeline.pipeline import create_pipeline
 
 DEFAULT_SCHEDULE = "@daily"
 DEFAULT_START_DATE = datetime.datetime(2026, 1, 1)
-
-
-def metadata_connection_config(
-  output_dir: str, environ: Mapping[str, str] = os.environ
-) -> metadata_store_pb2.ConnectionConfig:
-  """``pipeline.metadata_store.connection_config``: PostgreSQL or MySQL when ``environ``
-  names a server, else SQLite in ``<output_dir>/metadata.sqlite``.
-
-  Raises:
-    ValueError: a bad server environment (the message names the variable, never its
-      value).
-  """
-  return metadata_store.connection_config(output_dir, environ)
 
 
 def airflow_dag_config(
@@ -120,7 +105,7 @@ def build_dag(
   pipeline = create_pipeline(
     pipeline_root=paths.pipeline_root,
     serving_model_dir=paths.serving_model_dir,
-    metadata_connection_config=metadata_connection_config(paths.output_dir, environ),
+    metadata_connection_config=metadata_store.connection_config(paths.output_dir, environ),
     pipeline_name=PIPELINE_NAME,
     hparams=hp,
     train_split=train_split,
@@ -210,11 +195,12 @@ def launch_node(ir, node_id: str, dag_run=None, **_) -> None:
 
 
 CLAIM_TASK_ID = "claim_output_dir"
+_LEASE_PREFIX = "Airflow DAG run "
 
 
 def lease_command(dag_run) -> str:
   """How a DAG run names itself on the output directory's lease."""
-  return f"Airflow DAG run {dag_run.dag_id}/{dag_run.run_id}"
+  return f"{_LEASE_PREFIX}{dag_run.dag_id}/{dag_run.run_id}"
 
 
 def add_claim_task(dag, output_dir: str):
@@ -271,10 +257,9 @@ def _dag_run_ended(lease) -> bool:
   from airflow.models import DagRun
   from airflow.utils.state import DagRunState
 
-  prefix = "Airflow DAG run "
-  if not lease.command.startswith(prefix):
+  if not lease.command.startswith(_LEASE_PREFIX):
     return False
-  dag_id, _, run_id = lease.command[len(prefix) :].partition("/")
+  dag_id, _, run_id = lease.command[len(_LEASE_PREFIX) :].partition("/")
   runs = DagRun.find(dag_id=dag_id, run_id=run_id)
   return not runs or runs[0].state not in (DagRunState.QUEUED, DagRunState.RUNNING)
 

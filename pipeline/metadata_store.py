@@ -10,6 +10,11 @@ report`` use: one function, read from the environment, so all of them see the sa
 * MySQL when ``IMDB_TFX_MLMD_MYSQL_HOST`` is set, with the same scheme (``_PORT`` 3306,
   ``_DATABASE``, ``_USER``, ``_PASSWORD``).
 
+The configs are built here from ml-metadata's proto rather than with TFX's
+``tfx.orchestration.metadata.*_metadata_connection_config``: those import TFX (seconds,
+before a CLI command has even checked its options) and the SQLite one creates the
+folder it names, which ``imdb-tfx history`` on a mistyped directory must not do.
+
 ml-metadata 1.16 creates its tables in an empty database on first connection. Credentials
 are read where the store is opened (the Airflow worker, the CLI), never written into a
 DAG file, a log line or an error message (messages name the variable, never its value).

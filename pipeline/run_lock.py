@@ -121,12 +121,11 @@ def take_lease(output_dir: str, command: str, log: str = "", **lock_kwargs) -> L
     RunInProgressError: the directory stayed busy for ``wait_seconds``.
   """
   with RunLock(output_dir, command, log, lease_owner=command, **lock_kwargs) as lock:
-    lease = LockHolder(os.getpid(), socket.gethostname(), time.time(), command, log)
     path = os.path.join(os.path.dirname(lock.path), LEASE_FILE)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
-      json.dump(dataclasses.asdict(lease), f)
+      json.dump(dataclasses.asdict(lock.holder), f)
     os.replace(path + ".tmp", path)
-  return dataclasses.replace(lease, lease=path)
+  return dataclasses.replace(lock.holder, lease=path)
 
 
 def release_lease(output_dir: str, command: str) -> bool:
@@ -182,6 +181,7 @@ class RunLock:
     self._lease_owner = lease_owner
     self._is_stale = is_stale
     self._fd = None
+    self.holder: LockHolder | None = None  # this run, once it holds the lock
 
   def __enter__(self) -> "RunLock":
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -192,6 +192,7 @@ class RunLock:
       os.close(fd)
       raise
     holder = LockHolder(os.getpid(), socket.gethostname(), time.time(), self._command, self._log)
+    self.holder = holder
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(dataclasses.asdict(holder)).encode("utf-8"), 0)
     self._fd = fd

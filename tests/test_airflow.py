@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from analysis.report.page import run_dir_name
 from pipeline import airflow_dag, mlmd_queries, run_lock
+from pipeline import metadata_store as metadata_store_lib
 from pipeline.layout import PIPELINE_NAME, OutputPaths
 
 ALL_NODES = {
@@ -126,7 +127,7 @@ def test_dag_file_adds_the_report_task(tmp_path):
 
 
 def test_mlmd_from_environment_never_puts_credentials_in_the_dag_file(tmp_path):
-  config = airflow_dag.metadata_connection_config(str(tmp_path), {})
+  config = metadata_store_lib.connection_config(str(tmp_path), {})
   assert config.sqlite.filename_uri == OutputPaths(str(tmp_path)).metadata_path
   env = {
     "IMDB_TFX_MLMD_MYSQL_HOST": "db.internal",
@@ -134,7 +135,7 @@ def test_mlmd_from_environment_never_puts_credentials_in_the_dag_file(tmp_path):
     "IMDB_TFX_MLMD_MYSQL_PASSWORD": "s3cret",
     "IMDB_TFX_MLMD_MYSQL_PORT": "3307",
   }
-  config = airflow_dag.metadata_connection_config(str(tmp_path), env)
+  config = metadata_store_lib.connection_config(str(tmp_path), env)
   assert (
     config.mysql.host,
     config.mysql.port,
@@ -143,7 +144,7 @@ def test_mlmd_from_environment_never_puts_credentials_in_the_dag_file(tmp_path):
     config.mysql.database,
   ) == ("db.internal", 3307, "tfx", "s3cret", "imdb_tfx_mlmd")
   with pytest.raises(ValueError, match="IMDB_TFX_MLMD_MYSQL_USER") as raised:
-    airflow_dag.metadata_connection_config(
+    metadata_store_lib.connection_config(
       str(tmp_path), {"IMDB_TFX_MLMD_MYSQL_HOST": "h", "IMDB_TFX_MLMD_MYSQL_PASSWORD": "s3cret"}
     )
   assert "s3cret" not in str(raised.value)

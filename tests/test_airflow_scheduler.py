@@ -8,6 +8,7 @@ interval is due); runs 2 and 3 are triggered with ``airflow dags trigger``, whic
 scheduler executes as it does a scheduled run, so the test controls when span 2 arrives.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -67,8 +68,10 @@ class Deployment:
       ["bash", SCRIPT, *args], env=self.env, capture_output=True, text=True, timeout=timeout
     )
 
+  @functools.cached_property
   def airflow_env(self) -> dict:
-    """The environment ``env.sh`` sets, for the airflow CLI and MLMD."""
+    """The environment ``env.sh`` sets, for the airflow CLI and MLMD (read once: ``up``
+    writes it, and nothing changes it after)."""
     out = subprocess.run(
       ["bash", "-c", f"source {self.base}/env.sh && env -0"],
       env=self.env,
@@ -80,7 +83,7 @@ class Deployment:
   def airflow(self, *args) -> str:
     result = subprocess.run(
       [os.path.join(os.path.dirname(sys.executable), "airflow"), *args],
-      env=self.airflow_env(),
+      env=self.airflow_env,
       capture_output=True,
       text=True,
       timeout=300,
@@ -192,7 +195,7 @@ def test_scheduler_runs_arriving_spans_on_postgres(tmp_path, tfds_data_dir):
         *("run", "--output-dir", deployment.output_dir, "--input-base", str(spans)),
         "--no-report",
       ],
-      env=deployment.airflow_env(),
+      env=deployment.airflow_env,
       capture_output=True,
       text=True,
       timeout=300,
@@ -207,7 +210,7 @@ def test_scheduler_runs_arriving_spans_on_postgres(tmp_path, tfds_data_dir):
     runs = deployment.wait_for_runs(3, timeout=900)
     assert [r["state"] for r in runs] == ["success"] * 3, (runs, deployment.logs())
 
-    config = metadata_store.connection_config(deployment.output_dir, deployment.airflow_env())
+    config = metadata_store.connection_config(deployment.output_dir, deployment.airflow_env)
     assert config.HasField("postgresql")
     store = mlmd.MetadataStore(config)
     by_run = _executions_by_run(store)

@@ -1,6 +1,7 @@
 """The Pusher that does not push a model already serving (components.serving_pusher)."""
 
 import os
+import types
 
 import pytest
 from tfx.components.pusher import executor as pusher_executor
@@ -43,7 +44,9 @@ def _push(tmp_path, name: str, weights: bytes, serving_dir: str, blessed: int = 
 
 def test_a_model_already_serving_is_not_pushed_again(tmp_path, monkeypatch):
   clock = iter([1000.0, 2000.0, 3000.0])
-  monkeypatch.setattr(pusher_executor.time, "time", lambda: next(clock))
+  # The Pusher's own clock only (its version names): patching time.time itself would
+  # hand these values to every other caller in the process too.
+  monkeypatch.setattr(pusher_executor, "time", types.SimpleNamespace(time=lambda: next(clock)))
   serving = str(tmp_path / "serving" / "imdb_sentiment")
 
   first = _push(tmp_path, "m1", b"weights-1", serving)

@@ -64,12 +64,12 @@ def _report(paths: OutputPaths, dag_run) -> str | None:
   from airflow.utils.state import TaskInstanceState
 
   from analysis.report import page
-  from pipeline.airflow_dag import metadata_connection_config
+  from pipeline import metadata_store
 
   path = None
   try:
     path = page.write_run_report(
-      metadata_connection_config(paths.output_dir, os.environ),
+      metadata_store.connection_config(paths.output_dir),
       PIPELINE_NAME,
       dag_run.run_id,
       paths.reports_dir,
