@@ -152,7 +152,8 @@ def _record(store, run_id, executions, by_node) -> RunRecord:
   if "Pusher" in by_node:
     outputs = mlmd_queries.execution_outputs(store, by_node["Pusher"].id)
     pushed = outputs.get("pushed_model", [None])[0]
-    if pushed is not None and mlmd_queries.custom_property(pushed, "pushed"):
+    cached = by_node["Pusher"].last_known_state == metadata_store_pb2.Execution.CACHED
+    if pushed is not None and not cached and mlmd_queries.custom_property(pushed, "pushed"):
       fields["pushed_version"] = mlmd_queries.custom_property(pushed, "pushed_version")
   return RunRecord(**fields)
 

@@ -16,6 +16,10 @@ PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 # TFDS's split of IMDB reviews without a rating, read for the embedding pretraining.
 UNLABELLED_SPLIT = "unsupervised"
+# The resolvers' node ids: with spans, the model serving when the newest span arrived (the
+# drift check's vocabulary, the warm start); the Evaluator's baseline (pipeline.model_resolvers).
+ARRIVAL_RESOLVER = "arrival_model_resolver"
+BASELINE_RESOLVER = "latest_blessed_model_resolver"
 # Every node in order (with a curated schema, ImportSchemaGen takes SchemaGen's place;
 # without pretraining, word2vec_epochs=0, there is no EmbeddingTrainer).
 NODE_IDS = (
@@ -26,11 +30,12 @@ NODE_IDS = (
   "ExampleValidator",
   "AnomaliesGate",
   "DistributionValidator",
+  ARRIVAL_RESOLVER,
   "DriftGate",
   "Transform",
   "EmbeddingTrainer",
   "Trainer",
-  "latest_blessed_model_resolver",
+  BASELINE_RESOLVER,
   "EvaluationExamples",
   "Evaluator",
   "BehaviourValidator",
@@ -50,18 +55,14 @@ def node_ids(
     spans: whether new reviews arrive as spans (a ``SpanInput``): then ``ReviewExampleGen``
       ingests them, the curated schema is imported before the statistics (which it
       types), ``DistributionValidator`` and ``DriftGate`` compare each span with the
-      previous one, the latest blessed model is resolved before ``DriftGate`` (whose
-      out-of-vocabulary rate uses its vocabulary) and the training that warm-starts from
-      it, and ``EvaluationExamples`` gathers the
-      golden test and the newest span's eval reviews for the Evaluator.
+      previous one, the model serving when the span arrived is resolved before
+      ``DriftGate`` (whose out-of-vocabulary rate uses its vocabulary) and the training
+      that warm-starts from it, and ``EvaluationExamples`` gathers the golden test and
+      the newest span's eval reviews for the Evaluator.
   """
   if spans:
     order = ["ImdbExampleGen", "ReviewExampleGen", "ImportSchemaGen", "StatisticsGen"]
     order += [n for n in NODE_IDS if NODE_IDS.index(n) > NODE_IDS.index("SchemaGen")]
-    # The serving model is resolved before the drift check (its vocabulary) and the
-    # training it warm-starts.
-    order.remove(_RESOLVER)
-    order.insert(order.index("DriftGate"), _RESOLVER)
   else:
     schema_node = "ImportSchemaGen" if curated_schema else "SchemaGen"
     order = [schema_node if n == "SchemaGen" else n for n in NODE_IDS]
@@ -69,9 +70,14 @@ def node_ids(
   return tuple(n for n in order if pretraining or n != "EmbeddingTrainer")
 
 
-_RESOLVER = "latest_blessed_model_resolver"
 # The nodes only a pipeline of spans has.
-_SPAN_NODES = ("ReviewExampleGen", "DistributionValidator", "DriftGate", "EvaluationExamples")
+_SPAN_NODES = (
+  "ReviewExampleGen",
+  "DistributionValidator",
+  ARRIVAL_RESOLVER,
+  "DriftGate",
+  "EvaluationExamples",
+)
 
 
 def check_last_node(

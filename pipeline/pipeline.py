@@ -6,8 +6,10 @@ embedding; without it when ``word2vec_epochs`` is 0) -> Trainer -> (latest bless
 resolver) -> Evaluator -> BehaviourValidator (the behavioural suite; its blessing is the
 Evaluator's and the suite's thresholds together) -> Pusher. With spans (``SpanInput``), ReviewExampleGen ingests the
 newest span, DistributionValidator and DriftGate compare it with the previous one, Transform
-and the Trainer read a window of spans, the Trainer warm-starts from the serving model, and
-the Evaluator judges on the golden test split and the newest span (EvaluationExamples).
+and the Trainer read a window of spans, the Trainer warm-starts from the model serving when
+the span arrived, and the Evaluator judges on the golden test split and the newest span
+(EvaluationExamples); a run with no new span is cached from end to end
+(``pipeline.model_resolvers``).
 Runners (``pipeline.runner``) own paths, metadata and orchestrators; ``pipeline.layout``
 names the nodes without importing TFX.
 """
@@ -22,8 +24,6 @@ from tfx.components.distribution_validator.component import DistributionValidato
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.input_resolution import resolver_function
 from tfx.dsl.input_resolution.canned_resolver_functions import all_spans, rolling_range
-from tfx.dsl.input_resolution.ops import ops
-from tfx.types import channel
 
 from components import serving_pusher
 from components.anomalies_gate import AnomaliesGate
@@ -34,9 +34,12 @@ from components.evaluation_examples import EvaluationExamples
 from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
 from models.hparams import HParams
+from pipeline import model_resolvers
 from pipeline.drift_config import make_drift_config
 from pipeline.eval_config import make_eval_config
 from pipeline.layout import (
+  ARRIVAL_RESOLVER,
+  BASELINE_RESOLVER,
   CURATED_SCHEMA_PATH,
   DEFAULT_BEHAVIOUR_THRESHOLDS,
   PIPELINE_NAME,
@@ -219,9 +222,14 @@ def _window(drift_gate, window_spans: int | None):
 
 
 @resolver_function.resolver_function
-def _previous_created(artifacts):
-  """Of ``artifacts``, the second newest (the only one, when there is one)."""
-  return ops.Slice(ops.LatestCreateTime(artifacts, n=2), start=0, stop=1)
+def _published_before(channels):
+  """``model_resolvers.PublishedBefore`` on ``{"published": ..., "arrived": ...}``."""
+  return model_resolvers.PublishedBefore(channels)
+
+
+@_published_before.output_type_inferrer
+def _published_before_type(channels):
+  return channels["arrived"].type
 
 
 # The baselines name the gates' outputs before the gates are built.
@@ -231,19 +239,16 @@ _BEHAVIOUR_VALIDATOR_ID = "BehaviourValidator"
 
 def _baseline(this_run, published_key: str):
   """What a new span is compared with: the ``published_key`` output (``validated_statistics``
-  or ``validated_examples``) of the newest span that passed the drift check before this
-  run, so a span stopped for drift is never anyone's baseline. ``this_run``: the channel
-  of this run's statistics or Examples.
-
-  Resolved as the second newest of those and this run's artifact: this run's is the
-  newest (made before the gate runs), unless it is a cached artifact of a span already
-  checked, and then the newest is that span's own validated copy, which is equal. The
-  first span has no predecessor and is compared with itself, so it passes.
+  or ``validated_examples``) of the newest span that passed the drift check before
+  ``this_run``'s statistics or Examples were made (``model_resolvers.PublishedBefore``), so
+  a span stopped for drift is never anyone's baseline, and a span checked again (nothing
+  new arrived) is compared with what it was compared with then. The first span has no
+  predecessor and is compared with itself, so it passes.
   """
   published = tfx.dsl.Channel(
     type=this_run.type, producer_component_id=_DRIFT_GATE_ID, output_key=published_key
   )
-  return _previous_created(channel.union([published, this_run]))
+  return _published_before({"published": published, "arrived": this_run})
 
 
 def _nodes(
@@ -311,19 +316,26 @@ def _nodes(
     exclude_splits=[UNLABELLED],
   )
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
-  # The serving model: the Evaluator's baseline and, with spans, the vocabulary of the
-  # drift check and where training starts. Blessed means the BehaviourValidator's
-  # blessing (the Evaluator's and the suite's), the one the Pusher reads: a model the
-  # Evaluator blessed but the suite stopped never becomes a baseline.
-  model_resolver = tfx.dsl.Resolver(
-    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+  # Blessed means the BehaviourValidator's blessing (the Evaluator's and the suite's), the
+  # one the Pusher reads: a model the Evaluator blessed but the suite stopped is never
+  # resolved as a baseline or a warm start.
+  blessed_models = dict(
     model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
     model_blessing=tfx.dsl.Channel(
       type=tfx.types.standard_artifacts.ModelBlessing,
       producer_component_id=_BEHAVIOUR_VALIDATOR_ID,
       output_key="behaviour_blessing",
     ),
-  ).with_id("latest_blessed_model_resolver")
+  )
+  arrival_resolver = None
+  if spans:
+    # The model serving when the newest span arrived: its vocabulary for the drift check,
+    # and where training starts (model_resolvers: a run with nothing new is then cached).
+    arrival_resolver = tfx.dsl.Resolver(
+      strategy_class=model_resolvers.ServingAtArrivalStrategy,
+      arrived_examples=new_examples,
+      **blessed_models,
+    ).with_id(ARRIVAL_RESOLVER)
   distribution_validator = drift_gate = None
   if spans:
     distribution_validator = DistributionValidator(
@@ -338,7 +350,7 @@ def _nodes(
       anomalies=distribution_validator.outputs["anomalies"],
       examples=new_examples,
       statistics=statistics_gen.outputs["statistics"],
-      serving_model=model_resolver.outputs["model"],
+      serving_model=arrival_resolver.outputs["model"],
       baseline_examples=_baseline(new_examples, "validated_examples"),
       max_oov_increase=spans.max_oov_increase,
     ).with_id(_DRIFT_GATE_ID)
@@ -358,7 +370,7 @@ def _nodes(
   transform.add_upstream_node(anomalies_gate)
   if drift_gate:
     transform.add_upstream_node(drift_gate)
-  serving_model = model_resolver.outputs["model"] if spans and spans.warm_start else None
+  serving_model = arrival_resolver.outputs["model"] if spans and spans.warm_start else None
   embedding_trainer = None
   if hparams.pretrains_embeddings:
     # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
@@ -388,6 +400,21 @@ def _nodes(
     base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else serving_model,
     custom_config=_with_code_version(hparams.to_custom_config(), code_versions, "trainer"),
   )
+  # The Evaluator's baseline: the serving model (TFX's LatestBlessedModelStrategy); with
+  # spans, the newest blessed model other than this run's candidate, so that a candidate
+  # already serving (a cached Trainer) is judged, again from the cache, against the model it
+  # was first judged against rather than against itself.
+  if spans:
+    model_resolver = tfx.dsl.Resolver(
+      strategy_class=model_resolvers.PreviousBlessedModelStrategy,
+      candidate=trainer.outputs["model"],
+      **blessed_models,
+    )
+  else:
+    model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **blessed_models
+    )
+  model_resolver = model_resolver.with_id(BASELINE_RESOLVER)
   evaluation_examples = None
   if spans:
     # The golden test split and the newest span's eval split, sliced apart by span.
@@ -417,14 +444,7 @@ def _nodes(
     ),
     custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor),
   )
-  # With spans the serving model is resolved before the drift check (its vocabulary) and
-  # the training it warm-starts.
-  if spans:
-    checks = (distribution_validator, model_resolver, drift_gate)
-    training = (embedding_trainer, trainer)
-  else:
-    checks = ()
-    training = (embedding_trainer, trainer, model_resolver)
+  checks = (distribution_validator, arrival_resolver, drift_gate) if spans else ()
   return [
     node
     for node in (
@@ -435,7 +455,9 @@ def _nodes(
       anomalies_gate,
       *checks,
       transform,
-      *training,
+      embedding_trainer,
+      trainer,
+      model_resolver,
       evaluation_examples,
       evaluator,
       behaviour_validator,

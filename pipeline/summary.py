@@ -98,7 +98,7 @@ class RunSummary:
     lines.append(
       f"Pushed to: {self.pushed_path}"
       if self.pushed_path
-      else "Pushed: nothing (model not blessed, already serving, or Pusher skipped)"
+      else "Pushed: nothing (model not blessed, already serving, Pusher cached or skipped)"
     )
     return "\n".join(lines)
 
@@ -249,9 +249,16 @@ def blessing_verdict(
   return blessed, reasons
 
 
-def pushed_destination(pushed_model: metadata_store_pb2.Artifact | None) -> str | None:
-  """Where a Pusher's PushedModel went; None when it pushed nothing."""
-  if pushed_model is None or not mlmd_queries.custom_property(pushed_model, "pushed"):
+def pushed_destination(
+  pushed_model: metadata_store_pb2.Artifact | None, pusher_cached: bool = False
+) -> str | None:
+  """Where a Pusher's PushedModel went; None when it pushed nothing, or when the Pusher
+  was cached (``pusher_cached``: its PushedModel is an earlier run's push)."""
+  if (
+    pusher_cached
+    or pushed_model is None
+    or not mlmd_queries.custom_property(pushed_model, "pushed")
+  ):
     return None
   return mlmd_queries.custom_property(pushed_model, "pushed_destination")
 
@@ -265,14 +272,15 @@ def summarize(
   """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
   store = metadata_store.MetadataStore(connection_config)
   components, metrics, span_metrics, behaviour = [], {}, {}, {}
-  outputs_of = {}
+  outputs_of, states = {}, {}
   for node_id in node_ids:
     executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
     if not executions:
       continue
     execution = executions[-1]
     seconds = mlmd_queries.execution_seconds(execution)
-    components.append(ComponentRun(node_id, mlmd_queries.state_name(execution), round(seconds, 1)))
+    states[node_id] = mlmd_queries.state_name(execution)
+    components.append(ComponentRun(node_id, states[node_id], round(seconds, 1)))
     outputs_of[node_id] = mlmd_queries.execution_outputs(store, execution.id)
 
   def output(node_id: str, key: str):
@@ -290,5 +298,5 @@ def summarize(
     output("Evaluator", "blessing") if evaluation is not None else None,
     output("BehaviourValidator", "behaviour_blessing"),
   )
-  pushed = pushed_destination(output("Pusher", "pushed_model"))
+  pushed = pushed_destination(output("Pusher", "pushed_model"), states.get("Pusher") == "CACHED")
   return RunSummary(components, metrics, blessed, reasons, pushed, span_metrics, behaviour)

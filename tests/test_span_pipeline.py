@@ -76,20 +76,24 @@ def test_span_pipeline_compiles_with_the_baseline_resolver(span_pipeline):
   assert baseline.input_graph_ref.graph_id  # a resolver function's graph
   graph = validator.inputs.input_graphs[baseline.input_graph_ref.graph_id]
   ops = {node.op_node.op_type for node in graph.nodes.values() if node.HasField("op_node")}
-  assert ops == {"tfx.LatestCreateTime", "tfx.Slice"}
-  # Over this run's statistics and the validated statistics of every earlier run.
-  (union,) = [v for v in validator.inputs.inputs.values() if v.HasField("mixed_inputs")]
-  assert set(union.mixed_inputs.input_keys) == {"_DriftGate.validated_statistics", "statistics"}
+  assert ops == {"pipeline.model_resolvers.PublishedBefore"}
+  # Over the validated statistics of every earlier run, bounded by this run's statistics.
+  (inputs,) = [node.dict_node for node in graph.nodes.values() if node.HasField("dict_node")]
+  assert set(inputs.node_ids) == {"published", "arrived"}
 
 
-def test_trainer_warm_starts_from_the_serving_model(span_pipeline, tmp_path):
-  # Without pretraining the serving model (the Evaluator's baseline) is the base_model.
+def test_trainer_warm_starts_from_the_model_serving_when_the_span_arrived(span_pipeline, tmp_path):
+  # Without pretraining that model is the base_model; it is also the drift check's.
   trainer = _component(span_pipeline, "Trainer")
-  resolver = _component(span_pipeline, "latest_blessed_model_resolver")
-  assert trainer.inputs["base_model"] is resolver.outputs["model"]
-  assert (
-    _component(span_pipeline, "Evaluator").inputs["baseline_model"] is resolver.outputs["model"]
-  )
+  arrival = _component(span_pipeline, "arrival_model_resolver")
+  assert trainer.inputs["base_model"] is arrival.outputs["model"]
+  assert _component(span_pipeline, "DriftGate").inputs["serving_model"] is arrival.outputs["model"]
+  assert "ReviewExampleGen" in {n.id for n in arrival.upstream_nodes}  # its arrived_examples
+  # The Evaluator's and the suite's baseline: the newest blessed model but the candidate.
+  baseline = _component(span_pipeline, "latest_blessed_model_resolver")
+  assert "Trainer" in {n.id for n in baseline.upstream_nodes}  # its candidate
+  for judge in ("Evaluator", "BehaviourValidator"):
+    assert _component(span_pipeline, judge).inputs["baseline_model"] is baseline.outputs["model"]
   # With it, the EmbeddingTrainer passes the serving model on beside its word2vec vectors.
   spans = SpanInput(str(tmp_path / "in"))
   pretraining = create_pipeline(
@@ -99,7 +103,7 @@ def test_trainer_warm_starts_from_the_serving_model(span_pipeline, tmp_path):
     spans=spans,
   )
   embedding_trainer = _component(pretraining, "EmbeddingTrainer")
-  resolver = _component(pretraining, "latest_blessed_model_resolver")
+  resolver = _component(pretraining, "arrival_model_resolver")
   assert embedding_trainer.inputs["warm_start_model"] is resolver.outputs["model"]
   trainer = _component(pretraining, "Trainer")
   assert trainer.inputs["base_model"] is embedding_trainer.outputs["embeddings"]

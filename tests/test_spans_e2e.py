@@ -1,8 +1,8 @@
 """Continuous training on spans, end to end on small slices (checked through MLMD): each
 run ingests the newest span, trains on the window of spans so far and is blessed on the
 golden TFDS test split, warm-starting from the model serving; a span whose labels drifted from the previous span's stops the run
-before anything is trained, and never enters a later window nor becomes a baseline;
-`imdb-tfx spans make` writes the span folders. (Bad rows: test_review_example_gen.py.)"""
+before anything is trained, and never enters a later window nor becomes a baseline; a
+run with nothing new is all cached; `imdb-tfx spans make` writes the span folders. (Bad rows: test_review_example_gen.py.)"""
 
 import json
 import os
@@ -15,8 +15,9 @@ from tfx import v1 as tfx
 
 from cli import main as cli
 from models.hparams import HParams
+from pipeline import mlmd_queries
 from pipeline import runner as runner_lib
-from pipeline.layout import PIPELINE_NAME, OutputPaths, SpanInput
+from pipeline.layout import PIPELINE_NAME, OutputPaths, SpanInput, node_ids
 from pipeline.pipeline import create_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +64,8 @@ def _input_spans(store, execution, key):
 
 
 INPUT, OUTPUT = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
-COMPLETE, FAILED = metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.FAILED
+STATES = metadata_store_pb2.Execution.State
+COMPLETE, FAILED, CACHED = STATES.COMPLETE, STATES.FAILED, STATES.CACHED
 
 
 def _artifact_ids(store, execution, key, event_type):
@@ -184,3 +186,21 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
   rate = statistics.custom_properties["oov_rate"].double_value
   baseline = statistics.custom_properties["baseline_oov_rate"].double_value
   assert 0 < rate < 0.5 and abs(rate - baseline) < 0.05
+
+  # Nothing new arrived: the fifth run resolves what the fourth did (the model serving when
+  # span 4 arrived; the model span 4's candidate was judged against), so every component
+  # is served from the cache and nothing is pushed.
+  fifth = _run(paths, spans_dir)
+  assert fifth.pushed_path is None
+  node_of = mlmd_queries.executions_by_node(store, PIPELINE_NAME)
+  last_run = list(mlmd_queries.run_executions(store, PIPELINE_NAME, node_of).values())[-1]
+  states = {node_of[e.id]: e.last_known_state for e in last_run}
+  components = set(node_ids(curated_schema=True, pretraining=False, spans=True))
+  components -= {"arrival_model_resolver", "latest_blessed_model_resolver"}
+  assert {n: states.get(n) for n in components} == dict.fromkeys(components, CACHED)
+  assert sorted(os.listdir(paths.serving_model_dir)) == [
+    r["pushed_version"] for r in runs if r["pushed_version"]
+  ]
+  shown = CliRunner().invoke(cli.main, ["history", "--output-dir", paths.output_dir, "--json"])
+  last = json.loads([line for line in shown.output.splitlines() if line.startswith("{")][-1])
+  assert (last["trainer"], last["pushed_version"]) == ("cached", None)

@@ -139,7 +139,8 @@ def _verdict(run: collect.RunArtifacts) -> dict:
     run.output("BehaviourValidator", "behaviour_blessing"),
   )
   pushed = run.output("Pusher", "pushed_model")
-  pushed_path = pushed_destination(pushed)
+  pusher = run.nodes.get("Pusher")
+  pushed_path = pushed_destination(pushed, pusher is not None and pusher.state == "CACHED")
   failed = [n.node_id for n in run.nodes.values() if n.state == "FAILED"]
   return {
     "blessed": blessed,
