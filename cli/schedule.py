@@ -50,7 +50,14 @@ def schedule():
   type=click.IntRange(min=0),
   default=2,
   show_default=True,
-  help="Retries of a failed component task (5 minutes apart).",
+  help="Retries of a failed component task.",
+)
+@click.option(
+  "--retry-delay",
+  type=click.FloatRange(min=0),
+  default=300.0,
+  show_default=True,
+  help="Seconds between a task's failure and its retry.",
 )
 @training_options
 @split_options
@@ -74,6 +81,7 @@ def schedule_airflow(
   output_dir,
   schedule_,
   retries,
+  retry_delay,
   epochs,
   hparams,
   train_split,
@@ -89,8 +97,8 @@ def schedule_airflow(
   beam_args,
 ):
   """Print or write the Airflow 2.x DAG module (a task per TFX node, run by TFX's portable launcher): the schedule,
-  max_active_runs=1, retries, no catch-up; MLMD on SQLite, or MySQL from the workers'
-  IMDB_TFX_MLMD_MYSQL_* environment variables. With --input-base each scheduled run
+  max_active_runs=1, retries, no catch-up; MLMD on SQLite, or PostgreSQL or MySQL from the
+  workers' IMDB_TFX_MLMD_POSTGRES_* or IMDB_TFX_MLMD_MYSQL_* environment variables. With --input-base each scheduled run
   ingests the newest span (all cached when none arrived)."""
   from pipeline import airflow_dag
 
@@ -98,6 +106,7 @@ def schedule_airflow(
     output_dir=os.path.abspath(output_dir),
     schedule=schedule_,
     retries=retries,
+    retry_delay_seconds=retry_delay,
     hparams={"epochs": epochs, **parse_hparams(hparams)},
     train_split=train_split,
     test_split=test_split,

@@ -57,7 +57,7 @@ def run_pipeline(
       pipeline.metadata_connection_config, name, node_ids, started_ms, stream=stream
     ).start()
   try:
-    with tfx_fixes.ordered_cached_outputs():  # cached outputs on PostgreSQL stores
+    with tfx_fixes.workarounds():  # TFX and ML Metadata defects
       orchestrator(runner).run(pipeline)
   finally:
     if progress:

@@ -126,6 +126,32 @@ def test_dag_file_adds_the_report_task(tmp_path):
   assert dag.get_task("report").upstream_task_ids >= {"Pusher"}
 
 
+def test_dag_file_parses_without_tfx_and_tasks_refuse_a_changed_pipeline(tmp_path):
+  # Airflow parses the DAG file every 30 s and in every task's process: it holds the task
+  # graph, compiled when it was written, and imports neither TFX nor TensorFlow.
+  dag_file = tmp_path / "imdb_sentiment.py"
+  dag_file.write_text(airflow_dag.render_dag_file(output_dir=str(tmp_path), hparams=TINY))
+  probe = (
+    "import runpy, sys; dag = runpy.run_path(sys.argv[1])['DAG']; "
+    "print(len(dag.tasks), 'tensorflow' in sys.modules, 'tfx' in sys.modules)"
+  )
+  parsed = subprocess.run(
+    [sys.executable, "-c", probe, str(dag_file)], capture_output=True, text=True, check=False
+  )
+  assert parsed.returncode == 0, parsed.stderr[-3000:]
+  assert parsed.stdout.split()[-3:] == [str(len(ALL_NODES) + 2), "False", "False"]
+  # The graph in the file is the compiled pipeline's; a task whose pipeline now compiles
+  # to other nodes (the project changed since) refuses to launch anything.
+  dag = airflow_dag.build_dag(output_dir=str(tmp_path), hparams=TINY, environ={})
+  transform = dag.get_task("Transform").python_callable
+  arguments, nodes, node_id = transform.args
+  assert list(nodes) == [n for n in nodes if n in ALL_NODES] and set(nodes) == ALL_NODES
+  stale = {**nodes, "OldComponent": ["Trainer"]}
+  with pytest.raises(RuntimeError, match="write it again with imdb-tfx schedule airflow"):
+    airflow_dag.launch_node(arguments, stale, node_id, dag_run=None)
+  assert not os.path.exists(OutputPaths(str(tmp_path)).pipeline_root)  # nothing launched
+
+
 def test_mlmd_from_environment_never_puts_credentials_in_the_dag_file(tmp_path):
   config = metadata_store_lib.connection_config(str(tmp_path), {})
   assert config.sqlite.filename_uri == OutputPaths(str(tmp_path)).metadata_path

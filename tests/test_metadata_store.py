@@ -182,3 +182,40 @@ def test_long_property_strings_fit_ml_metadata_on_postgres(postgres, tmp_path):
   [execution_id] = store.put_executions([execution])
   [back] = store.get_executions_by_id([execution_id])
   assert back.properties["config"].string_value == long_value
+
+
+@pytest.mark.e2e
+def test_a_failed_execution_is_recorded_on_postgres(postgres, tmp_path):
+  """ml-metadata cannot write a string with a backslash to PostgreSQL; TFX's record of a
+  failure (its ExecutionResult as JSON) has them, unless tfx_fixes rewrites it."""
+  from ml_metadata import errors
+  from ml_metadata import metadata_store as mlmd
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx.orchestration.portable.mlmd import execution_lib
+  from tfx.proto.orchestration import execution_result_pb2
+
+  from pipeline import tfx_fixes
+
+  port, passfile = postgres
+  config = metadata_store.connection_config(str(tmp_path), _env(port, passfile))
+  metadata_store.check_connection(config)
+  store = mlmd.MetadataStore(config)
+  type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name="Gate"))
+  result = execution_result_pb2.ExecutionResult(
+    code=2, result_message='drift in 1 feature:\n  "label" 0.39 > 0.1'
+  )
+
+  def failed():
+    execution = metadata_store_pb2.Execution(
+      type_id=type_id, last_known_state=metadata_store_pb2.Execution.FAILED
+    )
+    execution_lib.set_execution_result(result, execution)
+    return execution
+
+  with pytest.raises(errors.InternalError, match="syntax error"):
+    store.put_executions([failed()])  # TFX's own JSON
+  with tfx_fixes.workarounds():
+    [execution_id] = store.put_executions([failed()])
+  [back] = store.get_executions_by_id([execution_id])
+  assert back.last_known_state == metadata_store_pb2.Execution.FAILED
+  assert "drift in 1 feature" in back.custom_properties["__execution_result__"].string_value

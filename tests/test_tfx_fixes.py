@@ -1,5 +1,9 @@
-"""TFX's cached-output lookup, made independent of the order a store returns rows in
-(pipeline.tfx_fixes)."""
+"""The workarounds of pipeline.tfx_fixes: TFX's cached-output lookup independent of the
+order a store returns rows in, execution results without backslashes, and fresh output
+directories for a resumed execution."""
+
+import os
+import pathlib
 
 from ml_metadata import metadata_store as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -74,7 +78,57 @@ def test_tfx_own_lookup_is_swapped_only_inside_the_context():
   # TFX's own lookup pairs rows by position: on a shuffled store it swaps the keys.
   swapped = original(shuffled, execution_id)
   assert [a.uri for a in swapped["examples"]] == ["/rejected"]
-  with tfx_fixes.ordered_cached_outputs():
+  with tfx_fixes.workarounds():
     fixed = cache_utils._get_outputs_of_execution(shuffled, execution_id)
     assert [a.uri for a in fixed["examples"]] == ["/examples"]
   assert cache_utils._get_outputs_of_execution is original
+
+
+def test_execution_results_are_written_without_backslashes():
+  from google.protobuf import json_format
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx.orchestration.portable.mlmd import execution_lib
+  from tfx.proto.orchestration import execution_result_pb2
+
+  message = 'drift in 1 feature of span 3:\n  "label": 0.39 > 0.1 (C:\\spans)\t\x1b[0m'
+  result = execution_result_pb2.ExecutionResult(code=2, result_message=message)
+  execution = metadata_store_pb2.Execution()
+  # TFX's own JSON escapes the line break, the quotes and the backslash.
+  execution_lib.set_execution_result(result, execution)
+  assert "\\" in execution.custom_properties["__execution_result__"].string_value
+  original = execution_lib.set_execution_result
+  with tfx_fixes.workarounds():
+    execution_lib.set_execution_result(result, execution)
+  assert execution_lib.set_execution_result is original
+  text = execution.custom_properties["__execution_result__"].string_value
+  assert "\\" not in text
+  back = json_format.Parse(text, execution_result_pb2.ExecutionResult())
+  assert back.code == 2
+  assert back.result_message == (
+    "drift in 1 feature of span 3:\u2028  \u201dlabel\u201d: 0.39 > 0.1 (C:\u29f5spans)  [0m"
+  )
+
+
+def test_output_dirs_of_a_resumed_execution_start_empty(tmp_path):
+  from tfx.orchestration.portable import outputs_utils
+  from tfx.types import standard_artifacts
+
+  # A killed try left half a model; a value artifact's file; a new execution's URI.
+  model, count, new = (
+    standard_artifacts.Model(),
+    standard_artifacts.Integer(),
+    (standard_artifacts.Model()),
+  )
+  model.uri = str(tmp_path / "Trainer" / "model" / "7")
+  (tmp_path / "Trainer" / "model" / "7" / "variables").mkdir(parents=True)
+  (tmp_path / "Trainer" / "model" / "7" / "variables" / "half-written").write_text("x")
+  count.uri = str(tmp_path / "Gate" / "count" / "7" / "value")
+  (tmp_path / "Gate" / "count" / "7").mkdir(parents=True)
+  (tmp_path / "Gate" / "count" / "7" / "value").write_text("12")
+  new.uri = str(tmp_path / "Trainer" / "model" / "8")
+  original = outputs_utils.make_output_dirs
+  with tfx_fixes.workarounds():
+    outputs_utils.make_output_dirs({"model": [model, new], "count": [count]})
+  assert outputs_utils.make_output_dirs is original
+  assert os.listdir(model.uri) == [] and os.listdir(new.uri) == []
+  assert pathlib.Path(count.uri).read_text() == ""

@@ -116,7 +116,8 @@ up() {
   log "airflow db migrate ..."
   airflow db migrate >>"$base/logs/migrate.log" 2>&1 || die "airflow db migrate failed: $base/logs/migrate.log"
   "$bin/imdb-tfx" schedule airflow --output "$base/dags/$DAG_ID.py" --output-dir "$output_dir" "$@"
-  start_process scheduler airflow scheduler
+  # The scheduler with TFX imported, for the tasks it forks (deploy/airflow/scheduler.py).
+  start_process scheduler "$bin/python" "$here/scheduler.py"
   wait_for "the scheduler" 180 airflow jobs check --job-type SchedulerJob --local
   wait_for_dag 600
   if [ "$web_port" != 0 ]; then
