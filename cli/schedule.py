@@ -96,10 +96,11 @@ def schedule_airflow(
   behaviour_thresholds,
   beam_args,
 ):
-  """Print or write the Airflow 2.x DAG module (a task per TFX node, run by TFX's portable launcher): the schedule,
-  max_active_runs=1, retries, no catch-up; MLMD on SQLite, or PostgreSQL or MySQL from the
-  workers' IMDB_TFX_MLMD_POSTGRES_* or IMDB_TFX_MLMD_MYSQL_* environment variables. With --input-base each scheduled run
-  ingests the newest span (all cached when none arrived)."""
+  """Print or write the Airflow 2.x DAG module (a task per TFX node, run by TFX's portable
+  launcher): the schedule, max_active_runs=1, retries, no catch-up; MLMD on SQLite, or
+  PostgreSQL or MySQL from the workers' IMDB_TFX_MLMD_POSTGRES_* or IMDB_TFX_MLMD_MYSQL_*
+  environment variables. With --input-base each scheduled run ingests the newest span (all
+  cached when none arrived)."""
   from pipeline import airflow_dag
 
   kwargs = dict(

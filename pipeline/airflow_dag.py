@@ -166,24 +166,20 @@ def _pipeline(arguments: Mapping[str, Any], environ: Mapping[str, str]):
 
   paths = OutputPaths(arguments["output_dir"])
   spans = arguments["spans"]
+  # The rest of pipeline_arguments' are create_pipeline's own, under the same names.
+  forwarded = {
+    k: v for k, v in arguments.items() if k not in ("output_dir", "hparams", "beam_args", "spans")
+  }
   return create_pipeline(
     pipeline_root=paths.pipeline_root,
     serving_model_dir=paths.serving_model_dir,
     metadata_connection_config=metadata_store.connection_config(paths.output_dir, environ),
     pipeline_name=PIPELINE_NAME,
     hparams=HParams.from_custom_config({"hparams": arguments["hparams"]}),
-    train_split=arguments["train_split"],
-    test_split=arguments["test_split"],
-    eval_percent=arguments["eval_percent"],
-    unlabelled_split=arguments["unlabelled_split"],
-    tfds_data_dir=arguments["tfds_data_dir"],
-    download=arguments["download"],
-    min_accuracy=arguments["min_accuracy"],
-    max_accuracy_drop=arguments["max_accuracy_drop"],
-    behaviour_thresholds=arguments["behaviour_thresholds"],
     beam_pipeline_args=beam_profiles.beam_args_for("direct", extra=arguments["beam_args"]),
     spans=SpanInput(**spans) if spans else None,
     code_versions=code_version.code_versions(),
+    **forwarded,
   )
 
 

@@ -22,22 +22,22 @@ artifact (``ops.LatestPolicyModel`` chooses by policy only).
 Kubeflow's compiler runs only TFX's own strategies, so the pipeline without spans (the one
 Kubeflow compiles) keeps ``LatestBlessedModelStrategy``.
 
-Blessed has the Evaluator's meaning: the ModelBlessing's ``blessed`` custom property is 1 and
-its ``current_model_id`` names the Model. "Before" compares ML Metadata ids, which every
+The two strategies only bound their inputs, then let ``LatestBlessedModelStrategy`` pick
+(blessed: the ModelBlessing's ``blessed`` custom property is 1, and its
+``current_model_id`` names the Model). "Before" compares ML Metadata ids, which every
 backend (SQLite, PostgreSQL, MySQL) assigns in increasing order as artifacts are
 registered; creation times would depend on the clocks of the machines the tasks ran on.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution import resolver_op
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+  LatestBlessedModelStrategy,
+)
 from tfx.types import standard_artifacts
-
-# The Evaluator's ModelBlessing properties (tfx.components.evaluator.constants).
-_BLESSED = "blessed"
-_CURRENT_MODEL_ID = "current_model_id"
 
 MODEL = "model"
 MODEL_BLESSING = "model_blessing"
@@ -46,32 +46,20 @@ ARRIVED_EXAMPLES = "arrived_examples"
 CANDIDATE = "candidate"
 
 
-def newest_blessed(
-  models: Sequence[types.Artifact],
-  blessings: Sequence[types.Artifact],
-  accept_blessing: Callable[[types.Artifact], bool] = lambda blessing: True,
-  accept_model: Callable[[types.Artifact], bool] = lambda model: True,
+def latest_blessed(
+  models: Sequence[types.Artifact], blessings: Sequence[types.Artifact]
 ) -> dict[str, list[types.Artifact]]:
-  """The newest (highest id) Model with a positive ModelBlessing that both filters accept.
-
-  Args:
-    models: Model artifacts.
-    blessings: ModelBlessing artifacts, positive or not.
-    accept_blessing, accept_model: filters; a model counts only with a blessing accepted.
+  """TFX's ``LatestBlessedModelStrategy`` on the given, already bounded, artifacts: the
+  newest Model with a positive ModelBlessing (a model blessed twice: its newest blessing).
 
   Returns:
     ``{"model": [Model], "model_blessing": [ModelBlessing]}``, or both lists empty when no
     model qualifies (a first run: nothing to compare with or start from).
   """
-  blessing_of = {
-    b.get_int_custom_property(_CURRENT_MODEL_ID): b
-    for b in sorted(blessings, key=lambda b: b.id)  # the newest blessing of a model wins
-    if b.get_int_custom_property(_BLESSED) == 1 and accept_blessing(b)
-  }
-  for model in sorted(models, key=lambda m: m.id, reverse=True):
-    if model.id in blessing_of and accept_model(model):
-      return {MODEL: [model], MODEL_BLESSING: [blessing_of[model.id]]}
-  return {MODEL: [], MODEL_BLESSING: []}
+  return LatestBlessedModelStrategy().resolve_artifacts(
+    None,  # the strategy reads nothing from ML Metadata itself
+    {MODEL: list(models), MODEL_BLESSING: sorted(blessings, key=lambda b: b.id)},
+  )
 
 
 def _checked(input_dict: Mapping[str, Sequence[types.Artifact]], bound_key: str) -> None:
@@ -111,9 +99,8 @@ class ServingAtArrivalStrategy(resolver.ResolverStrategy):
     if not arrived:
       return {MODEL: [], MODEL_BLESSING: [], ARRIVED_EXAMPLES: []}
     arrival = max(a.id for a in arrived)
-    result = newest_blessed(
-      input_dict[MODEL], input_dict[MODEL_BLESSING], accept_blessing=lambda b: b.id < arrival
-    )
+    blessings = [b for b in input_dict[MODEL_BLESSING] if b.id < arrival]
+    result = latest_blessed(input_dict[MODEL], blessings)
     return {**result, ARRIVED_EXAMPLES: arrived}  # TFX expects every input key back
 
 
@@ -137,9 +124,8 @@ class PreviousBlessedModelStrategy(resolver.ResolverStrategy):
     _checked(input_dict, CANDIDATE)
     candidates = list(input_dict[CANDIDATE])
     ids = {m.id for m in candidates}
-    result = newest_blessed(
-      input_dict[MODEL], input_dict[MODEL_BLESSING], accept_model=lambda m: m.id not in ids
-    )
+    models = [m for m in input_dict[MODEL] if m.id not in ids]
+    result = latest_blessed(models, input_dict[MODEL_BLESSING])
     return {**result, CANDIDATE: candidates}  # TFX expects every input key back
 
 

@@ -272,15 +272,14 @@ def summarize(
   """Reads the run that started at ``since_ms`` (ms since epoch) back from MLMD."""
   store = metadata_store.MetadataStore(connection_config)
   components, metrics, span_metrics, behaviour = [], {}, {}, {}
-  outputs_of, states = {}, {}
+  outputs_of = {}
   for node_id in node_ids:
     executions = mlmd_queries.node_executions(store, pipeline_name, node_id, since_ms)
     if not executions:
       continue
     execution = executions[-1]
     seconds = mlmd_queries.execution_seconds(execution)
-    states[node_id] = mlmd_queries.state_name(execution)
-    components.append(ComponentRun(node_id, states[node_id], round(seconds, 1)))
+    components.append(ComponentRun(node_id, mlmd_queries.state_name(execution), round(seconds, 1)))
     outputs_of[node_id] = mlmd_queries.execution_outputs(store, execution.id)
 
   def output(node_id: str, key: str):
@@ -298,5 +297,6 @@ def summarize(
     output("Evaluator", "blessing") if evaluation is not None else None,
     output("BehaviourValidator", "behaviour_blessing"),
   )
-  pushed = pushed_destination(output("Pusher", "pushed_model"), states.get("Pusher") == "CACHED")
+  pusher_cached = any(c.node_id == "Pusher" and c.state == "CACHED" for c in components)
+  pushed = pushed_destination(output("Pusher", "pushed_model"), pusher_cached)
   return RunSummary(components, metrics, blessed, reasons, pushed, span_metrics, behaviour)
