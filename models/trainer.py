@@ -30,6 +30,7 @@ from models import (
   signatures,
   stacking,
   throughput,
+  tracing,
   warm_start,
 )
 from models import inputs as inputs_lib
@@ -281,6 +282,7 @@ def run_fn(fn_args: FnArgs) -> None:
       here.
   """
   hp = HParams.from_custom_config(fn_args.custom_config)
+  tracing.leave_keras_unconverted()
   # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be created at
   # program startup (it configures the collective ops).
   strategy = make_strategy(hp.strategy)

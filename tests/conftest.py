@@ -25,6 +25,14 @@ def tfds_data_dir() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _keras_unconverted():
+  """Keras models trace in tests as in the Trainer (``models.tracing``)."""
+  from models import tracing
+
+  tracing.leave_keras_unconverted()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _plain_argv():
   """TFX's BaseBeamExecutor parses all of sys.argv with absl flags (a TODO in TFX 1.16), so
   pytest's own arguments (``-v`` reads as absl's ``--verbosity``) must not reach it."""
