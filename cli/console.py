@@ -49,6 +49,7 @@ class RunConsole:
     self._sink: BinaryIO | None = None
     self._saved_fds = ()
     self._saved_stdout: TextIO | None = None
+    self._format_exception = traceback.format_exception
 
   def __enter__(self) -> "RunConsole":
     if self.verbose:
@@ -98,14 +99,21 @@ class RunConsole:
     self._sink = sink
 
   def _log_unraisable(self, unraisable) -> None:
-    """``sys.unraisablehook``: the report goes to the log, or nowhere without one."""
-    if not self.log_path:
+    """``sys.unraisablehook``: the report goes to the log, or nowhere without one.
+
+    It runs until the process ends, after the interpreter has begun to clear module
+    globals and builtins (``open`` is gone by then), so it uses only the log's open file
+    and the formatter ``__init__`` kept.
+    """
+    sink = self._sink
+    if not self.log_path or sink is None or sink.closed:
       return
-    lines = traceback.format_exception(
+    lines = self._format_exception(
       unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback
     )
-    with open(self.log_path, "a", encoding="utf-8") as log:
-      log.write(f"Exception ignored in: {unraisable.object!r}\n{''.join(lines)}")
+    report = f"Exception ignored in: {unraisable.object!r}\n{''.join(lines)}"
+    sink.write(report.encode("utf-8", "replace"))
+    sink.flush()
 
 
 def _flush_standard_streams() -> None:

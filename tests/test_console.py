@@ -29,6 +29,11 @@ _CHILD = textwrap.dedent("""
       sys.stderr.write("python logging line\\n")
       print("progress line 2", file=console.out)
     print("after the run")
+    # As at interpreter exit, when TensorFlow's reports arrive: builtins and module
+    # globals are being cleared.
+    import builtins, cli.console
+    del builtins.open
+    cli.console.traceback = None
     holder = Holder()
     del holder
     """)
