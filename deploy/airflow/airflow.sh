@@ -113,9 +113,14 @@ up() {
   write_env
   # shellcheck source=/dev/null
   source "$base/env.sh"
+  # The migration and the DAG file's rendering (which compiles the pipeline) are
+  # independent: they run side by side.
   log "airflow db migrate ..."
-  airflow db migrate >>"$base/logs/migrate.log" 2>&1 || die "airflow db migrate failed: $base/logs/migrate.log"
-  "$bin/imdb-tfx" schedule airflow --output "$base/dags/$DAG_ID.py" --output-dir "$output_dir" "$@"
+  airflow db migrate >>"$base/logs/migrate.log" 2>&1 &
+  local migrate=$!
+  "$bin/imdb-tfx" schedule airflow --output "$base/dags/$DAG_ID.py" --output-dir "$output_dir" "$@" ||
+    { wait "$migrate" || true; die "imdb-tfx schedule airflow failed (above)"; }
+  wait "$migrate" || die "airflow db migrate failed: $base/logs/migrate.log"
   # The scheduler with TFX imported, for the tasks it forks (deploy/airflow/scheduler.py).
   start_process scheduler "$bin/python" "$here/scheduler.py"
   wait_for "the scheduler" 180 airflow jobs check --job-type SchedulerJob --local
