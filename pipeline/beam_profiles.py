@@ -154,9 +154,18 @@ def _environment_args(settings: BeamSettings, default_type: str) -> list[str]:
         '\'{"command": "/opt/apache/beam/boot"}\')'
       )
     args.append(f"--environment_config={settings.environment_config}")
-  if env_type not in _LOCAL_ENVIRONMENTS:
+  if env_type not in _LOCAL_ENVIRONMENTS and not _pool_on_this_machine(settings):
     _check_shared_root(settings.pipeline_root, f"environment type {env_type}")
   return args
+
+
+def _pool_on_this_machine(settings: BeamSettings) -> bool:
+  """An EXTERNAL worker pool at a loopback address (``localhost:PORT``): its workers run
+  here and see a local pipeline root (``make bench-beam`` runs such a deployment)."""
+  if settings.environment_type != "EXTERNAL" or not settings.environment_config:
+    return False
+  host = settings.environment_config.rpartition(":")[0].strip("[]")
+  return host in ("localhost", "127.0.0.1", "::1")
 
 
 def _check_shared_root(pipeline_root: str | None, why: str) -> None:
@@ -178,16 +187,27 @@ def _direct(settings: BeamSettings) -> list[str]:
   return default_beam_pipeline_args()
 
 
+# Seconds Beam's PortableRunner waits on the job service. Beam 2.60 applies this timeout
+# (``--job_server_timeout``, default 60) to the running job's state and message streams
+# too (``portable_runner.JobServiceHandle.run``), so with the default every job longer
+# than a minute fails with DEADLINE_EXCEEDED (seen: Transform's analysis on the full
+# train split, ``make bench-beam``). A day; it also bounds the wait for an unreachable job
+# server. ``--beam-arg --job_server_timeout=N`` overrides it.
+JOB_SERVER_TIMEOUT_S = 86400
+
+
 def _portable_runner(
   runner: list[str],
   parallelism_option: str,
   default_environment: str | Callable[[BeamSettings], str],
 ) -> Callable[[BeamSettings], list[str]]:
   """A builder for a runner on Beam's portability framework (portable, Flink, Spark):
-  ``runner`` options, then the SDK environment, then ``parallelism_option``."""
+  ``runner`` options and the job service's timeout, then the SDK environment, then
+  ``parallelism_option``."""
 
   def build(settings: BeamSettings) -> list[str]:
     args = [arg.format(endpoint=settings.endpoint) for arg in runner]
+    args.append(f"--job_server_timeout={JOB_SERVER_TIMEOUT_S}")
     args += _environment_args(
       settings,
       default_environment(settings) if callable(default_environment) else default_environment,

@@ -2,6 +2,7 @@
 read back with the intended values, and missing or unsafe settings fail with a message
 naming the flag. Also ``create_pipeline(last_node=...)`` and ``imdb-tfx run``'s checks."""
 
+import dataclasses
 import os
 import re
 
@@ -99,6 +100,22 @@ def test_external_worker_pool_needs_its_address():
     ),
   )
   assert _options(args).view_as(po.PortableOptions).environment_config == "localhost:50000"
+
+
+def test_a_worker_pool_on_this_machine_may_use_a_local_root():
+  local = BeamSettings(
+    endpoint="localhost:8099",
+    environment_type="EXTERNAL",
+    environment_config="localhost:50000",
+    pipeline_root="/tmp/root",
+  )
+  args = beam_args_for("portable", local)
+  assert "--environment_config=localhost:50000" in args
+  # Jobs longer than Beam's default 60 s must not hit the job service's deadline.
+  assert _options(args).view_as(po.PortableOptions).job_server_timeout == 86400
+  elsewhere = dataclasses.replace(local, environment_config="pool.internal:50000")
+  with pytest.raises(ValueError, match="shared storage"):
+    beam_args_for("portable", elsewhere)
 
 
 def test_dataflow_profile_reads_back_through_google_cloud_and_worker_options():
