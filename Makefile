@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
-  bench-cli bench-spans bench-behaviour bench-report serve airflow-up airflow-down \
+  bench-beam bench-vs-tfx bench-cli bench-spans bench-behaviour bench-report serve airflow-up airflow-down \
   airflow-status venv lock clean
 
 venv: $(STAMP)
@@ -92,6 +92,20 @@ bench-serving: $(STAMP)
 bench-cli: $(STAMP)
 	model_dir=$$(scripts/bench_model_dir.sh "$(BENCH_MODEL_DIR)") && \
 	$(BIN)/python -m analysis.bench_cli --model-dir "$$model_dir" $(BENCH_ARGS)
+
+# StatisticsGen, Transform and the Evaluator on the DirectRunner and on Beam's portable
+# job service with a separately started pool of SDK workers (--environment_type=EXTERNAL),
+# outputs compared -> outputs/bench/beam_external.json. About 25 min on 2 CPU cores; e.g.
+# BENCH_BEAM_ARGS="--train-split train[:10%] --test-split test[:10%]" for a small one.
+BENCH_BEAM_ARGS ?=
+bench-beam: $(STAMP)
+	$(BIN)/python -m analysis.bench_beam $(BENCH_BEAM_ARGS)
+
+# `make run`'s pipeline beside TFX's own IMDB example (tfx/examples/imdb from the installed
+# wheel, with the settings its comments give for the full data), one after the other ->
+# outputs/bench/pipeline_vs_tfx_example.json. About 25 min on 2 CPU cores.
+bench-vs-tfx: $(STAMP)
+	$(BIN)/python -m analysis.bench_vs_tfx run $(BENCH_ARGS)
 
 # The run report's cost: writing the latest run's report in outputs/ (after `make run`),
 # with and without its attention heatmaps -> outputs/bench/report.json.

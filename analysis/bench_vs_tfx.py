@@ -1,0 +1,201 @@
+"""``python -m analysis.bench_vs_tfx`` (``make bench-vs-tfx``): our full run beside TFX's own
+IMDB example, on the same machine, one after the other.
+
+* The peer: ``tfx/examples/imdb`` read from the installed ``tfx`` wheel (its
+  ``imdb_fetch_data.fetch_data``, ``imdb_pipeline_native_keras._create_pipeline`` and
+  ``imdb_utils_native_keras``'s ``preprocessing_fn`` and ``run_fn``), with the settings
+  its own comments recommend for the full dataset: the 50,000 labelled reviews (TFDS's
+  train and test splits) as its CSV, its 9:1 hash split into train and eval, batch 64 for
+  training and evaluation, 1,500 train and 800 eval steps, and a BinaryAccuracy threshold
+  of 0.85; run by TFX's ``LocalDagRunner``. Those settings are set on what the example
+  builds (its module's batch-size constants, through a three-line module file that
+  imports it; the Trainer's ``train_args``/``eval_args``; the Evaluator's threshold), so
+  none of its code is copied. Its accuracy is its Evaluator's, on its own eval split.
+* Ours: ``imdb-tfx run`` with its defaults (what ``make run`` runs) into a fresh output
+  directory; its accuracy is the golden TFDS test split's (25,000 reviews, never trained
+  on), from the run summary.
+
+Each runs as a child process. Wall seconds are the child's; CPU is the user + system
+time of the child and every process it waited for (``getrusage(RUSAGE_CHILDREN)``),
+divided by the wall time, in percent of one core (200 = both cores of a 2-core machine
+busy throughout).
+
+Writes JSON (default ``outputs/bench/pipeline_vs_tfx_example.json``): ``ours`` and
+``peer``, each with ``wall_s``, ``cpu_percent`` and accuracy (``ours.test_accuracy``,
+``peer.accuracy``), the settings and the machine.
+"""
+
+import glob
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import click
+
+from core import environment
+
+PEER_PACKAGE = "tfx.examples.imdb"
+PEER_BATCH_SIZE = 64
+PEER_TRAIN_STEPS = 1500
+PEER_EVAL_STEPS = 800
+PEER_THRESHOLD = 0.85
+# The peer's module file: its own module, with the batch sizes its comments recommend.
+PEER_MODULE = f"""\
+import {PEER_PACKAGE}.imdb_utils_native_keras as peer
+peer._TRAIN_BATCH_SIZE = peer._EVAL_BATCH_SIZE = {PEER_BATCH_SIZE}
+from {PEER_PACKAGE}.imdb_utils_native_keras import preprocessing_fn, run_fn  # noqa
+"""
+
+
+def timed(command: list[str], log_path: str, cwd: str | None = None) -> dict:
+  """Runs ``command`` (output to ``log_path``) and measures it.
+
+  Returns:
+    ``{"exit_status", "wall_s", "cpu_s", "cpu_percent"}``; CPU counts the child and every
+    process it waited for.
+  """
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
+  started = time.monotonic()
+  with open(log_path, "ab") as log:
+    status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd).returncode
+  wall = time.monotonic() - started
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+  return {
+    "exit_status": status,
+    "wall_s": round(wall, 1),
+    "cpu_s": round(cpu, 1),
+    "cpu_percent": round(100 * cpu / wall, 1),
+  }
+
+
+def newest_summary(output_dir: str) -> dict:
+  """The newest per-run summary (``summaries/run-*.json``) of ``imdb-tfx run``.
+
+  Raises:
+    FileNotFoundError: the run wrote none.
+  """
+  paths = sorted(glob.glob(os.path.join(output_dir, "summaries", "run-*.json")))
+  if not paths:
+    raise FileNotFoundError(f"no run summary under {output_dir}/summaries")
+  with open(paths[-1], encoding="utf-8") as f:
+    return json.load(f)
+
+
+def peer_pipeline(work_dir: str):
+  """The peer's pipeline (module docstring) on ``work_dir/data/imdb.csv``."""
+  from tfx.examples.imdb import imdb_pipeline_native_keras as peer
+  from tfx.proto import trainer_pb2
+
+  module_file = os.path.join(work_dir, "peer_module.py")
+  with open(module_file, "w", encoding="utf-8") as f:
+    f.write(PEER_MODULE)
+  pipeline = peer._create_pipeline(
+    pipeline_name=peer._pipeline_name,
+    pipeline_root=os.path.join(work_dir, "pipeline_root"),
+    data_root=os.path.join(work_dir, "data"),
+    module_file=module_file,
+    serving_model_dir=os.path.join(work_dir, "serving_model"),
+    metadata_path=os.path.join(work_dir, "metadata.db"),
+    beam_pipeline_args=peer._beam_pipeline_args,
+  )
+  by_id = {c.id: c for c in pipeline.components}
+  trainer_spec = by_id["Trainer"].exec_properties
+  trainer_spec["train_args"] = trainer_pb2.TrainArgs(num_steps=PEER_TRAIN_STEPS)
+  trainer_spec["eval_args"] = trainer_pb2.EvalArgs(num_steps=PEER_EVAL_STEPS)
+  eval_config = by_id["Evaluator"].exec_properties["eval_config"]
+  [metric] = eval_config.metrics_specs[0].metrics
+  metric.threshold.value_threshold.lower_bound.value = PEER_THRESHOLD
+  return pipeline
+
+
+def peer_accuracy(work_dir: str) -> float:
+  """The peer Evaluator's overall BinaryAccuracy (its eval split).
+
+  Raises:
+    FileNotFoundError: it wrote no evaluation.
+  """
+  import tensorflow_model_analysis as tfma
+
+  [uri] = glob.glob(os.path.join(work_dir, "pipeline_root", "Evaluator", "evaluation", "*"))
+  for metrics in tfma.load_metrics(uri):
+    if not metrics.slice_key.single_slice_keys:
+      for item in metrics.metric_keys_and_values:
+        if item.key.name == "binary_accuracy":
+          return item.value.double_value.value
+  raise FileNotFoundError(f"no overall binary_accuracy in {uri}")
+
+
+@click.group()
+def cli():
+  """Our full run beside TFX's IMDB example (module docstring)."""
+
+
+@cli.command("peer")
+@click.option("--work-dir", required=True)
+def peer_command(work_dir):
+  """Writes the peer's CSV with its own fetch_data, then runs its pipeline (one child)."""
+  environment.configure()
+  from tfx import v1 as tfx
+  from tfx.examples.imdb import imdb_fetch_data
+
+  os.makedirs(os.path.join(work_dir, "data"), exist_ok=True)
+  os.chdir(work_dir)  # fetch_data writes ./data/imdb.csv
+  imdb_fetch_data.fetch_data()
+  tfx.orchestration.LocalDagRunner().run(peer_pipeline(work_dir))
+
+
+@cli.command("run")
+@click.option("--out-dir", default="outputs/bench/vs_tfx", show_default=True, help="Work folder.")
+@click.option("--output", default="outputs/bench/pipeline_vs_tfx_example.json", show_default=True)
+@click.option("--skip-ours", is_flag=True, help="The peer alone (to check its set-up).")
+def run_command(out_dir, output, skip_ours):
+  """Runs the peer, then ours, and writes the JSON."""
+  environment.configure()
+  if os.path.exists(out_dir):
+    raise click.ClickException(f"{out_dir} exists: remove it, or choose another --out-dir")
+  os.makedirs(out_dir)
+  out_dir = os.path.abspath(out_dir)
+  result = {"what": "imdb-tfx run (defaults) vs TFX's tfx/examples/imdb (analysis.bench_vs_tfx)"}
+  peer_dir = os.path.join(out_dir, "peer")
+  os.makedirs(peer_dir)
+  peer = timed(
+    [sys.executable, "-m", "analysis.bench_vs_tfx", "peer", "--work-dir", peer_dir],
+    os.path.join(out_dir, "peer.log"),
+  )
+  peer["accuracy"] = peer_accuracy(peer_dir) if peer["exit_status"] == 0 else None
+  result["peer"] = peer
+  click.echo(f"peer: {peer}")
+  if not skip_ours:
+    ours_dir = os.path.join(out_dir, "ours")
+    imdb_tfx = os.path.join(os.path.dirname(sys.executable), "imdb-tfx")
+    ours = timed([imdb_tfx, "run", "--output-dir", ours_dir], os.path.join(out_dir, "ours.log"))
+    summary = newest_summary(ours_dir) if ours["exit_status"] == 0 else {}
+    ours["test_accuracy"] = (summary.get("metrics") or {}).get("binary_accuracy")
+    ours["components_s"] = {c["node_id"]: c["seconds"] for c in summary.get("components", [])}
+    result["ours"] = ours
+    click.echo(f"ours: {ours}")
+  result["settings"] = {
+    "peer": {
+      "reviews": "TFDS imdb_reviews train+test (50,000), 9:1 hash split",
+      "batch_size": PEER_BATCH_SIZE,
+      "train_steps": PEER_TRAIN_STEPS,
+      "eval_steps": PEER_EVAL_STEPS,
+      "accuracy_threshold": PEER_THRESHOLD,
+      "runner": "LocalDagRunner",
+    },
+    "ours": "imdb-tfx run (defaults: make run)",
+  }
+  result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  with open(output, "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2)
+  click.echo(f"written: {output}")
+
+
+if __name__ == "__main__":
+  cli()
