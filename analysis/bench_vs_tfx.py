@@ -88,8 +88,10 @@ def newest_summary(output_dir: str) -> dict:
 
 def peer_pipeline(work_dir: str):
   """The peer's pipeline (module docstring) on ``work_dir/data/imdb.csv``."""
+  import tensorflow_model_analysis as tfma
   from tfx.examples.imdb import imdb_pipeline_native_keras as peer
   from tfx.proto import trainer_pb2
+  from tfx.utils import proto_utils
 
   module_file = os.path.join(work_dir, "peer_module.py")
   with open(module_file, "w", encoding="utf-8") as f:
@@ -103,13 +105,20 @@ def peer_pipeline(work_dir: str):
     metadata_path=os.path.join(work_dir, "metadata.db"),
     beam_pipeline_args=peer._beam_pipeline_args,
   )
+  # TFX keeps proto parameters as JSON text in exec_properties.
   by_id = {c.id: c for c in pipeline.components}
   trainer_spec = by_id["Trainer"].exec_properties
-  trainer_spec["train_args"] = trainer_pb2.TrainArgs(num_steps=PEER_TRAIN_STEPS)
-  trainer_spec["eval_args"] = trainer_pb2.EvalArgs(num_steps=PEER_EVAL_STEPS)
-  eval_config = by_id["Evaluator"].exec_properties["eval_config"]
+  trainer_spec["train_args"] = proto_utils.proto_to_json(
+    trainer_pb2.TrainArgs(num_steps=PEER_TRAIN_STEPS)
+  )
+  trainer_spec["eval_args"] = proto_utils.proto_to_json(
+    trainer_pb2.EvalArgs(num_steps=PEER_EVAL_STEPS)
+  )
+  evaluator_spec = by_id["Evaluator"].exec_properties
+  eval_config = proto_utils.json_to_proto(evaluator_spec["eval_config"], tfma.EvalConfig())
   [metric] = eval_config.metrics_specs[0].metrics
   metric.threshold.value_threshold.lower_bound.value = PEER_THRESHOLD
+  evaluator_spec["eval_config"] = proto_utils.proto_to_json(eval_config)
   return pipeline
 
 
