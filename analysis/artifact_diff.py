@@ -151,28 +151,36 @@ def _tfma_reader(name: str) -> Callable[[list[str]], list[dict]] | None:
   return lambda paths: _message_dicts([message_type.FromString(r) for r in _tfrecords(paths, "")])
 
 
-def _reader(name: str) -> Callable[[list[str]], object]:
-  """How to read the output ``name`` (a path below the artifact, shard numbers removed)
-  for comparison."""
+Reader = Callable[[list[str]], object]
+Comparer = Callable[[object, object, str], list[str]]
+
+
+def _kind(name: str) -> tuple[Reader, Comparer]:
+  """How to read the output ``name`` (a path below the artifact, shard numbers removed),
+  and how to compare two such reads (module docstring)."""
   from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
   base = os.path.basename(name)
   stem, extension = os.path.splitext(base)
   if base.endswith(".gz"):
-    return _examples
+    return _examples, _record_differences
   if base == "FeatureStats.pb":
-    return lambda paths: [
-      _statistics(_proto(p, statistics_pb2.DatasetFeatureStatisticsList)) for p in paths
-    ]
+    return (
+      lambda paths: [
+        _statistics(_proto(p, statistics_pb2.DatasetFeatureStatisticsList)) for p in paths
+      ],
+      _statistics_differences,
+    )
   if base == "SchemaDiff.pb":
-    return lambda paths: [_proto(p, anomalies_pb2.Anomalies) for p in paths]
+    return lambda paths: [_proto(p, anomalies_pb2.Anomalies) for p in paths], value_differences
   if base == "schema.pbtxt":
-    return lambda paths: [_proto(p, schema_pb2.Schema) for p in paths]
-  if extension == ".tfrecord" and _tfma_reader(stem):
-    return _tfma_reader(stem)
+    return lambda paths: [_proto(p, schema_pb2.Schema) for p in paths], value_differences
+  tfma = _tfma_reader(stem) if extension == ".tfrecord" else None
+  if tfma:
+    return tfma, lambda a, b, where: value_differences(a, b, where, TFMA_REL_TOL)
   if extension == ".json":
-    return lambda paths: [json.loads(_bytes(p)) for p in paths]
-  return lambda paths: [_bytes(p) for p in paths]
+    return lambda paths: [json.loads(_bytes(p)) for p in paths], value_differences
+  return lambda paths: [_bytes(p) for p in paths], value_differences
 
 
 def _bytes(path: str) -> bytes:
@@ -200,18 +208,15 @@ def differences(uri_a: str, uri_b: str) -> list[str]:
     return [f"{uri_a}: no file"]
   found = []
   for name, paths in files_a.items():
-    read = _reader(name)
-    a, b = read(paths), read(files_b[name])
-    if read is _examples:
-      found += _record_differences(a, b, name)
-    elif os.path.basename(name) == "FeatureStats.pb":
-      counts_a, counts_b = _histogram_counts(a, name), _histogram_counts(b, name)
-      found += value_differences(a, b, name) + _count_differences(counts_a, counts_b)
-    elif name.endswith(".tfrecord") and _tfma_reader(os.path.splitext(os.path.basename(name))[0]):
-      found += value_differences(a, b, name, TFMA_REL_TOL)
-    else:
-      found += value_differences(a, b, name)
+    read, compare = _kind(name)
+    found += compare(read(paths), read(files_b[name]), name)
   return found
+
+
+def _statistics_differences(a: list[dict], b: list[dict], where: str) -> list[str]:
+  """Statistics compared as values, but their sketched histograms (module docstring)."""
+  counts_a, counts_b = _histogram_counts(a, where), _histogram_counts(b, where)
+  return value_differences(a, b, where) + _count_differences(counts_a, counts_b)
 
 
 def _histogram_counts(value, where: str) -> dict[str, list[float]]:

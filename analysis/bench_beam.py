@@ -154,8 +154,6 @@ def workers_started(log_dir: str) -> int:
 
 
 def _pipeline(output_dir: str, beam_args, train_split: str, test_split: str, enable_cache: bool):
-  from tfx import v1 as tfx
-
   from models.hparams import HParams
   from pipeline.layout import OutputPaths
   from pipeline.pipeline import create_pipeline
@@ -164,9 +162,7 @@ def _pipeline(output_dir: str, beam_args, train_split: str, test_split: str, ena
   return create_pipeline(
     pipeline_root=paths.pipeline_root,
     serving_model_dir=paths.serving_model_dir,
-    metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      paths.metadata_path
-    ),
+    metadata_connection_config=_connection(output_dir),
     hparams=HParams(**HPARAMS),
     train_split=train_split,
     test_split=test_split,
@@ -177,17 +173,18 @@ def _pipeline(output_dir: str, beam_args, train_split: str, test_split: str, ena
   )
 
 
+def _connection(output_dir: str):
+  """The bench's ML Metadata: SQLite in the output directory, whatever the environment
+  names (``pipeline.metadata_store.connection_config`` with no server variables)."""
+  from pipeline import metadata_store
+
+  return metadata_store.connection_config(output_dir, environ={})
+
+
 def _store(output_dir: str):
-  from tfx import v1 as tfx
-
   from pipeline import mlmd_queries
-  from pipeline.layout import OutputPaths
 
-  return mlmd_queries.open_store(
-    tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      OutputPaths(output_dir).metadata_path
-    )
-  )
+  return mlmd_queries.open_store(_connection(output_dir))
 
 
 def base_run_id(output_dir: str) -> str:

@@ -36,7 +36,9 @@ import time
 
 import click
 
+from analysis.bench_spans import imdb_tfx_path
 from core import environment
+from pipeline.layout import OutputPaths
 
 PEER_PACKAGE = "tfx.examples.imdb"
 PEER_BATCH_SIZE = 64
@@ -73,16 +75,8 @@ def timed(command: list[str], log_path: str, cwd: str | None = None) -> dict:
   }
 
 
-def newest_summary(output_dir: str) -> dict:
-  """The newest per-run summary (``summaries/run-*.json``) of ``imdb-tfx run``.
-
-  Raises:
-    FileNotFoundError: the run wrote none.
-  """
-  paths = sorted(glob.glob(os.path.join(output_dir, "summaries", "run-*.json")))
-  if not paths:
-    raise FileNotFoundError(f"no run summary under {output_dir}/summaries")
-  with open(paths[-1], encoding="utf-8") as f:
+def _read_json(path: str) -> dict:
+  with open(path, encoding="utf-8") as f:
     return json.load(f)
 
 
@@ -181,9 +175,10 @@ def run_command(out_dir, output, skip_ours):
   click.echo(f"peer: {peer}")
   if not skip_ours:
     ours_dir = os.path.join(out_dir, "ours")
-    imdb_tfx = os.path.join(os.path.dirname(sys.executable), "imdb-tfx")
-    ours = timed([imdb_tfx, "run", "--output-dir", ours_dir], os.path.join(out_dir, "ours.log"))
-    summary = newest_summary(ours_dir) if ours["exit_status"] == 0 else {}
+    ours = timed(
+      [imdb_tfx_path(), "run", "--output-dir", ours_dir], os.path.join(out_dir, "ours.log")
+    )
+    summary = _read_json(OutputPaths(ours_dir).summary_path) if ours["exit_status"] == 0 else {}
     ours["test_accuracy"] = (summary.get("metrics") or {}).get("binary_accuracy")
     ours["components_s"] = {c["node_id"]: c["seconds"] for c in summary.get("components", [])}
     result["ours"] = ours
