@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test test-unit test-e2e lint format bench bench-serving bench-models bench-models-nb \
-  bench-beam bench-vs-tfx bench-cli bench-spans bench-behaviour bench-report serve airflow-up airflow-down \
+  bench-beam bench-vs-tfx bench-scale bench-cli bench-spans bench-behaviour bench-report serve airflow-up airflow-down \
   airflow-status venv lock clean
 
 venv: $(STAMP)
@@ -106,6 +106,14 @@ bench-beam: $(STAMP)
 # outputs/bench/pipeline_vs_tfx_example.json. About 25 min on 2 CPU cores.
 bench-vs-tfx: $(STAMP)
 	$(BIN)/python -m analysis.bench_vs_tfx run $(BENCH_ARGS)
+
+# The pipeline (defaults, one Trainer epoch) on IMDB repeated 1x, 2x and 4x: each
+# component's seconds, examples/s, peak memory of its process tree and CPU ->
+# outputs/bench/scale.json and scale.png. About 80 min on 2 CPU cores; e.g.
+# BENCH_SCALE_ARGS="--scale 1 --scale 2" for a shorter one.
+BENCH_SCALE_ARGS ?=
+bench-scale: $(STAMP)
+	$(BIN)/python -m analysis.bench_scale $(BENCH_SCALE_ARGS)
 
 # The run report's cost: writing the latest run's report in outputs/ (after `make run`),
 # with and without its attention heatmaps -> outputs/bench/report.json.
