@@ -35,6 +35,10 @@ from core import contract, features, warmup
 from models import calibration, preprocessing
 from models.hparams import HParams
 
+# Reviews per model call inside a signature's batch (ExportModule._run_model): small enough
+# that a chunk of length-sorted reviews wastes little padding, large enough for the matrix
+# products to stay efficient.
+INFERENCE_CHUNK_ROWS = 64
 CLASSIFY_METHOD_NAME = tf.compat.v1.saved_model.signature_constants.CLASSIFY_METHOD_NAME
 
 
@@ -61,8 +65,19 @@ class ExportModule(tf.Module):
     tf_transform_output: tft.TFTransformOutput,
     hp: HParams,
     temperature: float = 1.0,
+    chunk_rows: int = INFERENCE_CHUNK_ROWS,
   ):
+    """Args: explain_model: ``models.model``'s explanation model; tf_transform_output:
+    the pipeline's TransformGraph; hp: the model's hyperparameters; temperature: T > 0 of
+    temperature scaling; chunk_rows: reviews per model call (``_run_model``), >= 1.
+
+    Raises:
+      ValueError: ``chunk_rows`` < 1.
+    """
     super().__init__()
+    if chunk_rows < 1:
+      raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    self._chunk_rows = int(chunk_rows)
     # A Python float, so a constant of the graph, not a variable: the warm start reads the
     # model's variables alone.
     self._temperature = float(temperature)
@@ -81,18 +96,43 @@ class ExportModule(tf.Module):
     """The calibrated p(positive) (float32 [batch]) and attention weights (float32 [batch,
     max_length]) of right-padded token ids (int64 [batch, max_length]).
 
-    The model runs on the batch cut to its longest review, as training's length buckets
-    do: the columns cut are padding in every row, which the mask hides, so the outputs
-    are the same, and a batch of one-line reviews skips hundreds of recurrent steps. The
-    weights are padded back with zeros.
+    The reviews are sorted by length and run in chunks of ``chunk_rows`` reviews, each
+    chunk cut to its longest review, as training's length buckets do; the outputs go back
+    to the input order. The columns cut are padding in every row of the chunk, which the
+    mask hides, so the outputs are each review's own, and a batch of mixed lengths (the
+    Evaluator's, of hundreds of reviews) skips the padding of all but its longest reviews
+    instead of running every review to the longest one's length. The weights are padded
+    back with zeros.
     """
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(token_ids != features.PADDING_ID, tf.int32), 1))
-    trimmed = token_ids[:, : tf.maximum(longest, 1)]
-    probabilities, weights = self.explain_model(trimmed, training=False)
-    probabilities = calibration.apply_temperature(probabilities, self._temperature)
-    weights = tf.cast(weights, tf.float32)
-    weights = tf.pad(weights, [[0, 0], [0, tf.shape(token_ids)[1] - tf.shape(weights)[1]]])
-    return tf.reshape(probabilities, [-1]), weights
+    lengths = tf.reduce_sum(tf.cast(token_ids != features.PADDING_ID, tf.int32), 1)
+    order = tf.argsort(lengths, stable=True)
+    ids, lengths = tf.gather(token_ids, order), tf.gather(lengths, order)
+    rows, width = tf.shape(ids)[0], tf.shape(ids)[1]
+    # At least one chunk, so that an empty batch gives empty outputs of the right shapes.
+    chunks = tf.maximum((rows + self._chunk_rows - 1) // self._chunk_rows, 1)
+
+    def run_chunk(i, probabilities, weights):
+      start = i * self._chunk_rows
+      end = tf.minimum(start + self._chunk_rows, rows)
+      longest = tf.maximum(tf.reduce_max(lengths[start:end]), 1)
+      p, w = self.explain_model(ids[start:end, :longest], training=False)
+      w = tf.pad(tf.cast(w, tf.float32), [[0, 0], [0, width - tf.shape(w)[1]]])
+      p = tf.cast(tf.reshape(p, [-1]), tf.float32)
+      return i + 1, probabilities.write(i, p), weights.write(i, w)
+
+    _, probabilities, weights = tf.while_loop(
+      lambda i, *_: i < chunks,
+      run_chunk,
+      (
+        tf.constant(0),
+        tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None, None]),
+      ),
+    )
+    unsorted = tf.math.invert_permutation(order)
+    probabilities = tf.gather(tf.reshape(probabilities.concat(), [-1]), unsorted)
+    weights = tf.gather(tf.reshape(weights.concat(), [-1, width]), unsorted)
+    return calibration.apply_temperature(probabilities, self._temperature), weights
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(self, examples):

@@ -506,6 +506,32 @@ def test_a_batch_of_short_reviews_runs_cut_to_its_longest_with_the_same_outputs(
   np.testing.assert_allclose(weights[:2].sum(-1), [1.0, 1.0], rtol=1e-5)
 
 
+def test_signatures_run_length_sorted_chunks_and_keep_the_input_order(tiny_export):
+  # Chunks of 2 reviews sorted by length, each cut to its longest: every review gets the
+  # outputs it gets alone, in the order it came.
+  _, explain_model = model_lib.build(HP)
+  module = signatures.ExportModule(explain_model, tiny_export.tf_transform_output, HP, chunk_rows=2)
+  texts = ["great film loved it", "bad", "", "a dull and boring film", "fine", "loved it"]
+
+  out = module.predict_text(tf.constant(texts))
+
+  assert out["probabilities"].shape == (len(texts),)
+  assert out["attention_weights"].shape == (len(texts), HP.max_length)
+  for i, text in enumerate(texts):
+    alone = module.predict_text(tf.constant([text]))
+    np.testing.assert_allclose(
+      out["probabilities"][i], alone["probabilities"][0], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+      out["attention_weights"][i], alone["attention_weights"][0], rtol=1e-5, atol=1e-6
+    )
+  empty = module.predict_text(tf.constant([], tf.string))
+  assert empty["probabilities"].shape == (0,)
+  assert empty["attention_weights"].shape == (0, HP.max_length)
+  with pytest.raises(ValueError, match="chunk_rows"):
+    signatures.ExportModule(explain_model, tiny_export.tf_transform_output, HP, chunk_rows=0)
+
+
 def test_serving_default_matches_predict_text(exported):
   loaded = exported[0]
   examples = tf.constant([_tf_example(t.encode()) for t in TEXTS])
