@@ -366,6 +366,10 @@ def _nodes(
     splits_config=tfx.proto.SplitsConfig(
       analyze=[TRAIN], transform=[TRAIN, EVAL] if spans else [TRAIN, EVAL, TEST]
     ),
+    # No pre- and post-transform statistics: the pre-transform ones are StatisticsGen's
+    # of the train split again, and the post-transform ones describe token ids, which
+    # nothing reads; computing them was TFDV's second pass over the data inside Transform.
+    disable_statistics=True,
   )
   transform.add_upstream_node(anomalies_gate)
   if drift_gate:

@@ -215,6 +215,12 @@ def test_unlabelled_split_is_neither_validated_nor_in_the_schema(pipeline):
   assert "unlabelled" not in transform["transform"]
 
 
+def test_transform_leaves_the_statistics_to_statistics_gen(pipeline):
+  # TFX's Transform would compute the train split's raw statistics a second time, and
+  # statistics of token ids.
+  assert _component(pipeline, "Transform").exec_properties["disable_statistics"] in (1, True)
+
+
 def test_no_pretraining_without_word2vec_epochs(tmp_path):
   hp = dataclasses.replace(HP, word2vec_epochs=0)
   built = create_pipeline(
