@@ -294,20 +294,24 @@ def measure_run(output_dir: str, sampler: TreeSampler, since_ms: int) -> dict:
   return components
 
 
-def run_scale(
-  copies: int, source_data_dir: str, work_dir: str, run_args: Sequence[str], executable: str
-) -> dict:
-  """One scale: the scaled dataset, a measured ``imdb-tfx run`` on it, the dataset removed
-  again (module docstring).
+def _measured(command: list[str], log_path: str) -> tuple[int, float, TreeSampler, int]:
+  """Runs ``command`` (output to ``log_path``) under a ``TreeSampler``.
 
   Returns:
-    ``{"copies", "records", "exit_status", "wall_s", "cpu_percent", "peak_rss_bytes",
-    "components"}``.
+    ``(exit status, wall seconds, the sampler, start in ms since the epoch)``.
   """
-  data_dir = os.path.join(work_dir, f"tfds-{copies}x")
-  output_dir = os.path.join(work_dir, f"run-{copies}x")
-  records = scaled_tfds(source_data_dir, data_dir, copies)
-  command = [
+  since_ms = int(time.time() * 1000)
+  started = time.monotonic()
+  with open(log_path, "wb") as log:
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    sampler = TreeSampler(process.pid).start()
+    status = process.wait()
+    sampler.stop()
+  return status, time.monotonic() - started, sampler, since_ms
+
+
+def _run_command(executable: str, output_dir: str, data_dir: str, run_args: Sequence[str]):
+  return [
     executable,
     "run",
     "--output-dir",
@@ -318,14 +322,25 @@ def run_scale(
     "1",
     *run_args,
   ]
-  since_ms = int(time.time() * 1000)
-  started = time.monotonic()
-  with open(os.path.join(work_dir, f"run-{copies}x.log"), "wb") as log:
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    sampler = TreeSampler(process.pid).start()
-    status = process.wait()
-    sampler.stop()
-  wall = time.monotonic() - started
+
+
+def run_scale(
+  copies: int, source_data_dir: str, work_dir: str, run_args: Sequence[str], executable: str
+) -> dict:
+  """One scale: the scaled dataset, a measured ``imdb-tfx run`` on it, the dataset removed
+  again (module docstring).
+
+  Returns:
+    ``{"copies", "records", "exit_status", "wall_s", "cpu_percent", "peak_rss_bytes",
+    "components"}``.
+  """
+  data_dir = _data_dir(work_dir, copies)
+  output_dir = os.path.join(work_dir, f"run-{copies}x")
+  records = scaled_tfds(source_data_dir, data_dir, copies)
+  status, wall, sampler, since_ms = _measured(
+    _run_command(executable, output_dir, data_dir, run_args),
+    os.path.join(work_dir, f"run-{copies}x.log"),
+  )
   whole = sampler.window(since_ms / 1e3, time.time())
   shutil.rmtree(data_dir)
   return {
@@ -337,6 +352,34 @@ def run_scale(
     "peak_rss_bytes": whole["peak_rss_bytes"],
     "components": measure_run(output_dir, sampler, since_ms),
   }
+
+
+def rerun_node(
+  copies: int, node: str, work_dir: str, run_args: Sequence[str], executable: str
+) -> dict:
+  """``node`` again on the ``copies`` scale's pipeline outputs (``run_scale``'s), after a
+  change to it: ``imdb-tfx run ... --until node`` with the scale's arguments, so the
+  nodes before it come from the cache (their scaled dataset is gone) and ``node``, whose
+  execution properties or code changed, runs; measured as ``run_scale`` measures it.
+
+  Returns:
+    the node's figures (``measure_run``'s).
+
+  Raises:
+    click.ClickException: the run failed, or ``node`` was cached (nothing changed it).
+  """
+  output_dir = os.path.join(work_dir, f"run-{copies}x")
+  log_path = os.path.join(work_dir, f"rerun-{node}-{copies}x.log")
+  command = _run_command(executable, output_dir, _data_dir(work_dir, copies), run_args)
+  status, _, sampler, since_ms = _measured([*command, "--until", node], log_path)
+  figures = measure_run(output_dir, sampler, since_ms).get(node)
+  if status or not figures or figures["state"] != "COMPLETE":
+    raise click.ClickException(f"{node} did not run again at {copies}x: see {log_path}")
+  return figures
+
+
+def _data_dir(work_dir: str, copies: int) -> str:
+  return os.path.join(work_dir, f"tfds-{copies}x")
 
 
 def ratios(runs: dict[int, dict], low: int, high: int) -> dict[str, dict]:
@@ -400,9 +443,9 @@ def plot(components: dict[str, dict], path: str) -> None:
 @click.option("--out-dir", default="outputs/bench/scale_run", show_default=True)
 @click.option(
   "--tfds-data-dir",
-  type=click.Path(file_okay=False, exists=True),
+  type=click.Path(file_okay=False),
   envvar="TFDS_DATA_DIR",
-  required=True,
+  default=None,
   help="Where TFDS's imdb_reviews is prepared [default: $TFDS_DATA_DIR].",
 )
 @click.option(
@@ -416,13 +459,24 @@ def plot(components: dict[str, dict], path: str) -> None:
 @click.option(
   "--run-arg", "run_args", multiple=True, help="Passed to every imdb-tfx run (repeatable)."
 )
+@click.option(
+  "--rerun-node",
+  default=None,
+  help="Measure only this component again, on every scale of an earlier --out-dir and "
+  "--output (after a change to it), and replace its figures there.",
+)
 @click.option("--output", default="outputs/bench/scale.json", show_default=True)
-def main(out_dir, tfds_data_dir, scales, run_args, output):
+def main(out_dir, tfds_data_dir, scales, run_args, rerun_node, output):
   """The pipeline at 1x, 2x and 4x the IMDB data, each component timed and its memory
   sampled (module docstring)."""
   from analysis.bench_spans import imdb_tfx_path
 
   environment.configure()
+  if rerun_node:
+    rerun(rerun_node, out_dir, output, imdb_tfx_path())
+    return
+  if not tfds_data_dir or not os.path.isdir(tfds_data_dir):
+    raise click.ClickException("give --tfds-data-dir (or TFDS_DATA_DIR): where imdb_reviews is")
   if os.path.exists(out_dir):
     raise click.ClickException(f"{out_dir} exists: remove it, or choose another --out-dir")
   os.makedirs(out_dir)
@@ -442,16 +496,51 @@ def main(out_dir, tfds_data_dir, scales, run_args, output):
     runs[copies]["loadavg_at_end"] = os.getloadavg()
     if runs[copies]["exit_status"]:
       raise click.ClickException(f"the {copies}x run failed: see {out_dir}/run-{copies}x.log")
-    low = min(runs)
     result["runs"] = {
       str(k): {key: v for key, v in run.items() if key != "components"} for k, run in runs.items()
     }
-    result["components"] = ratios(runs, low, max(runs))
-    if len(runs) > 2:
-      for node, entry in ratios(runs, low, sorted(runs)[1]).items():
-        result["components"][node].update({k: v for k, v in entry.items() if k != "scales"})
+    result["components"] = all_ratios(runs)
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     _write(output, result)
+  plot(result["components"], os.path.splitext(output)[0] + ".png")
+  click.echo(f"written: {output}")
+
+
+def all_ratios(runs: dict[int, dict]) -> dict[str, dict]:
+  """``ratios`` of the largest scale and, with three or more, of the second smallest, to
+  the smallest."""
+  low = min(runs)
+  components = ratios(runs, low, max(runs))
+  if len(runs) > 2:
+    for node, entry in ratios(runs, low, sorted(runs)[1]).items():
+      components[node].update({k: v for k, v in entry.items() if k != "scales"})
+  return components
+
+
+def rerun(node: str, out_dir: str, output: str, executable: str) -> None:
+  """``--rerun-node``: ``rerun_node`` at every scale of ``output``; the node's figures
+  and ratios replaced there, the rerun listed under ``reruns``, the plot redrawn.
+
+  Raises:
+    click.ClickException: no earlier result or outputs, or the node did not run again.
+  """
+  if not os.path.exists(output) or not os.path.isdir(out_dir):
+    raise click.ClickException(f"--rerun-node needs an earlier {output} and {out_dir}")
+  with open(output, encoding="utf-8") as f:
+    result = json.load(f)
+  run_args = result["settings"]["run_args"][2:]  # after "--epochs 1"
+  runs = {int(k): {"components": {}} for k in result["runs"]}
+  for name, entry in result["components"].items():
+    for k, figures in entry["scales"].items():
+      runs[int(k)]["components"][name] = figures
+  for copies in sorted(runs):
+    click.echo(f"{node} at {copies}x ...")
+    runs[copies]["components"][node] = rerun_node(copies, node, out_dir, run_args, executable)
+  result["components"] = all_ratios(runs)
+  result.setdefault("reruns", []).append(
+    {"node": node, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "loadavg_at_end": os.getloadavg()}
+  )
+  _write(output, result)
   plot(result["components"], os.path.splitext(output)[0] + ".png")
   click.echo(f"written: {output}")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import click
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -136,6 +137,21 @@ def test_ratios_divide_the_high_scale_by_the_low_one():
   assert components["Transform"]["memory_ratio_4x_1x"] == pytest.approx(1.2)
   assert components["Transform"]["scales"]["4"]["seconds"] == 210.0
   assert components["Pusher"]["time_ratio_4x_1x"] is None
+
+
+def test_all_ratios_give_the_largest_and_second_scale_against_the_smallest():
+  runs = {k: _run({"Transform": 50.0 * k}, {"Transform": 1000 + k}) for k in (1, 2, 4)}
+
+  components = bench_scale.all_ratios(runs)
+
+  assert components["Transform"]["time_ratio_4x_1x"] == pytest.approx(4.0)
+  assert components["Transform"]["time_ratio_2x_1x"] == pytest.approx(2.0)
+  assert components["Transform"]["memory_ratio_2x_1x"] == pytest.approx(1002 / 1001, abs=1e-3)
+
+
+def test_rerun_needs_an_earlier_result(tmp_path):
+  with pytest.raises(click.ClickException, match="needs an earlier"):
+    bench_scale.rerun("Transform", str(tmp_path / "none"), str(tmp_path / "scale.json"), "x")
 
 
 def _artifact(uri: str = "", **counts: int) -> metadata_store_pb2.Artifact:
