@@ -110,7 +110,8 @@ bench-vs-tfx: $(STAMP)
 # The pipeline (defaults, one Trainer epoch) on IMDB repeated 1x, 2x and 4x: each
 # component's seconds, examples/s, peak memory of its process tree and CPU ->
 # outputs/bench/scale.json and scale.png. About 80 min on 2 CPU cores; e.g.
-# BENCH_SCALE_ARGS="--scale 1 --scale 2" for a shorter one.
+# BENCH_SCALE_ARGS="--scale 1 --scale 2" for a shorter one, or
+# BENCH_SCALE_ARGS="--rerun-node Transform" to measure one changed component again.
 BENCH_SCALE_ARGS ?=
 bench-scale: $(STAMP)
 	$(BIN)/python -m analysis.bench_scale $(BENCH_SCALE_ARGS)

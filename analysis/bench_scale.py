@@ -355,12 +355,18 @@ def run_scale(
 
 
 def rerun_node(
-  copies: int, node: str, work_dir: str, run_args: Sequence[str], executable: str
+  copies: int,
+  node: str,
+  source_data_dir: str,
+  work_dir: str,
+  run_args: Sequence[str],
+  executable: str,
 ) -> dict:
   """``node`` again on the ``copies`` scale's pipeline outputs (``run_scale``'s), after a
-  change to it: ``imdb-tfx run ... --until node`` with the scale's arguments, so the
-  nodes before it come from the cache (their scaled dataset is gone) and ``node``, whose
-  execution properties or code changed, runs; measured as ``run_scale`` measures it.
+  change to it: the scaled dataset written again where it was (``imdb-tfx run`` checks
+  that it is there), then ``imdb-tfx run ... --until node`` with the scale's arguments, so
+  the nodes before it come from the cache and ``node``, whose execution properties or
+  code changed, runs; measured as ``run_scale`` measures it; the dataset removed again.
 
   Returns:
     the node's figures (``measure_run``'s).
@@ -370,8 +376,11 @@ def rerun_node(
   """
   output_dir = os.path.join(work_dir, f"run-{copies}x")
   log_path = os.path.join(work_dir, f"rerun-{node}-{copies}x.log")
-  command = _run_command(executable, output_dir, _data_dir(work_dir, copies), run_args)
+  data_dir = _data_dir(work_dir, copies)
+  scaled_tfds(source_data_dir, data_dir, copies)
+  command = _run_command(executable, output_dir, data_dir, run_args)
   status, _, sampler, since_ms = _measured([*command, "--until", node], log_path)
+  shutil.rmtree(data_dir)
   figures = measure_run(output_dir, sampler, since_ms).get(node)
   if status or not figures or figures["state"] != "COMPLETE":
     raise click.ClickException(f"{node} did not run again at {copies}x: see {log_path}")
@@ -472,11 +481,11 @@ def main(out_dir, tfds_data_dir, scales, run_args, rerun_node, output):
   from analysis.bench_spans import imdb_tfx_path
 
   environment.configure()
-  if rerun_node:
-    rerun(rerun_node, out_dir, output, imdb_tfx_path())
-    return
   if not tfds_data_dir or not os.path.isdir(tfds_data_dir):
     raise click.ClickException("give --tfds-data-dir (or TFDS_DATA_DIR): where imdb_reviews is")
+  if rerun_node:
+    rerun(rerun_node, tfds_data_dir, out_dir, output, imdb_tfx_path())
+    return
   if os.path.exists(out_dir):
     raise click.ClickException(f"{out_dir} exists: remove it, or choose another --out-dir")
   os.makedirs(out_dir)
@@ -517,7 +526,7 @@ def all_ratios(runs: dict[int, dict]) -> dict[str, dict]:
   return components
 
 
-def rerun(node: str, out_dir: str, output: str, executable: str) -> None:
+def rerun(node: str, source_data_dir: str, out_dir: str, output: str, executable: str) -> None:
   """``--rerun-node``: ``rerun_node`` at every scale of ``output``; the node's figures
   and ratios replaced there, the rerun listed under ``reruns``, the plot redrawn.
 
@@ -535,7 +544,9 @@ def rerun(node: str, out_dir: str, output: str, executable: str) -> None:
       runs[int(k)]["components"][name] = figures
   for copies in sorted(runs):
     click.echo(f"{node} at {copies}x ...")
-    runs[copies]["components"][node] = rerun_node(copies, node, out_dir, run_args, executable)
+    runs[copies]["components"][node] = rerun_node(
+      copies, node, source_data_dir, out_dir, run_args, executable
+    )
   result["components"] = all_ratios(runs)
   result.setdefault("reruns", []).append(
     {"node": node, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "loadavg_at_end": os.getloadavg()}

@@ -151,7 +151,9 @@ def test_all_ratios_give_the_largest_and_second_scale_against_the_smallest():
 
 def test_rerun_needs_an_earlier_result(tmp_path):
   with pytest.raises(click.ClickException, match="needs an earlier"):
-    bench_scale.rerun("Transform", str(tmp_path / "none"), str(tmp_path / "scale.json"), "x")
+    bench_scale.rerun(
+      "Transform", str(tmp_path), str(tmp_path / "none"), str(tmp_path / "scale.json"), "x"
+    )
 
 
 def _artifact(uri: str = "", **counts: int) -> metadata_store_pb2.Artifact:
