@@ -236,6 +236,7 @@ def examples_processed(node_id: str, outputs: dict) -> int | None:
     node_id: the component.
     outputs: ``{node id: {output key: [Artifact]}}`` of the run (MLMD).
   """
+  from models import pretraining
   from pipeline import mlmd_queries
 
   examples = (outputs.get("ImdbExampleGen", {}).get("examples") or [None])[0]
@@ -256,7 +257,7 @@ def examples_processed(node_id: str, outputs: dict) -> int | None:
     return count("test")
   if node_id == "EmbeddingTrainer":
     run = (outputs.get(node_id, {}).get("pretraining_run") or [None])[0]
-    path = run and os.path.join(run.uri, "pretraining_summary.json")
+    path = run and os.path.join(run.uri, pretraining.SUMMARY_FILE)
     if path and os.path.exists(path):
       with open(path, encoding="utf-8") as f:
         return json.load(f)["reviews"]
@@ -268,15 +269,18 @@ def measure_run(output_dir: str, sampler: TreeSampler, since_ms: int) -> dict:
   from MLMD and ``sampler``: ``{node id: {"state", "seconds", "examples",
   "examples_per_second", "peak_rss_bytes", "peak_process_rss_bytes", "cpu_percent"}}``."""
   from pipeline import metadata_store, mlmd_queries
-  from pipeline.layout import NODE_IDS, PIPELINE_NAME
+  from pipeline.layout import PIPELINE_NAME
 
   store = mlmd_queries.open_store(metadata_store.connection_config(output_dir, environ={}))
-  executions, outputs = {}, {}
-  for node in (*NODE_IDS, "ImportSchemaGen"):
-    found = mlmd_queries.node_executions(store, PIPELINE_NAME, node, since_ms)
-    if found:
-      executions[node] = found[-1]
-      outputs[node] = mlmd_queries.execution_outputs(store, found[-1].id)
+  node_of = mlmd_queries.executions_by_node(store, PIPELINE_NAME)
+  executions = {}
+  for execution in sorted(store.get_executions_by_id(list(node_of)), key=lambda e: e.id):
+    if execution.create_time_since_epoch >= since_ms:
+      executions[node_of[execution.id]] = execution  # the node's latest
+  outputs = {
+    node: mlmd_queries.execution_outputs(store, execution.id)
+    for node, execution in executions.items()
+  }
   components = {}
   for node, execution in sorted(executions.items(), key=lambda item: item[1].id):
     seconds = mlmd_queries.execution_seconds(execution)
