@@ -15,7 +15,9 @@ Signatures (all run the model with ``training=False``; dropout stays in the grap
   ``tensorflow/serving/classify`` after saving (``tf.saved_model.save`` writes every
   signature as a predict one, and TF Serving serves Classify only on classify signatures).
 * ``transform_features``: ``examples`` string [batch] of serialized raw tf.Example ->
-  the transformed features, for TFMA's ``preprocessing_function_names``.
+  the transformed features (``analysis.evaluation`` reads them; a TFMA EvalConfig that
+  slices on a transformed feature names it in ``preprocessing_function_names``; ours
+  slices on raw features only, so the Evaluator does not call it).
 
 The probabilities are temperature-scaled (``models.calibration``) with the T the Trainer
 fitted on the eval split; the labels are the model's own (T > 0 keeps every sign).

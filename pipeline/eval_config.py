@@ -70,7 +70,9 @@ def make_eval_config(
         signature_name="serving_default",
         label_key=features.LABEL_KEY,
         prediction_key=PREDICTION_KEY,
-        preprocessing_function_names=["transform_features"],
+        # No preprocessing_function_names: every slice is on a raw feature that
+        # ExampleGen writes, so TFMA need not run the TransformGraph a second time per
+        # review (serving_default already runs it inside the model).
       )
     ],
     slicing_specs=[

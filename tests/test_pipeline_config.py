@@ -89,7 +89,8 @@ def test_eval_config_metrics_slices_and_model_spec():
   assert model_spec.signature_name == "serving_default"
   assert model_spec.label_key == "label"
   assert model_spec.prediction_key == eval_config.PREDICTION_KEY == "probabilities"
-  assert list(model_spec.preprocessing_function_names) == ["transform_features"]
+  # The slices are raw features: TFMA must not run the TransformGraph a second time.
+  assert list(model_spec.preprocessing_function_names) == []
   default = _overall_threshold(config)
   assert default.value_threshold.lower_bound.value == pytest.approx(0.85)
   assert default.change_threshold.absolute.value == pytest.approx(-0.01)
