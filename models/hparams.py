@@ -134,6 +134,9 @@ class HParams:
     l2: L2 penalty (``l2 * sum(w ** 2)`` added to the loss) on the kernels of the
       classifier head's Dense layers and of the LSTM / encoder feed-forward layers; 0 = off.
     learning_rate: Adam's peak learning rate (its initial one without warmup).
+    lazy_adam: apply the embedding tables' sparse gradients to the rows each batch touched
+      alone (``models.optimizers.LazyAdam``) instead of Keras Adam's full pass over both
+      moment tables and the table itself every step; dense weights get Adam unchanged.
     lr_schedule: ``exponential``: multiplied by ``lr_decay`` after every epoch (staircase
       ExponentialDecay); ``cosine``: cosine decay from learning_rate to 0 over ``epochs``
       epochs, per step (Loshchilov & Hutter 2017, SGDR without restarts).
@@ -194,6 +197,7 @@ class HParams:
   dropout: float = 0.5
   l2: float = 0.0
   learning_rate: float = 2e-3
+  lazy_adam: bool = False
   lr_schedule: str = "exponential"
   lr_decay: float = 0.5
   warmup_epochs: float | None = None

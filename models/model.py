@@ -43,7 +43,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from core import features
-from models import layers, naive_bayes
+from models import layers, naive_bayes, optimizers
 from models.hparams import HParams
 
 Models = tuple[keras.Model, keras.Model]
@@ -361,7 +361,8 @@ def learning_rate(hp: HParams, steps_per_epoch: int | None = None):
 
 
 def build(hp: HParams, steps_per_epoch: int | None = None) -> Models:
-  """Builds and compiles ``hp.model`` (Adam, binary cross-entropy, accuracy and AUC).
+  """Builds and compiles ``hp.model`` (Adam, or ``LazyAdam`` with ``hp.lazy_adam``; binary
+  cross-entropy, accuracy and AUC).
 
   Call inside ``strategy.scope()`` for distributed training, and with the Keras
   mixed-precision policy already set when ``hp.mixed_precision`` (``models.strategy.
@@ -376,8 +377,9 @@ def build(hp: HParams, steps_per_epoch: int | None = None) -> Models:
     raise ValueError(f"unknown model {hp.model!r}; choose one of {', '.join(BUILDERS)}")
   keras.utils.set_random_seed(hp.seed)
   model, explain_model = BUILDERS[hp.model](hp)
+  adam = optimizers.LazyAdam if hp.lazy_adam else keras.optimizers.Adam
   model.compile(
-    optimizer=keras.optimizers.Adam(learning_rate(hp, steps_per_epoch)),
+    optimizer=adam(learning_rate(hp, steps_per_epoch)),
     loss=keras.losses.BinaryCrossentropy(),
     metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
   )
