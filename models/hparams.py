@@ -92,10 +92,10 @@ class HParams:
       where every word is "frequent").
     word2vec_workers: gensim's worker threads for the pretraining; 1 (the default) is the
       condition gensim documents for a reproducible run (the same data and hyperparameters
-      give bit-identical vectors); 0 = one per CPU core, about 2x faster on 2 cores, but
-      the threads update shared vectors in no fixed order, and one full run with 2 workers
-      reached 0.9080 test accuracy against 0.9157 with 1 (seed 42), so it is not the
-      default until more seeds show that is noise.
+      give bit-identical vectors); 0 = one per CPU core, 1.5x faster on 2 cores, but the
+      threads update shared vectors in no fixed order, and seed 42's full runs reached
+      0.9063 and 0.9080 test accuracy with 2 threads against 0.9126 and 0.9157 with 1
+      (seeds 7 and 1234: 0.9143 and 0.9090 with 2; docs/models.md).
     bigram_buckets: hash buckets of the bigram embedding added to each token's embedding
       (``models.layers.HashedBigramEmbedding``, fastText's bigram features); 0 = off.
       2 ** 17 adds 2 ** 17 * embedding_dim parameters (16.8 M at 128) and raised the
