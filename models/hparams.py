@@ -137,6 +137,8 @@ class HParams:
     lazy_adam: apply the embedding tables' sparse gradients to the rows each batch touched
       alone (``models.optimizers.LazyAdam``) instead of Keras Adam's full pass over both
       moment tables and the table itself every step; dense weights get Adam unchanged.
+      On the 2-core machine the default model's epochs took 52-67 s against 67-76 s;
+      test accuracy 0.9143, 0.9110, 0.9111 for seeds 42, 7, 1234 (docs/models.md).
     lr_schedule: ``exponential``: multiplied by ``lr_decay`` after every epoch (staircase
       ExponentialDecay); ``cosine``: cosine decay from learning_rate to 0 over ``epochs``
       epochs, per step (Loshchilov & Hutter 2017, SGDR without restarts).
@@ -197,7 +199,7 @@ class HParams:
   dropout: float = 0.5
   l2: float = 0.0
   learning_rate: float = 2e-3
-  lazy_adam: bool = False
+  lazy_adam: bool = True
   lr_schedule: str = "exponential"
   lr_decay: float = 0.5
   warmup_epochs: float | None = None
