@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+import tiny_model
 
 from models import model as model_lib
-from models.hparams import HParams
 from models.optimizers import LazyAdam
 
 ROWS, WIDTH = 6, 3
@@ -90,18 +90,7 @@ def test_amsgrad_is_refused_and_config_round_trips():
 
 
 def test_the_model_compiles_with_lazy_adam_and_learns():
-  hp = HParams(
-    vocab_size=50,
-    max_length=12,
-    head_tokens=12,
-    embedding_dim=8,
-    lstm_units=4,
-    dense_units=4,
-    bigram_buckets=64,
-    word2vec_epochs=0,
-    lazy_adam=True,
-    learning_rate=0.01,
-  )
+  hp = dataclasses.replace(tiny_model.HP, lazy_adam=True, learning_rate=0.01)
   model, _ = model_lib.build(hp)  # no steps_per_epoch: a constant rate
   assert isinstance(model.optimizer, LazyAdam)
   assert not isinstance(
@@ -110,7 +99,7 @@ def test_the_model_compiles_with_lazy_adam_and_learns():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 2, size=(64, 1)).astype("float32")
   # Token 2 in positive reviews and 3 in negative ones, among random fillers.
-  tokens = rng.integers(4, 50, size=(64, 12))
+  tokens = rng.integers(4, hp.embedding_input_dim, size=(64, hp.max_length))
   tokens[:, 0] = np.where(labels[:, 0] == 1, 2, 3)
   model.fit(tokens, labels, epochs=20, batch_size=16, verbose=0)
   accuracy = model.evaluate(tokens, labels, verbose=0, return_dict=True)["accuracy"]
