@@ -157,8 +157,14 @@ class HParams:
       with several workers.
     epochs: maximum training epochs (early stopping on the eval split may end sooner).
     warm_start_epochs: maximum epochs of a run warm-started from the serving model
-      (``models.warm_start``), at the learning rate the full schedule reaches in its last
-      epoch.
+      (``models.warm_start``).
+    warm_start_learning_rate: the learning rate a warm-started run starts at; None =
+      ``learning_rate`` (the full schedule's peak).
+    warm_start_lr_schedule: the schedule of a warm-started run's rate over its
+      ``warm_start_epochs`` (one of ``LR_SCHEDULES``): ``cosine`` anneals it to 0, a warm
+      restart (Loshchilov & Hutter 2017, SGDR). ``warm_start_learning_rate=5e-4`` with
+      ``exponential`` is the constant last-epoch rate earlier versions used (see
+      ``models.warm_start``).
     early_stopping_monitor: the eval-split metric early stopping watches and whose best
       epoch's weights are kept (``val_accuracy`` or ``val_loss``).
     early_stopping_patience: epochs without improvement before stopping.
@@ -207,6 +213,8 @@ class HParams:
   length_buckets: int = 8
   epochs: int = 3
   warm_start_epochs: int = 1
+  warm_start_learning_rate: float | None = None
+  warm_start_lr_schedule: str = "cosine"
   early_stopping_monitor: str = "val_accuracy"
   early_stopping_patience: int = 1
   strategy: str = "auto"
@@ -228,6 +236,13 @@ class HParams:
       raise ValueError(
         f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
       )
+    if self.warm_start_lr_schedule not in LR_SCHEDULES:
+      raise ValueError(
+        f"unknown warm_start_lr_schedule {self.warm_start_lr_schedule!r}; "
+        f"choose one of {', '.join(LR_SCHEDULES)}"
+      )
+    if self.warm_start_learning_rate is not None and self.warm_start_learning_rate <= 0:
+      raise ValueError(f"warm_start_learning_rate must be > 0, got {self.warm_start_learning_rate}")
     if self.warmup_epochs is not None and self.warmup_epochs < 0:
       raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
     if self.batch_size is not None and self.batch_size < 1:

@@ -17,10 +17,14 @@ table as it is would give every moved word another word's vector. So the Trainer
 3. rebuilds the token embedding by token (``carry_over_rows``): a word both vocabularies
    have keeps its trained row, a new word its word2vec row, the OOV buckets their rows
    (the hash is the same);
-4. trains ``warm_start_epochs`` epochs at the learning rate the full schedule reaches in
-   its last epoch (``continuation_hparams``): a fine-tuning of a converged model, not a
-   new training from the peak rate. The optimizer's state starts afresh (the export holds
-   no optimizer).
+4. trains ``warm_start_epochs`` epochs (``continuation_hparams``), the learning rate
+   restarting at the full schedule's peak and annealed to 0 by a cosine over those epochs
+   (a warm restart, Loshchilov & Hutter 2017, SGDR). The optimizer's state starts afresh
+   (the export holds no optimizer). Earlier versions trained at the constant rate the full
+   schedule ends with (5e-4), a fine-tuning: on ``make bench-spans`` that chain's fifth
+   model stayed 0.010 below a full retrain of the same window on the golden test split
+   (docs/bench/spans.json of 2026-11-30), the small steps not moving the models of the
+   first, small spans far enough towards what the growing window holds.
 
 Where the serving model comes from: the Trainer has one ``base_model``. With the word2vec
 pretraining it is the ``EmbeddingTrainer``'s Model, which then also names the serving
@@ -88,13 +92,15 @@ def source(base_model: str | None) -> str | None:
 
 def continuation_hparams(hp: HParams) -> HParams:
   """The hyperparameters a warm-started run trains with: ``hp.warm_start_epochs`` epochs,
-  starting at ``hp.learning_rate * hp.lr_decay ** (hp.epochs - 1)`` (the rate of the full
-  exponential schedule's last epoch; the same formula with ``lr_schedule="cosine"``), no
-  learning-rate warmup."""
+  no learning-rate warmup, starting at ``hp.warm_start_learning_rate`` (None:
+  ``hp.learning_rate``) under ``hp.warm_start_lr_schedule`` (by default a cosine decay to
+  0 over those epochs: a warm restart, Loshchilov & Hutter 2017)."""
+  rate = hp.warm_start_learning_rate
   return dataclasses.replace(
     hp,
     epochs=hp.warm_start_epochs,
-    learning_rate=hp.learning_rate * hp.lr_decay ** (hp.epochs - 1),
+    learning_rate=hp.learning_rate if rate is None else rate,
+    lr_schedule=hp.warm_start_lr_schedule,
     warmup_epochs=0.0,
   )
 

@@ -49,13 +49,25 @@ def test_carry_over_rows_rejects_other_widths_and_lengths():
     warm_start.carry_over_rows(np.zeros((2, 3)), ["", "a", "b"], np.zeros((2, 3)), ["", "a"])
 
 
-def test_continuation_hparams_resume_at_the_last_epochs_rate():
-  hp = HParams(epochs=3, learning_rate=2e-3, lr_decay=0.5, warm_start_epochs=2)
+def test_continuation_hparams_restart_at_the_peak_rate_and_anneal_it():
+  hp = HParams(epochs=3, learning_rate=2e-3, lr_decay=0.5, warm_start_epochs=2, warmup_epochs=0.5)
   resumed = warm_start.continuation_hparams(hp)
-  assert resumed.epochs == 2
-  assert resumed.learning_rate == pytest.approx(5e-4)
+  assert (resumed.epochs, resumed.learning_rate, resumed.lr_schedule) == (2, 2e-3, "cosine")
   assert resumed.model_warmup_epochs == 0.0
-  assert dataclasses.replace(resumed, epochs=3, learning_rate=2e-3, warmup_epochs=None) == hp
+  assert dataclasses.replace(resumed, epochs=3, lr_schedule="exponential", warmup_epochs=0.5) == hp
+  # The cosine decays the warm run's rate from 2e-3 towards 0 over its two epochs.
+  schedule = model_lib.learning_rate(resumed, steps_per_epoch=10)
+  assert float(schedule(0)) == pytest.approx(2e-3)
+  assert float(schedule(10)) == pytest.approx(1e-3)
+  assert float(schedule(19)) < 1e-4
+
+
+def test_continuation_hparams_take_the_warm_start_rate_and_schedule_when_set():
+  hp = HParams(warm_start_learning_rate=5e-4, warm_start_lr_schedule="exponential")
+  resumed = warm_start.continuation_hparams(hp)
+  assert (resumed.epochs, resumed.learning_rate, resumed.lr_schedule) == (1, 5e-4, "exponential")
+  schedule = model_lib.learning_rate(resumed, steps_per_epoch=10)
+  assert float(schedule(9)) == pytest.approx(5e-4)
 
 
 def test_source_reads_the_embedding_trainers_record_or_takes_a_saved_model(tmp_path, tiny_export):
