@@ -123,7 +123,7 @@ bench-report: $(STAMP)
 
 # Continuous training: five spans of the train split, one run each (warm-started), a
 # label-skewed and a 2%-bad-rows span that must stop, and a full retrain of the last
-# window -> outputs/bench/spans.json. About 1.5 hours on 2 CPU cores; e.g.
+# window -> outputs/bench/spans.json. About 50 minutes on 2 idle CPU cores; e.g.
 # BENCH_SPANS_ARGS="--split train[:8%] --run-arg=--test-split=test[:4%]" for a small one.
 # The behaviour suite's gate is off: the first span's model (4,500 reviews) fails it, and
 # the benchmark measures the chain of warm starts, which an unpushed model would cut.
