@@ -165,6 +165,12 @@ class HParams:
       restart (Loshchilov & Hutter 2017, SGDR). ``warm_start_learning_rate=5e-4`` with
       ``exponential`` is the constant last-epoch rate earlier versions used (see
       ``models.warm_start``).
+    warm_start_replay: the share of the older spans' train reviews a warm-started run
+      trains on beside all of the newest span's (experience replay, Rolnick et al. 2019,
+      "Experience Replay for Continual Learning"): its batches come from the newest span
+      or the older ones in proportion to ``newest`` and ``warm_start_replay * older``
+      reviews, and its epoch is that many reviews long. 1.0 = the whole window, 0.0 = the
+      newest span alone. No effect on a window of one span or without warm start.
     early_stopping_monitor: the eval-split metric early stopping watches and whose best
       epoch's weights are kept (``val_accuracy`` or ``val_loss``).
     early_stopping_patience: epochs without improvement before stopping.
@@ -215,6 +221,7 @@ class HParams:
   warm_start_epochs: int = 1
   warm_start_learning_rate: float | None = None
   warm_start_lr_schedule: str = "cosine"
+  warm_start_replay: float = 0.5
   early_stopping_monitor: str = "val_accuracy"
   early_stopping_patience: int = 1
   strategy: str = "auto"
@@ -265,6 +272,8 @@ class HParams:
     ):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if not 0.0 <= self.warm_start_replay <= 1.0:
+      raise ValueError(f"warm_start_replay must be in [0, 1], got {self.warm_start_replay}")
     for name in ("dropout", "embedding_dropout", "encoder_dropout", "bigram_dropout"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -212,7 +212,8 @@ class TrainingInputs:
 
   Attributes:
     transform_output: Transform's TransformGraph.
-    train_examples: reviews in the train split.
+    train_examples: reviews in the train split (in one epoch: with ``replay``, the newest
+      span's and the replayed share of the older ones').
     global_batch: examples per step over all replicas
       (``hp.per_replica_batch_size * replicas``).
     replicas: ``strategy.num_replicas_in_sync``.
@@ -222,6 +223,8 @@ class TrainingInputs:
     eval: the eval split, once.
     counting: the train split once, unshuffled, in ``NAIVE_BAYES_BATCH`` batches
       (naive-Bayes counting).
+    replay: with a replay of the older spans (``training_inputs``), ``{"share",
+      "newest_examples", "older_examples", "older_examples_per_epoch"}``; else None.
   """
 
   transform_output: tft.TFTransformOutput
@@ -232,6 +235,7 @@ class TrainingInputs:
   train: Callable[[], tf.data.Dataset]
   eval: tf.data.Dataset
   counting: Callable[[], tf.data.Dataset]
+  replay: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,7 +272,8 @@ def run_fn(fn_args: FnArgs) -> None:
   With a ``fn_args.base_model`` (the ``EmbeddingTrainer``'s Model, ``models.pretraining``)
   the token embedding starts from its word2vec vectors (``set_pretrained_embeddings``);
   when it names a serving model to warm-start from (or is one), the model starts from
-  that model's weights and trains for ``hp.warm_start_epochs`` (``models.warm_start``).
+  that model's weights and trains for ``hp.warm_start_epochs`` (``models.warm_start``)
+  on the newest span and ``hp.warm_start_replay`` of the older ones (``training_inputs``).
 
   With ``hp.nb_wide`` it first counts the naive-Bayes ratios and trains the linear
   naive-Bayes model alone (``train_naive_bayes``), then trains the attention model exactly
@@ -288,7 +293,8 @@ def run_fn(fn_args: FnArgs) -> None:
   strategy = make_strategy(hp.strategy)
   role = worker_role(strategy)
   policy = precision_policy(strategy, hp.mixed_precision)
-  inputs = training_inputs(fn_args, hp, strategy, role)
+  warm = warm_start.source(fn_args.base_model) is not None
+  inputs = training_inputs(fn_args, hp, strategy, role, hp.warm_start_replay if warm else 1.0)
   # Every worker trains (in lock-step) and exports, as TensorFlow's multi-worker guide
   # prescribes; only the chief's logs and model land in model_run_dir / serving_model_dir,
   # the others' in temporary directories.
@@ -300,7 +306,15 @@ def run_fn(fn_args: FnArgs) -> None:
     built = build_models(
       hp, strategy, inputs.steps_per_epoch, fn_args.base_model, inputs.transform_output
     )
+    if inputs.replay and "skipped" in built.summary.get("warm_start", {}):
+      # The serving model did not fit: this run trains from scratch, on the whole window.
+      inputs = training_inputs(fn_args, hp, strategy, role)
+      built = build_models(
+        hp, strategy, inputs.steps_per_epoch, fn_args.base_model, inputs.transform_output
+      )
     summary = dict(built.summary)
+    if inputs.replay:
+      summary["replay"] = inputs.replay
     if hp.nb_wide:
       summary["naive_bayes"] = train_naive_bayes(
         built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch, inputs.counting()
@@ -337,9 +351,20 @@ def run_fn(fn_args: FnArgs) -> None:
 
 
 def training_inputs(
-  fn_args: FnArgs, hp: HParams, strategy: tf.distribute.Strategy, role: WorkerRole
+  fn_args: FnArgs,
+  hp: HParams,
+  strategy: tf.distribute.Strategy,
+  role: WorkerRole,
+  replay: float = 1.0,
 ) -> TrainingInputs:
   """The train and eval splits as datasets for ``strategy``.
+
+  With ``replay`` < 1 and a window of several spans (``fn_args.train_files`` holds one
+  pattern per span's Examples, oldest first, as TFX's ``rolling_range`` resolved them and
+  Transform wrote them) the train dataset replays only that share of the older spans:
+  each batch comes from the newest span or from the older ones, with probabilities in
+  proportion to their reviews (``replay * older`` for the older ones), and an epoch is
+  ``newest + round(replay * older)`` reviews long (``HParams.warm_start_replay``).
 
   Multi-worker training shards them among the workers (``inputs.auto_shard_policy``);
   batches are grouped by review length (``hp.length_buckets``) except on a TPU (static
@@ -352,7 +377,20 @@ def training_inputs(
   transform_output = tft.TFTransformOutput(fn_args.transform_output)
   replicas = strategy.num_replicas_in_sync
   global_batch = hp.per_replica_batch_size * replicas
-  train_examples = hp.train_examples or inputs_lib.count_records(fn_args.train_files)
+  train_files = list(fn_args.train_files)
+  replayed = None
+  if replay < 1.0 and len(train_files) > 1:
+    newest = inputs_lib.count_records(train_files[-1:])
+    older = inputs_lib.count_records(train_files[:-1])
+    replayed = {
+      "share": replay,
+      "newest_examples": newest,
+      "older_examples": older,
+      "older_examples_per_epoch": round(replay * older),
+    }
+    train_examples = newest + replayed["older_examples_per_epoch"]
+  else:
+    train_examples = hp.train_examples or inputs_lib.count_records(train_files)
   if train_examples == 0:
     raise ValueError(f"no training examples in {fn_args.train_files}")
   steps_per_epoch = math.ceil(train_examples / global_batch)
@@ -394,14 +432,26 @@ def training_inputs(
       **kwargs,
     )
 
-  def train() -> tf.data.Dataset:
+  def train_of(files) -> tf.data.Dataset:
     return dataset(
-      fn_args.train_files,
+      files,
       shuffle=True,
       drop_remainder=is_tpu,
       shard_policy=shard_policies["train"],
       length_buckets=length_buckets,
       max_length=hp.max_length,
+    )
+
+  def train() -> tf.data.Dataset:
+    if not replayed:
+      return train_of(train_files)
+    if not replayed["older_examples_per_epoch"]:
+      return train_of(train_files[-1:])
+    newest_share = replayed["newest_examples"] / train_examples
+    return tf.data.Dataset.sample_from_datasets(
+      [train_of(train_files[-1:]), train_of(train_files[:-1])],
+      weights=[newest_share, 1.0 - newest_share],
+      seed=hp.seed,
     )
 
   return TrainingInputs(
@@ -420,6 +470,7 @@ def training_inputs(
       max_length=hp.max_length,
     ),
     counting=lambda: dataset(fn_args.train_files, shuffle=False, batch=NAIVE_BAYES_BATCH),
+    replay=replayed,
   )
 
 

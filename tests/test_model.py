@@ -306,6 +306,7 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'"),
     ({"warmup_epochs": -0.5}, "warmup_epochs must be >= 0"),
     ({"warm_start_learning_rate": 0.0}, "warm_start_learning_rate must be > 0"),
+    ({"warm_start_replay": 1.5}, r"warm_start_replay must be in \[0, 1\]"),
     ({"warm_start_lr_schedule": None}, "warm_start_lr_schedule must be of type"),
     ({"warm_start_lr_schedule": "linear"}, "unknown warm_start_lr_schedule 'linear'"),
     ({"word2vec_epochs": -1}, "word2vec_epochs must be >= 0"),

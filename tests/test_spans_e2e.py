@@ -15,6 +15,7 @@ from tfx import v1 as tfx
 
 from cli import main as cli
 from models.hparams import HParams
+from models.inputs import count_records
 from pipeline import mlmd_queries
 from pipeline import runner as runner_lib
 from pipeline.layout import PIPELINE_NAME, OutputPaths, SpanInput, node_ids
@@ -117,9 +118,28 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
   )
   [model_run] = store.get_artifacts_by_id(_artifact_ids(store, trainers[1], "model_run", OUTPUT))
   with open(os.path.join(model_run.uri, "training_summary.json")) as f:
-    warm = json.load(f)["warm_start"]
+    summary = json.load(f)
+  warm = summary["warm_start"]
   assert warm["tokens_carried"] > 0.5 * warm["vocabulary_size"]
   assert warm["epochs"] == HP.warm_start_epochs
+  # It replayed half of span 1's train reviews beside all of span 2's.
+  span_examples = {
+    a.properties["span"].int_value: a
+    for a in store.get_artifacts_by_id(_artifact_ids(store, transforms[1], "examples", INPUT))
+  }
+  train_reviews = {
+    span: count_records([os.path.join(a.uri, "Split-train", "*")])
+    for span, a in span_examples.items()
+  }
+  assert summary["replay"] == {
+    "share": HP.warm_start_replay,
+    "newest_examples": train_reviews[2],
+    "older_examples": train_reviews[1],
+    "older_examples_per_epoch": round(HP.warm_start_replay * train_reviews[1]),
+  }
+  assert summary["train_examples"] == train_reviews[2] + round(
+    HP.warm_start_replay * train_reviews[1]
+  )
   evaluators = _node_executions(store, "Evaluator")
   # The second candidate was judged against the first, blessed one.
   assert any(
