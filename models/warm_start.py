@@ -20,10 +20,9 @@ table as it is would give every moved word another word's vector. So the Trainer
 4. trains ``warm_start_epochs`` epochs (``continuation_hparams``), the learning rate
    restarting at the full schedule's peak and annealed to 0 by a cosine over those epochs
    (a warm restart, Loshchilov & Hutter 2017, SGDR). The optimizer's state starts afresh
-   (the export holds no optimizer). Its epoch replays half of the older spans' train
-   reviews beside all of the newest span's (``HParams.warm_start_replay``,
-   ``models.trainer.training_inputs``): the serving model has been trained on them
-   already. Earlier versions trained at the constant rate the full
+   (the export holds no optimizer). Its epoch goes over the whole window, or over the
+   newest span and a share of the older spans' reviews (``HParams.warm_start_replay``,
+   ``models.trainer.training_inputs``). Earlier versions trained at the constant rate the full
    schedule ends with (5e-4), a fine-tuning: on ``make bench-spans`` that chain's fifth
    model stayed 0.010 below a full retrain of the same window on the golden test split
    (docs/bench/spans.json of 2026-11-30), the small steps not moving the models of the

@@ -24,8 +24,15 @@ from pipeline.pipeline import create_pipeline
 pytestmark = pytest.mark.e2e
 
 # Small and fast: no pretraining, a short vocabulary and reviews, one epoch.
+# Span 2's warm start replays half of span 1 (the default trains on the whole window).
 HP = HParams(
-  epochs=1, max_length=48, vocab_size=1000, word2vec_epochs=0, bigram_buckets=0, batch_size=32
+  epochs=1,
+  max_length=48,
+  vocab_size=1000,
+  word2vec_epochs=0,
+  bigram_buckets=0,
+  batch_size=32,
+  warm_start_replay=0.5,
 )
 
 
