@@ -171,9 +171,8 @@ class HParams:
       or the older ones in proportion to ``newest`` and ``warm_start_replay * older``
       reviews, and its epoch is that many reviews long. 1.0 (the default) = the whole
       window, 0.0 = the newest span alone. No effect on a window of one span or without
-      warm start. On ``make bench-spans`` 0.5 cut the fifth warm run's Trainer time from
-      76 to 54 s but its golden-test accuracy from 0.9122 to 0.9067
-      (docs/bench/spans.json, spans_replay.json).
+      warm start. What 0.5 costs and saves on ``make bench-spans``: the README's
+      continuous-training section (docs/bench/spans_replay.json).
     early_stopping_monitor: the eval-split metric early stopping watches and whose best
       epoch's weights are kept (``val_accuracy`` or ``val_loss``).
     early_stopping_patience: epochs without improvement before stopping.
