@@ -82,8 +82,12 @@ class HParams:
       with negative sampling, Mikolov et al. 2013, as Dai & Le 2015 initialized their
       LSTM); the Trainer starts from those vectors instead of a random table. It raised
       mean test accuracy (3 seeds) from 0.8935 to 0.9085 (lstm_attention), 0.8919 to
-      0.9143 (bilstm_attention) and 0.8826 to 0.8980 (multi_head). 0 = no pretraining
-      (the pipeline then has no ``EmbeddingTrainer``).
+      0.9143 (bilstm_attention) and 0.8826 to 0.8980 (multi_head), with 5 epochs. 3 (the
+      default since 2026-12-04) held the accuracy of the default model (test 0.9128,
+      0.9109, 0.9126 for seeds 42, 7, 1234 against 0.9143, 0.9110, 0.9111 with 5; full
+      runs) and cut word2vec from 213-224 s to 132-138 s on the 2-core machine
+      (docs/models.md). 0 = no pretraining (the pipeline then has no
+      ``EmbeddingTrainer``).
     word2vec_window: word2vec's context window: words up to this far on either side.
     word2vec_negative: negative samples per (word, context) pair.
     word2vec_sample: word2vec's downsampling of frequent words (Mikolov et al. 2013, sec.
@@ -192,7 +196,7 @@ class HParams:
   head_tokens: int = 128
   negation_scope: bool = True
   embedding_dim: int = 128
-  word2vec_epochs: int = 5
+  word2vec_epochs: int = 3
   word2vec_window: int = 5
   word2vec_negative: int = 5
   word2vec_sample: float = 1e-4
