@@ -37,6 +37,7 @@ PREPROCESSING_FIELDS = (
   "max_length",
   "head_tokens",
   "negation_scope",
+  "contrast_scope",
 )
 # The fields the embedding pretraining (models.pretraining) reads: a change to any other
 # (the model, its training, ...) reuses the cached pretrained embeddings.
@@ -76,6 +77,11 @@ class HParams:
     negation_scope: words between a negation cue and the end of its clause become
       tokens of their own ("not bad" -> ``not``, ``neg_bad``;
       ``models.preprocessing.mark_negation_scope``, Das & Chen 2001, Pang et al. 2002).
+    contrast_scope: the words of a conceded clause become tokens of their own: the clause
+      before "but"/"yet"/"however" and the words after "although"/"though"/"despite" in
+      theirs ("the plot was great, but ..." -> ``con_great``;
+      ``models.preprocessing.mark_contrast_scope``, the A-but-B rule of Hu et al. 2016).
+      Off by default: measured on one seed so far (docs/models.md).
     embedding_dim: width of the token embedding.
     word2vec_epochs: epochs of the word2vec pretraining of the token embedding on the
       train split's and the unlabelled split's reviews (``models.pretraining``: skip-gram
@@ -195,6 +201,7 @@ class HParams:
   max_length: int = 500
   head_tokens: int = 128
   negation_scope: bool = True
+  contrast_scope: bool = False
   embedding_dim: int = 128
   word2vec_epochs: int = 3
   word2vec_window: int = 5

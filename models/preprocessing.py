@@ -35,6 +35,13 @@ NEGATION_CUES = (
 # The prefix of a word in a negation's scope ("bad" -> "neg_bad"); clean_text never makes
 # "_", so a marked word cannot collide with a plain one.
 NEGATED_PREFIX = "neg_"
+# Contrast (mark_contrast_scope): a clause followed by one that starts with one of these
+# is conceded ("the plot was brilliant, but ..."), and so are the words after one of the
+# concession cues in their clause ("although the ending is excellent, ...").
+CONTRAST_CUES = ("but", "yet", "however")
+CONCESSION_CUES = ("although", "though", "despite")
+# The prefix of a word in a conceded clause ("brilliant" -> "con_brilliant").
+CONCEDED_PREFIX = "con_"
 
 
 def clean_text(text: tf.Tensor) -> tf.Tensor:
@@ -54,14 +61,19 @@ def clean_text(text: tf.Tensor) -> tf.Tensor:
   return tf.strings.strip(text)
 
 
-def tokenize(text: tf.Tensor, negation_scope: bool = False) -> tf.RaggedTensor:
+def tokenize(
+  text: tf.Tensor, negation_scope: bool = False, contrast_scope: bool = False
+) -> tf.RaggedTensor:
   """Cleans and splits a [batch] string tensor into a [batch, (words)] RaggedTensor.
 
   With ``negation_scope`` the words inside a negation's scope come out marked
   (``mark_negation_scope``): "It was not bad at all. Great!" ->
-  ``[it, was, not, neg_bad, neg_at, neg_all, great]``.
+  ``[it, was, not, neg_bad, neg_at, neg_all, great]``. With ``contrast_scope`` the words of
+  a conceded clause come out marked too (``mark_contrast_scope``, after the negation):
+  "The plot was great, but the film is dull" -> ``[con_the, con_plot, con_was, con_great,
+  but, the, film, is, dull]``.
   """
-  if not negation_scope:
+  if not (negation_scope or contrast_scope):
     return tf.strings.split(clean_text(text))
   # Clause ends become a token of their own before clean_text drops punctuation.
   lowered = tf.strings.lower(
@@ -71,7 +83,11 @@ def tokenize(text: tf.Tensor, negation_scope: bool = False) -> tf.RaggedTensor:
   marked = tf.strings.regex_replace(lowered, _PUNCTUATION_END, f" {_BOUNDARY * 2} ")
   marked = tf.strings.regex_replace(marked, _WORD_END, f" {_BOUNDARY * 2} \\1")
   words = tf.strings.split(_clean_keeping_boundaries(marked))
-  return mark_negation_scope(words)
+  if negation_scope:
+    words = _negate(words)
+  if contrast_scope:
+    words = mark_contrast_scope(words)
+  return _drop_boundaries(words)
 
 
 def _clean_keeping_boundaries(text: tf.Tensor) -> tf.Tensor:
@@ -99,6 +115,23 @@ def mark_negation_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:
   Returns:
     string RaggedTensor [batch, (words without the clause ends)].
   """
+  return _drop_boundaries(_negate(words))
+
+
+def _drop_boundaries(words: tf.RaggedTensor) -> tf.RaggedTensor:
+  """``words`` without the ``__`` clause-end tokens."""
+  return tf.ragged.boolean_mask(
+    words, words.with_flat_values(tf.not_equal(words.flat_values, _BOUNDARY * 2))
+  )
+
+
+def _is_one_of(flat: tf.Tensor, vocabulary: tuple[str, ...]) -> tf.Tensor:
+  """bool [n]: whether each word of the string [n] ``flat`` is in ``vocabulary``."""
+  return tf.reduce_any(tf.equal(tf.expand_dims(flat, -1), tf.constant(vocabulary)), axis=-1)
+
+
+def _negate(words: tf.RaggedTensor) -> tf.RaggedTensor:
+  """``mark_negation_scope`` keeping the ``__`` clause ends."""
   flat = words.flat_values
   boundary = tf.equal(flat, _BOUNDARY * 2)
   cue = tf.reduce_any(tf.equal(tf.expand_dims(flat, -1), tf.constant(NEGATION_CUES)), axis=-1)
@@ -111,8 +144,67 @@ def mark_negation_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:
   clause_start = tf.gather(starts, clause, batch_dims=1)
   open_cues = cues_so_far.flat_values - tf.cast(cue, tf.int32) - clause_start.flat_values
   negated = tf.equal(open_cues % 2, 1) & ~cue
-  marked = tf.where(negated, NEGATED_PREFIX + flat, flat)
-  return tf.ragged.boolean_mask(words.with_flat_values(marked), words.with_flat_values(~boundary))
+  return words.with_flat_values(tf.where(negated, NEGATED_PREFIX + flat, flat))
+
+
+def mark_contrast_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:
+  """Prefixes ``CONCEDED_PREFIX`` to the words of a conceded clause: the clause before one
+  that starts with a contrast cue (``CONTRAST_CUES``: "the plot was great, but ...") and the
+  words after a concession cue in its clause (``CONCESSION_CUES``: "although the ending is
+  great, ..."); the cues stay plain.
+
+  In "A but B" the verdict is B's (the "A-but-B" rule of Hu et al. 2016, "Harnessing Deep
+  Neural Networks with Logic Rules", sec. 4.1; the contrast and concession relations of
+  discourse-based sentiment analysis, Polanyi & Zaenen 2006). Marked, a conceded "great"
+  is a word of its own, whose weight the model learns from what conceded words say about
+  a review's label, as ``mark_negation_scope`` does for a negated one. No library offers
+  this for tf.Transform graphs, hence our own ragged-tensor code.
+
+  Args:
+    words: string RaggedTensor [batch, (words)] of lowercase words (possibly already
+      negation-marked) and ``__`` clause ends.
+
+  Returns:
+    string RaggedTensor [batch, (words)], runs of clause ends collapsed into one.
+  """
+  flat = words.flat_values
+  boundary = tf.equal(flat, _BOUNDARY * 2)
+  # "great, but": the comma and the word boundary before "but" make two clause ends.
+  position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(
+    words.row_starts(), words.value_rowids()
+  )
+  after_boundary = tf.concat([[False], boundary], axis=0)[:-1] & (position > 0)
+  words = tf.ragged.boolean_mask(words, words.with_flat_values(~(boundary & after_boundary)))
+  flat = words.flat_values
+  boundary = tf.equal(flat, _BOUNDARY * 2)
+  position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(
+    words.row_starts(), words.value_rowids()
+  )
+  after_boundary = tf.concat([[False], boundary], axis=0)[:-1] & (position > 0)
+  row_start = tf.equal(position, 0)
+  # Every row start and every clause end opens a clause: one id per clause, batch-wide.
+  opens = boundary | row_start
+  clause = tf.cumsum(tf.cast(opens, tf.int32)) - 1
+  clauses = tf.reduce_sum(tf.cast(opens, tf.int32))
+  first_word = ~boundary & (row_start | after_boundary)
+  contrast_first = tf.math.unsorted_segment_max(
+    tf.cast(first_word & _is_one_of(flat, CONTRAST_CUES), tf.int32), clause, clauses
+  )
+  # A clause opened by a clause end mid-row continues the row's previous clause.
+  continues = tf.math.unsorted_segment_max(
+    tf.cast(boundary & ~row_start, tf.int32), clause, clauses
+  )
+  conceded_clause = tf.concat([(contrast_first * continues)[1:], [0]], axis=0)
+  cue = tf.cast(_is_one_of(flat, CONCESSION_CUES), tf.int32)
+  cues_before = tf.cumsum(cue, exclusive=True)
+  at_clause_start = tf.math.unsorted_segment_min(cues_before, clause, clauses)
+  after_cue = cues_before - tf.gather(at_clause_start, clause) > 0
+  conceded = (
+    ~boundary
+    & ~_is_one_of(flat, CONTRAST_CUES + CONCESSION_CUES)
+    & ((tf.gather(conceded_clause, clause) > 0) | after_cue)
+  )
+  return words.with_flat_values(tf.where(conceded, CONCEDED_PREFIX + flat, flat))
 
 
 def _dense_column(tensor, default_value) -> tf.Tensor:
@@ -208,7 +300,7 @@ def preprocessing_fn(
   """
   hp = HParams.from_custom_config(custom_config)
   text = _dense_column(inputs[features.TEXT_KEY], default_value="")
-  words = tokenize(text, hp.negation_scope)
+  words = tokenize(text, hp.negation_scope, hp.contrast_scope)
   # The vocabulary analyzer sees whatever split Transform analyzes: the pipeline sets
   # SplitsConfig(analyze=["train"]) so eval/test never influence it.
   ids = tft.compute_and_apply_vocabulary(

@@ -225,6 +225,69 @@ def test_negation_scope_runs_in_a_graph_on_a_batch():
   ]
 
 
+# --- contrast scope -----------------------------------------------------------------
+
+
+def _conceded(texts, negation_scope=False):
+  rows = preprocessing.tokenize(tf.constant(texts), negation_scope, True).to_list()
+  return [" ".join(w.decode() for w in row) for row in rows]
+
+
+def test_contrast_scope_marks_the_clause_before_but_yet_and_however():
+  assert _conceded(
+    [
+      "The plot was brilliant, but overall the movie is poor.",
+      "Fun yet shallow",
+      "Great cast. However, the script is dull!",
+    ]
+  ) == [
+    "con_the con_plot con_was con_brilliant but overall the movie is poor",
+    "con_fun yet shallow",
+    "con_great con_cast however the script is dull",
+  ]
+
+
+def test_contrast_scope_marks_the_words_after_a_concession_cue_in_their_clause():
+  assert _conceded(
+    [
+      "Although the ending is excellent, the film is poor.",
+      "A poor film, even though the ending is excellent",
+      "Despite good acting it bores",
+    ]
+  ) == [
+    "although con_the con_ending con_is con_excellent the film is poor",
+    "a poor film even though con_the con_ending con_is con_excellent",
+    "despite con_good con_acting con_it con_bores",
+  ]
+
+
+def test_contrast_scope_stays_in_its_row_and_leaves_other_clauses_alone():
+  assert _conceded(["Good film.", "But a bad one", "", "It was good. The end was sad."]) == [
+    "good film",
+    "but a bad one",
+    "",
+    "it was good the end was sad",
+  ]
+
+
+def test_contrast_scope_marks_negated_words_after_negation():
+  assert _conceded(["It was not bad, but too long."], negation_scope=True) == [
+    "con_it con_was con_not con_neg_bad but too long"
+  ]
+
+
+def test_contrast_scope_in_a_graph_on_an_empty_batch_and_a_batch():
+  fn = tf.function(
+    lambda t: preprocessing.tokenize(t, False, True).to_tensor(),
+    input_signature=[tf.TensorSpec([None], tf.string)],
+  )
+  assert fn(tf.constant([], tf.string)).numpy().size == 0
+  assert fn(tf.constant(["good, but dull", "x"])).numpy().tolist() == [
+    [b"con_good", b"but", b"dull"],
+    [b"x", b"", b""],
+  ]
+
+
 def test_preprocessing_fn_vocabulary_holds_the_negated_forms(tmp_path):
   spec = {"text": tf.io.FixedLenFeature([1], tf.string)}
   raw = [{"text": [b"not good. good"]}, {"text": [b"Not good, really"]}, {"text": [b"bad"]}]
