@@ -194,6 +194,7 @@ def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(
     "max_length",
     "head_tokens",
     "negation_scope",
+    "contrast_scope",
     "embedding_dim",
     "word2vec_epochs",
     "word2vec_window",
@@ -267,6 +268,7 @@ def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
       "max_length": HP.max_length,
       "head_tokens": HP.head_tokens,
       "negation_scope": HP.negation_scope,
+      "contrast_scope": HP.contrast_scope,
     }
   }
   # What preprocessing_fn reads back agrees with the full hyperparameters.

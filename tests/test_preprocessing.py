@@ -302,3 +302,19 @@ def test_preprocessing_fn_vocabulary_holds_the_negated_forms(tmp_path):
   # "not" x2 and "neg_good" x2 lead; plain "good" (once) is a word apart from "neg_good".
   assert sorted(vocabulary[:2]) == [b"neg_good", b"not"]
   assert b"good" in vocabulary or len(vocabulary) == HPARAMS["vocab_size"]
+
+
+def test_preprocessing_fn_vocabulary_holds_the_conceded_forms(tmp_path):
+  spec = {"text": tf.io.FixedLenFeature([1], tf.string)}
+  raw = [{"text": [b"Great, but dull"]}, {"text": [b"Although great, dull"]}, {"text": [b"dull"]}]
+  out_dir = str(tmp_path / "transform_output")
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  hparams = {**HPARAMS, "negation_scope": False, "contrast_scope": True}
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": hparams})
+  with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+    transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(fn)
+    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+  vocabulary = tft.TFTransformOutput(out_dir).vocabulary_by_name(features.VOCABULARY_NAME)
+  # "dull" x3 leads, "con_great" x2 next; a plain "great" never occurs.
+  assert vocabulary[:2] == [b"dull", b"con_great"]
+  assert b"great" not in vocabulary
