@@ -477,7 +477,12 @@ def test_predict_text_outputs(exported):
   assert out["tokens"].dtype == tf.string and tokens.shape == (n, HP.max_length)
   assert tokens[0].tolist() == [b"great", b"film", b"loved", b"it"] + [b""] * 4
   assert tokens[1].tolist() == [b""] * HP.max_length
-  assert tokens[2].tolist() == [w.encode() for w in LONG_REVIEW.split()[: HP.max_length]]
+  # Contrast scope marking (on by default): every clause before a "but" is conceded.
+  assert tokens[2].tolist() == [
+    b"con_great", b"con_acting", b"con_and", b"con_a", b"con_wonderful", b"con_story", b"but",
+    b"con_the",
+  ]  # fmt: skip
+  assert LONG_REVIEW.split()[: HP.max_length][-2:] == ["but", "the"]
   weights = out["attention_weights"].numpy()
   assert out["attention_weights"].dtype == tf.float32 and weights.shape == (n, HP.max_length)
   assert np.all(weights[tokens == b""] == 0.0)
