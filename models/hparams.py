@@ -81,21 +81,16 @@ class HParams:
       before "but"/"yet"/"however" and the words after "although"/"though"/"despite" in
       theirs ("the plot was great, but ..." -> ``con_great``;
       ``models.preprocessing.mark_contrast_scope``, the A-but-B rule of Hu et al. 2016).
-      On by default since 2026-12-04: over seeds 42, 7, 1234 it cut the suite's
-      ``contrast`` failure rate from 0.800 to 0.167, with eval accuracy 0.9183 against
-      0.9172 (test 0.9155 against 0.9121; full runs, docs/models.md).
+      What it changed, over 3 seeds: docs/models.md.
     embedding_dim: width of the token embedding.
     word2vec_epochs: epochs of the word2vec pretraining of the token embedding on the
       train split's and the unlabelled split's reviews (``models.pretraining``: skip-gram
       with negative sampling, Mikolov et al. 2013, as Dai & Le 2015 initialized their
       LSTM); the Trainer starts from those vectors instead of a random table. It raised
       mean test accuracy (3 seeds) from 0.8935 to 0.9085 (lstm_attention), 0.8919 to
-      0.9143 (bilstm_attention) and 0.8826 to 0.8980 (multi_head), with 5 epochs. 3 (the
-      default since 2026-12-04) held the accuracy of the default model (test 0.9128,
-      0.9109, 0.9126 for seeds 42, 7, 1234 against 0.9143, 0.9110, 0.9111 with 5; full
-      runs) and cut word2vec from 213-224 s to 132-138 s on the 2-core machine
-      (docs/models.md). 0 = no pretraining (the pipeline then has no
-      ``EmbeddingTrainer``).
+      0.9143 (bilstm_attention) and 0.8826 to 0.8980 (multi_head), with 5 epochs; 3 (the
+      default) kept the accuracy at two thirds of word2vec's time (docs/models.md). 0 = no
+      pretraining (the pipeline then has no ``EmbeddingTrainer``).
     word2vec_window: word2vec's context window: words up to this far on either side.
     word2vec_negative: negative samples per (word, context) pair.
     word2vec_sample: word2vec's downsampling of frequent words (Mikolov et al. 2013, sec.

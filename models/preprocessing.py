@@ -24,6 +24,8 @@ _NON_WORD = r"[^a-z0-9]+"
 _PUNCTUATION_END = r"[.,:;!?()\[\]\x{2014}]+"
 _WORD_END = r"\b(but|yet|however)\b"
 _BOUNDARY = "_"
+# Two or more clause-end tokens in a row (in the cleaned, space-separated text).
+_BOUNDARY_RUN = r"(?:^| )__(?: __)+(?: |$)"
 # Negation cues, as clean_text leaves them ("don't" -> "dont"). Das & Chen 2001 and Pang
 # et al. 2002 mark the words after a cue; these are their cues plus the contracted forms.
 NEGATION_CUES = (
@@ -82,7 +84,12 @@ def tokenize(
   lowered = tf.strings.regex_replace(lowered, _HTML_TAG, " . ")
   marked = tf.strings.regex_replace(lowered, _PUNCTUATION_END, f" {_BOUNDARY * 2} ")
   marked = tf.strings.regex_replace(marked, _WORD_END, f" {_BOUNDARY * 2} \\1")
-  words = tf.strings.split(_clean_keeping_boundaries(marked))
+  # "great, but" gives two clause ends in a row (the comma's and the one before "but");
+  # one is enough: a clause between them would hold no word.
+  cleaned = tf.strings.regex_replace(
+    _clean_keeping_boundaries(marked), _BOUNDARY_RUN, f" {_BOUNDARY * 2} "
+  )
+  words = tf.strings.split(cleaned)
   if negation_scope:
     words = _negate(words)
   if contrast_scope:
@@ -134,7 +141,7 @@ def _negate(words: tf.RaggedTensor) -> tf.RaggedTensor:
   """``mark_negation_scope`` keeping the ``__`` clause ends."""
   flat = words.flat_values
   boundary = tf.equal(flat, _BOUNDARY * 2)
-  cue = tf.reduce_any(tf.equal(tf.expand_dims(flat, -1), tf.constant(NEGATION_CUES)), axis=-1)
+  cue = _is_one_of(flat, NEGATION_CUES)
   # Per row: cues up to and including each word, and the clause each word is in.
   cues_so_far = tf.cumsum(words.with_flat_values(tf.cast(cue, tf.int32)), axis=1)
   clause = tf.cumsum(words.with_flat_values(tf.cast(boundary, tf.int32)), axis=1)
@@ -162,46 +169,38 @@ def mark_contrast_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:
 
   Args:
     words: string RaggedTensor [batch, (words)] of lowercase words (possibly already
-      negation-marked) and ``__`` clause ends.
+      negation-marked) and ``__`` clause ends, never two in a row (``tokenize``'s).
 
   Returns:
-    string RaggedTensor [batch, (words)], runs of clause ends collapsed into one.
+    string RaggedTensor [batch, (words)], the clause ends kept.
   """
   flat = words.flat_values
   boundary = tf.equal(flat, _BOUNDARY * 2)
-  # "great, but": the comma and the word boundary before "but" make two clause ends.
-  position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(
-    words.row_starts(), words.value_rowids()
-  )
-  after_boundary = tf.concat([[False], boundary], axis=0)[:-1] & (position > 0)
-  words = tf.ragged.boolean_mask(words, words.with_flat_values(~(boundary & after_boundary)))
-  flat = words.flat_values
-  boundary = tf.equal(flat, _BOUNDARY * 2)
-  position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(
-    words.row_starts(), words.value_rowids()
-  )
-  after_boundary = tf.concat([[False], boundary], axis=0)[:-1] & (position > 0)
+  position = tf.ragged.range(words.row_lengths()).flat_values  # within the row
   row_start = tf.equal(position, 0)
+  after_boundary = tf.concat([[False], boundary], axis=0)[:-1] & ~row_start
+  contrast_cue = _is_one_of(flat, CONTRAST_CUES)
+  concession_cue = _is_one_of(flat, CONCESSION_CUES)
   # Every row start and every clause end opens a clause: one id per clause, batch-wide.
   opens = boundary | row_start
   clause = tf.cumsum(tf.cast(opens, tf.int32)) - 1
   clauses = tf.reduce_sum(tf.cast(opens, tf.int32))
   first_word = ~boundary & (row_start | after_boundary)
   contrast_first = tf.math.unsorted_segment_max(
-    tf.cast(first_word & _is_one_of(flat, CONTRAST_CUES), tf.int32), clause, clauses
+    tf.cast(first_word & contrast_cue, tf.int32), clause, clauses
   )
   # A clause opened by a clause end mid-row continues the row's previous clause.
   continues = tf.math.unsorted_segment_max(
     tf.cast(boundary & ~row_start, tf.int32), clause, clauses
   )
   conceded_clause = tf.concat([(contrast_first * continues)[1:], [0]], axis=0)
-  cue = tf.cast(_is_one_of(flat, CONCESSION_CUES), tf.int32)
-  cues_before = tf.cumsum(cue, exclusive=True)
+  cues_before = tf.cumsum(tf.cast(concession_cue, tf.int32), exclusive=True)
   at_clause_start = tf.math.unsorted_segment_min(cues_before, clause, clauses)
   after_cue = cues_before - tf.gather(at_clause_start, clause) > 0
   conceded = (
     ~boundary
-    & ~_is_one_of(flat, CONTRAST_CUES + CONCESSION_CUES)
+    & ~contrast_cue
+    & ~concession_cue
     & ((tf.gather(conceded_clause, clause) > 0) | after_cue)
   )
   return words.with_flat_values(tf.where(conceded, CONCEDED_PREFIX + flat, flat))
