@@ -113,6 +113,87 @@ def make_dataset(
   With ``length_buckets`` >= 2 the batches are regrouped by review length and narrower
   (``bucket_by_length``; ``max_length`` is then required).
   """
+  dataset = _read(
+    file_patterns,
+    data_accessor,
+    tf_transform_output,
+    batch_size,
+    shuffle=shuffle,
+    repeat=repeat,
+    seed=seed,
+    drop_remainder=drop_remainder,
+  )
+  if length_buckets >= 2:
+    dataset = bucket_by_length(dataset.unbatch(), batch_size, max_length, length_buckets)
+  return _finish(dataset, shard_policy)
+
+
+def make_mixed_dataset(
+  groups: list[tuple[list[str], float]],
+  data_accessor: DataAccessor,
+  tf_transform_output: tft.TFTransformOutput,
+  batch_size: int,
+  seed: int,
+  drop_remainder: bool = False,
+  shard_policy: tf.data.experimental.AutoShardPolicy | None = None,
+  length_buckets: int = 0,
+  max_length: int | None = None,
+) -> tf.data.Dataset:
+  """Endless shuffled training batches, as ``make_dataset``'s, whose reviews come from
+  several groups of files: each review from group ``i`` with probability ``weight_i /
+  sum(weights)`` (tf.data's ``sample_from_datasets``, seeded), for experience replay of
+  older spans beside the newest one.
+
+  The sampling is per review, and ONE batching stage (``bucket_by_length`` with
+  ``length_buckets`` >= 2, else a plain batch) follows it, so
+  every step's gradient mixes the groups, as experience replay's (Rolnick et al. 2019)
+  does, where sampling whole batches of separately bucketed groups would alternate
+  between them from step to step.
+
+  Args:
+    groups: ``(file_patterns, weight)`` pairs, weights > 0.
+    other arguments: as ``make_dataset``'s.
+
+  Raises:
+    ValueError: no group, or a weight <= 0.
+  """
+  if not groups or any(weight <= 0 for _, weight in groups):
+    raise ValueError(f"need at least one group of files, each with a weight > 0: {groups}")
+  parts = [
+    _read(
+      patterns,
+      data_accessor,
+      tf_transform_output,
+      batch_size,
+      shuffle=True,
+      repeat=True,
+      seed=seed + i,
+      drop_remainder=False,
+    ).unbatch()
+    for i, (patterns, _) in enumerate(groups)
+  ]
+  dataset = tf.data.Dataset.sample_from_datasets(
+    parts, weights=[float(weight) for _, weight in groups], seed=seed
+  )
+  if length_buckets >= 2:
+    dataset = bucket_by_length(dataset, batch_size, max_length, length_buckets)
+  else:
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+  return _finish(dataset, shard_policy)
+
+
+def _read(
+  file_patterns: list[str],
+  data_accessor: DataAccessor,
+  tf_transform_output: tft.TFTransformOutput,
+  batch_size: int,
+  shuffle: bool,
+  repeat: bool,
+  seed: int,
+  drop_remainder: bool,
+) -> tf.data.Dataset:
+  """Transformed Examples parsed by TFX's ``tf_dataset_factory`` into batches of
+  (``{"tokens": int64 [batch, max_length]}``, float32 labels [batch, 1])."""
   dataset = data_accessor.tf_dataset_factory(
     file_patterns,
     tfxio.TensorFlowDatasetOptions(
@@ -125,15 +206,19 @@ def make_dataset(
     ),
     tf_transform_output.transformed_metadata.schema,
   )
-  dataset = dataset.map(
+  return dataset.map(
     lambda x, y: (
       {features.TOKENS_KEY: x[features.TOKENS_KEY]},
       tf.reshape(tf.cast(y, tf.float32), [-1, 1]),
     ),
     num_parallel_calls=tf.data.AUTOTUNE,
   )
-  if length_buckets >= 2:
-    dataset = bucket_by_length(dataset.unbatch(), batch_size, max_length, length_buckets)
+
+
+def _finish(
+  dataset: tf.data.Dataset, shard_policy: tf.data.experimental.AutoShardPolicy | None
+) -> tf.data.Dataset:
+  """Prefetches ``dataset`` and sets its auto-shard policy (None: tf.data's default)."""
   dataset = dataset.prefetch(tf.data.AUTOTUNE)
   if shard_policy is not None:
     options = tf.data.Options()

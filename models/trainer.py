@@ -362,8 +362,9 @@ def training_inputs(
   With ``replay`` < 1 and a window of several spans (``fn_args.train_files`` holds one
   pattern per span's Examples, oldest first, as TFX's ``rolling_range`` resolved them and
   Transform wrote them) the train dataset replays only that share of the older spans:
-  each batch comes from the newest span or from the older ones, with probabilities in
-  proportion to their reviews (``replay * older`` for the older ones), and an epoch is
+  each review comes from the newest span or from the older ones, with probabilities in
+  proportion to their reviews (``replay * older`` for the older ones), batches mix them
+  (``inputs.make_mixed_dataset``), and an epoch is
   ``newest + round(replay * older)`` reviews long (``HParams.warm_start_replay``).
 
   Multi-worker training shards them among the workers (``inputs.auto_shard_policy``);
@@ -447,11 +448,19 @@ def training_inputs(
       return train_of(train_files)
     if not replayed["older_examples_per_epoch"]:
       return train_of(train_files[-1:])
-    newest_share = replayed["newest_examples"] / train_examples
-    return tf.data.Dataset.sample_from_datasets(
-      [train_of(train_files[-1:]), train_of(train_files[:-1])],
-      weights=[newest_share, 1.0 - newest_share],
+    return inputs_lib.make_mixed_dataset(
+      [
+        (train_files[-1:], replayed["newest_examples"]),
+        (train_files[:-1], replayed["older_examples_per_epoch"]),
+      ],
+      fn_args.data_accessor,
+      transform_output,
+      global_batch,
       seed=hp.seed,
+      drop_remainder=is_tpu,
+      shard_policy=shard_policies["train"],
+      length_buckets=length_buckets,
+      max_length=hp.max_length,
     )
 
   return TrainingInputs(

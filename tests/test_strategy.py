@@ -303,3 +303,108 @@ def test_bucket_by_length_groups_similar_lengths_and_cuts_only_padding():
     assert np.all(tokens[ids, width:] == 0)
     seen.extend(ids)
   assert sorted(seen) == list(range(50))  # every example exactly once
+
+
+def _write_span(examples_uri: str, rows: np.ndarray, label: int) -> str:
+  """Writes ``rows`` (int64 [n, max_length]) with ``label`` as a transformed Examples
+  artifact's train split (one GZIP TFRecord file, as Transform writes a small split);
+  returns the split's file pattern, as ``FnArgs.train_files`` holds it."""
+  split_dir = os.path.join(examples_uri, "Split-train")
+  os.makedirs(split_dir)
+  path = os.path.join(split_dir, "transformed_examples-00000-of-00001.gz")
+  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+    for tokens in rows:
+      feature = {
+        "tokens": tf.train.Feature(int64_list=tf.train.Int64List(value=tokens.tolist())),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      }
+      writer.write(
+        tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+      )
+  return os.path.join(split_dir, "*")
+
+
+def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path):
+  import tensorflow_transform as tft
+  from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+  from tfx.components.trainer.fn_args_utils import DataAccessor
+  from tfx.components.util import examples_utils, tfxio_utils
+  from tfx.proto import example_gen_pb2
+  from tfx.types import standard_artifacts
+
+  max_length = 8
+  # The TransformGraph's transformed schema, as Transform writes it.
+  spec = {
+    "tokens": tf.io.FixedLenFeature([max_length], tf.int64),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+  }
+  metadata_io.write_metadata(
+    dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+    str(tmp_path / "graph" / tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
+  )
+  rng = np.random.default_rng(5)
+
+  def reviews(n):
+    rows = np.zeros((n, max_length), np.int64)
+    for i, length in enumerate(rng.integers(1, max_length + 1, size=n)):
+      rows[i, :length] = rng.integers(1, 50, size=length)
+    return rows
+
+  # The newest span's reviews are all positive, the older spans' all negative, so a
+  # label tells which group a review came from.
+  newest, older = reviews(60), np.concatenate([reviews(100), reviews(140)])
+  artifacts, patterns = [], []
+  for name, rows, label in (("old1", older[:100], 0), ("old2", older[100:], 0), ("new", newest, 1)):
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(tmp_path / name)
+    examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    artifacts.append(artifact)
+    patterns.append(_write_span(artifact.uri, rows, label))
+  accessor = DataAccessor(
+    tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(artifacts, []),
+    record_batch_factory=None,
+    data_view_decode_fn=None,
+  )
+  # All 60 newest reviews and 120 of the 240 older ones per 180: a third positive.
+  groups = [(patterns[2:], 60), (patterns[:2], 120)]
+
+  def batches(count):
+    dataset = inputs.make_mixed_dataset(
+      groups,
+      accessor,
+      tft.TFTransformOutput(str(tmp_path / "graph")),
+      batch_size=6,
+      seed=11,
+      length_buckets=4,
+      max_length=max_length,
+    )
+    return [(x["tokens"].numpy(), y.numpy()[:, 0]) for x, y in dataset.take(count)]
+
+  drawn = batches(150)
+  labels = np.concatenate([y for _, y in drawn])
+  assert len(labels) == 900
+  assert abs(labels.mean() - 1 / 3) < 0.06  # binomial sd 0.016
+  # Batches mix the groups (not one group per batch).
+  assert sum(0 < y.mean() < 1 for _, y in drawn) > 50
+  rows = {1: {tuple(r) for r in newest}, 0: {tuple(r) for r in older}}
+  for tokens, y in drawn:
+    width = tokens.shape[1]
+    lengths = (tokens > 0).sum(axis=1)
+    # One length bucket per batch (widths 2, 4, 6, 8), cut to its longest review.
+    assert width == max(2, -(-lengths.max() // 2) * 2)
+    assert len({(n - 1) // 2 for n in lengths}) == 1, lengths
+    for row, label in zip(tokens, y):
+      padded = tuple(np.pad(row, (0, max_length - width)))
+      assert padded in rows[int(label)]  # each review is one of its group's, unchanged
+  # Seeded: the same batches again.
+  for (a, y_a), (b, y_b) in zip(drawn[:20], batches(20)):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(y_a, y_b)
+  with pytest.raises(ValueError, match="weight > 0"):
+    inputs.make_mixed_dataset(
+      [(patterns[2:], 60), (patterns[:2], 0)],
+      accessor,
+      tft.TFTransformOutput(str(tmp_path / "graph")),
+      batch_size=6,
+      seed=11,
+    )
