@@ -16,7 +16,8 @@ Runs, as a user would from the shell (``imdb-tfx`` beside this Python):
 Writes JSON (default ``outputs/bench/spans.json``): per run its span, exit status, wall
 seconds, each component's seconds (``run_summary.json``), golden-test and newest-span
 accuracy, blessing, pushed version and the Trainer's warm start and epochs
-(``training_summary.json``), then ``imdb-tfx history --json``'s records and the machine.
+(``training_summary.json``), the warm start against the retrain (``warm_vs_retrain``),
+then ``imdb-tfx history --json``'s records and the machine.
 Wall-clock figures depend on the machine and what else runs on it.
 """
 
@@ -177,6 +178,10 @@ def main(out_dir, n, split, extra_split, bad_rows_percent, seed, run_args, outpu
       _write(output, result)
     retrain = run_span(output_dir, spans_dir, n, [*run_args, "--no-warm-start"], log)
     result["full_retrain"] = retrain
+    try:
+      result["warm_vs_retrain"] = warm_vs_retrain(result["runs"][n - 1], retrain)
+    except ValueError as e:  # recorded; the runs' records are what was measured
+      result["warm_vs_retrain"] = {"error": str(e)}
     shown = subprocess.run(
       [imdb_tfx_path(), "history", "--json", "--output-dir", output_dir],
       capture_output=True,
@@ -190,6 +195,39 @@ def main(out_dir, n, split, extra_split, bad_rows_percent, seed, run_args, outpu
   }
   _write(output, result)
   click.echo(f"wrote {output}")
+
+
+def warm_vs_retrain(warm: dict, retrain: dict) -> dict:
+  """What the warm start of the last span's run bought against the full retrain of the
+  same window: both runs' Trainer seconds (the component's wall time, as
+  ``run_summary.json`` records it), ``trainer_time_ratio`` = warm / retrain (the
+  continuous-training issue asks <= 0.5), both runs' epochs and golden-test accuracies.
+
+  Args:
+    warm, retrain: ``run_span`` records.
+
+  Raises:
+    ValueError: either run recorded no Trainer time (it stopped before training, or the
+      Trainer was cached).
+  """
+  seconds = {}
+  for name, run in (("warm", warm), ("retrain", retrain)):
+    seconds[name] = (run.get("components") or {}).get("Trainer")
+    if not seconds[name]:
+      raise ValueError(f"the {name} run (span {run.get('span')}) recorded no Trainer time")
+  return {
+    "span": warm.get("span"),
+    "trainer_seconds": seconds,
+    "trainer_time_ratio": round(seconds["warm"] / seconds["retrain"], 3),
+    "epochs": {
+      name: (run.get("trainer") or {}).get("epochs")
+      for name, run in (("warm", warm), ("retrain", retrain))
+    },
+    "golden_accuracy": {
+      "warm": warm.get("golden_accuracy"),
+      "retrain": retrain.get("golden_accuracy"),
+    },
+  }
 
 
 def _reviews_in(split: str) -> int:
