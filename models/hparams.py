@@ -165,8 +165,10 @@ class HParams:
     epochs: maximum training epochs (early stopping on the eval split may end sooner).
     warm_start_epochs: maximum epochs of a run warm-started from the serving model
       (``models.warm_start``).
-    warm_start_learning_rate: the learning rate a warm-started run starts at; None =
-      ``learning_rate`` (the full schedule's peak).
+    warm_start_learning_rate: the learning rate a warm-started run starts at (4e-3 by
+      default, twice the full schedule's peak ``learning_rate``); None =
+      ``learning_rate``. Chosen with ``warm_start_replay`` on a chain of warm starts
+      (docs/models.md, "Warm start on new spans").
     warm_start_lr_schedule: the schedule of a warm-started run's rate over its
       ``warm_start_epochs`` (one of ``LR_SCHEDULES``): ``cosine`` anneals it to 0, a warm
       restart (Loshchilov & Hutter 2017, SGDR). ``warm_start_learning_rate=5e-4`` with
@@ -176,10 +178,10 @@ class HParams:
       trains on beside all of the newest span's (experience replay, Rolnick et al. 2019,
       "Experience Replay for Continual Learning"): its batches come from the newest span
       or the older ones in proportion to ``newest`` and ``warm_start_replay * older``
-      reviews, and its epoch is that many reviews long. 1.0 (the default) = the whole
-      window, 0.0 = the newest span alone. No effect on a window of one span or without
-      warm start. What 0.5 costs and saves on ``make bench-spans``: the README's
-      continuous-training section (docs/bench/spans_replay.json).
+      reviews, and its epoch is that many reviews long. 0.5 (the default) = half of
+      them, 1.0 = the whole window, 0.0 = the newest span alone. No effect on a window of
+      one span or without warm start. What it costs and saves on ``make bench-spans``:
+      the README's continuous-training section (docs/bench/spans.json).
     early_stopping_monitor: the eval-split metric early stopping watches and whose best
       epoch's weights are kept (``val_accuracy`` or ``val_loss``).
     early_stopping_patience: epochs without improvement before stopping.
@@ -229,9 +231,9 @@ class HParams:
   length_buckets: int = 8
   epochs: int = 3
   warm_start_epochs: int = 1
-  warm_start_learning_rate: float | None = None
+  warm_start_learning_rate: float | None = 4e-3
   warm_start_lr_schedule: str = "cosine"
-  warm_start_replay: float = 1.0
+  warm_start_replay: float = 0.5
   early_stopping_monitor: str = "val_accuracy"
   early_stopping_patience: int = 1
   strategy: str = "auto"

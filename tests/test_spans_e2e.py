@@ -24,7 +24,7 @@ from pipeline.pipeline import create_pipeline
 pytestmark = pytest.mark.e2e
 
 # Small and fast: no pretraining, a short vocabulary and reviews, one epoch.
-# Span 2's warm start replays half of span 1 (the default trains on the whole window).
+# Span 2's warm start replays half of span 1 (the default, set here for the counts below).
 HP = HParams(
   epochs=1,
   max_length=48,

@@ -50,7 +50,14 @@ def test_carry_over_rows_rejects_other_widths_and_lengths():
 
 
 def test_continuation_hparams_restart_at_the_peak_rate_and_anneal_it():
-  hp = HParams(epochs=3, learning_rate=2e-3, lr_decay=0.5, warm_start_epochs=2, warmup_epochs=0.5)
+  hp = HParams(
+    epochs=3,
+    learning_rate=2e-3,
+    lr_decay=0.5,
+    warm_start_epochs=2,
+    warm_start_learning_rate=None,
+    warmup_epochs=0.5,
+  )
   resumed = warm_start.continuation_hparams(hp)
   assert (resumed.epochs, resumed.learning_rate, resumed.lr_schedule) == (2, 2e-3, "cosine")
   assert resumed.model_warmup_epochs == 0.0
@@ -60,6 +67,11 @@ def test_continuation_hparams_restart_at_the_peak_rate_and_anneal_it():
   assert float(schedule(0)) == pytest.approx(2e-3)
   assert float(schedule(10)) == pytest.approx(1e-3)
   assert float(schedule(19)) < 1e-4
+
+
+def test_continuation_hparams_start_at_twice_the_peak_rate_by_default():
+  resumed = warm_start.continuation_hparams(HParams())
+  assert (resumed.learning_rate, resumed.lr_schedule) == (2 * HParams().learning_rate, "cosine")
 
 
 def test_continuation_hparams_take_the_warm_start_rate_and_schedule_when_set():
