@@ -113,7 +113,7 @@ DEFAULT_BEHAVIOUR_THRESHOLDS = types.MappingProxyType(
     "negated_negative": 0.85,
     "not_at_all": 0.55,
     "double_negation": 0.45,
-    "contrast": 0.85,
+    "contrast": 0.35,
     "intensity": 0.35,
     "short_review": 0.15,
     "inv_names": 0.15,
