@@ -446,13 +446,19 @@ def training_inputs(
   def train() -> tf.data.Dataset:
     if not replayed:
       return train_of(train_files)
-    if not replayed["older_examples_per_epoch"]:
-      return train_of(train_files[-1:])
-    return inputs_lib.make_mixed_dataset(
-      [
+    # Either group may be empty: a span whose reviews all went to eval, or a replay of 0.
+    groups = [
+      (files, count)
+      for files, count in (
         (train_files[-1:], replayed["newest_examples"]),
         (train_files[:-1], replayed["older_examples_per_epoch"]),
-      ],
+      )
+      if count
+    ]
+    if len(groups) == 1:
+      return train_of(groups[0][0])
+    return inputs_lib.make_mixed_dataset(
+      groups,
       fn_args.data_accessor,
       transform_output,
       global_batch,
