@@ -9,16 +9,17 @@ Runs, as a user would from the shell (``imdb-tfx`` beside this Python):
 2. ``imdb-tfx run --input-base ... --span s`` for s = 1..N, each warm-started from the
    model the previous run pushed;
 3. the two extra spans, each of which must stop before Transform (exit status 1);
-4. a full retrain of each warm-started run's window without warm start
-   (``--no-warm-start --span s``, span N first, then 2..N-1), in the same store: the same
-   window, the same golden test split, so its Trainer time and accuracy set that warm
-   start's against a retrain.
+4. a full retrain of span N's window without warm start (``--no-warm-start --span N``),
+   in the same store, then of each earlier warm run's window {1..s} in a store of its own
+   (``window_retrains``): the same windows, the same golden test split, so their Trainer
+   times and accuracies set each warm start's against a retrain.
 
 Writes JSON (default ``outputs/bench/spans.json``): per run its span, exit status, wall
 seconds, each component's seconds (``run_summary.json``), golden-test and newest-span
 accuracy, blessing, pushed version and the Trainer's warm start and epochs
-(``training_summary.json``); the retrains (``full_retrains``; ``full_retrain`` = span N's)
-and each warm start against its retrain (``warm_vs_retrain``, one per span 2..N),
+(``training_summary.json``); the retrains (``full_retrain``: span N's;
+``window_retrains``: spans 2..N-1) and each warm start against its retrain
+(``warm_vs_retrain``),
 then ``imdb-tfx history --json``'s records and the machine.
 Wall-clock figures depend on the machine and what else runs on it.
 """
@@ -161,34 +162,45 @@ def run_span(output_dir: str, spans_dir: str, span: int, run_args: Sequence[str]
   "--run-arg", "run_args", multiple=True, help="Passed to every imdb-tfx run (repeatable)."
 )
 @click.option("--output", default="outputs/bench/spans.json", show_default=True)
-def main(out_dir, n, split, extra_split, bad_rows_percent, seed, run_args, output):
+@click.option(
+  "--resume",
+  is_flag=True,
+  help="Go on with an interrupted benchmark: keep --out-dir and the runs --output holds.",
+)
+def main(out_dir, n, split, extra_split, bad_rows_percent, seed, run_args, output, resume):
   """Continuous training on N spans, a drifted and a bad span, and full retrains."""
   environment.configure()
-  if os.path.exists(out_dir):
-    raise click.ClickException(f"{out_dir} exists: give a new --out-dir")
-  os.makedirs(out_dir)
-  spans_dir, output_dir = os.path.join(out_dir, "spans"), os.path.join(out_dir, "outputs")
   result = {"spans": n, "split": split, "run_args": list(run_args), "runs": []}
-  with open(os.path.join(out_dir, "bench.log"), "w") as log:
-    # Half the extra span's reviews, times the share: bad rows of span N+2.
-    extra_reviews = _reviews_in(extra_split) // 2
-    bad_rows = max(1, round(extra_reviews * bad_rows_percent / 100))
-    make_spans(spans_dir, n, split, extra_split, bad_rows, seed, log)
-    result["bad_rows"] = {"span": n + 2, "rows": bad_rows, "of_about": extra_reviews}
-    for span in range(1, n + 3):
+  if resume:
+    result = _resumed(out_dir, output, result)
+  elif os.path.exists(out_dir):
+    raise click.ClickException(f"{out_dir} exists: give a new --out-dir (or --resume)")
+  os.makedirs(out_dir, exist_ok=True)
+  spans_dir, output_dir = os.path.join(out_dir, "spans"), os.path.join(out_dir, "outputs")
+  with open(os.path.join(out_dir, "bench.log"), "a") as log:
+    if "bad_rows" not in result:
+      # Half the extra span's reviews, times the share: bad rows of span N+2.
+      extra_reviews = _reviews_in(extra_split) // 2
+      bad_rows = max(1, round(extra_reviews * bad_rows_percent / 100))
+      make_spans(spans_dir, n, split, extra_split, bad_rows, seed, log)
+      result["bad_rows"] = {"span": n + 2, "rows": bad_rows, "of_about": extra_reviews}
+    for span in range(len(result["runs"]) + 1, n + 3):
       result["runs"].append(run_span(output_dir, spans_dir, span, run_args, log))
       _write(output, result)
-    # The last span's first (the README's comparison), then the earlier warm runs'.
-    result["full_retrains"], result["warm_vs_retrain"] = [], []
-    for span in [n, *range(2, n)]:
-      retrain = run_span(output_dir, spans_dir, span, [*run_args, "--no-warm-start"], log)
-      result["full_retrains"].append(retrain)
-      try:
-        result["warm_vs_retrain"].append(warm_vs_retrain(result["runs"][span - 1], retrain))
-      except ValueError as e:  # recorded; the runs' records are what was measured
-        result["warm_vs_retrain"].append({"span": span, "error": str(e)})
+    if "full_retrain" not in result:
+      result["full_retrain"] = run_span(
+        output_dir, spans_dir, n, [*run_args, "--no-warm-start"], log
+      )
       _write(output, result)
-    result["full_retrain"] = result["full_retrains"][0]
+    window_retrains(out_dir, spans_dir, n, run_args, result, output, log)
+    result["warm_vs_retrain"] = []
+    for retrain in [*result["window_retrains"], result["full_retrain"]]:
+      try:
+        result["warm_vs_retrain"].append(
+          warm_vs_retrain(result["runs"][retrain["span"] - 1], retrain)
+        )
+      except ValueError as e:  # recorded; the runs' records are what was measured
+        result["warm_vs_retrain"].append({"span": retrain["span"], "error": str(e)})
     shown = subprocess.run(
       [imdb_tfx_path(), "history", "--json", "--output-dir", output_dir],
       capture_output=True,
@@ -202,6 +214,54 @@ def main(out_dir, n, split, extra_split, bad_rows_percent, seed, run_args, outpu
   }
   _write(output, result)
   click.echo(f"wrote {output}")
+
+
+def window_retrains(
+  out_dir: str, spans_dir: str, n: int, run_args: Sequence[str], result: dict, output: str, log
+) -> None:
+  """Full retrains of the windows {1..s}, s = 2..N-1, in a store of their own
+  (``<out_dir>/retrain_outputs``), into ``result["window_retrains"]``.
+
+  A retrain cannot share the warm runs' store: every run there trains on all the spans
+  published so far, so after span N a run of ``--span s`` is span N's window again. The
+  retrain store ingests span 1 alone (``--until DriftGate``), then runs ``--span s
+  --no-warm-start`` for s = 2, 3, ...: each trains from scratch on the window {1..s},
+  with the same spans, vocabulary analysis, word2vec corpus and golden test split as the
+  warm run of span s. Records already in ``result`` (``--resume``) are kept.
+  """
+  retrain_dir = os.path.join(out_dir, "retrain_outputs")
+  done = {r["span"] for r in result.setdefault("window_retrains", [])}
+  for span in range(2, n):
+    if span in done:
+      continue
+    if span == 2 or not os.path.exists(retrain_dir):
+      shutil.rmtree(retrain_dir, ignore_errors=True)
+      for earlier in range(1, span):
+        ingested = run_span(
+          retrain_dir, spans_dir, earlier, [*run_args, "--until", "DriftGate"], log
+        )
+        if ingested["exit_status"]:
+          raise click.ClickException(f"ingesting span {earlier} for the retrains failed")
+    retrain = run_span(retrain_dir, spans_dir, span, [*run_args, "--no-warm-start"], log)
+    result["window_retrains"].append(retrain)
+    _write(output, result)
+
+
+def _resumed(out_dir: str, output: str, fresh: dict) -> dict:
+  """The interrupted benchmark's record in ``output``, for ``--resume``.
+
+  Raises:
+    click.ClickException: no such record or folder, or it measured other spans or
+      arguments.
+  """
+  if not (os.path.exists(out_dir) and os.path.exists(output)):
+    raise click.ClickException(f"--resume needs {out_dir} and {output} of an earlier run")
+  with open(output) as f:
+    result = json.load(f)
+  mismatched = [k for k in ("spans", "split", "run_args") if result.get(k) != fresh[k]]
+  if mismatched:
+    raise click.ClickException(f"{output} measured other {', '.join(mismatched)}: not resumed")
+  return result
 
 
 def warm_vs_retrain(warm: dict, retrain: dict) -> dict:

@@ -31,3 +31,22 @@ def test_warm_vs_retrain_refuses_a_run_that_did_not_train():
     warm_vs_retrain(_run(5, 54.3, 1, 0.912), stopped)
   with pytest.raises(ValueError, match="the warm run"):
     warm_vs_retrain({"span": 5, "exit_status": 1}, _run(5, 129.8, 2, 0.9064))
+
+
+def test_resume_takes_the_interrupted_record_only_for_the_same_benchmark(tmp_path):
+  import json
+
+  import click
+
+  from analysis.bench_spans import _resumed
+
+  fresh = {"spans": 5, "split": "train", "run_args": ["--min-accuracy=0.8"], "runs": []}
+  out_dir, output = tmp_path / "run", tmp_path / "spans.json"
+  with pytest.raises(click.ClickException, match="--resume needs"):
+    _resumed(str(out_dir), str(output), fresh)
+  out_dir.mkdir()
+  record = {**fresh, "runs": [_run(1, 53.0, 3, 0.867)]}
+  output.write_text(json.dumps(record))
+  assert _resumed(str(out_dir), str(output), fresh) == record
+  with pytest.raises(click.ClickException, match="measured other spans, run_args"):
+    _resumed(str(out_dir), str(output), {**fresh, "spans": 3, "run_args": []})
