@@ -122,8 +122,9 @@ bench-report: $(STAMP)
 	$(BIN)/python -m analysis.bench_report $(BENCH_ARGS)
 
 # Continuous training: five spans of the train split, one run each (warm-started), a
-# label-skewed and a 2%-bad-rows span that must stop, and a full retrain of the last
-# window -> outputs/bench/spans.json. About 50 minutes on 2 idle CPU cores; e.g.
+# label-skewed and a 2%-bad-rows span that must stop, and a full retrain of each
+# warm-started run's window -> outputs/bench/spans.json. About an hour on 2 idle CPU
+# cores (add --resume to go on with an interrupted one); e.g.
 # BENCH_SPANS_ARGS="--split train[:8%] --run-arg=--test-split=test[:4%]" for a small one.
 # The behaviour suite's gate is off: the first span's model (4,500 reviews) fails it, and
 # the benchmark measures the chain of warm starts, which an unpushed model would cut.
