@@ -277,23 +277,17 @@ def warm_vs_retrain(warm: dict, retrain: dict) -> dict:
     ValueError: either run recorded no Trainer time (it stopped before training, or the
       Trainer was cached).
   """
-  seconds = {}
-  for name, run in (("warm", warm), ("retrain", retrain)):
-    seconds[name] = (run.get("components") or {}).get("Trainer")
+  runs = {"warm": warm, "retrain": retrain}
+  seconds = {name: (run.get("components") or {}).get("Trainer") for name, run in runs.items()}
+  for name, run in runs.items():
     if not seconds[name]:
       raise ValueError(f"the {name} run (span {run.get('span')}) recorded no Trainer time")
   return {
     "span": warm.get("span"),
     "trainer_seconds": seconds,
     "trainer_time_ratio": round(seconds["warm"] / seconds["retrain"], 3),
-    "epochs": {
-      name: (run.get("trainer") or {}).get("epochs")
-      for name, run in (("warm", warm), ("retrain", retrain))
-    },
-    "golden_accuracy": {
-      "warm": warm.get("golden_accuracy"),
-      "retrain": retrain.get("golden_accuracy"),
-    },
+    "epochs": {name: (run.get("trainer") or {}).get("epochs") for name, run in runs.items()},
+    "golden_accuracy": {name: run.get("golden_accuracy") for name, run in runs.items()},
   }
 
 

@@ -113,15 +113,24 @@ def make_dataset(
   With ``length_buckets`` >= 2 the batches are regrouped by review length and narrower
   (``bucket_by_length``; ``max_length`` is then required).
   """
-  dataset = _read(
+  dataset = data_accessor.tf_dataset_factory(
     file_patterns,
-    data_accessor,
-    tf_transform_output,
-    batch_size,
-    shuffle=shuffle,
-    repeat=repeat,
-    seed=seed,
-    drop_remainder=drop_remainder,
+    tfxio.TensorFlowDatasetOptions(
+      batch_size=batch_size,
+      label_key=features.LABEL_KEY,
+      shuffle=shuffle,
+      shuffle_seed=seed,
+      num_epochs=None if repeat else 1,
+      drop_final_batch=drop_remainder,
+    ),
+    tf_transform_output.transformed_metadata.schema,
+  )
+  dataset = dataset.map(
+    lambda x, y: (
+      {features.TOKENS_KEY: x[features.TOKENS_KEY]},
+      tf.reshape(tf.cast(y, tf.float32), [-1, 1]),
+    ),
+    num_parallel_calls=tf.data.AUTOTUNE,
   )
   if length_buckets >= 2:
     dataset = bucket_by_length(dataset.unbatch(), batch_size, max_length, length_buckets)
@@ -160,7 +169,7 @@ def make_mixed_dataset(
   if not groups or any(weight <= 0 for _, weight in groups):
     raise ValueError(f"need at least one group of files, each with a weight > 0: {groups}")
   parts = [
-    _read(
+    make_dataset(
       patterns,
       data_accessor,
       tf_transform_output,
@@ -168,7 +177,6 @@ def make_mixed_dataset(
       shuffle=True,
       repeat=True,
       seed=seed + i,
-      drop_remainder=False,
     ).unbatch()
     for i, (patterns, _) in enumerate(groups)
   ]
@@ -180,39 +188,6 @@ def make_mixed_dataset(
   else:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return _finish(dataset, shard_policy)
-
-
-def _read(
-  file_patterns: list[str],
-  data_accessor: DataAccessor,
-  tf_transform_output: tft.TFTransformOutput,
-  batch_size: int,
-  shuffle: bool,
-  repeat: bool,
-  seed: int,
-  drop_remainder: bool,
-) -> tf.data.Dataset:
-  """Transformed Examples parsed by TFX's ``tf_dataset_factory`` into batches of
-  (``{"tokens": int64 [batch, max_length]}``, float32 labels [batch, 1])."""
-  dataset = data_accessor.tf_dataset_factory(
-    file_patterns,
-    tfxio.TensorFlowDatasetOptions(
-      batch_size=batch_size,
-      label_key=features.LABEL_KEY,
-      shuffle=shuffle,
-      shuffle_seed=seed,
-      num_epochs=None if repeat else 1,
-      drop_final_batch=drop_remainder,
-    ),
-    tf_transform_output.transformed_metadata.schema,
-  )
-  return dataset.map(
-    lambda x, y: (
-      {features.TOKENS_KEY: x[features.TOKENS_KEY]},
-      tf.reshape(tf.cast(y, tf.float32), [-1, 1]),
-    ),
-    num_parallel_calls=tf.data.AUTOTUNE,
-  )
 
 
 def _finish(

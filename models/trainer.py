@@ -420,6 +420,12 @@ def training_inputs(
       {k: v.name for k, v in shard_policies.items()},
     )
   length_buckets = 0 if is_tpu or role.num_workers > 1 else hp.length_buckets
+  # How the train and eval splits are batched.
+  batching = {
+    "drop_remainder": is_tpu,
+    "length_buckets": length_buckets,
+    "max_length": hp.max_length,
+  }
 
   def dataset(files, shuffle, batch=global_batch, **kwargs) -> tf.data.Dataset:
     return inputs_lib.make_dataset(
@@ -434,14 +440,7 @@ def training_inputs(
     )
 
   def train_of(files) -> tf.data.Dataset:
-    return dataset(
-      files,
-      shuffle=True,
-      drop_remainder=is_tpu,
-      shard_policy=shard_policies["train"],
-      length_buckets=length_buckets,
-      max_length=hp.max_length,
-    )
+    return dataset(files, shuffle=True, shard_policy=shard_policies["train"], **batching)
 
   def train() -> tf.data.Dataset:
     if not replayed:
@@ -463,10 +462,8 @@ def training_inputs(
       transform_output,
       global_batch,
       seed=hp.seed,
-      drop_remainder=is_tpu,
       shard_policy=shard_policies["train"],
-      length_buckets=length_buckets,
-      max_length=hp.max_length,
+      **batching,
     )
 
   return TrainingInputs(
@@ -477,12 +474,7 @@ def training_inputs(
     steps_per_epoch=steps_per_epoch,
     train=train,
     eval=dataset(
-      fn_args.eval_files,
-      shuffle=False,
-      drop_remainder=is_tpu,
-      shard_policy=shard_policies["eval"],
-      length_buckets=length_buckets,
-      max_length=hp.max_length,
+      fn_args.eval_files, shuffle=False, shard_policy=shard_policies["eval"], **batching
     ),
     counting=lambda: dataset(fn_args.train_files, shuffle=False, batch=NAIVE_BAYES_BATCH),
     replay=replayed,
