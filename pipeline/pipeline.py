@@ -363,9 +363,9 @@ def _nodes(
     custom_config=_with_code_version(
       hparams.preprocessing_custom_config(), code_versions, "transform"
     ),
-    splits_config=tfx.proto.SplitsConfig(
-      analyze=[TRAIN], transform=[TRAIN, EVAL] if spans else [TRAIN, EVAL, TEST]
-    ),
+    # The Trainer reads train and eval; the Evaluator and every later reader take the
+    # golden test reviews raw (the served model holds the TransformGraph).
+    splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
     # No pre- and post-transform statistics: the pre-transform ones are StatisticsGen's
     # of the train split again, and the post-transform ones describe token ids, which
     # nothing reads; computing them was TFDV's second pass over the data inside Transform.
