@@ -8,12 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from components.imdb_example_gen import (
-  DATASET_NAME,
-  prepare_builder,
-  resolve_data_dir,
-  to_tf_example,
-)
+from components.imdb_beam import to_tf_example
+from components.imdb_example_gen import DATASET_NAME, prepare_builder, resolve_data_dir
 from core import features
 from models.hparams import HParams
 

@@ -33,7 +33,7 @@ from tfx.utils import path_utils
 
 from components import oov_rate
 from components.anomalies_gate import DataAnomaliesError, describe_anomalies
-from components.imdb_example_gen import TRAIN
+from components.imdb_beam import TRAIN
 from models import warm_start
 
 FIX = (

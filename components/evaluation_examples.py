@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
 from components.drift_gate import copy_split_artifact
-from components.imdb_example_gen import EVAL, TEST
+from components.imdb_beam import EVAL, TEST
 
 
 @tfx.dsl.components.component

@@ -37,7 +37,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components import review_files
-from components.imdb_example_gen import TEST, to_tf_example
+from components.imdb_beam import TEST, to_tf_example
 from core import features
 
 REJECTED_ROWS_KEY = "rejected_rows"

@@ -31,7 +31,8 @@ from components.behaviour_validator import BehaviourValidator, parse_thresholds
 from components.drift_gate import DriftGate
 from components.embedding_trainer import EmbeddingTrainer
 from components.evaluation_examples import EvaluationExamples
-from components.imdb_example_gen import EVAL, TEST, TRAIN, UNLABELLED, ImdbExampleGen
+from components.imdb_beam import EVAL, TEST, TRAIN, UNLABELLED
+from components.imdb_example_gen import ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
 from models.hparams import HParams
 from pipeline import model_resolvers

@@ -13,7 +13,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components import drift_gate, evaluation_examples, oov_rate
 from components.anomalies_gate import DataAnomaliesError
-from components.imdb_example_gen import to_tf_example
+from components.imdb_beam import to_tf_example
 
 
 def _examples(root):

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from components import imdb_beam as beam_side
 from components import imdb_example_gen as eg
 from core import features
 
@@ -68,39 +69,39 @@ def test_length_bucket_names_are_the_curated_schema_domain():
 
 def test_is_eval_example_deterministic_and_about_ten_percent():
   texts = [f"synthetic review number {i}".encode() for i in range(2000)]
-  first = [eg.is_eval_example(t, 10) for t in texts]
-  assert first == [eg.is_eval_example(t, 10) for t in texts]
+  first = [beam_side.is_eval_example(t, 10) for t in texts]
+  assert first == [beam_side.is_eval_example(t, 10) for t in texts]
   share = sum(first) / len(texts)
   assert 0.07 <= share <= 0.13
   # A larger percentage only adds examples (bucket < p is monotone in p).
-  at_30 = [eg.is_eval_example(t, 30) for t in texts]
+  at_30 = [beam_side.is_eval_example(t, 30) for t in texts]
   assert all(b for a, b in zip(first, at_30) if a)
   assert 0.25 <= sum(at_30) / len(texts) <= 0.35
 
 
 def test_is_eval_example_extremes():
   texts = [f"t{i}".encode() for i in range(200)]
-  assert not any(eg.is_eval_example(t, 0) for t in texts)
-  assert all(eg.is_eval_example(t, 100) for t in texts)
+  assert not any(beam_side.is_eval_example(t, 0) for t in texts)
+  assert all(beam_side.is_eval_example(t, 100) for t in texts)
 
 
 def test_to_tf_example_features():
   text = b"A fine film<br />with   five words"  # 6 whitespace-separated words
-  example = eg.to_tf_example(text, 1)
+  example = beam_side.to_tf_example(text, 1)
   f = example.features.feature
   assert set(f) == {"text", "label", "review_length", "length_bucket"}
   assert list(f["text"].bytes_list.value) == [text]
   assert list(f["label"].int64_list.value) == [1]
   assert list(f["review_length"].int64_list.value) == [6]
   assert list(f["length_bucket"].bytes_list.value) == [b"0000-0127"]
-  long = eg.to_tf_example(b" ".join([b"w"] * 300), 0).features.feature
+  long = beam_side.to_tf_example(b" ".join([b"w"] * 300), 0).features.feature
   assert list(long["review_length"].int64_list.value) == [300]
   assert list(long["length_bucket"].bytes_list.value) == [b"0256-0511"]
   assert list(long["label"].int64_list.value) == [0]
 
 
 def test_to_tf_example_with_a_span():
-  f = eg.to_tf_example(b"a review of span three", 1, 3).features.feature
+  f = beam_side.to_tf_example(b"a review of span three", 1, 3).features.feature
   assert set(f) == {"text", "label", "review_length", "length_bucket", "span"}
   assert list(f["span"].int64_list.value) == [3]
 
@@ -119,7 +120,7 @@ def test_write_splits_golden_test_alone_is_span_0(tmp_path):
 
 
 def test_to_tf_example_without_label_for_unlabelled_reviews():
-  f = eg.to_tf_example(b"no rating here", None).features.feature
+  f = beam_side.to_tf_example(b"no rating here", None).features.feature
   assert set(f) == {"text", "review_length", "length_bucket"}
   assert list(f["review_length"].int64_list.value) == [3]
 
@@ -136,7 +137,7 @@ def _write(uri, train, test, unlabelled=None, **kwargs):
   def source(records):
     return None if records is None else beam.Create(list(records))
 
-  return eg.write_splits(
+  return beam_side.write_splits(
     beam.Pipeline(),
     uri,
     source(train),
@@ -149,7 +150,7 @@ def _write(uri, train, test, unlabelled=None, **kwargs):
 def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
   uri = str(tmp_path / "examples")
   counts = _write(uri, TRAIN_RECORDS, TEST_RECORDS, eval_percent=20)
-  expected_eval = sum(eg.is_eval_example(t, 20) for t, _ in TRAIN_RECORDS)
+  expected_eval = sum(beam_side.is_eval_example(t, 20) for t, _ in TRAIN_RECORDS)
   assert counts == {"train": 200 - expected_eval, "eval": expected_eval, "test": 30}
   assert 0 < expected_eval < 200
   assert sorted(os.listdir(uri)) == ["Split-eval", "Split-test", "Split-train"]
@@ -162,7 +163,7 @@ def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
   eval_ = _read_split(uri, "eval")
   texts = {ex["text"].numpy()[0] for ex in train + eval_}
   assert texts == {t for t, _ in TRAIN_RECORDS}  # every train record in exactly one split
-  assert all(eg.is_eval_example(ex["text"].numpy()[0], 20) for ex in eval_)
+  assert all(beam_side.is_eval_example(ex["text"].numpy()[0], 20) for ex in eval_)
   by_text = dict(TRAIN_RECORDS)
   for ex in train:
     text = ex["text"].numpy()[0]
@@ -230,7 +231,7 @@ def test_write_splits_removes_every_split_when_reading_fails(tmp_path):
   uri = str(tmp_path / "examples")
   failing = beam.Create(TRAIN_RECORDS) | beam.Map(_fails_on_the_tenth)
   with pytest.raises(Exception, match="went away"):
-    eg.write_splits(beam.Pipeline(), uri, failing, beam.Create(TEST_RECORDS))
+    beam_side.write_splits(beam.Pipeline(), uri, failing, beam.Create(TEST_RECORDS))
   assert not glob.glob(os.path.join(uri, "*")) + glob.glob(os.path.join(uri, ".*"))
 
 
@@ -291,20 +292,23 @@ def test_prepare_builder_checks_the_unlabelled_split_spec(tfds_data_dir):
 
 def test_write_splits_on_a_real_unsupervised_slice(builder, tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(
+  counts = beam_side.write_splits(
     beam.Pipeline(),
     uri,
-    eg.ReadTFDS(builder, "train[:1%]"),
-    eg.ReadTFDS(builder, "test[:20]"),
-    unlabelled_records=eg.ReadTFDS(builder, "unsupervised[:50]"),
+    beam_side.ReadTFDS(builder, "train[:1%]"),
+    beam_side.ReadTFDS(builder, "test[:20]"),
+    unlabelled_records=beam_side.ReadTFDS(builder, "unsupervised[:50]"),
   )
   assert counts["unlabelled"] == 50 and counts["test"] == 20
 
 
 def test_write_splits_on_real_imdb_slices(builder, tmp_path):
   uri = str(tmp_path / "examples")
-  counts = eg.write_splits(
-    beam.Pipeline(), uri, eg.ReadTFDS(builder, "train[:1%]"), eg.ReadTFDS(builder, "test[:1%]")
+  counts = beam_side.write_splits(
+    beam.Pipeline(),
+    uri,
+    beam_side.ReadTFDS(builder, "train[:1%]"),
+    beam_side.ReadTFDS(builder, "test[:1%]"),
   )
   assert counts["test"] == 250
   assert counts["train"] + counts["eval"] == 250

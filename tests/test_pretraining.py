@@ -14,7 +14,7 @@ from gensim.models import KeyedVectors
 from tfx.types import standard_artifacts
 
 from components.embedding_trainer import EmbeddingTrainer
-from components.imdb_example_gen import to_tf_example
+from components.imdb_beam import to_tf_example
 from core import features
 from models import model as model_lib
 from models import pretraining, trainer

@@ -1,0 +1,204 @@
+"""The Beam side of ``ImdbExampleGen``: what its workers run and import.
+
+Beam's workers unpickle a DoFn by importing the module that defines it. Defined beside the
+TFX component, ``_ToExamples`` made every worker import ``tfx.v1`` too (its extensions pull
+in the Google Cloud clients): several seconds of each worker's start that reading and
+writing reviews never needed. This module imports Beam, TensorFlow, TFDS and
+``core.features`` only.
+"""
+
+import hashlib
+import json
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from core import features
+
+TRAIN, EVAL, TEST, UNLABELLED = "train", "eval", "test", "unlabelled"
+_FILE_PREFIX = "data_tfrecord"
+# The split counts, written by the pipeline and removed once read.
+_COUNTS_FILE = ".split_counts.json"
+
+
+def is_eval_example(text: bytes, eval_percent: int) -> bool:
+  """Deterministic hash split: True for about ``eval_percent`` % of distinct texts."""
+  bucket = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") % 100
+  return bucket < eval_percent
+
+
+def to_tf_example(text: bytes, label: int | None, span: int | None = None) -> tf.train.Example:
+  """Builds the raw tf.Example (feature keys and types in ``core.features``); an
+  unlabelled review (``label`` None) gets no ``label`` feature, and only a review with a
+  ``span`` a ``span`` feature."""
+  num_words = len(text.split())
+  feature = {
+    features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
+    features.REVIEW_LENGTH_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[num_words])),
+    features.LENGTH_BUCKET_KEY: tf.train.Feature(
+      bytes_list=tf.train.BytesList(value=[features.length_bucket(num_words).encode()])
+    ),
+  }
+  if label is not None:
+    feature[features.LABEL_KEY] = tf.train.Feature(
+      int64_list=tf.train.Int64List(value=[int(label)])
+    )
+  if span is not None:
+    feature[features.SPAN_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=[span]))
+  return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _as_pair(record: dict) -> tuple[bytes, int]:
+  """A decoded TFDS ``imdb_reviews`` record (tensors) -> (text bytes, label int)."""
+  return record["text"].numpy(), int(record["label"])
+
+
+class ReadTFDS(beam.PTransform):
+  """Reads a TFDS split spec in Beam (``tfds.beam.ReadFromTFDS``: one read per shard file,
+  on the workers) -> PCollection of (text bytes, label int)."""
+
+  def __init__(self, builder, split: str):
+    """Args: builder: a prepared TFDS builder (``prepare_builder``); split: a split spec,
+    e.g. ``"train[:2%]"``."""
+    super().__init__()
+    self._builder, self._split = builder, split
+
+  def expand(self, pbegin):
+    return (
+      pbegin
+      | "ReadFromTFDS" >> tfds.beam.ReadFromTFDS(self._builder, split=self._split)
+      | "AsPair" >> beam.Map(_as_pair)
+    )
+
+
+class _ToExamples(beam.DoFn):
+  """(text, label) -> serialized tf.Example, to the split it belongs to (one step per
+  review: Beam's per-element cost is paid once, not per conversion)."""
+
+  def __init__(self, split: str | None, eval_percent: int, span: int | None):
+    """Args: split: the output split, or None for the train/eval hash split;
+    eval_percent: as ``is_eval_example``'s; span: the ``span`` feature, or None."""
+    super().__init__()
+    self._split, self._eval_percent, self._span = split, eval_percent, span
+
+  def process(self, pair: tuple[bytes, int | None]):
+    text, label = pair
+    split = self._split
+    if split is None:
+      split = EVAL if is_eval_example(text, self._eval_percent) else TRAIN
+    if split == UNLABELLED:
+      label = None
+    yield beam.pvalue.TaggedOutput(
+      split, to_tf_example(text, label, self._span).SerializeToString()
+    )
+
+
+def write_splits(
+  pipeline: beam.Pipeline,
+  output_uri: str,
+  train_records: beam.PTransform | None,
+  test_records: beam.PTransform,
+  eval_percent: int = 10,
+  unlabelled_records: beam.PTransform | None = None,
+) -> dict[str, int]:
+  """Runs ``pipeline``, writing train/eval/test GZIP TFRecords of tf.Example under
+  ``output_uri`` (``Split-<name>/data_tfrecord-*-of-*.gz``; the runner picks the shards).
+
+  Each source is a PTransform from the pipeline's start to (text bytes, label int) pairs
+  (``ReadTFDS`` in the component, ``beam.Create`` in tests), so the reviews are read,
+  converted and written on Beam's workers, never in the launcher process. The split
+  counts come back through a small JSON file that is removed once read. On any error
+  (a failed read, an empty split) every split directory written is removed again, so a
+  failed execution leaves nothing that looks finished.
+
+  Args:
+    pipeline: the Beam pipeline to build on and run (``with pipeline``).
+    output_uri: the Examples artifact's directory.
+    train_records: pairs split into train and eval by ``is_eval_example``; None writes
+      neither split (the golden test set alone, when new reviews arrive as spans; its
+      reviews then carry ``span`` 0, ``features.GOLDEN_SPAN``).
+    test_records: pairs for test.
+    eval_percent: share of ``train_records`` sent to eval, in [1, 99].
+    unlabelled_records: pairs whose labels are dropped, written as the ``unlabelled``
+      split (tf.Examples without ``label``); None writes no such split.
+
+  Returns:
+    examples written per split name, in the order train, eval, test, unlabelled.
+
+  Raises:
+    ValueError: ``eval_percent`` out of range (nothing run), or a split would be empty.
+  """
+  if not 1 <= eval_percent <= 99:
+    raise ValueError(f"eval_percent must be in [1, 99], got {eval_percent}")
+  names = ((TRAIN, EVAL) if train_records is not None else ()) + (TEST,)
+  names += (UNLABELLED,) if unlabelled_records is not None else ()
+  counts_path = os.path.join(output_uri, _COUNTS_FILE)
+  try:
+    with pipeline:
+      splits = _read_splits(pipeline, train_records, test_records, eval_percent, unlabelled_records)
+      _write_and_count(splits, output_uri, counts_path)
+    with tf.io.gfile.GFile(counts_path) as f:
+      written = json.load(f)
+    tf.io.gfile.remove(counts_path)
+    counts = {name: written.get(name, 0) for name in names}
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+      raise ValueError(
+        f"split(s) {empty} would be empty (counts {counts}); use a larger slice of the TFDS splits"
+      )
+  except BaseException:
+    written = [os.path.join(output_uri, f"Split-{name}") for name in names] + [counts_path]
+    # Beam's temporary directories of a write that never finished, too.
+    for path in written + tf.io.gfile.glob(os.path.join(output_uri, "beam-temp-*")):
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      elif tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+    raise
+  return counts
+
+
+def _read_splits(pipeline, train_records, test_records, eval_percent, unlabelled_records):
+  """The sources -> {split name: PCollection of serialized tf.Example}."""
+  splits = {}
+  # Beside spans, the golden test reviews are span 0 (the Evaluator's slices).
+  test_span = features.GOLDEN_SPAN if train_records is None else None
+  for name, split, source, span in (
+    ("Train", None, train_records, None),
+    ("Test", TEST, test_records, test_span),
+    ("Unlabelled", UNLABELLED, unlabelled_records, None),
+  ):
+    if source is None:
+      continue
+    outputs = (TRAIN, EVAL) if split is None else (split,)
+    converted = (
+      pipeline
+      | f"Read{name}" >> source
+      | f"ToExamples[{name}]"
+      >> beam.ParDo(_ToExamples(split, eval_percent, span)).with_outputs(*outputs)
+    )
+    splits.update({output: converted[output] for output in outputs})
+  return splits
+
+
+def _write_and_count(splits, output_uri: str, counts_path: str) -> None:
+  """Writes each split's tf.Examples and the counts file (``{split: examples}``)."""
+  counted = []
+  for name, examples in splits.items():
+    _ = examples | f"Write[{name}]" >> beam.io.WriteToTFRecord(
+      os.path.join(output_uri, f"Split-{name}", _FILE_PREFIX), file_name_suffix=".gz"
+    )
+    counted.append(
+      examples
+      | f"Count[{name}]" >> beam.combiners.Count.Globally()
+      | f"Key[{name}]" >> beam.Map(lambda n, name: (name, n), name=name)
+    )
+  _ = (
+    counted
+    | "Counts" >> beam.Flatten()
+    | "ToDict" >> beam.combiners.ToDict()
+    | "ToJson" >> beam.Map(json.dumps)
+    | "WriteCounts" >> beam.io.WriteToText(counts_path, num_shards=1, shard_name_template="")
+  )
