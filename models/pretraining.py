@@ -1,10 +1,11 @@
 """Word2vec pretraining of the token embedding, run by the pipeline's ``EmbeddingTrainer``.
 
 The ``EmbeddingTrainer`` (``components.embedding_trainer``, between Transform and the
-Trainer) reads the raw reviews of the ``train`` and ``unlabelled`` splits (TFDS's 50,000
-unrated reviews), maps them to token ids with the pipeline's TransformGraph (the graph
-the Trainer's examples and the serving signatures go through, so the ids are exactly the
-Trainer's), and trains word2vec's skip-gram with negative sampling (Mikolov et al. 2013,
+Trainer) takes the token ids of the ``train`` reviews from Transform's transformed
+Examples (the Trainer's own inputs) and maps the raw ``unlabelled`` reviews (TFDS's 50,000
+unrated ones, which Transform does not write) to ids with the pipeline's TransformGraph
+(the graph the Trainer's examples and the serving signatures go through, so the ids are
+exactly the Trainer's), and trains word2vec's skip-gram with negative sampling (Mikolov et al. 2013,
 "Distributed Representations of Words and Phrases and their Compositionality") on the id
 sequences (``pretrain``). Its Model artifact is the Trainer's ``base_model``: the attention
 model's token embedding starts from these vectors instead of a random table and is
@@ -34,6 +35,7 @@ and the ModelRun directory ``pretraining_summary.json``: reviews, tokens,
 seconds, tokens/s, and how many rows came from word2vec.
 """
 
+import itertools
 import os
 import tempfile
 import time
@@ -115,6 +117,34 @@ def token_id_sequences(
     tf.data.TFRecordDataset(files, compression_type="GZIP")
     .batch(_BATCH)
     .map(to_ids, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    .prefetch(tf.data.AUTOTUNE)
+  )
+  for ids in dataset:
+    for row in ids.numpy():
+      yield row[row != features.PADDING_ID]
+
+
+def transformed_id_sequences(
+  file_patterns: Sequence[str], tf_transform_output: tft.TFTransformOutput
+) -> Iterator[np.ndarray]:
+  """The token ids of every review in ``file_patterns``, Transform's transformed Examples
+  (GZIP TFRecords of tf.Example with ``tokens``, int64 [max_length]): the ids the
+  TransformGraph gave those reviews, read instead of computed again.
+
+  Yields:
+    int64 [n] per review: its ids without the padding (n <= max_length).
+  """
+  files = sorted({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
+  spec = tf_transform_output.transformed_feature_spec()
+  tokens_spec = {features.TOKENS_KEY: spec[features.TOKENS_KEY]}
+  dataset = (
+    tf.data.TFRecordDataset(files, compression_type="GZIP")
+    .batch(_BATCH)
+    .map(
+      lambda serialized: tf.io.parse_example(serialized, tokens_spec)[features.TOKENS_KEY],
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
     .prefetch(tf.data.AUTOTUNE)
   )
   for ids in dataset:
@@ -255,12 +285,19 @@ def load_embeddings(base_model_dir: str, hp: HParams) -> np.ndarray:
 
 
 def pretrain(
-  file_patterns: Sequence[str], transform_graph_uri: str, hp: HParams, model_dir: str, run_dir: str
+  file_patterns: Sequence[str],
+  transform_graph_uri: str,
+  hp: HParams,
+  model_dir: str,
+  run_dir: str,
+  transformed_patterns: Sequence[str] = (),
 ) -> dict:
-  """Word2vec over the raw reviews of ``file_patterns`` (the ``train`` and ``unlabelled``
-  splits' GZIP TFRecords), written as described in the module docstring: the table and
-  the vectors to ``model_dir``, ``pretraining_summary.json`` to ``run_dir``. Runs on the
-  CPU in this process, whatever the distribution strategy of the model's Trainer.
+  """Word2vec over the reviews of ``transformed_patterns`` (Transform's transformed
+  Examples, whose ids are read: ``transformed_id_sequences``) and of ``file_patterns``
+  (raw Examples, through the TransformGraph: ``token_id_sequences``), in that order,
+  written as described in the module docstring: the table and the vectors to
+  ``model_dir``, ``pretraining_summary.json`` to ``run_dir``. Runs on the CPU in this
+  process, whatever the distribution strategy of the model's Trainer.
 
   Returns:
     the summary written (reviews, tokens, seconds, tokens/s, rows, hyperparameters).
@@ -276,9 +313,13 @@ def pretrain(
   with tempfile.TemporaryDirectory() as local:
     corpus_file = os.path.join(local, "corpus.txt")
     started = time.monotonic()
-    reviews, tokens = write_corpus(
-      token_id_sequences(file_patterns, tf_transform_output), words, corpus_file
+    sequences = itertools.chain(
+      transformed_id_sequences(transformed_patterns, tf_transform_output)
+      if transformed_patterns
+      else (),
+      token_id_sequences(file_patterns, tf_transform_output) if file_patterns else (),
     )
+    reviews, tokens = write_corpus(sequences, words, corpus_file)
     read_seconds = time.monotonic() - started
     logging.info("word2vec corpus: %d reviews, %d tokens (%.1f s)", reviews, tokens, read_seconds)
     started = time.monotonic()

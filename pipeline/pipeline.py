@@ -378,18 +378,17 @@ def _nodes(
   serving_model = arrival_resolver.outputs["model"] if spans and spans.warm_start else None
   embedding_trainer = None
   if hparams.pretrains_embeddings:
-    # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the raw
-    # train and unlabelled reviews (with spans: the unlabelled ones), through the
-    # TransformGraph; it names the serving model the Trainer warm-starts from.
-    if spans:
-      pretraining_splits = [UNLABELLED]
-    else:
-      pretraining_splits = [TRAIN, UNLABELLED] if unlabelled_split else [TRAIN]
+    # Its Model is the Trainer's base_model (TFX's warm start): word2vec over the train
+    # reviews, whose ids Transform wrote, and the raw unlabelled ones through the
+    # TransformGraph (with spans: the unlabelled ones alone); it names the serving model
+    # the Trainer warm-starts from.
     embedding_trainer = EmbeddingTrainer(
       examples=golden,
       transform_graph=transform.outputs["transform_graph"],
       warm_start_model=serving_model,
-      splits=",".join(pretraining_splits),
+      transformed_examples=None if spans else transform.outputs["transformed_examples"],
+      splits=UNLABELLED if spans or unlabelled_split else "",
+      transformed_splits="" if spans else TRAIN,
       custom_config=json.dumps(
         _with_code_version(hparams.pretraining_custom_config(), code_versions, "pretraining"),
         sort_keys=True,

@@ -178,8 +178,8 @@ def _artifact(store, artifact_id):
 
 
 def test_trainer_starts_from_the_embedding_trainers_word2vec_vectors(runs):
-  """Through MLMD: the EmbeddingTrainer read ImdbExampleGen's raw Examples and Transform's
-  graph, and its Model is the Trainer's base_model; the pretraining saw the train and
+  """Through MLMD: the EmbeddingTrainer read ImdbExampleGen's raw Examples, Transform's
+  graph and Transform's transformed Examples (the train reviews' ids), and its Model is the Trainer's base_model; the pretraining saw the train and
   unlabelled reviews, and the Trainer's summary names the table it started from."""
   paths, _ = runs
   store = _store(paths)
@@ -198,6 +198,11 @@ def test_trainer_starts_from_the_embedding_trainers_word2vec_vectors(runs):
     store.get_artifact_types_by_id([_artifact(store, inputs["transform_graph"][0]).type_id])[0].name
     == "TransformGraph"
   )
+  (transformed,) = inputs["transformed_examples"]
+  assert _artifact(store, transformed).uri.split(os.sep)[-3:-1] == [
+    "Transform",
+    "transformed_examples",
+  ]
   outputs = mlmd_queries.execution_outputs(store, pretrainer.id)
   (model,), (model_run,) = outputs["embeddings"], outputs["pretraining_run"]
   with open(os.path.join(model_run.uri, "pretraining_summary.json"), encoding="utf-8") as f:

@@ -178,11 +178,15 @@ def test_pipeline_example_gen_parameters(pipeline):
   assert props["download"] is False
 
 
-def test_embedding_trainer_reads_raw_train_and_unlabelled_and_feeds_the_trainer(pipeline):
+def test_embedding_trainer_reads_transformed_train_raw_unlabelled_and_feeds_the_trainer(pipeline):
   pretrainer = _component(pipeline, "EmbeddingTrainer")
   props = pretrainer.exec_properties
-  assert props["splits"] == "train,unlabelled"
-  # Raw reviews (ImdbExampleGen's), through Transform's graph.
+  # The train reviews' ids as Transform wrote them for the Trainer; the unlabelled
+  # reviews raw (ImdbExampleGen's), through Transform's graph.
+  assert props["transformed_splits"] == "train"
+  assert props["splits"] == "unlabelled"
+  assert pretrainer.inputs["transformed_examples"].producer_component_id == "Transform"
+  assert pretrainer.inputs["transformed_examples"].output_key == "transformed_examples"
   assert pretrainer.inputs["examples"].producer_component_id == "ImdbExampleGen"
   assert pretrainer.inputs["transform_graph"].producer_component_id == "Transform"
   # Only the fields the pretraining reads: a model-only change keeps its cache.
@@ -250,7 +254,8 @@ def test_pretraining_on_train_alone_without_unlabelled_split(tmp_path):
     hparams=HP,
     unlabelled_split="",
   )
-  assert _component(built, "EmbeddingTrainer").exec_properties["splits"] == "train"
+  props = _component(built, "EmbeddingTrainer").exec_properties
+  assert (props["transformed_splits"], props["splits"]) == ("train", "")
   assert _component(built, "ImdbExampleGen").exec_properties["unlabelled_split"] == ""
 
 

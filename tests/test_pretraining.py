@@ -202,13 +202,44 @@ def _raw_examples(root) -> standard_artifacts.Examples:
   return examples
 
 
-def _run_embedding_trainer(examples, transform_graph, embeddings, run, splits):
+def _transformed_examples(root, output) -> standard_artifacts.Examples:
+  """Transform's layout: tiny_model.REVIEWS' ids (``tokens``, int64 [max_length]) and
+  labels in ``Split-train``."""
+  examples = standard_artifacts.Examples()
+  examples.uri = str(root / "transformed_examples")
+  examples.split_names = '["train"]'
+  transformed = tiny_model.transform_reviews(output, tiny_model.REVIEWS)
+  os.makedirs(os.path.join(examples.uri, "Split-train"))
+  path = os.path.join(examples.uri, "Split-train", "transformed_examples-00000-of-00001.gz")
+  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+    labels = transformed[features.LABEL_KEY].reshape(-1)
+    for tokens, label in zip(transformed[features.TOKENS_KEY], labels):
+      feature = {
+        features.TOKENS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=tokens.tolist())),
+        features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+      }
+      writer.write(
+        tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+      )
+  return examples
+
+
+def _run_embedding_trainer(
+  examples, transform_graph, embeddings, run, splits, transformed=None, transformed_splits=""
+):
   """The component's executor, as TFX's launcher calls it."""
   executor = EmbeddingTrainer.EXECUTOR_SPEC.executor_class()
+  inputs = {"examples": [examples], "transform_graph": [transform_graph]}
+  if transformed is not None:
+    inputs["transformed_examples"] = [transformed]
   executor.Do(
-    {"examples": [examples], "transform_graph": [transform_graph]},
+    inputs,
     {"embeddings": [embeddings], "pretraining_run": [run]},
-    {"splits": splits, "custom_config": json.dumps(HP.pretraining_custom_config())},
+    {
+      "splits": splits,
+      "transformed_splits": transformed_splits,
+      "custom_config": json.dumps(HP.pretraining_custom_config()),
+    },
   )
 
 
@@ -238,6 +269,45 @@ def test_embedding_trainer_names_a_missing_split(tmp_path):
       standard_artifacts.ModelRun(),
       "train,unsup",
     )
+
+
+def test_embedding_trainer_refuses_no_splits_and_transformed_splits_without_examples(tmp_path):
+  examples = _raw_examples(tmp_path)
+  artifacts = (standard_artifacts.TransformGraph(), standard_artifacts.Model())
+  with pytest.raises(ValueError, match="no splits to pretrain on"):
+    _run_embedding_trainer(examples, *artifacts, standard_artifacts.ModelRun(), "")
+  with pytest.raises(ValueError, match=r"\['train'\] without transformed_examples"):
+    _run_embedding_trainer(
+      examples, *artifacts, standard_artifacts.ModelRun(), "unlabelled", transformed_splits="train"
+    )
+
+
+def test_transformed_train_gives_the_corpus_of_the_raw_train(pretrained, tmp_path):
+  """The pipeline's way (train's ids as Transform wrote them, unlabelled raw) writes the
+  same reviews' ids as reading both raw through the TransformGraph."""
+  patterns, _, run_dir, _ = pretrained
+  graph = standard_artifacts.TransformGraph()
+  graph.uri = str(tmp_path / "transform_graph")
+  output = tiny_model.analyze_reviews(graph.uri, HP)  # the fixture's graph: same reviews
+  transformed = _transformed_examples(tmp_path, output)
+  read = list(
+    pretraining.transformed_id_sequences(
+      [os.path.join(transformed.uri, "Split-train", "*")], output
+    )
+  )
+  raw = list(pretraining.token_id_sequences(patterns[:1], output))
+  assert sorted(tuple(s) for s in read) == sorted(tuple(s) for s in raw)
+  assert all(s.dtype == np.int64 for s in read)
+  embeddings, run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+  embeddings.uri, run.uri = str(tmp_path / "embeddings"), str(tmp_path / "run")
+  _run_embedding_trainer(
+    _raw_examples(tmp_path / "raw"), graph, embeddings, run, "unlabelled", transformed, "train"
+  )
+  with open(os.path.join(run.uri, pretraining.SUMMARY_FILE), encoding="utf-8") as f:
+    summary = json.load(f)
+  with open(os.path.join(run_dir, pretraining.SUMMARY_FILE), encoding="utf-8") as f:
+    all_raw = json.load(f)
+  assert (summary["reviews"], summary["tokens"]) == (all_raw["reviews"], all_raw["tokens"])
 
 
 def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):

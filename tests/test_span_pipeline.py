@@ -105,6 +105,10 @@ def test_trainer_warm_starts_from_the_model_serving_when_the_span_arrived(span_p
   embedding_trainer = _component(pretraining, "EmbeddingTrainer")
   resolver = _component(pretraining, "arrival_model_resolver")
   assert embedding_trainer.inputs["warm_start_model"] is resolver.outputs["model"]
+  # word2vec reads the unlabelled reviews alone, raw (the spans' reviews train the model).
+  assert "transformed_examples" not in embedding_trainer.inputs
+  props = embedding_trainer.exec_properties
+  assert (props["splits"], props["transformed_splits"]) == ("unlabelled", "")
   trainer = _component(pretraining, "Trainer")
   assert trainer.inputs["base_model"] is embedding_trainer.outputs["embeddings"]
   assert sorted(c.id for c in pretraining.components) == sorted(node_ids(spans=True))
