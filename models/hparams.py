@@ -88,21 +88,22 @@ class HParams:
       with negative sampling, Mikolov et al. 2013, as Dai & Le 2015 initialized their
       LSTM); the Trainer starts from those vectors instead of a random table. It raised
       mean test accuracy (3 seeds) from 0.8935 to 0.9085 (lstm_attention), 0.8919 to
-      0.9143 (bilstm_attention) and 0.8826 to 0.8980 (multi_head), with 5 epochs; 3 (the
-      default) kept the accuracy at two thirds of word2vec's time (docs/models.md). 0 = no
-      pretraining (the pipeline then has no ``EmbeddingTrainer``).
+      0.9143 (bilstm_attention) and 0.8826 to 0.8980 (multi_head), with 5 epochs; 3 kept
+      the accuracy at two thirds of word2vec's time; 2 (the default since 2026-12-05,
+      with ``word2vec_workers`` 0 and ``epochs`` 2) is the speed issue's setting
+      (docs/models.md, "Training time"). 0 = no pretraining (the pipeline then has no
+      ``EmbeddingTrainer``).
     word2vec_window: word2vec's context window: words up to this far on either side.
     word2vec_negative: negative samples per (word, context) pair.
     word2vec_sample: word2vec's downsampling of frequent words (Mikolov et al. 2013, sec.
       2.3: a word of corpus frequency f is kept with probability about sqrt(sample / f));
       1e-4 suits IMDB's millions of tokens, 0 = off (for corpora of a few thousand tokens,
       where every word is "frequent").
-    word2vec_workers: gensim's worker threads for the pretraining; 1 (the default) is the
-      condition gensim documents for a reproducible run (the same data and hyperparameters
-      give bit-identical vectors); 0 = one per CPU core, 1.5x faster on 2 cores, but the
-      threads update shared vectors in no fixed order, and seed 42's full runs reached
-      0.9063 and 0.9080 test accuracy with 2 threads against 0.9126 and 0.9157 with 1
-      (seeds 7 and 1234: 0.9143 and 0.9090 with 2; docs/models.md).
+    word2vec_workers: gensim's worker threads for the pretraining; 0 (the default) = one
+      per CPU core: 1.6x faster on 2 cores, but the threads update shared vectors in no
+      fixed order, so two runs give different vectors. 1 is the condition gensim
+      documents for a reproducible run (the same data and hyperparameters give
+      bit-identical vectors); what each cost in accuracy: docs/models.md.
     bigram_buckets: hash buckets of the bigram embedding added to each token's embedding
       (``models.layers.HashedBigramEmbedding``, fastText's bigram features); 0 = off.
       2 ** 17 adds 2 ** 17 * embedding_dim parameters (16.8 M at 128) and raised the
@@ -162,7 +163,9 @@ class HParams:
       layers then skip most padding (IMDB's median review is about half of max_length).
       0 or 1 = off (every batch max_length wide); always off on TPU (static shapes) and
       with several workers.
-    epochs: maximum training epochs (early stopping on the eval split may end sooner).
+    epochs: maximum training epochs (early stopping on the eval split may end sooner). 2
+      by default since 2026-12-05: with 3, early stopping threw the third away for seeds
+      42 and 1234 (docs/models.md, "Training time").
     warm_start_epochs: maximum epochs of a run warm-started from the serving model
       (``models.warm_start``).
     warm_start_learning_rate: the learning rate a warm-started run starts at (4e-3 by
@@ -202,11 +205,11 @@ class HParams:
   negation_scope: bool = True
   contrast_scope: bool = True
   embedding_dim: int = 128
-  word2vec_epochs: int = 3
+  word2vec_epochs: int = 2
   word2vec_window: int = 5
   word2vec_negative: int = 5
   word2vec_sample: float = 1e-4
-  word2vec_workers: int = 1
+  word2vec_workers: int = 0
   bigram_buckets: int = 131072
   bigram_dropout: float = 0.0
   nb_wide: bool = False
@@ -229,7 +232,7 @@ class HParams:
   warmup_epochs: float | None = None
   batch_size: int | None = None
   length_buckets: int = 8
-  epochs: int = 3
+  epochs: int = 2
   warm_start_epochs: int = 1
   warm_start_learning_rate: float | None = 4e-3
   warm_start_lr_schedule: str = "cosine"

@@ -116,10 +116,10 @@ def test_word2vec_rejects_an_empty_corpus(tmp_path):
     _train(tmp_path, [[], []], HParams())
 
 
-def test_word2vec_workers_one_by_default_zero_for_one_per_core():
+def test_word2vec_workers_one_per_core_by_default():
   cores = len(os.sched_getaffinity(0))
-  assert pretraining.word2vec_workers(HParams()) == 1
-  assert pretraining.word2vec_workers(HParams(word2vec_workers=0)) == cores
+  assert pretraining.word2vec_workers(HParams()) == cores
+  assert pretraining.word2vec_workers(HParams(word2vec_workers=1)) == 1
   assert pretraining.word2vec_workers(HParams(word2vec_workers=3)) == 3
   with pytest.raises(ValueError, match="word2vec_workers must be >= 0"):
     HParams(word2vec_workers=-1)
