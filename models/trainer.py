@@ -1,15 +1,16 @@
 """The Trainer's ``run_fn``: reads transformed examples (``models.inputs``), trains under a
 tf.distribute strategy (and mixed-precision policy), early-stops on ``eval``, writes
-TensorBoard logs and ``training_summary.json`` (seconds per epoch, examples/s, history) to
-the ModelRun, and exports the SavedModel (``models.signatures``).
+TensorBoard logs and ``training_summary.json`` (seconds per epoch, examples/s, history,
+seconds of each phase) to the ModelRun, and exports the SavedModel (``models.signatures``).
 
 ``run_fn`` reads as its steps: ``training_inputs``, ``build_models``, ``fit``,
 ``exportable_model``, then the export."""
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -294,6 +295,8 @@ def run_fn(fn_args: FnArgs) -> None:
   role = worker_role(strategy)
   policy = precision_policy(strategy, hp.mixed_precision)
   warm = warm_start.source(fn_args.base_model) is not None
+  phases: dict[str, float] = {}
+  started = time.monotonic()
   inputs = training_inputs(fn_args, hp, strategy, role, hp.warm_start_replay if warm else 1.0)
   # Every worker trains (in lock-step) and exports, as TensorFlow's multi-worker guide
   # prescribes; only the chief's logs and model land in model_run_dir / serving_model_dir,
@@ -319,7 +322,9 @@ def run_fn(fn_args: FnArgs) -> None:
       summary["naive_bayes"] = train_naive_bayes(
         built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch, inputs.counting()
       )
-    history, speed = fit(built.model, built.hparams, inputs, log_dir)
+    phases["inputs_and_build"] = time.monotonic() - started
+    with _timed(phases, "fit"):
+      history, speed = fit(built.model, built.hparams, inputs, log_dir)
     explain_model = exportable_model(built.explain_model, hp, strategy)
     if hp.nb_wide:
       # With the attention model's best epoch restored. The copy of a multi-worker run
@@ -327,9 +332,15 @@ def run_fn(fn_args: FnArgs) -> None:
       summary["stacking"] = stack_halves(explain_model, inputs.eval)
     temperature = 1.0
     if hp.temperature_scaling:
-      calibrated = fit_temperature(explain_model, inputs.eval)
+      with _timed(phases, "calibration"):
+        calibrated = fit_temperature(explain_model, inputs.eval)
       summary["calibration"] = calibrated.as_dict()
       temperature = calibrated.temperature
+    with _timed(phases, "export"):
+      signatures.export_saved_model(
+        explain_model, inputs.transform_output, hp, export_dir, temperature=temperature
+      )
+    # Written last, with how long each phase took (a slow export shows here).
     throughput.write_summary(
       log_dir,
       speed.summary(
@@ -341,13 +352,21 @@ def run_fn(fn_args: FnArgs) -> None:
         strategy=type(strategy).__name__,
         replicas=inputs.replicas,
         precision_policy=policy or "float32",
+        phase_seconds={name: round(seconds, 3) for name, seconds in phases.items()},
         **summary,
       ),
     )
-    signatures.export_saved_model(
-      explain_model, inputs.transform_output, hp, export_dir, temperature=temperature
-    )
   wait_for_workers(strategy, role)
+
+
+@contextlib.contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+  """Adds the seconds the block took to ``phases[name]``."""
+  started = time.monotonic()
+  try:
+    yield
+  finally:
+    phases[name] = phases.get(name, 0.0) + time.monotonic() - started
 
 
 def training_inputs(

@@ -231,6 +231,11 @@ def test_trainer_starts_from_the_embedding_trainers_word2vec_vectors(runs):
     "path": os.path.join(model.uri, "Format-Serving"),
     "rows": HP.embedding_input_dim,
   }
+  # Where the Trainer's time went: the fit holds every epoch, the export came last.
+  phases = summary["phase_seconds"]
+  assert set(phases) == {"inputs_and_build", "fit", "calibration", "export"}
+  assert phases["fit"] >= sum(summary["seconds_per_epoch"]) > 0
+  assert min(phases.values()) > 0
 
 
 def test_pushed_model_answers_predict_text_on_raw_strings(runs):
