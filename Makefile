@@ -103,7 +103,7 @@ bench-beam: $(STAMP)
 
 # `make run`'s pipeline beside TFX's own IMDB example (tfx/examples/imdb from the installed
 # wheel, with the settings its comments give for the full data), one after the other ->
-# outputs/bench/pipeline_vs_tfx_example.json. About 25 min on 2 CPU cores.
+# outputs/bench/pipeline_vs_tfx_example.json. About 15 min on 2 CPU cores.
 bench-vs-tfx: $(STAMP)
 	$(BIN)/python -m analysis.bench_vs_tfx run $(BENCH_ARGS)
 
