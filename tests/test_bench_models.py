@@ -77,7 +77,7 @@ def test_reusable_runs_match_model_seed_and_every_hyperparameter():
   unrecorded = {"model": "multi_head", "seed": 3}
   retired_model = {**_recorded_run("lstm_attention", 4, nb_wide=True), "model": "cnn"}
   runs = [same, changed, without_override, other_epochs, unrecorded, retired_model]
-  assert bench_models.reusable_runs(runs, overrides, epochs=3) == [same]
+  assert bench_models.reusable_runs(runs, overrides, epochs=HParams.epochs) == [same]
 
 
 def test_reusable_runs_keep_models_and_seeds_a_partial_run_does_not_train():
@@ -87,7 +87,7 @@ def test_reusable_runs_keep_models_and_seeds_a_partial_run_does_not_train():
     _recorded_run("bilstm_attention", 7),
     _recorded_run("multi_head", 1234),
   ]
-  assert bench_models.reusable_runs(runs, {}, epochs=3) == runs
+  assert bench_models.reusable_runs(runs, {}, epochs=HParams.epochs) == runs
 
 
 def test_directory_bytes(tmp_path):
