@@ -102,7 +102,6 @@ def token_id_sequences(
     int64 [n] per review: its ids without the padding (n <= max_length; 0 for an empty
     review).
   """
-  files = sorted({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
   text_spec = {features.TEXT_KEY: tf_transform_output.raw_feature_spec()[features.TEXT_KEY]}
   tft_layer = tf_transform_output.transform_features_layer()
 
@@ -111,17 +110,7 @@ def token_id_sequences(
     raw = tf.io.parse_example(serialized, text_spec)
     return tft_layer(raw)[features.TOKENS_KEY]
 
-  # The TransformGraph runs in tf.data's threads, ahead of the loop below (which writes
-  # the corpus in Python), in the files' order.
-  dataset = (
-    tf.data.TFRecordDataset(files, compression_type="GZIP")
-    .batch(_BATCH)
-    .map(to_ids, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    .prefetch(tf.data.AUTOTUNE)
-  )
-  for ids in dataset:
-    for row in ids.numpy():
-      yield row[row != features.PADDING_ID]
+  return _id_rows(file_patterns, to_ids)
 
 
 def transformed_id_sequences(
@@ -134,17 +123,24 @@ def transformed_id_sequences(
   Yields:
     int64 [n] per review: its ids without the padding (n <= max_length).
   """
-  files = sorted({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
   spec = tf_transform_output.transformed_feature_spec()
   tokens_spec = {features.TOKENS_KEY: spec[features.TOKENS_KEY]}
+  return _id_rows(
+    file_patterns,
+    lambda serialized: tf.io.parse_example(serialized, tokens_spec)[features.TOKENS_KEY],
+  )
+
+
+def _id_rows(file_patterns: Sequence[str], to_ids) -> Iterator[np.ndarray]:
+  """``to_ids`` (serialized tf.Examples [batch] -> int64 ids [batch, max_length]) over the
+  files of ``file_patterns`` in order, one review's ids without padding at a time. The
+  mapping runs in tf.data's threads, ahead of the caller's loop (which writes the corpus
+  in Python)."""
+  files = sorted({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
   dataset = (
     tf.data.TFRecordDataset(files, compression_type="GZIP")
     .batch(_BATCH)
-    .map(
-      lambda serialized: tf.io.parse_example(serialized, tokens_spec)[features.TOKENS_KEY],
-      num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=True,
-    )
+    .map(to_ids, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     .prefetch(tf.data.AUTOTUNE)
   )
   for ids in dataset:
