@@ -10,8 +10,9 @@ Faults are injected while a Trainer trains: PostgreSQL restarts during run 1, an
 Metadata's database then refuses connections until the task has failed (its retry
 succeeds); and the scheduler's whole session is SIGKILLed during
 run 2 (``airflow.sh up`` starts it again, and it runs the orphaned task anew, on fresh
-output directories). Run 3 finds
-nothing new: everything is cached and nothing pushed.
+output directories). Before run 3 the scheduler process alone exits, and the supervisor
+``airflow.sh`` runs it under starts it again. Run 3 finds nothing new: everything is cached
+and nothing pushed.
 """
 
 import functools
@@ -19,6 +20,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -204,6 +206,38 @@ class Deployment:
       assert time.monotonic() < deadline, "the scheduler's processes outlived SIGKILL"
       time.sleep(0.5)
 
+  def scheduler_processes(self) -> tuple[int, list[int]]:
+    """The supervisor's pid (``airflow.sh supervise``, the session's leader) and the pids
+    of its children that run ``scheduler.py``."""
+    with open(os.path.join(self.base, "run", "scheduler.pid")) as f:
+      supervisor = int(f.read())
+    children = subprocess.run(
+      ["pgrep", "-P", str(supervisor)], capture_output=True, text=True
+    ).stdout.split()
+    schedulers = []
+    for pid in map(int, children):
+      try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+          if b"scheduler.py" in f.read():
+            schedulers.append(pid)
+      except FileNotFoundError:  # ended since pgrep listed it
+        pass
+    return supervisor, schedulers
+
+  def exit_scheduler(self, timeout: float = 180) -> None:
+    """SIGTERM to the scheduler process alone, which exits as it does when its database
+    goes away; returns once its supervisor has started a new one."""
+    supervisor, [scheduler] = self.scheduler_processes()
+    os.kill(scheduler, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while True:
+      now_supervisor, schedulers = self.scheduler_processes()
+      assert now_supervisor == supervisor
+      if schedulers and schedulers != [scheduler]:
+        return
+      assert time.monotonic() < deadline, f"no new scheduler after {timeout} s: {self.logs()}"
+      time.sleep(0.5)
+
   def logs(self) -> str:
     path = os.path.join(self.base, "logs", "scheduler.log")
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -328,6 +362,10 @@ def test_scheduler_runs_arriving_spans_on_postgres(tmp_path, tfds_data_dir):
     up = deployment.script("up", *up_args)
     assert up.returncode == 0, up.stderr[-3000:]
     deployment.wait_for_runs(2, timeout=900)
+    # Fault: the scheduler process exits (as Airflow's does when PostgreSQL goes away under
+    # it); airflow.sh's supervisor starts it again, and the new one executes run 3.
+    deployment.exit_scheduler()
+    assert "scheduler exited with status" in deployment.logs()
     deployment.airflow("dags", "trigger", DAG_ID)  # nothing new has arrived
     deployment.wait_for_runs(3, timeout=900)
     runs = deployment.dag_runs()

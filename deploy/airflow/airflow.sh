@@ -18,7 +18,9 @@
 # pgpass (libpq password file of the two database roles), secret_key, fernet_key and
 # admin_password (the webserver's `admin` user). `down` stops the processes by the pid
 # files (each started in a session of its own, so the tasks they forked stop too) and the
-# database server, and keeps all data.
+# database server, and keeps all data. The scheduler runs under `airflow.sh supervise`, which
+# starts it again 5 s after it exits (what systemd's Restart=always gives a real deployment):
+# Airflow's scheduler exits when its database goes away for a moment.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -79,6 +81,16 @@ EOF
 
 alive() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
 
+supervise() {  # supervise NAME COMMAND...: COMMAND, and again 5 s after each time it exits
+  local name=$1 status
+  shift
+  while true; do
+    "$@" && status=0 || status=$?
+    echo "$(date -u +%FT%TZ) airflow.sh: $name exited with status $status; starting it again in 5 s" >&2
+    sleep 5
+  done
+}
+
 start_process() {  # start_process NAME COMMAND...: in a session of its own, logging to logs/
   local name=$1
   shift
@@ -121,8 +133,9 @@ up() {
   "$bin/imdb-tfx" schedule airflow --output "$base/dags/$DAG_ID.py" --output-dir "$output_dir" "$@" ||
     { wait "$migrate" || true; die "imdb-tfx schedule airflow failed (above)"; }
   wait "$migrate" || die "airflow db migrate failed: $base/logs/migrate.log"
-  # The scheduler with TFX imported, for the tasks it forks (deploy/airflow/scheduler.py).
-  start_process scheduler "$bin/python" "$here/scheduler.py"
+  # The scheduler with TFX imported, for the tasks it forks (deploy/airflow/scheduler.py),
+  # started again whenever it exits.
+  start_process scheduler bash "$here/airflow.sh" supervise scheduler "$bin/python" "$here/scheduler.py"
   wait_for "the scheduler" 180 airflow jobs check --job-type SchedulerJob --local
   wait_for_dag 600
   if [ "$web_port" != 0 ]; then
@@ -210,5 +223,6 @@ case $command in
 up) up "$@" ;;
 down) down ;;
 status) status ;;
+supervise) supervise "$@" ;;
 *) sed -n '2,9p' "$0" >&2; exit 2 ;;
 esac
