@@ -249,8 +249,8 @@ def examples_processed(node_id: str, outputs: dict) -> int | None:
   every = ("train", "eval", "test", "unlabelled")
   if node_id in ("ImdbExampleGen", "StatisticsGen"):
     return count(*every)
-  if node_id == "Transform":
-    return count("train", "eval", "test")
+  if node_id == "Transform":  # analyses train, transforms train and eval (pipeline.pipeline)
+    return count("train", "eval")
   if node_id == "Trainer":
     return count("train")
   if node_id == "Evaluator":

@@ -7,7 +7,7 @@ whichever TFX orchestrator drives the run (``--runner local`` or ``--runner beam
 ============  ==============================================================================
 profile       what runs the Beam pipelines
 ============  ==============================================================================
-direct        Beam's DirectRunner on this machine (multi-processing, one worker per core).
+direct        Beam's DirectRunner on this machine (one worker thread per core).
 portable      Beam's PortableRunner against a job service (``--job_endpoint``); ``embed``
               starts Beam's own job service in-process, which is how this project tests the
               portable path (``environment_type=LOOPBACK``). Flink and Spark job servers
@@ -42,11 +42,20 @@ _LOCAL_ENVIRONMENTS = ("LOOPBACK", "PROCESS")
 
 
 def default_beam_pipeline_args(cpu_count: int | None = None) -> list[str]:
-  """DirectRunner options: multi-processing with one worker per core when there are >1
-  cores, in-memory otherwise."""
+  """DirectRunner options: one worker thread per core when there are >1 cores, in-memory
+  otherwise.
+
+  Threads rather than worker processes (``multi_processing``): the components' Beam work
+  is mostly TensorFlow, Arrow and TFDV's C++, which run outside the GIL, and each worker
+  process first imports TensorFlow and the component's libraries again (several seconds
+  per worker and component on 2 cores). Measured on the full data, 2 cores, idle machine,
+  one after the other (docs/measurements.md, "2026-12-05, second session"): ImdbExampleGen,
+  StatisticsGen and Transform took 115.8 s in threads against 123.9 s in processes.
+  ``--beam-arg --direct_running_mode=multi_processing`` gives the processes back.
+  """
   cpu_count = cpu_count or os.cpu_count() or 1
   if cpu_count > 1:
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={cpu_count}"]
+    return ["--direct_running_mode=multi_threading", f"--direct_num_workers={cpu_count}"]
   return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
@@ -181,7 +190,7 @@ def _check_shared_root(pipeline_root: str | None, why: str) -> None:
 def _direct(settings: BeamSettings) -> list[str]:
   if settings.parallelism:
     return [
-      "--direct_running_mode=multi_processing",
+      "--direct_running_mode=multi_threading",
       f"--direct_num_workers={settings.parallelism}",
     ]
   return default_beam_pipeline_args()

@@ -29,11 +29,11 @@ def _options(args):
 
 def test_direct_is_the_laptop_default():
   assert beam_args_for("direct", BeamSettings(parallelism=3)) == [
-    "--direct_running_mode=multi_processing",
+    "--direct_running_mode=multi_threading",
     "--direct_num_workers=3",
   ]
   opts = _options(beam_args_for("direct")).view_as(po.DirectOptions)
-  assert opts.direct_running_mode in ("multi_processing", "in_memory")
+  assert opts.direct_running_mode in ("multi_threading", "in_memory")
 
 
 def test_portable_embed_defaults_to_loopback_and_a_local_root_is_fine():

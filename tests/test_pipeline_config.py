@@ -410,7 +410,7 @@ def test_default_beam_pipeline_args():
     "--direct_num_workers=1",
   ]
   assert beam_profiles.default_beam_pipeline_args(2) == [
-    "--direct_running_mode=multi_processing",
+    "--direct_running_mode=multi_threading",
     "--direct_num_workers=2",
   ]
   assert len(beam_profiles.default_beam_pipeline_args()) == 2
