@@ -300,7 +300,11 @@ def _nodes(
       examples=new_examples, schema=schema_gen.outputs["schema"]
     )
   else:
-    statistics_gen = tfx.components.StatisticsGen(examples=new_examples)
+    # Not of the unlabelled split: nothing validates or reads its statistics (its reviews
+    # lack the label the schema requires), and it is half of all reviews.
+    statistics_gen = tfx.components.StatisticsGen(
+      examples=new_examples, exclude_splits=[UNLABELLED]
+    )
     if schema_path:
       schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     else:
@@ -309,8 +313,6 @@ def _nodes(
         infer_feature_shape=True,
         exclude_splits=[EVAL, TEST, UNLABELLED],
       )
-  # The unlabelled split lacks the label the schema requires; its statistics are still
-  # computed (StatisticsGen), for a look at how it differs from train.
   example_validator = tfx.components.ExampleValidator(
     statistics=statistics_gen.outputs["statistics"],
     schema=schema_gen.outputs["schema"],

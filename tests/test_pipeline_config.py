@@ -215,6 +215,8 @@ def test_embedding_trainer_reads_transformed_train_raw_unlabelled_and_feeds_the_
 
 
 def test_unlabelled_split_is_neither_validated_nor_in_the_schema(pipeline):
+  statistics_gen = _component(pipeline, "StatisticsGen")
+  assert json.loads(statistics_gen.exec_properties["exclude_splits"]) == ["unlabelled"]
   validator = _component(pipeline, "ExampleValidator")
   assert json.loads(validator.exec_properties["exclude_splits"]) == ["unlabelled"]
   transform = json.loads(_component(pipeline, "Transform").exec_properties["splits_config"])
