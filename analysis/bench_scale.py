@@ -246,9 +246,10 @@ def examples_processed(node_id: str, outputs: dict) -> int | None:
   def count(*splits: str) -> int:
     return sum(mlmd_queries.custom_property(examples, f"num_examples_{s}") or 0 for s in splits)
 
-  every = ("train", "eval", "test", "unlabelled")
-  if node_id in ("ImdbExampleGen", "StatisticsGen"):
-    return count(*every)
+  if node_id == "ImdbExampleGen":
+    return count("train", "eval", "test", "unlabelled")
+  if node_id == "StatisticsGen":  # every split but unlabelled (pipeline.pipeline)
+    return count("train", "eval", "test")
   if node_id == "Transform":  # analyses train, transforms train and eval (pipeline.pipeline)
     return count("train", "eval")
   if node_id == "Trainer":
