@@ -66,7 +66,7 @@ from pipeline import beam_profiles, layout, remote, run_lock
   "--beam-parallelism",
   type=click.IntRange(min=1),
   default=None,
-  help="direct: worker processes; flink: --parallelism; portable/spark: SDK "
+  help="direct: worker threads; flink: --parallelism; portable/spark: SDK "
   "workers per worker; dataflow: --max_num_workers.",
 )
 @click.option("--beam-project", default=None, help="dataflow: Google Cloud project.")
