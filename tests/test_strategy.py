@@ -212,6 +212,16 @@ def test_auto_shard_policy(num_files, num_workers, policy):
   )
 
 
+@pytest.mark.parametrize("policy", [None, tf.data.experimental.AutoShardPolicy.DATA])
+def test_finished_datasets_run_without_autotuning(policy):
+  # Autotuning's optimization thread made deleting the training iterator wait up to 31 s.
+  finished = inputs._finish(tf.data.Dataset.range(5), policy)
+  assert finished.options().autotune.enabled is False
+  expected = policy or tf.data.experimental.AutoShardPolicy.AUTO
+  assert finished.options().experimental_distribute.auto_shard_policy == expected
+  assert list(finished.as_numpy_iterator()) == [0, 1, 2, 3, 4]
+
+
 def test_auto_shard_policy_rejects_no_workers():
   with pytest.raises(ValueError, match="num_workers"):
     inputs.auto_shard_policy(1, 0)
