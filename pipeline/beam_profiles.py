@@ -55,8 +55,13 @@ def default_beam_pipeline_args(cpu_count: int | None = None) -> list[str]:
   """
   cpu_count = cpu_count or os.cpu_count() or 1
   if cpu_count > 1:
-    return ["--direct_running_mode=multi_threading", f"--direct_num_workers={cpu_count}"]
+    return _threaded_direct(cpu_count)
   return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def _threaded_direct(workers: int) -> list[str]:
+  """DirectRunner options: ``workers`` worker threads in this process."""
+  return ["--direct_running_mode=multi_threading", f"--direct_num_workers={workers}"]
 
 
 def merge_beam_args(defaults: Sequence[str], overrides: Sequence[str]) -> list[str]:
@@ -189,10 +194,7 @@ def _check_shared_root(pipeline_root: str | None, why: str) -> None:
 
 def _direct(settings: BeamSettings) -> list[str]:
   if settings.parallelism:
-    return [
-      "--direct_running_mode=multi_threading",
-      f"--direct_num_workers={settings.parallelism}",
-    ]
+    return _threaded_direct(settings.parallelism)
   return default_beam_pipeline_args()
 
 
