@@ -198,31 +198,25 @@ class Deployment:
   def kill_scheduler(self) -> None:
     """SIGKILL to every process of the scheduler's session: the scheduler, its executor
     and the tasks it runs, as a crash of the machine would stop them."""
-    with open(os.path.join(self.base, "run", "scheduler.pid")) as f:
-      session = int(f.read())
+    session = self.scheduler_session()
     subprocess.run(["pkill", "-KILL", "-s", str(session)], check=False)
     deadline = time.monotonic() + 60
     while subprocess.run(["pgrep", "-s", str(session)], capture_output=True).returncode == 0:
       assert time.monotonic() < deadline, "the scheduler's processes outlived SIGKILL"
       time.sleep(0.5)
 
-  def scheduler_processes(self) -> tuple[int, list[int]]:
-    """The supervisor's pid (``airflow.sh supervise``, the session's leader) and the pids
-    of its children that run ``scheduler.py``."""
+  def scheduler_session(self) -> int:
+    """The pid of ``airflow.sh supervise``, the scheduler session's leader (its pid file)."""
     with open(os.path.join(self.base, "run", "scheduler.pid")) as f:
-      supervisor = int(f.read())
+      return int(f.read())
+
+  def scheduler_processes(self) -> tuple[int, list[int]]:
+    """The supervisor's pid and the pids of its children that run ``scheduler.py``."""
+    supervisor = self.scheduler_session()
     children = subprocess.run(
-      ["pgrep", "-P", str(supervisor)], capture_output=True, text=True
+      ["pgrep", "-P", str(supervisor), "-f", "scheduler.py"], capture_output=True, text=True
     ).stdout.split()
-    schedulers = []
-    for pid in map(int, children):
-      try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-          if b"scheduler.py" in f.read():
-            schedulers.append(pid)
-      except FileNotFoundError:  # ended since pgrep listed it
-        pass
-    return supervisor, schedulers
+    return supervisor, [int(pid) for pid in children]
 
   def exit_scheduler(self, timeout: float = 180) -> None:
     """SIGTERM to the scheduler process alone, which exits as it does when its database
