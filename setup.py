@@ -7,7 +7,17 @@ setup(
   version="0.1.0",
   description="Reference TFX pipeline for attention-based IMDB sentiment classifiers",
   python_requires=">=3.10,<3.11",
-  packages=["cli", "analysis", "pipeline", "components", "models", "serving", "behaviour", "core"],
+  packages=[
+    "cli",
+    "analysis",
+    "analysis.report",
+    "pipeline",
+    "components",
+    "models",
+    "serving",
+    "behaviour",
+    "core",
+  ],
   package_data={"pipeline": ["schema/*.pbtxt"]},
   install_requires=[
     "tfx==1.16.0",
