@@ -33,9 +33,17 @@ from pipeline.remote import check_image, is_remote_uri
 # local runs' "imdb_sentiment" is not allowed.
 KUBEFLOW_PIPELINE_NAME = "imdb-sentiment"
 DEFAULT_OUTPUT = OutputPaths().kubeflow_spec_path
+# Where deploy/Dockerfile copies the project's sources (its WORKDIR in the image).
+CONTAINER_PROJECT_DIR = "/opt/imdb-tfx"
 # The Beam-powered components run inside their container with the DirectRunner: one worker
 # process per core of whatever machine the task lands on (0 = os.cpu_count() at run time).
-CONTAINER_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+# The setup file is the image's copy of the project's: the DirectRunner ignores it, and it
+# stops TFX from packaging itself before each component (beam_profiles.project_setup_args).
+CONTAINER_BEAM_ARGS = (
+  "--direct_running_mode=multi_processing",
+  "--direct_num_workers=0",
+  f"--setup_file={CONTAINER_PROJECT_DIR}/setup.py",
+)
 
 _PIPELINE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 

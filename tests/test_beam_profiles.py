@@ -27,13 +27,66 @@ def _options(args):
   return po.PipelineOptions(args)
 
 
+SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
 def test_direct_is_the_laptop_default():
   assert beam_args_for("direct", BeamSettings(parallelism=3)) == [
     "--direct_running_mode=multi_threading",
     "--direct_num_workers=3",
+    f"--setup_file={SETUP_FILE}",
   ]
   opts = _options(beam_args_for("direct")).view_as(po.DirectOptions)
   assert opts.direct_running_mode in ("multi_threading", "in_memory")
+
+
+def _tfx_dependency_args(args):
+  """What TFX's Beam executors add to ``args`` before running (their constructor calls it):
+  a freshly built ``tfx_ephemeral`` package when no dependency option is set."""
+  from tfx.utils import dependency_utils
+
+  return dependency_utils.make_beam_dependency_flags(list(args))
+
+
+@pytest.mark.parametrize(
+  "profile, settings",
+  [
+    ("direct", BeamSettings()),
+    ("portable", BeamSettings(endpoint="embed")),
+    (
+      "portable",
+      BeamSettings(
+        endpoint="localhost:8099", environment_type="EXTERNAL", environment_config="localhost:50000"
+      ),
+    ),
+    ("portable", BeamSettings(endpoint="j:8099", sdk_image=IMAGE, pipeline_root=ROOT)),
+    ("flink", BeamSettings(endpoint="f:8081", sdk_image=IMAGE, pipeline_root=ROOT)),
+    ("spark", BeamSettings(endpoint="spark://s:7077", sdk_image=IMAGE, pipeline_root=ROOT)),
+    (
+      "dataflow",
+      BeamSettings(project="p", region="r", temp_location="gs://b/tmp", sdk_image=IMAGE),
+    ),
+  ],
+)
+def test_no_profile_lets_tfx_package_itself(profile, settings, tmp_path, monkeypatch):
+  """Each profile names where its workers get the project from, so TFX adds nothing and
+  builds no sdist of itself under $TMPDIR (3 s and 49 MB per component otherwise)."""
+  monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+  args = beam_args_for(profile, settings)
+  assert _tfx_dependency_args(args) == args
+  assert list(tmp_path.iterdir()) == []
+  setup = _options(args).view_as(po.SetupOptions).setup_file
+  image = _options(args).view_as(po.WorkerOptions).sdk_container_image
+  # Workers in the image have the project; workers on this machine get its setup.py.
+  assert (setup, image) == ((None, IMAGE) if settings.sdk_image else (SETUP_FILE, None))
+
+
+def test_without_a_dependency_option_tfx_builds_its_own_package(tmp_path, monkeypatch):
+  """The behaviour the profiles avoid, so that the test above can fail: TFX 1.16 builds
+  ``tfx_ephemeral`` when none of Beam's dependency options is given."""
+  monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+  [extra] = _tfx_dependency_args(["--direct_num_workers=1"])[1:]
+  assert extra.startswith(f"--extra_package={tmp_path}") and "tfx_ephemeral" in extra
 
 
 def test_portable_embed_defaults_to_loopback_and_a_local_root_is_fine():

@@ -30,6 +30,7 @@ from core import warmup
 from models.hparams import HParams
 from pipeline import mlmd_queries
 from pipeline import runner as runner_lib
+from pipeline.beam_profiles import project_setup_args
 from pipeline.layout import PIPELINE_NAME, OutputPaths
 from pipeline.pipeline import create_pipeline
 from serving.client import SentimentClient, ServingRequestError
@@ -47,7 +48,8 @@ HP = HParams(
   epochs=2,
   batch_size=32,
 )
-BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+IN_MEMORY = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+BEAM_ARGS = (*IN_MEMORY, *project_setup_args())
 MFT_CAPABILITIES = [c.name for c in suite.CAPABILITIES if c.test_type == suite.MFT]
 ALL_NODES = [
   "ImdbExampleGen",
@@ -368,7 +370,8 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
     "--epochs",
     "1",
   ]
-  command += [f"--beam-arg={arg}" for arg in BEAM_ARGS]
+  # The CLI adds the direct profile's dependency option itself.
+  command += [f"--beam-arg={arg}" for arg in IN_MEMORY]
   command += [
     "--hparam",
     f"vocab_size={HP.vocab_size}",
@@ -377,7 +380,9 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
     "--hparam",
     "lstm_units=8",
   ]
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+  tmpdir = tmp_path / "tmp"
+  tmpdir.mkdir()
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TMPDIR=str(tmpdir))
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   process = subprocess.Popen(
     command,
@@ -429,6 +434,10 @@ def test_interrupted_run_is_completed_by_the_next(tmp_path, tfds_data_dir):
   assert len(versions) == 1
   loaded = tf.saved_model.load(os.path.join(paths.serving_model_dir, versions[0]))
   assert loaded.signatures["predict_text"](text=tf.constant(["fine"]))["label"].shape == (1,)
+  # TFX's Beam executors packaged no copy of TFX (tfx_ephemeral) for the DirectRunner.
+  assert not [
+    str(p) for p in tmpdir.rglob("*") if "tfx_ephemeral" in p.name or p.match("build/tfx")
+  ]
 
 
 def test_pushed_model_is_served_over_tf_serving_grpc_api(runs, tmp_path):

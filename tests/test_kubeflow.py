@@ -286,9 +286,10 @@ def test_cli_compiles_with_options(tmp_path):
   args = _executor(spec, "StatisticsGen")["container"]["args"]
   # Beam options close every container's arguments; the user's come after (and so win over)
   # the in-container DirectRunner defaults.
-  assert args[-4:] == [
+  assert args[-5:] == [
     "--direct_running_mode=multi_processing",
     "--direct_num_workers=0",
+    "--setup_file=/opt/imdb-tfx/setup.py",
     "--runner=DataflowRunner",
     "--region=europe-west4",
   ]

@@ -7,6 +7,8 @@ import ast
 import os
 import re
 
+from pipeline import kubeflow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -42,7 +44,12 @@ def test_setup_installs_every_package_of_the_source_tree():
   assert packages == _source_packages()
 
 
-def test_the_image_copies_every_installed_package():
+def test_the_image_copies_every_installed_package_where_kubeflow_expects_it():
   dockerfile = _dockerfile()
   copied = set(re.findall(r"^COPY (\w+)/ \1/$", dockerfile, re.M))
   assert copied == {p.split(".")[0] for p in _setup_packages()}
+  # The setup file the in-container Beam options name is the image's copy.
+  workdir = re.search(r"^WORKDIR (\S+)$", dockerfile, re.M).group(1)
+  assert workdir == kubeflow.CONTAINER_PROJECT_DIR
+  assert "COPY setup.py ./" in dockerfile
+  assert f"--setup_file={workdir}/setup.py" in kubeflow.CONTAINER_BEAM_ARGS

@@ -407,15 +407,19 @@ def test_output_paths_layout():
 
 
 def test_default_beam_pipeline_args():
+  setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+  assert beam_profiles.project_setup_args() == [f"--setup_file={setup_file}"]
   assert beam_profiles.default_beam_pipeline_args(1) == [
     "--direct_running_mode=in_memory",
     "--direct_num_workers=1",
+    f"--setup_file={setup_file}",
   ]
   assert beam_profiles.default_beam_pipeline_args(2) == [
     "--direct_running_mode=multi_threading",
     "--direct_num_workers=2",
+    f"--setup_file={setup_file}",
   ]
-  assert len(beam_profiles.default_beam_pipeline_args()) == 2
+  assert len(beam_profiles.default_beam_pipeline_args()) == 3
 
 
 def test_merge_beam_args_overrides_option_by_option():

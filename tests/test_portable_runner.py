@@ -50,7 +50,11 @@ HP = HParams(
   epochs=1,
   batch_size=32,
 )
-DIRECT_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+DIRECT_ARGS = [
+  "--direct_running_mode=in_memory",
+  "--direct_num_workers=1",
+  *beam_profiles.project_setup_args(),
+]
 
 
 def _run(output_dir, tfds_data_dir, beam_args):
