@@ -73,6 +73,31 @@ def _threaded_direct(workers: int) -> list[str]:
   ]
 
 
+def evaluator_beam_args(beam_pipeline_args: Sequence[str]) -> list[str]:
+  """Component-level Beam options for TFX's Evaluator: under the threaded DirectRunner
+  (``multi_threading`` with more than one worker, the default on more than one core), one
+  worker thread; otherwise none.
+
+  Why: TFMA 0.47's Evaluator on Beam 2.60's threaded DirectRunner ran out of memory when a
+  split it reads has several files: on the golden test split (25,000 reviews) in 4 files,
+  2 worker threads grew past the machine's 24 GB and were killed after 89 s, where one
+  thread peaked at 1.76 GB in 58.5 s and the same split in 1 file (2 threads) at 1.75 GB in
+  57.8 s (``Executor.Do`` alone on a full run's artifacts, 2-core machine). One file is
+  read by one thread anyway, so the option costs single-file splits nothing; several files
+  come from a TFDS split of several shards or from spans. Worker processes
+  (``multi_processing``) and other runners are left as they are. TFX puts component-level
+  options after the pipeline's, so they win (``tfx.orchestration.pipeline``).
+  """
+  from apache_beam.options import pipeline_options as po
+
+  options = po.PipelineOptions(list(beam_pipeline_args))
+  direct = options.view_as(po.DirectOptions)
+  runner = options.view_as(po.StandardOptions).runner
+  if runner not in (None, "DirectRunner") or direct.direct_running_mode != "multi_threading":
+    return []
+  return [] if direct.direct_num_workers == 1 else ["--direct_num_workers=1"]
+
+
 def project_setup_args() -> list[str]:
   """``--setup_file`` naming this project's ``setup.py``; [] outside a source checkout.
 

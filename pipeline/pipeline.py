@@ -35,7 +35,7 @@ from components.imdb_beam import EVAL, TEST, TRAIN, UNLABELLED
 from components.imdb_example_gen import ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
 from models.hparams import HParams
-from pipeline import model_resolvers
+from pipeline import beam_profiles, model_resolvers
 from pipeline.drift_config import make_drift_config
 from pipeline.eval_config import make_eval_config
 from pipeline.layout import (
@@ -172,6 +172,10 @@ def create_pipeline(
   )
   if last_node is not None:
     nodes = _cut(nodes, [n.id for n in nodes].index(last_node) + 1)
+  evaluator_args = beam_profiles.evaluator_beam_args(beam_pipeline_args)
+  for node in nodes:
+    if evaluator_args and isinstance(node, tfx.components.Evaluator):
+      node.with_beam_pipeline_args(evaluator_args)
   return tfx.dsl.Pipeline(
     pipeline_name=pipeline_name,
     pipeline_root=pipeline_root,

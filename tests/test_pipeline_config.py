@@ -422,6 +422,43 @@ def test_default_beam_pipeline_args():
   assert len(beam_profiles.default_beam_pipeline_args()) == 3
 
 
+@pytest.mark.parametrize(
+  "args, expected",
+  [
+    (
+      ["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
+      ["--direct_num_workers=1"],
+    ),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=1"], []),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], []),
+    (["--direct_running_mode=in_memory", "--direct_num_workers=1"], []),
+    (["--runner=PortableRunner", "--job_endpoint=embed"], []),
+    ([], []),
+  ],
+)
+def test_evaluator_runs_one_thread_under_the_threaded_direct_runner(args, expected):
+  assert beam_profiles.evaluator_beam_args(args) == expected
+
+
+def test_the_evaluators_own_option_wins_over_the_pipelines(tmp_path):
+  """TFX puts component-level options after the pipeline's: Beam reads the Evaluator's one
+  worker thread, and the other Beam components keep the pipeline's two."""
+  from apache_beam.options import pipeline_options as po
+
+  threaded = ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
+  pipeline = create_pipeline(
+    pipeline_root=str(tmp_path / "root"),
+    serving_model_dir=str(tmp_path / "serving"),
+    beam_pipeline_args=threaded,
+  )
+
+  def workers(component_id):
+    args = _component(pipeline, component_id).executor_spec.beam_pipeline_args
+    return po.PipelineOptions(args).view_as(po.DirectOptions).direct_num_workers
+
+  assert (workers("Evaluator"), workers("StatisticsGen"), workers("Transform")) == (1, 2, 2)
+
+
 def test_merge_beam_args_overrides_option_by_option():
   defaults = ["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--flag"]
   merged = beam_profiles.merge_beam_args(
