@@ -75,18 +75,20 @@ def _threaded_direct(workers: int) -> list[str]:
 
 def evaluator_beam_args(beam_pipeline_args: Sequence[str]) -> list[str]:
   """Component-level Beam options for TFX's Evaluator: under the threaded DirectRunner
-  (``multi_threading`` with more than one worker, the default on more than one core), one
-  worker thread; otherwise none.
+  (``multi_threading``, the default on more than one core), Beam's in-memory runner with
+  one worker; otherwise none.
 
-  Why: TFMA 0.47's Evaluator on Beam 2.60's threaded DirectRunner ran out of memory when a
-  split it reads has several files: on the golden test split (25,000 reviews) in 4 files,
-  2 worker threads grew past the machine's 24 GB and were killed after 89 s, where one
-  thread peaked at 1.76 GB in 58.5 s and the same split in 1 file (2 threads) at 1.75 GB in
-  57.8 s (``Executor.Do`` alone on a full run's artifacts, 2-core machine). One file is
-  read by one thread anyway, so the option costs single-file splits nothing; several files
-  come from a TFDS split of several shards or from spans. Worker processes
-  (``multi_processing``) and other runners are left as they are. TFX puts component-level
-  options after the pipeline's, so they win (``tfx.orchestration.pipeline``).
+  Why: TFMA 0.47's Evaluator on Beam 2.60's threaded DirectRunner can run out of memory
+  when a split it reads has several files (from a TFDS split of several shards, or from
+  spans). ``Executor.Do`` alone on a full run's artifacts, the golden test split (25,000
+  reviews) in 4 files, 2-core machine with 24 GB, one run each unless counted: 2 worker
+  threads grew past 24 GB and were killed (2 of 2 runs); 1 worker thread peaked at 1.7-1.8
+  GB in 2 runs, but killed a whole ``make bench-scale`` run the same way (test split in 2
+  files); ``in_memory`` peaked at 1.65 GB in 50.1 and 50.9 s (47.2 s on the 2-file split).
+  On the usual single file, ``in_memory`` took 44.3 s against 48.8 s in 2 threads (one
+  thread reads one file in both). Worker processes (``multi_processing``) and other
+  runners are left as they are. TFX puts component-level options after the pipeline's,
+  so they win (``tfx.orchestration.pipeline``).
   """
   from apache_beam.options import pipeline_options as po
 
@@ -95,7 +97,7 @@ def evaluator_beam_args(beam_pipeline_args: Sequence[str]) -> list[str]:
   runner = options.view_as(po.StandardOptions).runner
   if runner not in (None, "DirectRunner") or direct.direct_running_mode != "multi_threading":
     return []
-  return [] if direct.direct_num_workers == 1 else ["--direct_num_workers=1"]
+  return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def project_setup_args() -> list[str]:

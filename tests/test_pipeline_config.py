@@ -422,27 +422,27 @@ def test_default_beam_pipeline_args():
   assert len(beam_profiles.default_beam_pipeline_args()) == 3
 
 
+IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
 @pytest.mark.parametrize(
   "args, expected",
   [
-    (
-      ["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
-      ["--direct_num_workers=1"],
-    ),
-    (["--direct_running_mode=multi_threading", "--direct_num_workers=1"], []),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=2"], IN_MEMORY),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=1"], IN_MEMORY),
     (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], []),
-    (["--direct_running_mode=in_memory", "--direct_num_workers=1"], []),
+    (IN_MEMORY, []),
     (["--runner=PortableRunner", "--job_endpoint=embed"], []),
     ([], []),
   ],
 )
-def test_evaluator_runs_one_thread_under_the_threaded_direct_runner(args, expected):
+def test_evaluator_runs_in_memory_under_the_threaded_direct_runner(args, expected):
   assert beam_profiles.evaluator_beam_args(args) == expected
 
 
-def test_the_evaluators_own_option_wins_over_the_pipelines(tmp_path):
-  """TFX puts component-level options after the pipeline's: Beam reads the Evaluator's one
-  worker thread, and the other Beam components keep the pipeline's two."""
+def test_the_evaluators_own_options_win_over_the_pipelines(tmp_path):
+  """TFX puts component-level options after the pipeline's: Beam reads the Evaluator's
+  in-memory runner, and the other Beam components keep the pipeline's two threads."""
   from apache_beam.options import pipeline_options as po
 
   threaded = ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
@@ -452,11 +452,13 @@ def test_the_evaluators_own_option_wins_over_the_pipelines(tmp_path):
     beam_pipeline_args=threaded,
   )
 
-  def workers(component_id):
+  def direct(component_id):
     args = _component(pipeline, component_id).executor_spec.beam_pipeline_args
-    return po.PipelineOptions(args).view_as(po.DirectOptions).direct_num_workers
+    options = po.PipelineOptions(args).view_as(po.DirectOptions)
+    return options.direct_running_mode, options.direct_num_workers
 
-  assert (workers("Evaluator"), workers("StatisticsGen"), workers("Transform")) == (1, 2, 2)
+  assert direct("Evaluator") == ("in_memory", 1)
+  assert direct("StatisticsGen") == direct("Transform") == ("multi_threading", 2)
 
 
 def test_merge_beam_args_overrides_option_by_option():
