@@ -82,7 +82,8 @@ def evaluator_beam_args(beam_pipeline_args: Sequence[str]) -> list[str]:
   when a split it reads has several files (from a TFDS split of several shards, or from
   spans). ``Executor.Do`` alone on a full run's artifacts, the golden test split (25,000
   reviews) in 4 files, 2-core machine with 24 GB, one run each unless counted: 2 worker
-  threads grew past 24 GB and were killed (2 of 2 runs); 1 worker thread peaked at 1.7-1.8
+  threads grew past 24 GB and were killed by the kernel (a second run was stopped at 7.5
+  GB, growing 300 MB/s); 1 worker thread peaked at 1.7-1.8
   GB in 2 runs, but killed a whole ``make bench-scale`` run the same way (test split in 2
   files); ``in_memory`` peaked at 1.65 GB in 50.1 and 50.9 s (47.2 s on the 2-file split).
   On the usual single file, ``in_memory`` took 44.3 s against 48.8 s in 2 threads (one
