@@ -44,6 +44,8 @@ from pipeline.remote import check_image, is_remote_uri
 ENVIRONMENT_TYPES = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
 # Environments whose SDK workers run in this process or on this machine.
 _LOCAL_ENVIRONMENTS = ("LOOPBACK", "PROCESS")
+# The DirectRunner with one worker, in this process (Beam's FnApiRunner in memory).
+_IN_MEMORY = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 def default_beam_pipeline_args(cpu_count: int | None = None) -> list[str]:
@@ -61,7 +63,7 @@ def default_beam_pipeline_args(cpu_count: int | None = None) -> list[str]:
   cpu_count = cpu_count or os.cpu_count() or 1
   if cpu_count > 1:
     return _threaded_direct(cpu_count)
-  return ["--direct_running_mode=in_memory", "--direct_num_workers=1", *project_setup_args()]
+  return [*_IN_MEMORY, *project_setup_args()]
 
 
 def _threaded_direct(workers: int) -> list[str]:
@@ -98,7 +100,7 @@ def evaluator_beam_args(beam_pipeline_args: Sequence[str]) -> list[str]:
   runner = options.view_as(po.StandardOptions).runner
   if runner not in (None, "DirectRunner") or direct.direct_running_mode != "multi_threading":
     return []
-  return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+  return list(_IN_MEMORY)
 
 
 def project_setup_args() -> list[str]:

@@ -173,9 +173,10 @@ def create_pipeline(
   if last_node is not None:
     nodes = _cut(nodes, [n.id for n in nodes].index(last_node) + 1)
   evaluator_args = beam_profiles.evaluator_beam_args(beam_pipeline_args)
-  for node in nodes:
-    if evaluator_args and isinstance(node, tfx.components.Evaluator):
-      node.with_beam_pipeline_args(evaluator_args)
+  if evaluator_args:
+    for node in nodes:
+      if isinstance(node, tfx.components.Evaluator):
+        node.with_beam_pipeline_args(evaluator_args)
   return tfx.dsl.Pipeline(
     pipeline_name=pipeline_name,
     pipeline_root=pipeline_root,

@@ -30,7 +30,7 @@ from core import warmup
 from models.hparams import HParams
 from pipeline import mlmd_queries
 from pipeline import runner as runner_lib
-from pipeline.beam_profiles import project_setup_args
+from pipeline.beam_profiles import default_beam_pipeline_args
 from pipeline.layout import PIPELINE_NAME, OutputPaths
 from pipeline.pipeline import create_pipeline
 from serving.client import SentimentClient, ServingRequestError
@@ -49,7 +49,7 @@ HP = HParams(
   batch_size=32,
 )
 IN_MEMORY = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
-BEAM_ARGS = (*IN_MEMORY, *project_setup_args())
+BEAM_ARGS = tuple(default_beam_pipeline_args(cpu_count=1))
 MFT_CAPABILITIES = [c.name for c in suite.CAPABILITIES if c.test_type == suite.MFT]
 ALL_NODES = [
   "ImdbExampleGen",

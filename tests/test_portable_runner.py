@@ -50,11 +50,7 @@ HP = HParams(
   epochs=1,
   batch_size=32,
 )
-DIRECT_ARGS = [
-  "--direct_running_mode=in_memory",
-  "--direct_num_workers=1",
-  *beam_profiles.project_setup_args(),
-]
+DIRECT_ARGS = beam_profiles.default_beam_pipeline_args(cpu_count=1)
 
 
 def _run(output_dir, tfds_data_dir, beam_args):

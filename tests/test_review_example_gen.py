@@ -20,7 +20,7 @@ from tfx import v1 as tfx
 from components import review_example_gen as reg
 from components import review_files
 from components.imdb_example_gen import ImdbExampleGen
-from pipeline.beam_profiles import project_setup_args
+from pipeline.beam_profiles import default_beam_pipeline_args
 from pipeline.layout import PIPELINE_NAME
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,7 @@ class _Runs:
         components=[golden, review],
         enable_cache=True,
         metadata_connection_config=self.config,
-        beam_pipeline_args=["--direct_running_mode=in_memory", *project_setup_args()],
+        beam_pipeline_args=default_beam_pipeline_args(cpu_count=1),
       )
     )
 

@@ -18,7 +18,7 @@ from models.hparams import HParams
 from models.inputs import count_records
 from pipeline import mlmd_queries
 from pipeline import runner as runner_lib
-from pipeline.beam_profiles import project_setup_args
+from pipeline.beam_profiles import default_beam_pipeline_args
 from pipeline.layout import PIPELINE_NAME, OutputPaths, SpanInput, node_ids
 from pipeline.pipeline import create_pipeline
 
@@ -51,7 +51,7 @@ def _run(paths, spans_dir, **span_kwargs):
     max_accuracy_drop=1.0,
     behaviour_thresholds={},  # the behaviour gates are test_e2e's
     spans=SpanInput(spans_dir, **span_kwargs),
-    beam_pipeline_args=["--direct_running_mode=in_memory", *project_setup_args()],
+    beam_pipeline_args=default_beam_pipeline_args(cpu_count=1),
     enable_cache=True,
   )
   return runner_lib.run_pipeline(pipeline, "local", show_progress=False)
