@@ -2,6 +2,7 @@
 token ids and labels, batched (by review length, optionally) and sharded for
 multi-worker training."""
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -147,6 +148,7 @@ def make_mixed_dataset(
   shard_policy: tf.data.experimental.AutoShardPolicy | None = None,
   length_buckets: int = 0,
   max_length: int | None = None,
+  views: tuple[tf.data.Dataset, float] | None = None,
 ) -> tf.data.Dataset:
   """Endless shuffled training batches, as ``make_dataset``'s, whose reviews come from
   several groups of files: each review from group ``i`` with probability ``weight_i /
@@ -161,12 +163,16 @@ def make_mixed_dataset(
 
   Args:
     groups: ``(file_patterns, weight)`` pairs, weights > 0.
+    views: ``(dataset, weight)``: an endless dataset of unbatched elements as the files'
+      (``({"tokens": int64 [max_length]}, float32 [1])``, e.g. ``views_dataset``) sampled
+      beside the groups with that weight, > 0.
     other arguments: as ``make_dataset``'s.
 
   Raises:
     ValueError: no group, or a weight <= 0.
   """
-  if not groups or any(weight <= 0 for _, weight in groups):
+  weights = [weight for _, weight in groups] + ([views[1]] if views else [])
+  if not groups or any(weight <= 0 for weight in weights):
     raise ValueError(f"need at least one group of files, each with a weight > 0: {groups}")
   parts = [
     make_dataset(
@@ -180,14 +186,42 @@ def make_mixed_dataset(
     ).unbatch()
     for i, (patterns, _) in enumerate(groups)
   ]
+  if views:
+    parts.append(views[0])
   dataset = tf.data.Dataset.sample_from_datasets(
-    parts, weights=[float(weight) for _, weight in groups], seed=seed
+    parts, weights=[float(weight) for weight in weights], seed=seed
   )
   if length_buckets >= 2:
     dataset = bucket_by_length(dataset, batch_size, max_length, length_buckets)
   else:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return _finish(dataset, shard_policy)
+
+
+def views_dataset(tokens: np.ndarray, labels: np.ndarray, max_length: int, seed: int):
+  """An endless, shuffled dataset of training views (``models.counterfactuals``) shaped as
+  ``make_dataset``'s unbatched elements.
+
+  Args:
+    tokens: int64 [views, width] token ids, width <= max_length, right-padded with 0.
+    labels: [views] 0 or 1.
+    max_length: the width the views are padded to.
+    seed: the shuffle's seed.
+
+  Returns:
+    ``({"tokens": int64 [max_length]}, float32 [1])`` elements, repeated forever.
+
+  Raises:
+    ValueError: no views, or views wider than max_length.
+  """
+  tokens = np.asarray(tokens, np.int64)
+  if not len(tokens) or tokens.shape[1] > max_length:
+    raise ValueError(f"need at least one view of width <= {max_length}, got {tokens.shape}")
+  padded = np.pad(tokens, [(0, 0), (0, max_length - tokens.shape[1])])
+  dataset = tf.data.Dataset.from_tensor_slices(
+    ({features.TOKENS_KEY: padded}, np.asarray(labels, np.float32).reshape(-1, 1))
+  )
+  return dataset.shuffle(len(padded), seed=seed, reshuffle_each_iteration=True).repeat()
 
 
 def _finish(

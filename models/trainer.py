@@ -26,6 +26,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from core import features
 from models import (
   calibration,
+  counterfactuals,
   naive_bayes,
   pretraining,
   signatures,
@@ -213,8 +214,9 @@ class TrainingInputs:
 
   Attributes:
     transform_output: Transform's TransformGraph.
-    train_examples: reviews in the train split (in one epoch: with ``replay``, the newest
-      span's and the replayed share of the older ones').
+    train_examples: examples in one epoch: the train split's reviews (with ``replay``,
+      the newest span's and the replayed share of the older ones'), plus with
+      ``negation_views`` ``hp.negation_views`` times as many views.
     global_batch: examples per step over all replicas
       (``hp.per_replica_batch_size * replicas``).
     replicas: ``strategy.num_replicas_in_sync``.
@@ -226,6 +228,8 @@ class TrainingInputs:
       (naive-Bayes counting).
     replay: with a replay of the older spans (``training_inputs``), ``{"share",
       "newest_examples", "older_examples", "older_examples_per_epoch"}``; else None.
+    negation_views: with ``hp.negation_views``, ``{"share", "pairs", "polar_words",
+      "views_per_epoch"}`` (``counterfactual_views``); else None.
   """
 
   transform_output: tft.TFTransformOutput
@@ -237,6 +241,7 @@ class TrainingInputs:
   eval: tf.data.Dataset
   counting: Callable[[], tf.data.Dataset]
   replay: dict | None = None
+  negation_views: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,6 +323,8 @@ def run_fn(fn_args: FnArgs) -> None:
     summary = dict(built.summary)
     if inputs.replay:
       summary["replay"] = inputs.replay
+    if inputs.negation_views:
+      summary["negation_views"] = inputs.negation_views
     if hp.nb_wide:
       summary["naive_bayes"] = train_naive_bayes(
         built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch, inputs.counting()
@@ -413,6 +420,11 @@ def training_inputs(
     train_examples = hp.train_examples or inputs_lib.count_records(train_files)
   if train_examples == 0:
     raise ValueError(f"no training examples in {fn_args.train_files}")
+  views, views_summary = None, None
+  if hp.negation_views:
+    views, views_summary = counterfactual_views(fn_args, hp, transform_output)
+    views_summary["views_per_epoch"] = round(hp.negation_views * train_examples) if views else 0
+    train_examples += views_summary["views_per_epoch"]
   steps_per_epoch = math.ceil(train_examples / global_batch)
   logging.info(
     "Training %s on %d examples: %d replica(s) (%s), global batch %d, %d steps/epoch",
@@ -462,8 +474,19 @@ def training_inputs(
     return dataset(files, shuffle=True, shard_policy=shard_policies["train"], **batching)
 
   def train() -> tf.data.Dataset:
-    if not replayed:
+    if not replayed and views is None:
       return train_of(train_files)
+    if not replayed:
+      return inputs_lib.make_mixed_dataset(
+        [(train_files, 1.0)],
+        fn_args.data_accessor,
+        transform_output,
+        global_batch,
+        seed=hp.seed,
+        shard_policy=shard_policies["train"],
+        views=(views, hp.negation_views),
+        **batching,
+      )
     # Either group may be empty: a span whose reviews all went to eval, or a replay of 0.
     groups = [
       (files, count)
@@ -473,8 +496,9 @@ def training_inputs(
       )
       if count
     ]
-    if len(groups) == 1:
+    if len(groups) == 1 and views is None:
       return train_of(groups[0][0])
+    total = sum(count for _, count in groups)
     return inputs_lib.make_mixed_dataset(
       groups,
       fn_args.data_accessor,
@@ -482,6 +506,7 @@ def training_inputs(
       global_batch,
       seed=hp.seed,
       shard_policy=shard_policies["train"],
+      views=None if views is None else (views, hp.negation_views * total),
       **batching,
     )
 
@@ -497,7 +522,44 @@ def training_inputs(
     ),
     counting=lambda: dataset(fn_args.train_files, shuffle=False, batch=NAIVE_BAYES_BATCH),
     replay=replayed,
+    negation_views=views_summary,
   )
+
+
+def counterfactual_views(
+  fn_args: FnArgs, hp: HParams, transform_output: tft.TFTransformOutput
+) -> tuple[tf.data.Dataset | None, dict]:
+  """``hp.negation_views``' training views: the negation counterfactuals
+  (``models.counterfactuals.negation_views``) of the transformed train split's reviews,
+  read once, as ``inputs.views_dataset``'s endless dataset (None when the reviews hold
+  no view), and ``{"share", "pairs", "polar_words"}`` for ``training_summary.json``.
+  """
+  rows, labels = [], []
+  counting = inputs_lib.make_dataset(
+    list(fn_args.train_files),
+    fn_args.data_accessor,
+    transform_output,
+    NAIVE_BAYES_BATCH,
+    shuffle=False,
+    repeat=False,
+    seed=hp.seed,
+  )
+  for x, y in counting.as_numpy_iterator():
+    rows.append(x[features.TOKENS_KEY])
+    labels.append(y.reshape(-1))
+  words = pretraining.id_words(transform_output.vocabulary_by_name(features.VOCABULARY_NAME), hp)
+  views = counterfactuals.negation_views(
+    np.concatenate(rows), np.concatenate(labels), words, hp.seed
+  )
+  logging.info(
+    "Negation counterfactuals: %d views and their counterfactuals from %d polar words",
+    views.pairs,
+    views.polar_words,
+  )
+  summary = {"share": hp.negation_views, "pairs": views.pairs, "polar_words": views.polar_words}
+  if not views.pairs:
+    return None, summary
+  return inputs_lib.views_dataset(views.tokens, views.labels, hp.max_length, hp.seed), summary
 
 
 def build_models(

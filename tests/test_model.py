@@ -303,6 +303,8 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"encoder_dropout": 1.0}, "encoder_dropout"),
     ({"bigram_buckets": -1}, "bigram_buckets must be >= 0"),
     ({"bigram_dropout": 1.0}, "bigram_dropout"),
+    ({"negation_views": -0.1}, "negation_views must be >= 0"),
+    ({"negation_views": 0.25, "negation_scope": False}, "needs negation_scope"),
     ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'"),
     ({"warmup_epochs": -0.5}, "warmup_epochs must be >= 0"),
     ({"warm_start_learning_rate": 0.0}, "warm_start_learning_rate must be > 0"),

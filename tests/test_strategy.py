@@ -418,3 +418,64 @@ def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path)
       batch_size=6,
       seed=11,
     )
+
+
+def test_mixed_dataset_samples_views_beside_the_reviews_by_weight(tmp_path):
+  import tensorflow_transform as tft
+  from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+  from tfx.components.trainer.fn_args_utils import DataAccessor
+  from tfx.components.util import examples_utils, tfxio_utils
+  from tfx.proto import example_gen_pb2
+  from tfx.types import standard_artifacts
+
+  max_length = 8
+  spec = {
+    "tokens": tf.io.FixedLenFeature([max_length], tf.int64),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+  }
+  metadata_io.write_metadata(
+    dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+    str(tmp_path / "graph" / tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
+  )
+  rng = np.random.default_rng(7)
+  reviews = np.zeros((80, max_length), np.int64)
+  for i, length in enumerate(rng.integers(3, max_length + 1, size=80)):
+    reviews[i, :length] = rng.integers(1, 50, size=length)
+  artifact = standard_artifacts.Examples()
+  artifact.uri = str(tmp_path / "span")
+  examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+  pattern = _write_span(artifact.uri, reviews, label=0)
+  accessor = DataAccessor(
+    tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([artifact], []),
+    record_batch_factory=None,
+    data_view_decode_fn=None,
+  )
+  # Views of two tokens from ids the reviews never use, all labelled positive.
+  views = np.array([[60 + i, 70 + i] for i in range(10)], np.int64)
+  dataset = inputs.make_mixed_dataset(
+    [([pattern], 1.0)],
+    accessor,
+    tft.TFTransformOutput(str(tmp_path / "graph")),
+    batch_size=6,
+    seed=3,
+    length_buckets=4,
+    max_length=max_length,
+    views=(inputs.views_dataset(views, np.ones(10), max_length, seed=3), 0.5),
+  )
+  drawn = [(x["tokens"].numpy(), y.numpy()[:, 0]) for x, y in dataset.take(150)]
+  labels = np.concatenate([y for _, y in drawn])
+  assert abs(labels.mean() - 1 / 3) < 0.06  # weight 0.5 beside 1.0; binomial sd 0.016
+  known_views = {tuple(v) for v in views}
+  for tokens, y in drawn:
+    for row, label in zip(tokens, y):
+      real = tuple(int(t) for t in row if t)
+      assert (real in known_views) == (label == 1)  # a view is one of the given, unchanged
+  with pytest.raises(ValueError, match="weight > 0"):
+    inputs.make_mixed_dataset(
+      [([pattern], 1.0)],
+      accessor,
+      tft.TFTransformOutput(str(tmp_path / "graph")),
+      batch_size=6,
+      seed=3,
+      views=(inputs.views_dataset(views, np.ones(10), max_length, seed=3), 0.0),
+    )
