@@ -31,7 +31,7 @@ marked forms.
 
 import dataclasses
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -66,14 +66,15 @@ class Views:
     return len(self.labels) // 2
 
 
-def log_count_ratios(
-  rows: np.ndarray, labels: np.ndarray, input_dim: int
-) -> tuple[np.ndarray, np.ndarray]:
+Batches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+
+
+def log_count_ratios(batches: Batches, input_dim: int) -> tuple[np.ndarray, np.ndarray]:
   """Document frequencies and naive-Bayes log-count ratios of every token id.
 
   Args:
-    rows: int [reviews, length] token ids, 0 = padding.
-    labels: int or float [reviews], 0 or 1.
+    batches: called once; yields ``(rows, labels)``: int [reviews, length] token ids (0 =
+      padding) and [reviews] labels, 0 or 1.
     input_dim: ids are in [0, input_dim).
 
   Returns:
@@ -83,25 +84,23 @@ def log_count_ratios(
     (Wang & Manning 2012, eq. 1, on binarized counts with add-one smoothing).
 
   Raises:
-    ValueError: rows and labels disagree in length, or an id is outside [0, input_dim).
+    ValueError: a batch's rows and labels disagree in length, or an id is outside
+      [0, input_dim).
   """
-  rows, labels = np.asarray(rows), np.asarray(labels).reshape(-1)
-  if len(rows) != len(labels):
-    raise ValueError(f"{len(rows)} rows but {len(labels)} labels")
-  if rows.size and (rows.min() < 0 or rows.max() >= input_dim):
-    raise ValueError(f"token ids must be in [0, {input_dim})")
   counts = np.zeros((2, input_dim), np.int64)
-  for row, label in zip(rows, labels):
-    counts[int(label > 0.5)] += np.bincount(np.unique(row), minlength=input_dim)
+  reviews = np.zeros(2, np.int64)
+  for rows, labels in batches():
+    rows, labels = _checked(rows, labels, input_dim)
+    for row, label in zip(rows, labels):
+      counts[label] += np.bincount(np.unique(row), minlength=input_dim)
+    reviews += np.bincount(labels, minlength=2)
   counts[:, 0] = 0
-  negatives, positives = int((labels <= 0.5).sum()), int((labels > 0.5).sum())
-  ratios = np.log((counts[1] + 1) / (positives + 1)) - np.log((counts[0] + 1) / (negatives + 1))
+  ratios = np.log((counts[1] + 1) / (reviews[1] + 1)) - np.log((counts[0] + 1) / (reviews[0] + 1))
   return counts.sum(0), ratios
 
 
 def negation_views(
-  rows: np.ndarray,
-  labels: np.ndarray,
+  batches: Batches,
   words: Sequence[str],
   seed: int,
   min_documents: int = 30,
@@ -109,9 +108,12 @@ def negation_views(
 ) -> Views:
   """Every view of the train split's reviews and its counterfactual (module docstring).
 
+  Reads the reviews twice (the ratios, then the views), a batch at a time, so memory
+  grows with the views, not with the split.
+
   Args:
-    rows: int [reviews, length] token ids of the transformed train split, 0 = padding.
-    labels: [reviews] 0 or 1.
+    batches: called once per pass; yields ``(rows, labels)``: int [reviews, length] token
+      ids of the transformed train split (0 = padding) and [reviews] labels, 0 or 1.
     words: the word of each id (``pretraining.id_words``: "" for padding).
     seed: seeds the choice of negation form and of "at all".
     min_documents: a polar word is in at least this many train reviews.
@@ -124,16 +126,13 @@ def negation_views(
   Raises:
     ValueError: as ``log_count_ratios``.
   """
-  rows = np.asarray(rows, np.int64)
-  labels = np.asarray(labels).reshape(-1)
   index = {word: i for i, word in enumerate(words) if word}
-  documents, ratios = log_count_ratios(rows, labels, len(words))
-  polar = (documents >= min_documents) & (np.abs(ratios) >= min_log_ratio)
+  documents, ratios = log_count_ratios(batches, len(words))
   marked = np.array([_is_marked(word) for word in words])
-  polar &= ~marked
   negated = np.array(
     [index.get(preprocessing.NEGATED_PREFIX + word, 0) if word else 0 for word in words]
   )
+  polar = (documents >= min_documents) & (np.abs(ratios) >= min_log_ratio) & ~marked
   polar &= negated > 0
   copulas = {index[c]: index.get(n, 0) for c, n in COPULAS.items() if c in index}
   cues = [index[c] for c in INSERTED_CUES if c in index]
@@ -146,22 +145,22 @@ def negation_views(
   is_copula = np.zeros(len(words), bool)
   is_copula[list(copulas)] = True
   to = index.get("to", -1)
-  for row, label in zip(rows, labels):
-    label = int(label > 0.5)
-    for j in np.flatnonzero(is_copula[row[:-2]] & polar[row[1:-1]]):
-      word = row[j + 1]
-      context = row[max(0, j - CONTEXT_WORDS) : j]
-      if (ratios[word] > 0) != bool(label) or marked[context].any() or (context == 0).any():
-        continue
-      if row[j + 2] == to:  # "was supposed to", "is forced to": not a verdict
-        continue
-      view = [*context, row[j], word]
-      forms = [[row[j], cue] for cue in cues]
-      if copulas[row[j]]:
-        forms.append([copulas[row[j]]])
-      negation = forms[rng.integers(len(forms))]
-      ending = at_all if all(at_all) and rng.random() < AT_ALL_SHARE else []
-      pairs.append((view, [*context, *negation, negated[word], *ending], label))
+  for rows, labels in batches():
+    for row, label in zip(*_checked(rows, labels, len(words))):
+      for j in np.flatnonzero(is_copula[row[:-2]] & polar[row[1:-1]]):
+        word = row[j + 1]
+        context = row[max(0, j - CONTEXT_WORDS) : j]
+        if (ratios[word] > 0) != bool(label) or marked[context].any() or (context == 0).any():
+          continue
+        if row[j + 2] == to:  # "was supposed to", "is forced to": not a verdict
+          continue
+        view = [*context, row[j], word]
+        forms = [[row[j], cue] for cue in cues]
+        if copulas[row[j]]:
+          forms.append([copulas[row[j]]])
+        negation = forms[rng.integers(len(forms))]
+        ending = at_all if all(at_all) and rng.random() < AT_ALL_SHARE else []
+        pairs.append((view, [*context, *negation, negated[word], *ending], label))
   if not pairs:
     return empty
   width = max(len(c) for _, c, _ in pairs)
@@ -172,6 +171,21 @@ def negation_views(
     tokens[2 * i + 1, : len(counterfactual)] = counterfactual
     labels_out[2 * i], labels_out[2 * i + 1] = label, 1 - label
   return Views(tokens, labels_out, int(polar.sum()))
+
+
+def _checked(rows, labels, input_dim: int) -> tuple[np.ndarray, np.ndarray]:
+  """``rows`` as int64 [reviews, length] and ``labels`` as int64 [reviews] of 0 and 1.
+
+  Raises:
+    ValueError: they disagree in length, or an id is outside [0, input_dim).
+  """
+  rows = np.asarray(rows, np.int64)
+  labels = (np.asarray(labels).reshape(-1) > 0.5).astype(np.int64)
+  if len(rows) != len(labels):
+    raise ValueError(f"{len(rows)} rows but {len(labels)} labels")
+  if rows.size and (rows.min() < 0 or rows.max() >= input_dim):
+    raise ValueError(f"token ids must be in [0, {input_dim})")
+  return rows, labels
 
 
 def _is_marked(word: str) -> bool:

@@ -531,26 +531,26 @@ def counterfactual_views(
 ) -> tuple[tf.data.Dataset | None, dict]:
   """``hp.negation_views``' training views: the negation counterfactuals
   (``models.counterfactuals.negation_views``) of the transformed train split's reviews,
-  read once, as ``inputs.views_dataset``'s endless dataset (None when the reviews hold
-  no view), and ``{"share", "pairs", "polar_words"}`` for ``training_summary.json``.
+  read twice a batch at a time, as ``inputs.views_dataset``'s endless dataset (None when
+  the reviews hold no view), and ``{"share", "pairs", "polar_words"}`` for
+  ``training_summary.json``.
   """
-  rows, labels = [], []
-  counting = inputs_lib.make_dataset(
-    list(fn_args.train_files),
-    fn_args.data_accessor,
-    transform_output,
-    NAIVE_BAYES_BATCH,
-    shuffle=False,
-    repeat=False,
-    seed=hp.seed,
-  )
-  for x, y in counting.as_numpy_iterator():
-    rows.append(x[features.TOKENS_KEY])
-    labels.append(y.reshape(-1))
+
+  def batches():
+    counting = inputs_lib.make_dataset(
+      list(fn_args.train_files),
+      fn_args.data_accessor,
+      transform_output,
+      NAIVE_BAYES_BATCH,
+      shuffle=False,
+      repeat=False,
+      seed=hp.seed,
+    )
+    for x, y in counting.as_numpy_iterator():
+      yield x[features.TOKENS_KEY], y
+
   words = pretraining.id_words(transform_output.vocabulary_by_name(features.VOCABULARY_NAME), hp)
-  views = counterfactuals.negation_views(
-    np.concatenate(rows), np.concatenate(labels), words, hp.seed
-  )
+  views = counterfactuals.negation_views(batches, words, hp.seed)
   logging.info(
     "Negation counterfactuals: %d views and their counterfactuals from %d polar words",
     views.pairs,

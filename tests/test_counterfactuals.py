@@ -48,9 +48,21 @@ ROWS = np.array(POSITIVE + NEGATIVE, np.int64)
 LABELS = np.array([1] * 20 + [0] * 20)
 
 
+def batches(rows, labels, size: int = 7):
+  """``negation_views``' ``batches``: the rows and labels in batches of ``size``."""
+  rows, labels = np.asarray(rows, np.int64), np.asarray(labels)
+  return lambda: ((rows[i : i + size], labels[i : i + size]) for i in range(0, len(rows), size))
+
+
+def views_of(rows, labels, **kwargs):
+  return counterfactuals.negation_views(batches(rows, labels), WORDS, **kwargs)
+
+
 def test_log_count_ratios_count_reviews_not_occurrences():
   rows = np.array([ids("great great the"), ids("great the"), ids("awful the"), ids("the")])
-  documents, ratios = counterfactuals.log_count_ratios(rows, np.array([1, 1, 0, 0]), len(WORDS))
+  documents, ratios = counterfactuals.log_count_ratios(
+    batches(rows, [1, 1, 0, 0], size=3), len(WORDS)
+  )
   assert documents[ID["great"]] == 2 and documents[ID["the"]] == 4 and documents[0] == 0
   # log((2 + 1) / (2 + 1)) - log((0 + 1) / (2 + 1)) = log 3.
   assert ratios[ID["great"]] == pytest.approx(np.log(3))
@@ -60,13 +72,13 @@ def test_log_count_ratios_count_reviews_not_occurrences():
 
 def test_log_count_ratios_reject_bad_input():
   with pytest.raises(ValueError, match="2 rows but 1 labels"):
-    counterfactuals.log_count_ratios(np.zeros((2, 3), np.int64), np.array([1]), 5)
+    counterfactuals.log_count_ratios(lambda: [(np.zeros((2, 3), np.int64), np.array([1]))], 5)
   with pytest.raises(ValueError, match=r"in \[0, 5\)"):
-    counterfactuals.log_count_ratios(np.array([[1, 5]]), np.array([1]), 5)
+    counterfactuals.log_count_ratios(batches([[1, 5]], [1]), 5)
 
 
 def test_each_view_is_followed_by_its_negated_counterfactual_with_the_other_label():
-  views = counterfactuals.negation_views(ROWS, LABELS, WORDS, seed=0, min_documents=5)
+  views = views_of(ROWS, LABELS, seed=0, min_documents=5)
   assert views.polar_words == 2  # great and awful; not "the" (in every review)
   assert views.pairs == 40  # one copula + polar word in each review
   assert views.tokens.dtype == np.int64 and views.labels.dtype == np.float32
@@ -95,11 +107,13 @@ def test_each_view_is_followed_by_its_negated_counterfactual_with_the_other_labe
   assert 0 < sum(c.endswith("neg_at neg_all") for _, c, _, _ in pairs) < 40
 
 
-def test_views_are_seeded():
-  a = counterfactuals.negation_views(ROWS, LABELS, WORDS, seed=3, min_documents=5)
-  b = counterfactuals.negation_views(ROWS, LABELS, WORDS, seed=3, min_documents=5)
-  c = counterfactuals.negation_views(ROWS, LABELS, WORDS, seed=4, min_documents=5)
+def test_views_are_seeded_and_do_not_depend_on_the_batches():
+  a = views_of(ROWS, LABELS, seed=3, min_documents=5)
+  b = counterfactuals.negation_views(batches(ROWS, LABELS, size=40), WORDS, 3, min_documents=5)
+  c = views_of(ROWS, LABELS, seed=4, min_documents=5)
+  # The same views whatever the batch size; another seed picks other negation forms.
   np.testing.assert_array_equal(a.tokens, b.tokens)
+  np.testing.assert_array_equal(a.labels, b.labels)
   assert not np.array_equal(a.tokens, c.tokens)
 
 
@@ -116,21 +130,22 @@ def test_no_view_where_the_label_disagrees_or_negation_is_already_there_or_to_fo
     np.int64,
   )
   labels = np.concatenate([LABELS, [0, 1, 0, 0, 1]])
-  views = counterfactuals.negation_views(rows, labels, WORDS, seed=0, min_documents=5)
+  views = views_of(rows, labels, seed=0, min_documents=5)
   texts = [words_of(views.tokens[i]) for i in range(0, len(views.labels), 2)]
   assert len(texts) == 41 and "was great" in texts
   assert "supposed" not in " ".join(texts)
 
 
 def test_no_views_without_polar_words_or_copulas():
-  strict = counterfactuals.negation_views(ROWS, LABELS, WORDS, seed=0, min_documents=100)
+  strict = views_of(ROWS, LABELS, seed=0, min_documents=100)
   assert strict.pairs == 0 and strict.polar_words == 0 and strict.tokens.shape == (0, 1)
   words = ["" if w in ("was", "is") else w for w in WORDS]
-  assert counterfactuals.negation_views(ROWS, LABELS, words, seed=0, min_documents=5).pairs == 0
+  no_copula = counterfactuals.negation_views(batches(ROWS, LABELS), words, 0, min_documents=5)
+  assert no_copula.pairs == 0
 
 
 def test_views_dataset_pads_to_max_length_and_repeats():
-  views = counterfactuals.negation_views(ROWS, LABELS, WORDS, seed=0, min_documents=5)
+  views = views_of(ROWS, LABELS, seed=0, min_documents=5)
   dataset = inputs.views_dataset(views.tokens, views.labels, max_length=8, seed=1)
   elements = list(dataset.take(2 * len(views.labels)).as_numpy_iterator())
   assert elements[0][0]["tokens"].shape == (8,) and elements[0][1].shape == (1,)
