@@ -142,6 +142,11 @@ def test_no_views_without_polar_words_or_copulas():
   words = ["" if w in ("was", "is") else w for w in WORDS]
   no_copula = counterfactuals.negation_views(batches(ROWS, LABELS), words, 0, min_documents=5)
   assert no_copula.pairs == 0
+  # Without negation scope marking the vocabulary has no neg_ forms: nothing is polar.
+  unmarked = [w for w in WORDS if not w.startswith("neg_")]
+  rows = np.array([[unmarked.index(WORDS[i]) for i in row] for row in ROWS], np.int64)
+  plain = counterfactuals.negation_views(batches(rows, LABELS), unmarked, 0, min_documents=5)
+  assert plain.pairs == 0 and plain.polar_words == 0
 
 
 def test_views_dataset_pads_to_max_length_and_repeats():

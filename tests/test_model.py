@@ -304,7 +304,6 @@ def test_mixed_float16_computes_in_float16_with_a_float32_output(model_name):
     ({"bigram_buckets": -1}, "bigram_buckets must be >= 0"),
     ({"bigram_dropout": 1.0}, "bigram_dropout"),
     ({"negation_views": -0.1}, "negation_views must be >= 0"),
-    ({"negation_views": 0.25, "negation_scope": False}, "needs negation_scope"),
     ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'"),
     ({"warmup_epochs": -0.5}, "warmup_epochs must be >= 0"),
     ({"warm_start_learning_rate": 0.0}, "warm_start_learning_rate must be > 0"),
@@ -607,3 +606,10 @@ def test_export_holds_the_weights_but_not_the_optimizer_state(exported, tmp_path
     examples=tf.constant([_tf_example(t) for t, _ in REVIEWS])
   )["probabilities"]
   np.testing.assert_allclose(served.numpy(), model(tokens, training=False).numpy()[:, 0], rtol=1e-5)
+
+
+def test_hparams_take_negation_views_without_negation_scope():
+  # Transform builds HParams from the preprocessing fields alone, so the training-only
+  # defaults must hold beside any of them (the views then find no marked words).
+  assert HParams(negation_scope=False).negation_views == HParams().negation_views > 0
+  assert HParams.from_custom_config({"hparams": {"negation_scope": False}}).negation_views > 0
