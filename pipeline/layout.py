@@ -102,25 +102,23 @@ def check_last_node(
 # The BehaviourValidator's default gates: the highest failure rate (share of cases, 0..1)
 # of each capability of the behavioural suite (``behaviour.suite``) a pushed model may
 # have. From ``make bench-behaviour`` (docs/bench/behaviour.json): the default model's
-# worst rate over seeds 42 and 7, plus 0.10, rounded up to 0.05. A capability's 60 cases
-# give a standard error of at most 0.065, so the default model passes with about 1.5
+# worst rate over seeds 42, 7 and 1234, plus 0.10, rounded up to 0.05. A capability's 60
+# cases give a standard error of at most 0.065, so the default model passes with about 1.5
 # standard errors to spare, and a model that regresses past that is stopped: the default
-# before negation scope marking fails negated_negative (1.0 on both seeds) and, on seed
-# 7, negated_positive (0.317). ``contrast`` follows the same rule for the default with
-# contrast scope marking (full runs of seeds 42, 7 and 1234, each run's summary: worst
-# 0.233), which that benchmark has not measured yet.
+# before the behavioural work fails negated_positive, negated_negative, not_at_all,
+# contrast and intensity on every seed.
 DEFAULT_BEHAVIOUR_THRESHOLDS = types.MappingProxyType(
   {
-    "negated_positive": 0.2,
-    "negated_negative": 0.85,
-    "not_at_all": 0.55,
+    "negated_positive": 0.15,
+    "negated_negative": 0.15,
+    "not_at_all": 0.25,
     "double_negation": 0.45,
-    "contrast": 0.35,
-    "intensity": 0.35,
+    "contrast": 0.1,
+    "intensity": 0.15,
     "short_review": 0.15,
-    "inv_names": 0.15,
+    "inv_names": 0.1,
     "inv_titles": 0.2,
-    "inv_numbers": 0.2,
+    "inv_numbers": 0.15,
     "inv_casing": 0.1,
     "inv_punctuation": 0.1,
     "inv_typo": 0.1,
