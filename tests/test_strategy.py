@@ -334,24 +334,49 @@ def _write_span(examples_uri: str, rows: np.ndarray, label: int) -> str:
   return os.path.join(split_dir, "*")
 
 
-def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path):
+def _transformed_graph(graph_dir, max_length: int):
+  """A TFTransformOutput whose transformed schema is Transform's (tokens, label)."""
   import tensorflow_transform as tft
   from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-  from tfx.components.trainer.fn_args_utils import DataAccessor
-  from tfx.components.util import examples_utils, tfxio_utils
-  from tfx.proto import example_gen_pb2
-  from tfx.types import standard_artifacts
 
-  max_length = 8
-  # The TransformGraph's transformed schema, as Transform writes it.
   spec = {
     "tokens": tf.io.FixedLenFeature([max_length], tf.int64),
     "label": tf.io.FixedLenFeature([], tf.int64),
   }
   metadata_io.write_metadata(
     dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
-    str(tmp_path / "graph" / tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
+    str(graph_dir / tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
   )
+  return tft.TFTransformOutput(str(graph_dir))
+
+
+def _examples(uri: str):
+  """An Examples artifact at ``uri`` holding tf.train.Example records."""
+  from tfx.components.util import examples_utils
+  from tfx.proto import example_gen_pb2
+  from tfx.types import standard_artifacts
+
+  artifact = standard_artifacts.Examples()
+  artifact.uri = uri
+  examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+  return artifact
+
+
+def _accessor(artifacts):
+  """The Trainer's DataAccessor for the Examples ``artifacts``."""
+  from tfx.components.trainer.fn_args_utils import DataAccessor
+  from tfx.components.util import tfxio_utils
+
+  return DataAccessor(
+    tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(artifacts, []),
+    record_batch_factory=None,
+    data_view_decode_fn=None,
+  )
+
+
+def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path):
+  max_length = 8
+  graph = _transformed_graph(tmp_path / "graph", max_length)
   rng = np.random.default_rng(5)
 
   def reviews(n):
@@ -365,16 +390,10 @@ def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path)
   newest, older = reviews(60), np.concatenate([reviews(100), reviews(140)])
   artifacts, patterns = [], []
   for name, rows, label in (("old1", older[:100], 0), ("old2", older[100:], 0), ("new", newest, 1)):
-    artifact = standard_artifacts.Examples()
-    artifact.uri = str(tmp_path / name)
-    examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    artifact = _examples(str(tmp_path / name))
     artifacts.append(artifact)
     patterns.append(_write_span(artifact.uri, rows, label))
-  accessor = DataAccessor(
-    tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(artifacts, []),
-    record_batch_factory=None,
-    data_view_decode_fn=None,
-  )
+  accessor = _accessor(artifacts)
   # All 60 newest reviews and 120 of the 240 older ones per 180: a third positive.
   groups = [(patterns[2:], 60), (patterns[:2], 120)]
 
@@ -382,7 +401,7 @@ def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path)
     dataset = inputs.make_mixed_dataset(
       groups,
       accessor,
-      tft.TFTransformOutput(str(tmp_path / "graph")),
+      graph,
       batch_size=6,
       seed=11,
       length_buckets=4,
@@ -414,48 +433,28 @@ def test_mixed_dataset_samples_reviews_by_weight_and_buckets_them_once(tmp_path)
     inputs.make_mixed_dataset(
       [(patterns[2:], 60), (patterns[:2], 0)],
       accessor,
-      tft.TFTransformOutput(str(tmp_path / "graph")),
+      graph,
       batch_size=6,
       seed=11,
     )
 
 
 def test_mixed_dataset_samples_views_beside_the_reviews_by_weight(tmp_path):
-  import tensorflow_transform as tft
-  from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-  from tfx.components.trainer.fn_args_utils import DataAccessor
-  from tfx.components.util import examples_utils, tfxio_utils
-  from tfx.proto import example_gen_pb2
-  from tfx.types import standard_artifacts
-
   max_length = 8
-  spec = {
-    "tokens": tf.io.FixedLenFeature([max_length], tf.int64),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-  }
-  metadata_io.write_metadata(
-    dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
-    str(tmp_path / "graph" / tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
-  )
+  graph = _transformed_graph(tmp_path / "graph", max_length)
   rng = np.random.default_rng(7)
   reviews = np.zeros((80, max_length), np.int64)
   for i, length in enumerate(rng.integers(3, max_length + 1, size=80)):
     reviews[i, :length] = rng.integers(1, 50, size=length)
-  artifact = standard_artifacts.Examples()
-  artifact.uri = str(tmp_path / "span")
-  examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+  artifact = _examples(str(tmp_path / "span"))
   pattern = _write_span(artifact.uri, reviews, label=0)
-  accessor = DataAccessor(
-    tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([artifact], []),
-    record_batch_factory=None,
-    data_view_decode_fn=None,
-  )
+  accessor = _accessor([artifact])
   # Views of two tokens from ids the reviews never use, all labelled positive.
   views = np.array([[60 + i, 70 + i] for i in range(10)], np.int64)
   dataset = inputs.make_mixed_dataset(
     [([pattern], 1.0)],
     accessor,
-    tft.TFTransformOutput(str(tmp_path / "graph")),
+    graph,
     batch_size=6,
     seed=3,
     length_buckets=4,
@@ -474,7 +473,7 @@ def test_mixed_dataset_samples_views_beside_the_reviews_by_weight(tmp_path):
     inputs.make_mixed_dataset(
       [([pattern], 1.0)],
       accessor,
-      tft.TFTransformOutput(str(tmp_path / "graph")),
+      graph,
       batch_size=6,
       seed=3,
       views=(inputs.views_dataset(views, np.ones(10), max_length, seed=3), 0.0),
