@@ -145,8 +145,12 @@ def test_each_run_trains_on_the_window_of_spans(tmp_path, tfds_data_dir):
     "older_examples": train_reviews[1],
     "older_examples_per_epoch": round(HP.warm_start_replay * train_reviews[1]),
   }
-  assert summary["train_examples"] == train_reviews[2] + round(
-    HP.warm_start_replay * train_reviews[1]
+  # An epoch: those reviews plus the negation views mixed in with them.
+  assert (
+    summary["train_examples"]
+    == train_reviews[2]
+    + round(HP.warm_start_replay * train_reviews[1])
+    + summary["negation_views"]["views_per_epoch"]
   )
   evaluators = _node_executions(store, "Evaluator")
   # The second candidate was judged against the first, blessed one.
