@@ -189,7 +189,8 @@ def _checked(rows, labels, input_dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _is_marked(word: str) -> bool:
-  """Whether ``word`` is padding, an OOV bucket, a marked word or a negation cue."""
+  """Whether ``word`` is padding, an OOV bucket, a marked word, a negation cue or a number
+  (none of them may be a view's verdict or stand in its context)."""
   prefixes = ("<", preprocessing.NEGATED_PREFIX, preprocessing.CONCEDED_PREFIX)
   return (
     not word or word.startswith(prefixes) or word in preprocessing.NEGATION_CUES or word.isdigit()
