@@ -83,6 +83,11 @@ def log_count_ratios(batches: Batches, input_dim: int) -> tuple[np.ndarray, np.n
     and negative reviews holding the id, P and N the positive and negative reviews
     (Wang & Manning 2012, eq. 1, on binarized counts with add-one smoothing).
 
+  Not ``naive_bayes.log_count_ratios``: that one normalizes by each class's total of
+  features (the linear model's weighting, which shifts every ratio by the same constant)
+  and returns no document counts; a polar word here is one whose share of reviews
+  differs between the classes, and needs ``min_documents`` of them.
+
   Raises:
     ValueError: a batch's rows and labels disagree in length, or an id is outside
       [0, input_dim).

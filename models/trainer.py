@@ -420,9 +420,25 @@ def training_inputs(
     train_examples = hp.train_examples or inputs_lib.count_records(train_files)
   if train_examples == 0:
     raise ValueError(f"no training examples in {fn_args.train_files}")
+
+  def dataset(files, shuffle, batch=global_batch, **kwargs) -> tf.data.Dataset:
+    return inputs_lib.make_dataset(
+      files,
+      fn_args.data_accessor,
+      transform_output,
+      batch,
+      shuffle=shuffle,
+      repeat=shuffle,
+      seed=hp.seed,
+      **kwargs,
+    )
+
+  def counting() -> tf.data.Dataset:
+    return dataset(fn_args.train_files, shuffle=False, batch=NAIVE_BAYES_BATCH)
+
   views, views_summary = None, None
   if hp.negation_views:
-    views, views_summary = counterfactual_views(fn_args, hp, transform_output)
+    views, views_summary = counterfactual_views(counting, hp, transform_output)
     views_summary["views_per_epoch"] = round(hp.negation_views * train_examples) if views else 0
     train_examples += views_summary["views_per_epoch"]
   steps_per_epoch = math.ceil(train_examples / global_batch)
@@ -458,44 +474,21 @@ def training_inputs(
     "max_length": hp.max_length,
   }
 
-  def dataset(files, shuffle, batch=global_batch, **kwargs) -> tf.data.Dataset:
-    return inputs_lib.make_dataset(
-      files,
-      fn_args.data_accessor,
-      transform_output,
-      batch,
-      shuffle=shuffle,
-      repeat=shuffle,
-      seed=hp.seed,
-      **kwargs,
-    )
-
   def train_of(files) -> tf.data.Dataset:
     return dataset(files, shuffle=True, shard_policy=shard_policies["train"], **batching)
 
   def train() -> tf.data.Dataset:
-    if not replayed and views is None:
-      return train_of(train_files)
-    if not replayed:
-      return inputs_lib.make_mixed_dataset(
-        [(train_files, 1.0)],
-        fn_args.data_accessor,
-        transform_output,
-        global_batch,
-        seed=hp.seed,
-        shard_policy=shard_policies["train"],
-        views=(views, hp.negation_views),
-        **batching,
-      )
-    # Either group may be empty: a span whose reviews all went to eval, or a replay of 0.
-    groups = [
-      (files, count)
-      for files, count in (
-        (train_files[-1:], replayed["newest_examples"]),
-        (train_files[:-1], replayed["older_examples_per_epoch"]),
-      )
-      if count
-    ]
+    groups = [(train_files, 1.0)]
+    if replayed:
+      # Either group may be empty: a span whose reviews all went to eval, or a replay of 0.
+      groups = [
+        (files, count)
+        for files, count in (
+          (train_files[-1:], replayed["newest_examples"]),
+          (train_files[:-1], replayed["older_examples_per_epoch"]),
+        )
+        if count
+      ]
     if len(groups) == 1 and views is None:
       return train_of(groups[0][0])
     total = sum(count for _, count in groups)
@@ -520,33 +513,24 @@ def training_inputs(
     eval=dataset(
       fn_args.eval_files, shuffle=False, shard_policy=shard_policies["eval"], **batching
     ),
-    counting=lambda: dataset(fn_args.train_files, shuffle=False, batch=NAIVE_BAYES_BATCH),
+    counting=counting,
     replay=replayed,
     negation_views=views_summary,
   )
 
 
 def counterfactual_views(
-  fn_args: FnArgs, hp: HParams, transform_output: tft.TFTransformOutput
+  counting: Callable[[], tf.data.Dataset], hp: HParams, transform_output: tft.TFTransformOutput
 ) -> tuple[tf.data.Dataset | None, dict]:
   """``hp.negation_views``' training views: the negation counterfactuals
-  (``models.counterfactuals.negation_views``) of the transformed train split's reviews,
-  read twice a batch at a time, as ``inputs.views_dataset``'s endless dataset (None when
-  the reviews hold no view), and ``{"share", "pairs", "polar_words"}`` for
-  ``training_summary.json``.
+  (``models.counterfactuals.negation_views``) of the transformed train split's reviews
+  (``counting``: ``TrainingInputs.counting``, read twice), as ``inputs.views_dataset``'s
+  endless dataset (None when the reviews hold no view), and ``{"share", "pairs",
+  "polar_words"}`` for ``training_summary.json``.
   """
 
   def batches():
-    counting = inputs_lib.make_dataset(
-      list(fn_args.train_files),
-      fn_args.data_accessor,
-      transform_output,
-      NAIVE_BAYES_BATCH,
-      shuffle=False,
-      repeat=False,
-      seed=hp.seed,
-    )
-    for x, y in counting.as_numpy_iterator():
+    for x, y in counting().as_numpy_iterator():
       yield x[features.TOKENS_KEY], y
 
   words = pretraining.id_words(transform_output.vocabulary_by_name(features.VOCABULARY_NAME), hp)
