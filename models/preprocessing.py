@@ -33,7 +33,13 @@ NEGATION_CUES = (
   "without", "hardly", "barely", "dont", "doesnt", "didnt", "isnt", "wasnt", "arent",
   "werent", "wont", "wouldnt", "couldnt", "shouldnt", "cant", "aint", "havent", "hasnt",
   "hadnt", "mustnt", "neednt", "nt",
+  # "fail to V" entails "not V" (an implicative verb, Karttunen 1971, "Implicative Verbs"):
+  # "failed to entertain" is "did not entertain", "never failed to entertain" did.
+  "fail", "fails", "failed", "failing",
 )  # fmt: skip
+# Words that are a negation cue only right before "not": "impossible not to love",
+# "hard not to enjoy" say "love", "enjoy" (the two negations cancel).
+NEGATION_CUES_BEFORE_NOT = ("impossible", "hard", "difficult")
 # The prefix of a word in a negation's scope ("bad" -> "neg_bad"); clean_text never makes
 # "_", so a marked word cannot collide with a plain one.
 NEGATED_PREFIX = "neg_"
@@ -113,7 +119,9 @@ def mark_negation_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:
   gives "not" + "bad" a feature of its own that a bag of words or a word embedding cannot
   form from "bad". Here the scope also ends at "but", "yet" and "however", and a second
   cue in the same clause cancels the first (parity), so "can't say I didn't enjoy" leaves
-  "enjoy" plain; the cue words themselves stay plain.
+  "enjoy" plain; the cue words themselves stay plain. Besides the explicit cues, "fail to"
+  negates ("never failed to bore me" leaves "bore" plain) and so do "impossible", "hard"
+  and "difficult" right before "not" ("impossible not to love it" leaves "love" plain).
 
   Args:
     words: string RaggedTensor [batch, (words)] of lowercase words and ``__`` clause
@@ -141,7 +149,7 @@ def _negate(words: tf.RaggedTensor) -> tf.RaggedTensor:
   """``mark_negation_scope`` keeping the ``__`` clause ends."""
   flat = words.flat_values
   boundary = tf.equal(flat, _BOUNDARY * 2)
-  cue = _is_one_of(flat, NEGATION_CUES)
+  cue = _is_one_of(flat, NEGATION_CUES) | _before_not(words, flat)
   # Per row: cues up to and including each word, and the clause each word is in.
   cues_so_far = tf.cumsum(words.with_flat_values(tf.cast(cue, tf.int32)), axis=1)
   clause = tf.cumsum(words.with_flat_values(tf.cast(boundary, tf.int32)), axis=1)
@@ -152,6 +160,15 @@ def _negate(words: tf.RaggedTensor) -> tf.RaggedTensor:
   open_cues = cues_so_far.flat_values - tf.cast(cue, tf.int32) - clause_start.flat_values
   negated = tf.equal(open_cues % 2, 1) & ~cue
   return words.with_flat_values(tf.where(negated, NEGATED_PREFIX + flat, flat))
+
+
+def _before_not(words: tf.RaggedTensor, flat: tf.Tensor) -> tf.Tensor:
+  """bool [n]: whether each word is one of ``NEGATION_CUES_BEFORE_NOT`` followed by "not"
+  in its row."""
+  following = tf.concat([flat[1:], [""]], axis=0)
+  position = tf.ragged.range(words.row_lengths()).flat_values
+  last = tf.equal(position + 1, tf.gather(words.row_lengths(), words.value_rowids()))
+  return _is_one_of(flat, NEGATION_CUES_BEFORE_NOT) & tf.equal(following, "not") & ~last
 
 
 def mark_contrast_scope(words: tf.RaggedTensor) -> tf.RaggedTensor:

@@ -201,6 +201,27 @@ def test_negation_scope_second_cue_cancels_the_first():
   ]
 
 
+def test_negation_scope_fail_to_negates_and_cancels_another_cue():
+  assert _marked(["The film failed to entertain me. Great!", "It never fails to bore me."]) == [
+    ["the", "film", "failed", "neg_to", "neg_entertain", "neg_me", "great"],
+    ["it", "never", "fails", "to", "bore", "me"],
+  ]
+
+
+def test_negation_scope_impossible_or_hard_cancels_the_not_right_after_it():
+  assert _marked(["It is impossible not to love it.", "Hard not to smile, hard work", "hard"]) == [
+    ["it", "is", "impossible", "not", "to", "love", "it"],
+    ["hard", "not", "to", "smile", "hard", "work"],
+    ["hard"],
+  ]
+  # Not across rows, nor across a clause end: "hard" is a plain word there.
+  assert _marked(["It was hard", "not fun", "It was hard. Not fun"]) == [
+    ["it", "was", "hard"],
+    ["not", "neg_fun"],
+    ["it", "was", "hard", "not", "neg_fun"],
+  ]
+
+
 def test_negation_scope_html_break_ends_a_clause_and_empty_rows_survive():
   assert _marked(["Nothing bad<br />Loved it", "", "no"]) == [
     ["nothing", "neg_bad", "loved", "it"],
