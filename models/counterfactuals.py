@@ -13,13 +13,16 @@ Spurious Correlations in Text Classification via Automatically Generated
 Counterfactuals", AAAI) generate the copies by rule instead of by hand. This module's rule
 is the classic negation of a predicate adjective:
 
-* a view is a copula and the polar word after it, with the two words before the copula
-  ("the acting was terrible"), cut from a train review whose label agrees with the
-  word's polarity (not where "to" follows: "was supposed to" is no verdict);
+* a view is a copula and the polar word after it, directly or after "a"/"an", with the
+  two words before the copula ("the acting was terrible", "the film was a delight"), cut
+  from a train review whose label agrees with the word's polarity (not where "to" follows
+  the word right after the copula: "was supposed to" is no verdict, "was a chore to sit
+  through" is);
 * its counterfactual negates the copula (``not`` after it, ``never`` after it, or the
-  contracted form ``wasnt``/``isnt``/``arent``/``werent``), marks the word as
-  ``preprocessing.mark_negation_scope`` would (``neg_terrible``), sometimes adds "at
-  all" (``neg_at neg_all``), and takes the opposite label.
+  contracted form ``wasnt``/``isnt``/``arent``/``werent``), marks the article and the
+  word as ``preprocessing.mark_negation_scope`` would (``neg_terrible``, ``neg_a
+  neg_delight``), sometimes adds "at all" (``neg_at neg_all``), and takes the opposite
+  label.
 
 A word's polarity is its naive-Bayes log-count ratio on the train split (Wang & Manning
 2012): only words in at least ``min_documents`` train reviews whose ratio is at least
@@ -41,6 +44,8 @@ from models import preprocessing
 COPULAS = types.MappingProxyType({"is": "isnt", "was": "wasnt", "are": "arent", "were": "werent"})
 # Words a counterfactual may put after the copula.
 INSERTED_CUES = ("not", "never")
+# Articles that may stand between the copula and the polar word ("was a chore").
+ARTICLES = ("a", "an")
 CONTEXT_WORDS = 2
 # Share of counterfactuals that end in "at all" (neg_at neg_all).
 AT_ALL_SHARE = 0.25
@@ -150,22 +155,25 @@ def negation_views(
   is_copula = np.zeros(len(words), bool)
   is_copula[list(copulas)] = True
   to = index.get("to", -1)
+  is_article = np.zeros(len(words), bool)
+  is_article[[index[a] for a in ARTICLES if a in index and negated[index[a]]]] = True
   for rows, labels in batches():
     for row, label in zip(*_checked(rows, labels, len(words))):
-      for j in np.flatnonzero(is_copula[row[:-2]] & polar[row[1:-1]]):
-        word = row[j + 1]
+      for j, article in _verdicts(row, is_copula, is_article, polar):
+        word = row[j + 1 + len(article)]
         context = row[max(0, j - CONTEXT_WORDS) : j]
         if (ratios[word] > 0) != bool(label) or marked[context].any() or (context == 0).any():
           continue
-        if row[j + 2] == to:  # "was supposed to", "is forced to": not a verdict
+        if not article and row[j + 2] == to:  # "was supposed to": not a verdict
           continue
-        view = [*context, row[j], word]
+        view = [*context, row[j], *article, word]
         forms = [[row[j], cue] for cue in cues]
         if copulas[row[j]]:
           forms.append([copulas[row[j]]])
         negation = forms[rng.integers(len(forms))]
         ending = at_all if all(at_all) and rng.random() < AT_ALL_SHARE else []
-        pairs.append((view, [*context, *negation, negated[word], *ending], label))
+        negated_verdict = [*negated[article], negated[word]]
+        pairs.append((view, [*context, *negation, *negated_verdict, *ending], label))
   if not pairs:
     return empty
   width = max(len(c) for _, c, _ in pairs)
@@ -176,6 +184,18 @@ def negation_views(
     tokens[2 * i + 1, : len(counterfactual)] = counterfactual
     labels_out[2 * i], labels_out[2 * i + 1] = label, 1 - label
   return Views(tokens, labels_out, int(polar.sum()))
+
+
+def _verdicts(
+  row: np.ndarray, is_copula: np.ndarray, is_article: np.ndarray, polar: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
+  """Each copula of ``row`` (int [length] ids) followed by a polar word, directly or after
+  an article, with a word after it: ``(copula position, the article's ids, [] or [id])``."""
+  direct = np.flatnonzero(is_copula[row[:-2]] & polar[row[1:-1]])
+  after_article = np.flatnonzero(is_copula[row[:-3]] & is_article[row[1:-2]] & polar[row[2:-1]])
+  found = [(j, row[j + 1 : j + 1]) for j in direct]
+  found += [(j, row[j + 1 : j + 2]) for j in after_article]
+  return sorted(found, key=lambda verdict: verdict[0])
 
 
 def _checked(rows, labels, input_dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,12 @@ WORDS = [
   "neg_the",
   "film",
   "<oov:0>",
+  "a",
+  "neg_a",
+  "chore",
+  "neg_chore",
+  "delight",
+  "neg_delight",
 ]
 ID = {word: i for i, word in enumerate(WORDS) if word}
 
@@ -105,6 +111,25 @@ def test_each_view_is_followed_by_its_negated_counterfactual_with_the_other_labe
   assert not any("isnt" in c for _, c, _, _ in pairs)
   assert any("wasnt" in c for _, c, _, _ in pairs)
   assert 0 < sum(c.endswith("neg_at neg_all") for _, c, _, _ in pairs) < 40
+
+
+def test_a_view_keeps_the_article_before_its_polar_word_and_to_may_follow_it():
+  rows = np.array(
+    [*ROWS, *[ids("the acting was a delight")] * 10, *[ids("the plot was a chore to")] * 10],
+    np.int64,
+  )
+  labels = np.concatenate([LABELS, [1] * 10, [0] * 10])
+  views = views_of(rows, labels, seed=0, min_documents=5)
+  assert views.polar_words == 4 and views.pairs == 60
+  pairs = {
+    words_of(views.tokens[i]): (words_of(views.tokens[i + 1]), views.labels[i])
+    for i in range(0, len(views.labels), 2)
+  }
+  assert pairs["the acting was a delight"][1] == 1 and pairs["the plot was a chore"][1] == 0
+  for view in ("the acting was a delight", "the plot was a chore"):
+    counterfactual = pairs[view][0].removesuffix(" neg_at neg_all")
+    assert counterfactual.endswith(" neg_a neg_" + view.split()[-1])
+    assert counterfactual.split()[2] in ("was", "wasnt")
 
 
 def test_views_are_seeded_and_do_not_depend_on_the_batches():
