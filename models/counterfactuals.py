@@ -190,7 +190,8 @@ def _verdicts(
   row: np.ndarray, is_copula: np.ndarray, is_article: np.ndarray, polar: np.ndarray
 ) -> list[tuple[int, np.ndarray]]:
   """Each copula of ``row`` (int [length] ids) followed by a polar word, directly or after
-  an article, with a word after it: ``(copula position, the article's ids, [] or [id])``."""
+  an article, with a word after it, as ``(copula position, article)``: the article's ids,
+  int64 [0] or [1], in order of position."""
   direct = np.flatnonzero(is_copula[row[:-2]] & polar[row[1:-1]])
   after_article = np.flatnonzero(is_copula[row[:-3]] & is_article[row[1:-2]] & polar[row[2:-1]])
   found = [(j, row[j + 1 : j + 1]) for j in direct]
