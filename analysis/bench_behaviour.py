@@ -38,11 +38,12 @@ from core import environment
 from models.hparams import HParams, parse_overrides
 
 # The default model before the behavioural work: no negation or contrast scope marking, no
-# negation counterfactuals, no temperature scaling.
+# name masking, no negation counterfactuals, no temperature scaling.
 PREVIOUS_DEFAULTS = types.MappingProxyType(
   {
     "negation_scope": False,
     "contrast_scope": False,
+    "mask_names": False,
     "negation_views": 0.0,
     "temperature_scaling": False,
   }

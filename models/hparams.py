@@ -38,6 +38,7 @@ PREPROCESSING_FIELDS = (
   "head_tokens",
   "negation_scope",
   "contrast_scope",
+  "mask_names",
 )
 # The fields the embedding pretraining (models.pretraining) reads: a change to any other
 # (the model, its training, ...) reuses the cached pretrained embeddings.
@@ -82,6 +83,9 @@ class HParams:
       theirs ("the plot was great, but ..." -> ``con_great``;
       ``models.preprocessing.mark_contrast_scope``, the A-but-B rule of Hu et al. 2016).
       What it changed, over 3 seeds: docs/models.md.
+    mask_names: the words of proper names (runs of capitalized words: actors, titles)
+      become one token, ``xxname`` (``models.preprocessing.mask_names``), so a verdict
+      cannot hang on a title's words. What it changed, over 3 seeds: docs/models.md.
     negation_views: counterfactual training views of negation, as a share of the train
       stream: short views cut from the train split's reviews ("the acting was terrible",
       "the film was a delight") beside copies with the verdict negated and the label
@@ -213,6 +217,7 @@ class HParams:
   head_tokens: int = 128
   negation_scope: bool = True
   contrast_scope: bool = True
+  mask_names: bool = True
   negation_views: float = 0.25
   embedding_dim: int = 128
   word2vec_epochs: int = 2

@@ -51,6 +51,30 @@ CONCESSION_CUES = ("although", "though", "despite")
 # The prefix of a word in a conceded clause ("brilliant" -> "con_brilliant").
 CONCEDED_PREFIX = "con_"
 
+# Proper names (mask_names): a run of two or more capitalized words ("Tom Hanks", "Paper
+# Moons"), or two joined by of/in/on/and with an optional "the" ("City of Mirrors"), is a
+# name, and its capitalized words become NAME_TOKEN. A capitalized word has an upper-case
+# letter then a lower-case one, so "I", "TV" and "USA" are not.
+_CAPITALIZED = r"\p{Lu}\p{Ll}\p{L}*"
+_NAME_JOIN = r"(\s+(?:(?:of|in|on|and)\s+(?:the\s+)?)?)"
+# Marks a word of a name until it is replaced; clean_text cannot make it (upper case).
+_NAME_MARK = "ZXQ"
+# Words that stay when they open a name's run ("But Tom Hanks", "The Glass House"): the
+# cues of the scope rules, and function words a sentence starts with.
+NAME_KEPT_WORDS = (
+  *NEGATION_CUES, *CONTRAST_CUES, *CONCESSION_CUES,
+  "the", "a", "an", "and", "or", "if", "in", "on", "at", "of", "for", "with", "from", "by",
+  "to", "as", "so", "when", "while", "after", "before", "since", "until", "even", "then",
+  "also", "only", "just", "this", "that", "these", "those", "it", "its", "he", "she", "we",
+  "they", "you", "his", "her", "their", "my", "our", "your", "what", "why", "how", "who",
+  "where", "there", "here", "both", "all", "every", "each", "unlike", "like",
+)  # fmt: skip
+# What a name's words become; a plain lowercase word, so it has a vocabulary id.
+NAME_TOKEN = "xxname"
+# A text with less than this share of words that start lower-case is in title case (or
+# shouting), where capitals say nothing about names: it is left as it is.
+_LOWER_CASE_SHARE = 0.25
+
 
 def clean_text(text: tf.Tensor) -> tf.Tensor:
   """Lowercases, strips HTML tags and punctuation, collapses whitespace.
@@ -69,8 +93,54 @@ def clean_text(text: tf.Tensor) -> tf.Tensor:
   return tf.strings.strip(text)
 
 
+def mask_names(text: tf.Tensor) -> tf.Tensor:
+  """Replaces the words of proper names (people, titles) with ``NAME_TOKEN``.
+
+  "I loved Paper Moons, and Tom Hanks's best role." -> "I loved xxname xxname, and xxname
+  xxname best role."; "But City of Mirrors was a chore." -> "But xxname of xxname was a
+  chore."; "I Loved This Film." (title case) is left alone. A name is a run of capitalized
+  words (see ``_CAPITALIZED``, ``_NAME_JOIN``); a name's first word stays when it is a cue
+  or function word (``NAME_KEPT_WORDS``). Reviews name actors and titles whose words carry
+  the labels of the reviews they happen to appear in ("paper" in "paper-thin"), and a
+  model that learns them flips its verdict when only the title changes; with the names
+  masked it cannot. Written here, not with a named-entity recognizer (spaCy, NLTK),
+  because it must run inside the TransformGraph, where only TensorFlow ops run, so that
+  serving masks exactly as training did.
+
+  Args:
+    text: string tensor [batch] (UTF-8; invalid bytes are replaced, not fatal).
+
+  Returns:
+    string tensor [batch]: the texts with names masked, other characters unchanged.
+  """
+  text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+  name = _CAPITALIZED + r"(?:['\x{2019}]s)?"
+  # Pairs first (non-overlapping: "The Long Road Home" -> two pairs), then a word that
+  # follows a marked one (the third of "Paper Moons Rising").
+  marked = tf.strings.regex_replace(
+    text, rf"\b({_CAPITALIZED}){_NAME_JOIN}({name})", rf"{_NAME_MARK}\1\2{_NAME_MARK}\3"
+  )
+  marked = tf.strings.regex_replace(
+    marked, rf"({_NAME_MARK}\p{{L}}+){_NAME_JOIN}({name})", rf"\1\2{_NAME_MARK}\3"
+  )
+  kept = "|".join(NAME_KEPT_WORDS)
+  marked = tf.strings.regex_replace(marked, rf"{_NAME_MARK}((?i:{kept}))(\P{{L}}|$)", r"\1\2")
+  masked = tf.strings.regex_replace(marked, rf"{_NAME_MARK}{name}", NAME_TOKEN)
+  words = tf.strings.split(text)
+  lower = words.with_flat_values(
+    tf.cast(tf.strings.regex_full_match(words.flat_values, r"\P{L}*\p{Ll}.*"), tf.float32)
+  )
+  share = tf.math.divide_no_nan(
+    tf.reduce_sum(lower, axis=1), tf.cast(words.row_lengths(), tf.float32)
+  )
+  return tf.where(share >= _LOWER_CASE_SHARE, masked, text)
+
+
 def tokenize(
-  text: tf.Tensor, negation_scope: bool = False, contrast_scope: bool = False
+  text: tf.Tensor,
+  negation_scope: bool = False,
+  contrast_scope: bool = False,
+  names: bool = False,
 ) -> tf.RaggedTensor:
   """Cleans and splits a [batch] string tensor into a [batch, (words)] RaggedTensor.
 
@@ -80,7 +150,10 @@ def tokenize(
   a conceded clause come out marked too (``mark_contrast_scope``, after the negation):
   "The plot was great, but the film is dull" -> ``[con_the, con_plot, con_was, con_great,
   but, the, film, is, dull]``.
+  With ``names`` the words of proper names become ``NAME_TOKEN`` first (``mask_names``).
   """
+  if names:
+    text = mask_names(text)
   if not (negation_scope or contrast_scope):
     return tf.strings.split(clean_text(text))
   # Clause ends become a token of their own before clean_text drops punctuation.
@@ -316,7 +389,7 @@ def preprocessing_fn(
   """
   hp = HParams.from_custom_config(custom_config)
   text = _dense_column(inputs[features.TEXT_KEY], default_value="")
-  words = tokenize(text, hp.negation_scope, hp.contrast_scope)
+  words = tokenize(text, hp.negation_scope, hp.contrast_scope, hp.mask_names)
   # The vocabulary analyzer sees whatever split Transform analyzes: the pipeline sets
   # SplitsConfig(analyze=["train"]) so eval/test never influence it.
   ids = tft.compute_and_apply_vocabulary(

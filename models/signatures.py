@@ -90,6 +90,7 @@ class ExportModule(tf.Module):
     self._head_tokens = hp.head_tokens
     self._negation_scope = hp.negation_scope
     self._contrast_scope = hp.contrast_scope
+    self._mask_names = hp.mask_names
 
   def _transform_text(self, text: tf.Tensor) -> tf.Tensor:
     raw = {features.TEXT_KEY: _as_raw_feature(text, self._raw_spec[features.TEXT_KEY])}
@@ -147,7 +148,7 @@ class ExportModule(tf.Module):
   def predict_text(self, text):
     probabilities, weights = self._run_model(self._transform_text(text))
     words = preprocessing.pad_or_truncate_strings(
-      preprocessing.tokenize(text, self._negation_scope, self._contrast_scope),
+      preprocessing.tokenize(text, self._negation_scope, self._contrast_scope, self._mask_names),
       self._max_length,
       self._head_tokens,
     )

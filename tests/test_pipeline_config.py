@@ -199,6 +199,7 @@ def test_embedding_trainer_reads_transformed_train_raw_unlabelled_and_feeds_the_
     "head_tokens",
     "negation_scope",
     "contrast_scope",
+    "mask_names",
     "embedding_dim",
     "word2vec_epochs",
     "word2vec_window",
@@ -277,6 +278,7 @@ def test_transform_analyzes_train_only_and_gets_hparams(pipeline):
       "head_tokens": HP.head_tokens,
       "negation_scope": HP.negation_scope,
       "contrast_scope": HP.contrast_scope,
+      "mask_names": HP.mask_names,
     }
   }
   # What preprocessing_fn reads back agrees with the full hyperparameters.

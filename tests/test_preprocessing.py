@@ -339,3 +339,54 @@ def test_preprocessing_fn_vocabulary_holds_the_conceded_forms(tmp_path):
   # "dull" x3 leads, "con_great" x2 next; a plain "great" never occurs.
   assert vocabulary[:2] == [b"dull", b"con_great"]
   assert b"great" not in vocabulary
+
+
+# --- proper names ---------------------------------------------------------------------
+
+
+def _masked(texts):
+  return [t.decode() for t in preprocessing.mask_names(tf.constant(texts)).numpy()]
+
+
+def test_mask_names_masks_runs_of_capitalized_words():
+  assert _masked(
+    [
+      "I loved Paper Moons, and Tom Hanks's best role.",
+      "Paper Moons was a chore from start to finish.",
+      "I went into The Long Road Home with low hopes.",
+      "Midnight in Avalon and City of the Lost Souls rock",
+    ]
+  ) == [
+    "I loved xxname xxname, and xxname xxname best role.",
+    "xxname xxname was a chore from start to finish.",
+    "I went into The xxname xxname xxname with low hopes.",
+    "xxname in xxname and xxname of the xxname xxname rock",
+  ]
+
+
+def test_mask_names_keeps_cues_single_capitals_and_acronyms():
+  # A cue or function word opening a run stays; "Oscar" alone, "I", "TV" are no names.
+  assert _masked(
+    [
+      "But City of Mirrors was a chore. Not Steven Seagal again!",
+      "The Glass House deserves an Oscar. I saw it on TV in the USA.",
+    ]
+  ) == [
+    "But xxname of xxname was a chore. Not xxname xxname again!",
+    "The xxname xxname deserves an Oscar. I saw it on TV in the USA.",
+  ]
+
+
+def test_mask_names_leaves_title_case_and_shouting_alone():
+  texts = ["I Loved This Film. The Acting Is Superb.", "I LOVED THIS FILM, TOM HANKS!", "", "x"]
+  assert _masked(texts) == texts
+
+
+def test_tokenize_with_names_gives_one_token_per_name_word():
+  rows = preprocessing.tokenize(
+    tf.constant(["I didn't like Paper Moons, but Emma Clarke was great."]), True, True, True
+  ).to_list()
+  assert [w.decode() for w in rows[0]] == [
+    "con_i", "con_didnt", "con_neg_like", "con_neg_xxname", "con_neg_xxname",
+    "but", "xxname", "xxname", "was", "great",
+  ]  # fmt: skip
