@@ -109,21 +109,21 @@ def check_last_node(
 # contrast and intensity on every seed.
 DEFAULT_BEHAVIOUR_THRESHOLDS = types.MappingProxyType(
   {
-    "negated_positive": 0.15,
-    "negated_negative": 0.15,
+    "negated_positive": 0.2,
+    "negated_negative": 0.2,
     "not_at_all": 0.25,
     "double_negation": 0.3,
-    "contrast": 0.15,
+    "contrast": 0.1,
     "intensity": 0.15,
     "short_review": 0.15,
     "inv_names": 0.1,
-    "inv_titles": 0.25,
+    "inv_titles": 0.15,
     "inv_numbers": 0.15,
     "inv_casing": 0.1,
     "inv_punctuation": 0.1,
     "inv_typo": 0.1,
     "dir_add_positive": 0.15,
-    "dir_add_negative": 0.15,
+    "dir_add_negative": 0.1,
   }
 )
 
