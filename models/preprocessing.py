@@ -1,4 +1,4 @@
-"""Transform's ``preprocessing_fn``: clean, tokenize, map to vocabulary ids, pad.
+"""Transform's ``preprocessing_fn``: mask names, clean, tokenize, mark scopes, map to ids, pad.
 
 The same graph runs in Transform (analysis on the train split only, then every split) and,
 through the TransformGraph embedded in the exported SavedModel, at serving time, so the
