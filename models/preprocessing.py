@@ -176,6 +176,16 @@ def tokenize(
   return _drop_boundaries(words)
 
 
+def tokenize_options(hp: HParams) -> dict[str, bool]:
+  """``tokenize``'s keyword options as ``hp`` sets them: the one place that maps the
+  hyperparameters to the words ``preprocessing_fn`` gives ids and ``predict_text`` shows."""
+  return {
+    "negation_scope": hp.negation_scope,
+    "contrast_scope": hp.contrast_scope,
+    "names": hp.mask_names,
+  }
+
+
 def _clean_keeping_boundaries(text: tf.Tensor) -> tf.Tensor:
   """``clean_text`` for text already lowercased, keeping the ``__`` boundary tokens."""
   text = tf.strings.regex_replace(text, _APOSTROPHE, "")
@@ -389,7 +399,7 @@ def preprocessing_fn(
   """
   hp = HParams.from_custom_config(custom_config)
   text = _dense_column(inputs[features.TEXT_KEY], default_value="")
-  words = tokenize(text, hp.negation_scope, hp.contrast_scope, hp.mask_names)
+  words = tokenize(text, **tokenize_options(hp))
   # The vocabulary analyzer sees whatever split Transform analyzes: the pipeline sets
   # SplitsConfig(analyze=["train"]) so eval/test never influence it.
   ids = tft.compute_and_apply_vocabulary(

@@ -88,9 +88,7 @@ class ExportModule(tf.Module):
     self._raw_spec = tf_transform_output.raw_feature_spec()
     self._max_length = hp.max_length
     self._head_tokens = hp.head_tokens
-    self._negation_scope = hp.negation_scope
-    self._contrast_scope = hp.contrast_scope
-    self._mask_names = hp.mask_names
+    self._tokenize_options = preprocessing.tokenize_options(hp)
 
   def _transform_text(self, text: tf.Tensor) -> tf.Tensor:
     raw = {features.TEXT_KEY: _as_raw_feature(text, self._raw_spec[features.TEXT_KEY])}
@@ -148,7 +146,7 @@ class ExportModule(tf.Module):
   def predict_text(self, text):
     probabilities, weights = self._run_model(self._transform_text(text))
     words = preprocessing.pad_or_truncate_strings(
-      preprocessing.tokenize(text, self._negation_scope, self._contrast_scope, self._mask_names),
+      preprocessing.tokenize(text, **self._tokenize_options),
       self._max_length,
       self._head_tokens,
     )
