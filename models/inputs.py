@@ -227,21 +227,33 @@ def views_dataset(tokens: np.ndarray, labels: np.ndarray, max_length: int, seed:
 def _finish(
   dataset: tf.data.Dataset, shard_policy: tf.data.experimental.AutoShardPolicy | None
 ) -> tf.data.Dataset:
-  """Prefetches ``dataset``, turns tf.data's autotuning off and sets its auto-shard policy
-  (None: tf.data's default).
+  """Prefetches ``dataset``, turns tf.data's autotuning off (``without_autotuning``) and
+  sets its auto-shard policy (None: tf.data's default)."""
+  dataset = without_autotuning(dataset.prefetch(tf.data.AUTOTUNE))
+  if shard_policy is None:
+    return dataset
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = shard_policy
+  return dataset.with_options(options)
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """``dataset`` with tf.data's autotuning off (``tf.data.Options().autotune.enabled``).
 
   Without autotuning, ``AUTOTUNE`` parallelism is one call per core and the prefetch
-  buffer grows as the consumer needs (tf.data's legacy autotuning). The epochs took as long
-  without it: 60.6-63.1 s and 54.7-57.1 s in 4 runs, against 60.4-64.9 s and 56.2-61.5 s
-  in 4 with it (the default Trainer alone on the full data, 2 cores, 2026-12-05). With it,
-  deleting the endless training iterator as ``fit`` returned waited for autotuning's
-  optimization thread, 24-31 s with the main thread idle, in 3 of 6 runs of that day (the
-  stuck thread's stack, py-spy: ``RootDataset::Iterator::~Iterator`` joining it); in none
-  of the 4 without.
+  buffer grows as the consumer needs (tf.data's legacy autotuning). With it, the end of an
+  iteration (deleting the iterator) can wait for autotuning's optimization thread with
+  every core idle (py-spy: ``RootDataset::Iterator::~Iterator`` joining it), 2026-12-05 on
+  the 2-core machine, one component alone on a full run's artifacts:
+
+  * the Trainer's endless training dataset, as ``fit`` returned: 24-31 s in 3 of 6 runs
+    with autotuning, in none of 4 without; its epochs took as long without it (60.6-63.1
+    s and 54.7-57.1 s, against 60.4-64.9 s and 56.2-61.5 s in 4 runs with it);
+  * the EmbeddingTrainer's read of the 50,000 unlabelled reviews through the
+    TransformGraph (``models.pretraining``): 24.1-24.9 s in 17 of 41 runs with
+    autotuning, 9-10 s of them after the last batch with the cores idle, 15.1-17.1 s in
+    the others; 15.7-16.2 s in 6 of 6 runs without.
   """
-  dataset = dataset.prefetch(tf.data.AUTOTUNE)
   options = tf.data.Options()
   options.autotune.enabled = False
-  if shard_policy is not None:
-    options.experimental_distribute.auto_shard_policy = shard_policy
   return dataset.with_options(options)

@@ -17,8 +17,9 @@ Why gensim: word2vec is not what this project is about, and gensim's is the main
 optimized implementation (Řehůřek & Sojka 2010); no TFX component pretrains embeddings.
 The corpus is written once to a local file (one review a line) and streamed from it by
 gensim's ``corpus_file`` mode, so memory stays flat whatever the corpus size. By default
-one worker thread with a fixed hash: the reproducible run gensim documents (the same data
-and hyperparameters give the same vectors); ``word2vec_workers`` 0 runs one per core.
+(``word2vec_workers`` 0) one worker thread per core; ``word2vec_workers`` 1 with its fixed
+hash is the reproducible run gensim documents (the same data and hyperparameters give the
+same vectors).
 
 The Model directory (``<uri>/Format-Serving``, where TFX's Trainer looks for a
 ``base_model``) holds:
@@ -48,7 +49,7 @@ import tensorflow_transform as tft
 from absl import logging
 
 from core import features
-from models import throughput
+from models import inputs, throughput
 from models.hparams import HParams
 
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -133,19 +134,26 @@ def transformed_id_sequences(
 
 def _id_rows(file_patterns: Sequence[str], to_ids) -> Iterator[np.ndarray]:
   """``to_ids`` (serialized tf.Examples [batch] -> int64 ids [batch, max_length]) over the
-  files of ``file_patterns`` in order, one review's ids without padding at a time. The
-  mapping runs in tf.data's threads, ahead of the caller's loop (which writes the corpus
-  in Python)."""
+  files of ``file_patterns`` in order (``id_batches``), one review's ids without padding
+  at a time."""
+  for ids in id_batches(file_patterns, to_ids):
+    for row in ids.numpy():
+      yield row[row != features.PADDING_ID]
+
+
+def id_batches(file_patterns: Sequence[str], to_ids) -> tf.data.Dataset:
+  """The dataset of ``to_ids`` (serialized tf.Examples [batch] -> int64 ids [batch,
+  max_length]) over batches of the files of ``file_patterns`` in order. The mapping runs
+  in tf.data's threads, ahead of the caller's loop (which writes the corpus in Python),
+  without tf.data's autotuning, whose end of iteration idled the cores for 9-10 s in about
+  4 runs of 10 (``inputs.without_autotuning``)."""
   files = sorted({f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)})
-  dataset = (
+  return inputs.without_autotuning(
     tf.data.TFRecordDataset(files, compression_type="GZIP")
     .batch(_BATCH)
     .map(to_ids, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     .prefetch(tf.data.AUTOTUNE)
   )
-  for ids in dataset:
-    for row in ids.numpy():
-      yield row[row != features.PADDING_ID]
 
 
 def write_corpus(

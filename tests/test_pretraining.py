@@ -310,6 +310,16 @@ def test_transformed_train_gives_the_corpus_of_the_raw_train(pretrained, tmp_pat
   assert (summary["reviews"], summary["tokens"]) == (all_raw["reviews"], all_raw["tokens"])
 
 
+def test_id_batches_run_in_order_without_autotuning(pretrained):
+  patterns, _, _, _ = pretrained
+  dataset = pretraining.id_batches(patterns, lambda serialized: tf.strings.length(serialized))
+  assert dataset.options().autotune.enabled is False
+  lengths = np.concatenate([batch.numpy() for batch in dataset])
+  files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+  records = tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()
+  assert lengths.tolist() == [len(record) for record in records]
+
+
 def test_token_id_sequences_are_the_transform_graphs_ids(pretrained):
   patterns, _, _, output = pretrained
   sequences = list(pretraining.token_id_sequences(patterns, output))
