@@ -50,14 +50,46 @@ def to_tf_example(text: bytes, label: int | None, span: int | None = None) -> tf
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
+# Reviews per element when ReadTFDS reads whole shard files.
+_READ_BATCH = 1024
+
+
 def _as_pair(record: dict) -> tuple[bytes, int]:
   """A decoded TFDS ``imdb_reviews`` record (tensors) -> (text bytes, label int)."""
   return record["text"].numpy(), int(record["label"])
 
 
+def _as_pairs(batch: dict):
+  """A batch of decoded TFDS ``imdb_reviews`` records (``text`` string [n], ``label``
+  int64 [n]) -> its (text bytes, label int) pairs, in order."""
+  for text, label in zip(batch["text"].numpy(), batch["label"].numpy()):
+    yield text, int(label)
+
+
+def reads_whole_files(builder, split: str) -> bool:
+  """True when the TFDS split spec ``split`` takes every review of each shard file it
+  reads (``"train"``, ``"train+unsupervised"``), False when it cuts one (``"train[:2%]"``).
+
+  Raises:
+    ValueError (from TFDS): a split spec the builder does not have.
+  """
+  return all(
+    instruction.skip == 0 and instruction.takes_all
+    for instruction in builder.info.splits[split].file_instructions
+  )
+
+
 class ReadTFDS(beam.PTransform):
   """Reads a TFDS split spec in Beam (``tfds.beam.ReadFromTFDS``: one read per shard file,
-  on the workers) -> PCollection of (text bytes, label int)."""
+  on the workers) -> PCollection of (text bytes, label int), in each file's order.
+
+  A spec of whole shard files (``reads_whole_files``) is read in batches of
+  ``_READ_BATCH`` reviews, unbatched here: one review per TFDS element cost an eager
+  ``IteratorGetNext`` per review, about half of ImdbExampleGen's time on the full data
+  (``write_splits`` alone, 2 worker threads, 2-core machine, 2026-12-05: 45.9 s review by
+  review, 18.7 s batched, the same examples in the same order). ``ReadFromTFDS`` cuts a
+  file (``"train[:2%]"``) only review by review, so such a spec is read that way.
+  """
 
   def __init__(self, builder, split: str):
     """Args: builder: a prepared TFDS builder (``prepare_builder``); split: a split spec,
@@ -66,6 +98,13 @@ class ReadTFDS(beam.PTransform):
     self._builder, self._split = builder, split
 
   def expand(self, pbegin):
+    if reads_whole_files(self._builder, self._split):
+      return (
+        pbegin
+        | "ReadFromTFDS"
+        >> tfds.beam.ReadFromTFDS(self._builder, split=self._split, batch_size=_READ_BATCH)
+        | "AsPairs" >> beam.FlatMap(_as_pairs)
+      )
     return (
       pbegin
       | "ReadFromTFDS" >> tfds.beam.ReadFromTFDS(self._builder, split=self._split)

@@ -324,3 +324,41 @@ def test_write_splits_on_real_imdb_slices(builder, tmp_path):
   )
   written = _read_split(uri, "train") + _read_split(uri, "eval")
   assert sorted((ex["text"].numpy()[0], ex["label"].numpy()[0]) for ex in written) == tfds_pairs
+
+
+@pytest.mark.parametrize(
+  "split, whole",
+  [
+    ("train", True),
+    ("unsupervised", True),
+    ("train+test", True),
+    ("train[:1%]", False),
+    ("test[:20]", False),
+    ("train[50%:]", False),
+  ],
+)
+def test_reads_whole_files(builder, split, whole):
+  assert beam_side.reads_whole_files(builder, split) is whole
+
+
+def test_as_pairs_unbatches_in_order():
+  batch = {"text": tf.constant([b"great", b"awful"]), "label": tf.constant([1, 0], tf.int64)}
+  assert list(beam_side._as_pairs(batch)) == [(b"great", 1), (b"awful", 0)]
+
+
+def test_a_whole_split_is_read_in_batches_as_tfds_orders_it(builder, tmp_path):
+  # "test" is one whole shard file: read in batches, every review in the file's order.
+  uri = str(tmp_path / "examples")
+  assert beam_side.reads_whole_files(builder, "test")
+  assert beam_side.write_splits(beam.Pipeline(), uri, None, beam_side.ReadTFDS(builder, "test"))
+  written = [
+    tf.train.Example.FromString(r).features.feature
+    for r in tf.data.TFRecordDataset(
+      _split_files(uri, "test"), compression_type="GZIP"
+    ).as_numpy_iterator()
+  ]
+  expected = list(tfds.as_numpy(builder.as_dataset(split="test")))
+  assert len(written) == len(expected) == 25000
+  for feature, record in zip(written, expected):
+    assert feature["text"].bytes_list.value[0] == record["text"]
+    assert feature["label"].int64_list.value[0] == record["label"]
