@@ -381,7 +381,7 @@ def _nodes(
     # No analyzer cache: nothing feeds it back as the next run's ``analyzer_cache``
     # (tf.Transform's incremental analysis of a window of spans), and writing it took
     # 6.7 s of Transform's 50.5 s on the full data (Executor.Do alone, 2 runs each,
-    # 2-core machine, 2026-12-05).
+    # 2-core machine, 2026-12-06).
     disable_analyzer_cache=True,
   )
   transform.add_upstream_node(anomalies_gate)
