@@ -34,6 +34,7 @@ from components.evaluation_examples import EvaluationExamples
 from components.imdb_beam import EVAL, TEST, TRAIN, UNLABELLED
 from components.imdb_example_gen import ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
+from components.transform import Transform
 from models.hparams import HParams
 from pipeline import beam_profiles, model_resolvers
 from pipeline.drift_config import make_drift_config
@@ -364,7 +365,8 @@ def _nodes(
     ).with_id(_DRIFT_GATE_ID)
     drift_gate.add_upstream_node(anomalies_gate)
     training_examples = _window(drift_gate, spans.window_spans)
-  transform = tfx.components.Transform(
+  # TFX's Transform, its output files named by their contents (components.transform).
+  transform = Transform(
     examples=training_examples,
     schema=schema_gen.outputs["schema"],
     preprocessing_fn=PREPROCESSING_FN,
