@@ -8,9 +8,10 @@ a hash split and others to splits of their own. This one is a Beam component lik
 written in Beam, in TFX's standard Examples layout, so every standard component
 downstream (StatisticsGen, Transform, Evaluator, ...) consumes it unchanged:
 
-  <uri>/Split-train/data_tfrecord-00000-of-0000N.gz   (GZIP TFRecords of tf.Example)
+  <uri>/Split-train/data_tfrecord-part0-00000-of-00001.gz   (GZIP TFRecords of tf.Example)
+  <uri>/Split-train/data_tfrecord-part1-00000-of-00001.gz   (``files_per_split`` parts)
   <uri>/Split-eval/...
-  <uri>/Split-test/...
+  <uri>/Split-test/data_tfrecord-00000-of-00001.gz          (the golden test split: whole)
 
 ``train``/``eval`` are a deterministic split of the TFDS train split by a hash of the
 review text (so duplicated reviews never straddle the two, and the split does not depend
@@ -103,6 +104,7 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
   download: tfx.dsl.components.Parameter[bool] = False,
   dataset_version: tfx.dsl.components.Parameter[str] = "1.0.0",
   unlabelled_split: tfx.dsl.components.Parameter[str] = "",
+  files_per_split: tfx.dsl.components.Parameter[int] = 2,
   beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
   """Reads IMDB through TFDS and emits Examples with ``train``, ``eval`` and ``test`` splits
@@ -120,13 +122,17 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
     dataset_version: TFDS version of ``imdb_reviews`` to read (part of the cache key).
     unlabelled_split: TFDS split spec of reviews without labels for the embedding
       pretraining, e.g. ``"unsupervised"`` or ``"unsupervised[:2%]"``; "" = none.
+    files_per_split: files each split but test is written in, by a hash of the review
+      text (``imdb_beam.write_splits``): what the Beam components downstream can read in
+      parallel, one file per worker; the default matches the DirectRunner's 2 workers
+      on the 2-core reference machine.
     beam_pipeline: the pipeline TFX builds from the pipeline's ``beam_pipeline_args`` (the
       DirectRunner's worker processes, or a portable runner's): the reviews are read with
       ``tfds.beam.ReadFromTFDS`` and written there, like every Beam-based ExampleGen's.
 
   Raises:
     DatasetNotFoundError: no prepared dataset and ``download`` is False (nothing written).
-    ValueError: a bad split spec or ``eval_percent``.
+    ValueError: a bad split spec, ``eval_percent`` or ``files_per_split``.
   """
   builder = prepare_builder(
     tfds_data_dir or None,
@@ -143,6 +149,7 @@ def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like
     ReadTFDS(builder, test_split),
     eval_percent,
     ReadTFDS(builder, unlabelled_split) if unlabelled_split else None,
+    files_per_split,
   )
   examples.split_names = standard_artifact_utils.encode_split_names(list(counts))
   examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)

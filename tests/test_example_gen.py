@@ -156,7 +156,11 @@ def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
   assert sorted(os.listdir(uri)) == ["Split-eval", "Split-test", "Split-train"]
   for split in ("train", "eval", "test"):
     files = os.listdir(os.path.join(uri, f"Split-{split}"))
-    assert files and all(re.fullmatch(r"data_tfrecord-\d{5}-of-\d{5}\.gz", f) for f in files)
+    if split == "test":  # the golden test split is written whole
+      assert files == ["data_tfrecord-00000-of-00001.gz"]
+    else:
+      parts = {re.fullmatch(r"data_tfrecord-part(\d)-\d{5}-of-\d{5}\.gz", f)[1] for f in files}
+      assert parts == {"0", "1"}
     parsed = _read_split(uri, split)
     assert len(parsed) == counts[split]
   train = _read_split(uri, "train")
@@ -284,6 +288,46 @@ def test_prepare_builder_bad_split_spec(tfds_data_dir, train_split, test_split):
     eg.prepare_builder(tfds_data_dir, train_split, test_split)
 
 
+def test_write_splits_sends_each_review_to_the_file_its_text_hashes_to(tmp_path):
+  uri = str(tmp_path / "examples")
+  counts = _write(uri, TRAIN_RECORDS, TEST_RECORDS, TEST_RECORDS, files_per_split=3)
+  for split in ("train", "eval", "unlabelled"):
+    directory = os.path.join(uri, f"Split-{split}")
+    by_file = {
+      re.fullmatch(r"data_tfrecord-part(\d)-00000-of-00001\.gz", name)[1]: [
+        tf.train.Example.FromString(r.numpy()).features.feature["text"].bytes_list.value[0]
+        for r in tf.data.TFRecordDataset(os.path.join(directory, name), "GZIP")
+      ]
+      for name in os.listdir(directory)
+    }
+    assert sum(map(len, by_file.values())) == counts[split]
+    for index, texts in by_file.items():
+      assert all(beam_side.file_index(text, 3) == int(index) for text in texts)
+  assert {len(texts) > 0 for texts in by_file.values()} == {True}
+
+
+def test_write_splits_in_one_file_per_split_keeps_tfx_names(tmp_path):
+  uri = str(tmp_path / "examples")
+  _write(uri, TRAIN_RECORDS, TEST_RECORDS, files_per_split=1)
+  for split in ("train", "eval", "test"):
+    assert os.listdir(os.path.join(uri, f"Split-{split}")) == ["data_tfrecord-00000-of-00001.gz"]
+
+
+def test_write_splits_rejects_no_files_per_split_before_writing(tmp_path):
+  uri = str(tmp_path / "examples")
+  with pytest.raises(ValueError, match="files_per_split must be >= 1, got 0"):
+    _write(uri, TRAIN_RECORDS, TEST_RECORDS, files_per_split=0)
+  assert not os.path.exists(uri)
+
+
+def test_file_index_spreads_texts_evenly_and_apart_from_the_eval_split():
+  texts = [f"review {i}".encode() for i in range(4000)]
+  indices = [beam_side.file_index(t, 2) for t in texts]
+  assert 0.45 < sum(indices) / len(texts) < 0.55
+  evals = [t for t in texts if beam_side.is_eval_example(t, 10)]
+  assert 0.35 < sum(beam_side.file_index(t, 2) for t in evals) / len(evals) < 0.65
+
+
 def test_prepare_builder_checks_the_unlabelled_split_spec(tfds_data_dir):
   with pytest.raises(ValueError, match="invalid TFDS split spec 'unlabeled'"):
     eg.prepare_builder(tfds_data_dir, "train", "test", unlabelled_split="unlabeled")
@@ -347,18 +391,33 @@ def test_as_pairs_unbatches_in_order():
 
 
 def test_a_whole_split_is_read_in_batches_as_tfds_orders_it(builder, tmp_path):
-  # "test" is one whole shard file: read in batches, every review in the file's order.
+  # "train" is one whole shard file: read in batches, every review of each written file
+  # (train/eval by is_eval_example, then the part by file_index) in the TFDS file's order.
   uri = str(tmp_path / "examples")
-  assert beam_side.reads_whole_files(builder, "test")
-  assert beam_side.write_splits(beam.Pipeline(), uri, None, beam_side.ReadTFDS(builder, "test"))
-  written = [
-    tf.train.Example.FromString(r).features.feature
-    for r in tf.data.TFRecordDataset(
-      _split_files(uri, "test"), compression_type="GZIP"
-    ).as_numpy_iterator()
-  ]
-  expected = list(tfds.as_numpy(builder.as_dataset(split="test")))
-  assert len(written) == len(expected) == 25000
-  for feature, record in zip(written, expected):
-    assert feature["text"].bytes_list.value[0] == record["text"]
-    assert feature["label"].int64_list.value[0] == record["label"]
+  assert beam_side.reads_whole_files(builder, "train")
+  assert beam_side.write_splits(
+    beam.Pipeline(),
+    uri,
+    beam_side.ReadTFDS(builder, "train"),
+    beam_side.ReadTFDS(builder, "test[:10]"),
+  )
+  expected = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  assert len(expected) == 25000
+  for split, index in [("train", 0), ("train", 1), ("eval", 0), ("eval", 1)]:
+    written = [
+      tf.train.Example.FromString(r).features.feature
+      for r in tf.data.TFRecordDataset(
+        glob.glob(os.path.join(uri, f"Split-{split}", f"data_tfrecord-part{index}-*")),
+        compression_type="GZIP",
+      ).as_numpy_iterator()
+    ]
+    in_file = [
+      r
+      for r in expected
+      if beam_side.is_eval_example(r["text"], 10) == (split == "eval")
+      and beam_side.file_index(r["text"], 2) == index
+    ]
+    assert len(written) == len(in_file) > 0
+    for feature, record in zip(written, in_file):
+      assert feature["text"].bytes_list.value[0] == record["text"]
+      assert feature["label"].int64_list.value[0] == record["label"]
