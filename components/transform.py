@@ -35,7 +35,7 @@ def name_shards_by_content(directory: str) -> None:
   Raises:
     tf.errors.OpError: a file that cannot be read or renamed.
   """
-  files = sorted(tf.io.gfile.glob(os.path.join(directory, "*")))
+  files = sorted(os.path.join(directory, name) for name in tf.io.gfile.listdir(directory))
   if len(files) < 2:
     return
   keys = {path: _first_record(path) for path in files}
