@@ -168,8 +168,9 @@ def test_examples_artifact_has_four_splits(runs):
   assert props["num_examples_unlabelled"].int_value == 500
   for split in ("train", "eval", "test", "unlabelled"):
     assert tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
-  (path,) = tf.io.gfile.glob(os.path.join(examples.uri, "Split-unlabelled", "*.gz"))
-  for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(20):
+  paths = tf.io.gfile.glob(os.path.join(examples.uri, "Split-unlabelled", "*.gz"))
+  assert len(paths) == 2  # files_per_split: one file per part
+  for record in tf.data.TFRecordDataset(paths, compression_type="GZIP").take(20):
     example = tf.train.Example.FromString(record.numpy())
     assert "label" not in example.features.feature
     assert example.features.feature["text"].bytes_list.value[0]
