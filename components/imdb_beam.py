@@ -25,15 +25,24 @@ _COUNTS_FILE = ".split_counts.json"
 
 def is_eval_example(text: bytes, eval_percent: int) -> bool:
   """Deterministic hash split: True for about ``eval_percent`` % of distinct texts."""
-  bucket = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") % 100
-  return bucket < eval_percent
+  return _is_eval(hashlib.sha256(text).digest(), eval_percent)
 
 
 def file_index(text: bytes, files: int) -> int:
   """Which of a split's ``files`` files a review goes to: a hash of its text (other bytes
   of the digest than ``is_eval_example``'s), so a split's files hold about as many
   reviews each, the same ones every run, whatever the read order."""
-  return int.from_bytes(hashlib.sha256(text).digest()[8:16], "big") % files
+  return _file_index(hashlib.sha256(text).digest(), files)
+
+
+def _is_eval(digest: bytes, eval_percent: int) -> bool:
+  """``is_eval_example`` from the text's SHA-256 ``digest``."""
+  return int.from_bytes(digest[:8], "big") % 100 < eval_percent
+
+
+def _file_index(digest: bytes, files: int) -> int:
+  """``file_index`` from the text's SHA-256 ``digest``."""
+  return int.from_bytes(digest[8:16], "big") % files
 
 
 def to_tf_example(text: bytes, label: int | None, span: int | None = None) -> tf.train.Example:
@@ -134,13 +143,14 @@ class _ToExamples(beam.DoFn):
 
   def process(self, pair: tuple[bytes, int | None]):
     text, label = pair
+    digest = hashlib.sha256(text).digest()  # one hash for both the split and the file
     split = self._split
     if split is None:
-      split = EVAL if is_eval_example(text, self._eval_percent) else TRAIN
+      split = EVAL if _is_eval(digest, self._eval_percent) else TRAIN
     if split == UNLABELLED:
       label = None
     yield beam.pvalue.TaggedOutput(
-      _file_tag(split, file_index(text, self._files)),
+      _file_tag(split, _file_index(digest, self._files)),
       to_tf_example(text, label, self._span).SerializeToString(),
     )
 

@@ -250,9 +250,10 @@ def _negate(words: tf.RaggedTensor) -> tf.RaggedTensor:
   """
   flat = words.flat_values
   boundary = tf.equal(flat, _BOUNDARY * 2)
-  cue = _is_one_of(flat, NEGATION_CUES) | _before_not(words, flat)
+  from_start, from_end = _row_positions(words)
+  cue = _is_one_of(flat, NEGATION_CUES) | _before_not(flat, from_end)
   # A clause opens at each row's first word and at each clause end (which it holds).
-  opens = boundary | tf.equal(_row_positions(words)[0], 0)
+  opens = boundary | tf.equal(from_start, 0)
   clause = tf.cumsum(tf.cast(opens, tf.int32)) - 1
   cues_before = tf.cumsum(tf.cast(cue, tf.int32), exclusive=True)
   at_clause_start = tf.math.unsorted_segment_min(
@@ -273,11 +274,12 @@ def _row_positions(values: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
   return tf.ragged.range(lengths).flat_values, tf.ragged.range(lengths - 1, -1, -1).flat_values
 
 
-def _before_not(words: tf.RaggedTensor, flat: tf.Tensor) -> tf.Tensor:
-  """bool [n]: whether each word is one of ``NEGATION_CUES_BEFORE_NOT`` followed by "not"
-  in its row."""
+def _before_not(flat: tf.Tensor, from_end: tf.Tensor) -> tf.Tensor:
+  """bool [n]: whether each word of the flat values ``flat`` is one of
+  ``NEGATION_CUES_BEFORE_NOT`` followed by "not" in its row (``from_end``: each word's
+  position from its row's end, ``_row_positions``)."""
   following = tf.concat([flat[1:], [""]], axis=0)
-  last = tf.equal(_row_positions(words)[1], 0)
+  last = tf.equal(from_end, 0)
   return _is_one_of(flat, NEGATION_CUES_BEFORE_NOT) & tf.equal(following, "not") & ~last
 
 
