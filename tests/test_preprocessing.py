@@ -1,5 +1,6 @@
 """Unit tests of models.preprocessing, including preprocessing_fn under tf.Transform Beam."""
 
+import collections
 import functools
 
 import numpy as np
@@ -208,6 +209,30 @@ def test_preprocessing_fn_writes_vocabulary_file(tmp_path):
     _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
   output = tft.TFTransformOutput(out_dir)
   assert output.vocabulary_by_name(features.VOCABULARY_NAME) == [b"movie", b"good", b"bad"]
+
+
+def test_vocabulary_counts_every_word_and_breaks_ties_by_word(tmp_path):
+  # preprocessing_fn counts with unit weights (tf.Transform reduces each batch in the
+  # graph); the vocabulary must be the plain count's: count, then word, both descending,
+  # cut at vocab_size, with ties across the cut and words repeated within a review.
+  rng = np.random.default_rng(0)
+  words = [f"w{i}" for i in range(12)]
+  texts = [" ".join(rng.choice(words, size=rng.integers(1, 9))) for _ in range(40)]
+  spec = {"text": tf.io.FixedLenFeature([1], tf.string)}
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  hparams = {**HPARAMS, "vocab_size": 7}
+  fn = functools.partial(preprocessing.preprocessing_fn, custom_config={"hparams": hparams})
+  out_dir = str(tmp_path / "transform_output")
+  with tft_beam.Context(temp_dir=str(tmp_path / "tmp"), desired_batch_size=8):
+    raw = [{"text": [t.encode()]} for t in texts]
+    transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(fn)
+    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+  tokens = preprocessing.tokenize(tf.constant(texts), **preprocessing.tokenize_options(HParams()))
+  counts = collections.Counter(w for row in tokens.to_list() for w in row)
+  assert len(set(counts.values())) < len(counts)  # the corpus has ties
+  expected = [w for _, w in sorted(((n, w) for w, n in counts.items()), reverse=True)][:7]
+  vocabulary = tft.TFTransformOutput(out_dir).vocabulary_by_name(features.VOCABULARY_NAME)
+  assert vocabulary == expected
 
 
 # --- negation scope -----------------------------------------------------------------
