@@ -31,6 +31,7 @@ from components.behaviour_validator import BehaviourValidator, parse_thresholds
 from components.drift_gate import DriftGate
 from components.embedding_trainer import EmbeddingTrainer
 from components.evaluation_examples import EvaluationExamples
+from components.evaluator import Evaluator
 from components.imdb_beam import EVAL, TEST, TRAIN, UNLABELLED
 from components.imdb_example_gen import ImdbExampleGen
 from components.review_example_gen import ReviewExampleGen
@@ -439,7 +440,8 @@ def _nodes(
     evaluation_examples = EvaluationExamples(
       golden_examples=golden, span_examples=drift_gate.outputs["validated_examples"]
     )
-  evaluator = tfx.components.Evaluator(
+  # TFX's Evaluator, reading the Examples in batches of up to 20 MiB (components.evaluator).
+  evaluator = Evaluator(
     examples=evaluation_examples.outputs["examples"] if evaluation_examples else golden,
     model=trainer.outputs["model"],
     baseline_model=model_resolver.outputs["model"],
