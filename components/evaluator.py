@@ -35,8 +35,8 @@ def byte_size_batching() -> Iterator[None]:
 
   tfx_bsl reads the flag only once absl's flags count as parsed
   (``batch_util._UseByteSizeBatching``), so flags that nothing parsed are marked parsed,
-  and stay so: every flag then reads its default, as before; ``unparse_flags()`` would
-  instead set every flag back to its default, absl's logging verbosity among them.
+  and stay so, every flag keeping the value it had: ``unparse_flags()`` would instead set
+  every flag back to its default, absl's logging verbosity among them.
   TFXIO reads the flag when a Beam pipeline is built (``BeamSource``), so the batching
   holds for every runner the pipeline is then run on.
 
