@@ -22,7 +22,10 @@ busy throughout).
 
 Writes JSON (default ``outputs/bench/pipeline_vs_tfx_example.json``): ``ours`` and
 ``peer``, each with ``wall_s``, ``cpu_percent`` and accuracy (``ours.test_accuracy``,
-``peer.accuracy``), the settings and the machine.
+``peer.accuracy``), the settings and the machine; for ours also each component's seconds
+(``components_s``) and, from a sampler of the run's process tree every 0.5 s against each
+component's MLMD window, its CPU share and idle core-seconds (``components_cpu``): where
+the cores sat idle.
 """
 
 import glob
@@ -36,6 +39,7 @@ import time
 
 import click
 
+from analysis.bench_scale import TreeSampler, measure_run
 from analysis.bench_spans import imdb_tfx_path
 from core import environment
 from pipeline.layout import OutputPaths
@@ -53,26 +57,50 @@ from {PEER_PACKAGE}.imdb_utils_native_keras import preprocessing_fn, run_fn  # n
 """
 
 
-def timed(command: list[str], log_path: str, cwd: str | None = None) -> dict:
-  """Runs ``command`` (output to ``log_path``) and measures it.
+def timed(command: list[str], log_path: str, cwd: str | None = None) -> tuple[dict, TreeSampler]:
+  """Runs ``command`` (output to ``log_path``) and measures it, sampling its process tree
+  meanwhile (``analysis.bench_scale.TreeSampler``).
 
   Returns:
-    ``{"exit_status", "wall_s", "cpu_s", "cpu_percent"}``; CPU counts the child and every
-    process it waited for.
+    ``({"exit_status", "wall_s", "cpu_s", "cpu_percent"}, the sampler)``; CPU counts the
+    child and every process it waited for.
   """
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
   started = time.monotonic()
   with open(log_path, "ab") as log:
-    status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd).returncode
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    sampler = TreeSampler(process.pid).start()
+    status = process.wait()
+    sampler.stop()
   wall = time.monotonic() - started
   after = resource.getrusage(resource.RUSAGE_CHILDREN)
   cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-  return {
+  figures = {
     "exit_status": status,
     "wall_s": round(wall, 1),
     "cpu_s": round(cpu, 1),
     "cpu_percent": round(100 * cpu / wall, 1),
   }
+  return figures, sampler
+
+
+def component_cpu(output_dir: str, sampler: TreeSampler, since_ms: int) -> dict[str, dict]:
+  """Where our run's cores sat idle: each component of the run that started at
+  ``since_ms`` (ms since the epoch) in ``output_dir``, from MLMD's execution times and
+  ``sampler``'s samples of the run's process tree.
+
+  Returns:
+    ``{node id: {"seconds", "cpu_percent", "idle_core_s"}}`` in execution order, where
+    ``idle_core_s`` = seconds x cores - CPU seconds (None where no two samples fell in the
+    component's window).
+  """
+  cores = os.cpu_count() or 1
+  figures = {}
+  for node, measured in measure_run(output_dir, sampler, since_ms).items():
+    seconds, percent = measured["seconds"], measured["cpu_percent"]
+    idle = None if percent is None else round(seconds * (cores - percent / 100), 1)
+    figures[node] = {"seconds": seconds, "cpu_percent": percent, "idle_core_s": idle}
+  return figures
 
 
 def _read_json(path: str) -> dict:
@@ -166,7 +194,7 @@ def run_command(out_dir, output, skip_ours):
   result = {"what": "imdb-tfx run (defaults) vs TFX's tfx/examples/imdb (analysis.bench_vs_tfx)"}
   peer_dir = os.path.join(out_dir, "peer")
   os.makedirs(peer_dir)
-  peer = timed(
+  peer, _ = timed(
     [sys.executable, "-m", "analysis.bench_vs_tfx", "peer", "--work-dir", peer_dir],
     os.path.join(out_dir, "peer.log"),
   )
@@ -175,12 +203,15 @@ def run_command(out_dir, output, skip_ours):
   click.echo(f"peer: {peer}")
   if not skip_ours:
     ours_dir = os.path.join(out_dir, "ours")
-    ours = timed(
+    since_ms = int(time.time() * 1000)
+    ours, sampler = timed(
       [imdb_tfx_path(), "run", "--output-dir", ours_dir], os.path.join(out_dir, "ours.log")
     )
     summary = _read_json(OutputPaths(ours_dir).summary_path) if ours["exit_status"] == 0 else {}
     ours["test_accuracy"] = (summary.get("metrics") or {}).get("binary_accuracy")
     ours["components_s"] = {c["node_id"]: c["seconds"] for c in summary.get("components", [])}
+    if ours["exit_status"] == 0:
+      ours["components_cpu"] = component_cpu(ours_dir, sampler, since_ms)
     result["ours"] = ours
     click.echo(f"ours: {ours}")
   result["settings"] = {
