@@ -299,8 +299,10 @@ def measure_run(output_dir: str, sampler: TreeSampler, since_ms: int) -> dict:
   return components
 
 
-def _measured(command: list[str], log_path: str) -> tuple[int, float, TreeSampler, int]:
-  """Runs ``command`` (output to ``log_path``) under a ``TreeSampler``.
+def measured(
+  command: list[str], log_path: str, cwd: str | None = None
+) -> tuple[int, float, TreeSampler, int]:
+  """Runs ``command`` (output to ``log_path``, in ``cwd``) under a ``TreeSampler``.
 
   Returns:
     ``(exit status, wall seconds, the sampler, start in ms since the epoch)``.
@@ -308,7 +310,7 @@ def _measured(command: list[str], log_path: str) -> tuple[int, float, TreeSample
   since_ms = int(time.time() * 1000)
   started = time.monotonic()
   with open(log_path, "wb") as log:
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     sampler = TreeSampler(process.pid).start()
     status = process.wait()
     sampler.stop()
@@ -342,7 +344,7 @@ def run_scale(
   data_dir = _data_dir(work_dir, copies)
   output_dir = os.path.join(work_dir, f"run-{copies}x")
   records = scaled_tfds(source_data_dir, data_dir, copies)
-  status, wall, sampler, since_ms = _measured(
+  status, wall, sampler, since_ms = measured(
     _run_command(executable, output_dir, data_dir, run_args),
     os.path.join(work_dir, f"run-{copies}x.log"),
   )
@@ -384,7 +386,7 @@ def rerun_node(
   data_dir = _data_dir(work_dir, copies)
   scaled_tfds(source_data_dir, data_dir, copies)
   command = _run_command(executable, output_dir, data_dir, run_args)
-  status, _, sampler, since_ms = _measured([*command, "--until", node], log_path)
+  status, _, sampler, since_ms = measured([*command, "--until", node], log_path)
   shutil.rmtree(data_dir)
   figures = measure_run(output_dir, sampler, since_ms).get(node)
   if status or not figures or figures["state"] != "COMPLETE":

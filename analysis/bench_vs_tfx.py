@@ -33,13 +33,11 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
-import time
 
 import click
 
-from analysis.bench_scale import TreeSampler, measure_run
+from analysis.bench_scale import TreeSampler, measure_run, measured
 from analysis.bench_spans import imdb_tfx_path
 from core import environment
 from pipeline.layout import OutputPaths
@@ -57,22 +55,18 @@ from {PEER_PACKAGE}.imdb_utils_native_keras import preprocessing_fn, run_fn  # n
 """
 
 
-def timed(command: list[str], log_path: str, cwd: str | None = None) -> tuple[dict, TreeSampler]:
+def timed(
+  command: list[str], log_path: str, cwd: str | None = None
+) -> tuple[dict, TreeSampler, int]:
   """Runs ``command`` (output to ``log_path``) and measures it, sampling its process tree
-  meanwhile (``analysis.bench_scale.TreeSampler``).
+  meanwhile (``analysis.bench_scale.measured``).
 
   Returns:
-    ``({"exit_status", "wall_s", "cpu_s", "cpu_percent"}, the sampler)``; CPU counts the
-    child and every process it waited for.
+    ``({"exit_status", "wall_s", "cpu_s", "cpu_percent"}, the sampler, start in ms since
+    the epoch)``; CPU counts the child and every process it waited for.
   """
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
-  started = time.monotonic()
-  with open(log_path, "ab") as log:
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
-    sampler = TreeSampler(process.pid).start()
-    status = process.wait()
-    sampler.stop()
-  wall = time.monotonic() - started
+  status, wall, sampler, since_ms = measured(command, log_path, cwd)
   after = resource.getrusage(resource.RUSAGE_CHILDREN)
   cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
   figures = {
@@ -81,7 +75,7 @@ def timed(command: list[str], log_path: str, cwd: str | None = None) -> tuple[di
     "cpu_s": round(cpu, 1),
     "cpu_percent": round(100 * cpu / wall, 1),
   }
-  return figures, sampler
+  return figures, sampler, since_ms
 
 
 def component_cpu(output_dir: str, sampler: TreeSampler, since_ms: int) -> dict[str, dict]:
@@ -96,8 +90,8 @@ def component_cpu(output_dir: str, sampler: TreeSampler, since_ms: int) -> dict[
   """
   cores = os.cpu_count() or 1
   figures = {}
-  for node, measured in measure_run(output_dir, sampler, since_ms).items():
-    seconds, percent = measured["seconds"], measured["cpu_percent"]
+  for node, run in measure_run(output_dir, sampler, since_ms).items():
+    seconds, percent = run["seconds"], run["cpu_percent"]
     idle = None if percent is None else round(seconds * (cores - percent / 100), 1)
     figures[node] = {"seconds": seconds, "cpu_percent": percent, "idle_core_s": idle}
   return figures
@@ -194,7 +188,7 @@ def run_command(out_dir, output, skip_ours):
   result = {"what": "imdb-tfx run (defaults) vs TFX's tfx/examples/imdb (analysis.bench_vs_tfx)"}
   peer_dir = os.path.join(out_dir, "peer")
   os.makedirs(peer_dir)
-  peer, _ = timed(
+  peer, _, _ = timed(
     [sys.executable, "-m", "analysis.bench_vs_tfx", "peer", "--work-dir", peer_dir],
     os.path.join(out_dir, "peer.log"),
   )
@@ -203,8 +197,7 @@ def run_command(out_dir, output, skip_ours):
   click.echo(f"peer: {peer}")
   if not skip_ours:
     ours_dir = os.path.join(out_dir, "ours")
-    since_ms = int(time.time() * 1000)
-    ours, sampler = timed(
+    ours, sampler, since_ms = timed(
       [imdb_tfx_path(), "run", "--output-dir", ours_dir], os.path.join(out_dir, "ours.log")
     )
     summary = _read_json(OutputPaths(ours_dir).summary_path) if ours["exit_status"] == 0 else {}

@@ -10,7 +10,7 @@ BUSY = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() 
 
 def test_timed_measures_the_child_and_samples_its_process_tree(tmp_path):
   log = tmp_path / "child.log"
-  figures, sampler = bench_vs_tfx.timed([sys.executable, "-c", BUSY], str(log))
+  figures, sampler, _ = bench_vs_tfx.timed([sys.executable, "-c", BUSY], str(log))
   assert figures["exit_status"] == 0
   assert figures["cpu_s"] >= 0.9
   assert figures["wall_s"] >= 0.9
@@ -20,7 +20,7 @@ def test_timed_measures_the_child_and_samples_its_process_tree(tmp_path):
 
 
 def test_timed_reports_a_failing_child(tmp_path):
-  figures, _ = bench_vs_tfx.timed(
+  figures, _, _ = bench_vs_tfx.timed(
     [sys.executable, "-c", "raise SystemExit(3)"], str(tmp_path / "l")
   )
   assert figures["exit_status"] == 3
