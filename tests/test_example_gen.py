@@ -1,8 +1,10 @@
 """Unit tests of components.imdb_example_gen (and core.features.length_bucket)."""
 
 import glob
+import gzip
 import os
 import re
+import zlib
 
 import apache_beam as beam
 import pytest
@@ -178,6 +180,19 @@ def test_write_splits_writes_three_gzip_splits_with_counts(tmp_path):
   assert sorted((ex["text"].numpy()[0], ex["label"].numpy()[0]) for ex in test) == sorted(
     TEST_RECORDS
   )
+
+
+def test_write_splits_compresses_at_the_fastest_zlib_level(tmp_path):
+  uri = str(tmp_path / "examples")
+  _write(uri, TRAIN_RECORDS, TEST_RECORDS, eval_percent=20)
+  for path in glob.glob(os.path.join(uri, "Split-*", "*.gz")):
+    with open(path, "rb") as f:
+      data = f.read()
+    # gzip header: magic, deflate, no flags (no name), mtime 0, XFL 4 ("fastest").
+    assert data[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
+    raw = gzip.decompress(data)
+    fast = zlib.compressobj(beam_side.GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    assert data[10:-8] == fast.compress(raw) + fast.flush()  # the deflate stream itself
 
 
 UNLABELLED_TEXTS = [f"unrated review {i}".encode() for i in range(12)]
