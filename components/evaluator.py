@@ -1,4 +1,5 @@
-"""TFX's standard Evaluator, reading the Examples in batches of up to 20 MiB.
+"""TFX's standard Evaluator, reading the Examples in batches of up to 20 MiB and calling
+the model one batch ahead of TFMA's metrics (``components.evaluator_inference``).
 
 Why a subclass: TFX's Evaluator reads its Examples through tfx_bsl's TFXIO without a batch
 size, so Beam's ``BatchElements`` tunes one from the time each batch takes, and every batch
@@ -26,6 +27,8 @@ from tfx_bsl.coders import batch_util  # noqa: F401 - defines the flag
 # tfx_bsl.coders.batch_util's flag: TFXIO sources batch by bytes rather than by Beam's
 # timing of each batch.
 BYTE_SIZE_BATCHING_FLAG = "tfxio_use_byte_size_batching"
+# The module TFX's executor loads ``custom_extractors`` from (the ``module_path`` parameter).
+EXTRACTORS_MODULE = "components.evaluator_inference"
 
 
 @contextlib.contextmanager
@@ -63,6 +66,16 @@ class Executor(evaluator_executor.Executor):
 
 
 class Evaluator(tfx.components.Evaluator):
-  """TFX's ``Evaluator`` (same parameters, outputs and node id) with ``Executor``."""
+  """TFX's ``Evaluator`` (same parameters, outputs and node id) with ``Executor`` and, when
+  neither ``module_file`` nor ``module_path`` is given, ``module_path=EXTRACTORS_MODULE``.
+
+  Raises:
+    what TFX's ``Evaluator`` raises.
+  """
 
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+  def __init__(self, **kwargs):
+    if not (kwargs.get("module_file") or kwargs.get("module_path")):
+      kwargs["module_path"] = EXTRACTORS_MODULE
+    super().__init__(**kwargs)
