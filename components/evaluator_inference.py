@@ -59,10 +59,11 @@ class OneAheadInferenceDoFn(model_util.ModelSignaturesDoFn):
   """
 
   def setup(self):
-    super().setup()
+    # Before TFMA loads the model, so that teardown finds the pool whatever setup raised.
     self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfma-inference")
     self._ahead: _Ahead | None = None
     self._ready: concurrent.futures.Future | None = None
+    super().setup()
 
   def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
     previous, self._ahead = (
