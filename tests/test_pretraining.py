@@ -78,16 +78,59 @@ def _train(tmp_path, sentences, hp, workers=1):
   path = tmp_path / f"corpus-{len(list(tmp_path.iterdir()))}.txt"
   words = sorted({w for s in sentences for w in s})
   ids = [np.array([words.index(w) for w in s], dtype=np.int64) for s in sentences]
-  pretraining.write_corpus(iter(ids), words, str(path))
-  return pretraining.train_word2vec(str(path), hp, workers)
+  corpus = pretraining.write_corpus(iter(ids), words, str(path))
+  return pretraining.train_word2vec(corpus, hp, workers)
 
 
 def test_write_corpus_streams_a_review_a_line(tmp_path):
   path = tmp_path / "corpus.txt"
   words = ["", "the", "film", "<oov:0>"]
   sequences = iter([np.array([1, 2]), np.array([], dtype=np.int64), np.array([3, 2, 1])])
-  assert pretraining.write_corpus(sequences, words, str(path)) == (3, 5)
+  corpus = pretraining.write_corpus(sequences, words, str(path))
+  assert (corpus.path, corpus.reviews, corpus.tokens, corpus.sentences) == (str(path), 3, 5, 2)
   assert path.read_text().splitlines() == ["the film", "", "<oov:0> film the"]
+  # Counted in the order of first occurrence, as gensim's scan of the file counts them.
+  assert list(corpus.word_counts.items()) == [("the", 2), ("film", 2), ("<oov:0>", 1)]
+
+
+def test_write_corpus_counts_as_gensims_scan_across_chunks(tmp_path, monkeypatch):
+  from gensim.models import Word2Vec
+
+  monkeypatch.setattr(pretraining, "_COUNT_CHUNK", 3)  # several chunks, a partial last
+  rng = np.random.default_rng(5)
+  words = ["", *(f"w{i}" for i in range(1, 40))]
+  # Skewed ids, empty reviews among them, ties in the counts.
+  sequences = [rng.zipf(1.3, size=rng.integers(0, 12)) % 39 + 1 for _ in range(50)]
+  corpus = pretraining.write_corpus(iter(sequences), words, str(tmp_path / "c.txt"))
+  gensim = Word2Vec(min_count=1)
+  gensim.build_vocab(corpus_file=corpus.path, keep_raw_vocab=True)
+  assert list(corpus.word_counts.items()) == list(gensim.raw_vocab.items())
+  assert (corpus.sentences, corpus.tokens) == (gensim.corpus_count, gensim.corpus_total_words)
+
+
+def test_word2vec_gives_gensims_vectors_for_its_own_scan(tmp_path):
+  from gensim.models import Word2Vec
+
+  hp = HParams(embedding_dim=8, word2vec_epochs=2, word2vec_sample=1e-3)
+  words = sorted({w for s in _sentences() for w in s})
+  ids = [np.array([words.index(w) for w in s], dtype=np.int64) for s in _sentences()]
+  corpus = pretraining.write_corpus(iter(ids), words, str(tmp_path / "c.txt"))
+  ours = pretraining.train_word2vec(corpus, hp)
+  theirs = Word2Vec(
+    corpus_file=corpus.path,
+    vector_size=hp.embedding_dim,
+    window=hp.word2vec_window,
+    negative=hp.word2vec_negative,
+    epochs=hp.word2vec_epochs,
+    sg=1,
+    min_count=1,
+    sample=hp.word2vec_sample,
+    workers=1,
+    seed=hp.seed,
+    hashfxn=pretraining._stable_hash,
+  ).wv
+  assert ours.index_to_key == theirs.index_to_key
+  np.testing.assert_array_equal(ours.vectors, theirs.vectors)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
