@@ -253,6 +253,24 @@ def word2vec_workers(hp: HParams) -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def word2vec_parameters(hp: HParams, workers: int = 1) -> dict:
+  """gensim ``Word2Vec``'s arguments for ``hp``: skip-gram (``sg=1``) with negative
+  sampling, every word kept (``min_count=1``), ``workers`` threads, seeded with the
+  process-independent ``_stable_hash``."""
+  return {
+    "vector_size": hp.embedding_dim,
+    "window": hp.word2vec_window,
+    "negative": hp.word2vec_negative,
+    "epochs": hp.word2vec_epochs,
+    "sg": 1,
+    "min_count": 1,
+    "sample": hp.word2vec_sample,
+    "workers": workers,
+    "seed": hp.seed,
+    "hashfxn": _stable_hash,
+  }
+
+
 def train_word2vec(corpus: Corpus, hp: HParams, workers: int = 1):
   """Skip-gram with negative sampling over ``corpus`` (``write_corpus``'s), read by
   gensim's ``corpus_file`` mode: streamed from disk by ``workers`` threads, each on its own
@@ -279,18 +297,7 @@ def train_word2vec(corpus: Corpus, hp: HParams, workers: int = 1):
     raise ValueError(
       "no tokens to pretrain the embedding on: the train and unlabelled splits are empty"
     )
-  model = Word2Vec(
-    vector_size=hp.embedding_dim,
-    window=hp.word2vec_window,
-    negative=hp.word2vec_negative,
-    epochs=hp.word2vec_epochs,
-    sg=1,
-    min_count=1,
-    sample=hp.word2vec_sample,
-    workers=workers,
-    seed=hp.seed,
-    hashfxn=_stable_hash,
-  )
+  model = Word2Vec(**word2vec_parameters(hp, workers))
   model.build_vocab_from_freq(corpus.word_counts, corpus_count=corpus.sentences)
   model.train(
     corpus_file=corpus.path,

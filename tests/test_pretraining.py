@@ -116,19 +116,8 @@ def test_word2vec_gives_gensims_vectors_for_its_own_scan(tmp_path):
   ids = [np.array([words.index(w) for w in s], dtype=np.int64) for s in _sentences()]
   corpus = pretraining.write_corpus(iter(ids), words, str(tmp_path / "c.txt"))
   ours = pretraining.train_word2vec(corpus, hp)
-  theirs = Word2Vec(
-    corpus_file=corpus.path,
-    vector_size=hp.embedding_dim,
-    window=hp.word2vec_window,
-    negative=hp.word2vec_negative,
-    epochs=hp.word2vec_epochs,
-    sg=1,
-    min_count=1,
-    sample=hp.word2vec_sample,
-    workers=1,
-    seed=hp.seed,
-    hashfxn=pretraining._stable_hash,
-  ).wv
+  # gensim's one call: its own scan of the file, then training.
+  theirs = Word2Vec(corpus_file=corpus.path, **pretraining.word2vec_parameters(hp)).wv
   assert ours.index_to_key == theirs.index_to_key
   np.testing.assert_array_equal(ours.vectors, theirs.vectors)
 
