@@ -25,8 +25,8 @@ _FILE_PREFIX = "data_tfrecord"
 # The split counts, written by the pipeline and removed once read.
 _COUNTS_FILE = ".split_counts.json"
 # zlib level of the Examples' gzip: the fastest. Beam's TFRecord sink compresses at zlib's
-# default (6), a third of ImdbExampleGen's CPU time; at 1 ``write_splits`` took 12.6 and
-# 13.3 s against 17.2 and 17.9 s on the full data, for 65 MB of files against 56 MB
+# default (6), a third of ImdbExampleGen's CPU time; at 1 ``write_splits`` took 11.9 and
+# 12.7 s against 17.2 and 17.9 s on the full data, for 65 MB of files against 56 MB
 # (2 worker threads, 2-core machine, 2026-12-06). Readers decompress either alike.
 GZIP_LEVEL = 1
 
@@ -216,11 +216,11 @@ def write_splits(
   files_per_split: int = 2,
 ) -> dict[str, int]:
   """Runs ``pipeline``, writing train/eval/test GZIP TFRecords (zlib level ``GZIP_LEVEL``)
-  of tf.Example under
-  ``output_uri``: ``Split-<name>/data_tfrecord-part<i>-*-of-*.gz``, ``files_per_split``
-  parts of a split by a hash of the review text (``file_index``), each in the shards the
-  runner picks (one per bundle: one file per part for a source read as one bundle);
-  ``data_tfrecord-*-of-*.gz`` with ``files_per_split=1`` and for the test split.
+  of tf.Example under ``output_uri``: ``Split-<name>/data_tfrecord-part<i>-*-of-*.gz``,
+  ``files_per_split`` parts of a split by a hash of the review text (``file_index``), each
+  in the shards the runner picks (one per bundle: one file per part for a source read as
+  one bundle); ``data_tfrecord-*-of-*.gz`` with ``files_per_split=1`` and for the test
+  split.
 
   Several files per split are what lets the components downstream use more than one
   worker: Beam reads a gzipped TFRecord file as one unsplittable work item, and IMDB's
