@@ -66,8 +66,9 @@ class Executor(evaluator_executor.Executor):
 
 
 class Evaluator(tfx.components.Evaluator):
-  """TFX's ``Evaluator`` (same parameters, outputs and node id) with ``Executor`` and, when
-  neither ``module_file`` nor ``module_path`` is given, ``module_path=EXTRACTORS_MODULE``.
+  """TFX's ``Evaluator`` (same parameters, by keyword; same outputs and node id) with
+  ``Executor`` and, when neither ``module_file`` nor ``module_path`` is given,
+  ``module_path=EXTRACTORS_MODULE``.
 
   Raises:
     what TFX's ``Evaluator`` raises.
