@@ -405,9 +405,10 @@ def pretrain(
       token_id_sequences(file_patterns, tf_transform_output) if file_patterns else (),
     )
     corpus = write_corpus(sequences, words, corpus_file)
-    reviews, tokens = corpus.reviews, corpus.tokens
     read_seconds = time.monotonic() - started
-    logging.info("word2vec corpus: %d reviews, %d tokens (%.1f s)", reviews, tokens, read_seconds)
+    logging.info(
+      "word2vec corpus: %d reviews, %d tokens (%.1f s)", corpus.reviews, corpus.tokens, read_seconds
+    )
     started = time.monotonic()
     word_vectors = train_word2vec(corpus, hp, workers)
     train_seconds = time.monotonic() - started
@@ -426,12 +427,12 @@ def pretrain(
       overwrite=True,
     )
   summary = {
-    "reviews": reviews,
-    "tokens": tokens,
+    "reviews": corpus.reviews,
+    "tokens": corpus.tokens,
     "workers": workers,
     "read_seconds": round(read_seconds, 3),
     "word2vec_seconds": round(train_seconds, 3),
-    "word2vec_tokens_per_second": round(tokens * hp.word2vec_epochs / train_seconds, 1)
+    "word2vec_tokens_per_second": round(corpus.tokens * hp.word2vec_epochs / train_seconds, 1)
     if train_seconds > 0
     else None,
     "rows": int(matrix.shape[0]),
