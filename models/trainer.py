@@ -330,19 +330,12 @@ def run_fn(fn_args: FnArgs) -> None:
         built.wide_model, hp, inputs.train(), inputs.eval, inputs.steps_per_epoch, inputs.counting()
       )
     phases["inputs_and_build"] = time.monotonic() - started
-    with _timed(phases, "fit"):
-      history, speed = fit(built.model, built.hparams, inputs, log_dir)
-    explain_model = exportable_model(built.explain_model, hp, strategy)
-    if hp.nb_wide:
-      # With the attention model's best epoch restored. The copy of a multi-worker run
-      # reads eval outside the strategy: unsharded, every worker sees all of it.
-      summary["stacking"] = stack_halves(explain_model, inputs.eval)
-    temperature = 1.0
-    if hp.temperature_scaling:
-      with _timed(phases, "calibration"):
-        calibrated = fit_temperature(explain_model, inputs.eval)
-      summary["calibration"] = calibrated.as_dict()
-      temperature = calibrated.temperature
+    # Until the export: the SavedModel's signatures keep both LSTM kernels.
+    with tracing.cpu_kernel_lstms(built.model, strategy):
+      with _timed(phases, "fit"):
+        history, speed = fit(built.model, built.hparams, inputs, log_dir)
+      explain_model = exportable_model(built.explain_model, hp, strategy)
+      temperature = _stack_and_calibrate(explain_model, hp, inputs.eval, summary, phases)
     with _timed(phases, "export"):
       signatures.export_saved_model(
         explain_model, inputs.transform_output, hp, export_dir, temperature=temperature
@@ -364,6 +357,28 @@ def run_fn(fn_args: FnArgs) -> None:
       ),
     )
   wait_for_workers(strategy, role)
+
+
+def _stack_and_calibrate(
+  explain_model: keras.Model,
+  hp: HParams,
+  eval_ds: tf.data.Dataset,
+  summary: dict,
+  phases: dict[str, float],
+) -> float:
+  """After fit: with ``hp.nb_wide`` the stacking of the halves (``stack_halves``), with
+  ``hp.temperature_scaling`` the temperature (``fit_temperature``), each recorded in
+  ``summary``; returns the temperature to export (1.0 without scaling)."""
+  if hp.nb_wide:
+    # With the attention model's best epoch restored. The copy of a multi-worker run
+    # reads eval outside the strategy: unsharded, every worker sees all of it.
+    summary["stacking"] = stack_halves(explain_model, eval_ds)
+  if not hp.temperature_scaling:
+    return 1.0
+  with _timed(phases, "calibration"):
+    calibrated = fit_temperature(explain_model, eval_ds)
+  summary["calibration"] = calibrated.as_dict()
+  return calibrated.temperature
 
 
 @contextlib.contextmanager

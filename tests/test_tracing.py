@@ -1,5 +1,6 @@
 """AutoGraph's conversion rules with tf_keras exempt (models.tracing)."""
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from tensorflow.python.autograph.core import config
@@ -37,3 +38,62 @@ def test_a_layer_with_python_control_flow_still_traces(monkeypatch):
   model.fit(tf.constant([[2.0, 4.0, 1.0]]), tf.zeros((1, 3)), epochs=1, verbose=0)
   out = tf.function(model)(tf.constant([[2.0, 4.0, 1.0], [0.1, 0.2, 0.3]]))
   assert out.numpy().max() == 1.0
+
+
+def _op_types(concrete_function) -> set[str]:
+  graph_def = concrete_function.graph.as_graph_def()
+  nodes = list(graph_def.node)
+  for function in graph_def.library.function:
+    nodes.extend(function.node_def)
+  return {node.op for node in nodes}
+
+
+def _masked_lstms() -> keras.Model:
+  tokens = keras.Input((None,), dtype="int64")
+  x = keras.layers.Embedding(20, 8, mask_zero=True)(tokens)
+  x = keras.layers.LSTM(6, return_sequences=True)(x)
+  x = keras.layers.Bidirectional(keras.layers.LSTM(5))(x)
+  return keras.Model(tokens, keras.layers.Dense(1)(x))
+
+
+def test_lstms_trace_only_their_cpu_kernel_inside_the_block():
+  assert not tf.config.list_logical_devices("GPU")  # CI's machine
+  model = _masked_lstms()
+  tokens = tf.constant([[3, 4, 5, 0], [7, 1, 0, 0], [2, 2, 2, 9]], tf.int64)
+
+  def loss_and_grads():
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(model(tokens, training=True))
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+  with tracing.cpu_kernel_lstms(model, tf.distribute.get_strategy()) as switched:
+    cpu_only = tf.function(loss_and_grads).get_concrete_function()
+  both = tf.function(loss_and_grads).get_concrete_function()
+
+  # The LSTM, and Bidirectional's wrapped layer with its forward and backward copies.
+  assert switched == 4
+  assert "CudnnRNNV3" not in _op_types(cpu_only)
+  assert "CudnnRNNV3" in _op_types(both)  # the flag is set back: the export keeps both
+  (loss_a, grads_a), (loss_b, grads_b) = cpu_only(), both()
+  assert abs(float(loss_a) - float(loss_b)) < 1e-6
+  for a, b in zip(grads_a, grads_b, strict=True):
+    np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), atol=1e-6)
+
+
+def test_the_flag_is_set_back_when_the_block_raises_and_a_tpu_strategy_is_left_alone():
+  model = _masked_lstms()
+  lstms = [m for m in model.submodules if isinstance(m, keras.layers.LSTM)]
+  try:
+    with tracing.cpu_kernel_lstms(model, tf.distribute.get_strategy()):
+      assert not any(lstm._could_use_gpu_kernel for lstm in lstms)
+      raise RuntimeError("fit failed")
+  except RuntimeError:
+    pass
+  assert all(lstm._could_use_gpu_kernel for lstm in lstms)
+
+  class FakeTPUStrategy(tf.distribute.TPUStrategy):
+    def __init__(self):  # no TPU to resolve here
+      pass
+
+  with tracing.cpu_kernel_lstms(model, FakeTPUStrategy()) as switched:
+    assert switched == 0 and all(lstm._could_use_gpu_kernel for lstm in lstms)
