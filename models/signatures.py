@@ -94,6 +94,9 @@ class ExportModule(tf.Module):
     raw = {features.TEXT_KEY: _as_raw_feature(text, self._raw_spec[features.TEXT_KEY])}
     return self.tft_layer(raw)[features.TOKENS_KEY]
 
+  # One function that the signatures call, so that the model is traced once for all of
+  # them (a tf.function called inside another is a call of its one concrete function).
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="token_ids")])
   def _run_model(self, token_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """The calibrated p(positive) (float32 [batch]) and attention weights (float32 [batch,
     max_length]) of right-padded token ids (int64 [batch, max_length]).
