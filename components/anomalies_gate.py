@@ -11,8 +11,9 @@ import os
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputDict
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 
 
 class DataAnomaliesError(RuntimeError):
@@ -60,10 +61,10 @@ def _describe(info: anomalies_pb2.AnomalyInfo) -> str:
   return f"{short} ({long})"
 
 
-@tfx.dsl.components.component
+@component
 def AnomaliesGate(  # noqa: N802 - TFX names a component (a function here) like a class
-  anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-) -> tfx.dsl.components.OutputDict(anomaly_count=int):
+  anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+) -> OutputDict(anomaly_count=int):
   """Passes when no split has anomalies; otherwise raises with every anomaly listed.
 
   Raises:

@@ -26,7 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 from tfx import types
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from behaviour import scoring, suite
@@ -142,15 +144,15 @@ def _record(report_artifact, name: str, prefix: str, report: scoring.Report) -> 
   )
 
 
-@tfx.dsl.components.component
+@component
 def BehaviourValidator(  # noqa: N802 - TFX names a component (a function here) like a class
-  model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-  model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-  report: tfx.dsl.components.OutputArtifact[BehaviourReport],
-  behaviour_blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-  baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
-  thresholds: tfx.dsl.components.Parameter[str] = "",
-  suite_seed: tfx.dsl.components.Parameter[int] = 0,
+  model: InputArtifact[standard_artifacts.Model],
+  model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
+  report: OutputArtifact[BehaviourReport],
+  behaviour_blessing: OutputArtifact[standard_artifacts.ModelBlessing],
+  baseline_model: InputArtifact[standard_artifacts.Model] = None,
+  thresholds: Parameter[str] = "",
+  suite_seed: Parameter[int] = 0,
 ) -> None:
   """Scores the candidate (and the baseline, for comparison) on the behavioural suite and
   blesses the candidate when the Evaluator did and every threshold holds.

@@ -26,9 +26,10 @@ import os
 from collections.abc import Sequence
 
 import tensorflow as tf
-from tfx import v1 as tfx
 from tfx.components.util import examples_utils
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from components import oov_rate
@@ -102,25 +103,23 @@ def copy_split_artifact(source, target, splits: Sequence[str] | None = None) -> 
       tf.io.gfile.copy(os.path.join(source_dir, name), os.path.join(target_dir, name), True)
       copied += 1
   target.split_names = artifact_utils.encode_split_names(list(splits))
-  if isinstance(source, tfx.types.standard_artifacts.Examples):
+  if isinstance(source, standard_artifacts.Examples):
     target.span = source.span
     target.version = source.version
     examples_utils.set_payload_format(target, examples_utils.get_payload_format(source))
   return copied
 
 
-@tfx.dsl.components.component
+@component
 def DriftGate(  # noqa: N802 - TFX names a component (a function here) like a class
-  anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-  examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-  statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
-  validated_examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
-  validated_statistics: tfx.dsl.components.OutputArtifact[
-    tfx.types.standard_artifacts.ExampleStatistics
-  ],
-  serving_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
-  baseline_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
-  max_oov_increase: tfx.dsl.components.Parameter[float] = 0.05,
+  anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+  examples: InputArtifact[standard_artifacts.Examples],
+  statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+  validated_examples: OutputArtifact[standard_artifacts.Examples],
+  validated_statistics: OutputArtifact[standard_artifacts.ExampleStatistics],
+  serving_model: InputArtifact[standard_artifacts.Model] = None,
+  baseline_examples: InputArtifact[standard_artifacts.Examples] = None,
+  max_oov_increase: Parameter[float] = 0.05,
 ):
   """Raises on drift; otherwise publishes ``examples`` and ``statistics`` again as
   ``validated_examples`` and ``validated_statistics``.

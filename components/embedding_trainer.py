@@ -18,27 +18,26 @@ names it in its own Model (``models.warm_start.write_source``): the Trainer has 
 
 import json
 
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from models import pretraining, warm_start
 from models.hparams import HParams
 
 
-@tfx.dsl.components.component
+@component
 def EmbeddingTrainer(  # noqa: N802 - TFX names a component (a function here) like a class
-  examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-  transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
-  embeddings: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-  pretraining_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
-  warm_start_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
-  transformed_examples: tfx.dsl.components.InputArtifact[
-    tfx.types.standard_artifacts.Examples
-  ] = None,
-  splits: tfx.dsl.components.Parameter[str] = "train,unlabelled",
-  transformed_splits: tfx.dsl.components.Parameter[str] = "",
-  custom_config: tfx.dsl.components.Parameter[str] = "{}",
+  examples: InputArtifact[standard_artifacts.Examples],
+  transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+  embeddings: OutputArtifact[standard_artifacts.Model],
+  pretraining_run: OutputArtifact[standard_artifacts.ModelRun],
+  warm_start_model: InputArtifact[standard_artifacts.Model] = None,
+  transformed_examples: InputArtifact[standard_artifacts.Examples] = None,
+  splits: Parameter[str] = "train,unlabelled",
+  transformed_splits: Parameter[str] = "",
+  custom_config: Parameter[str] = "{}",
 ) -> None:
   """Trains word2vec on the reviews of ``transformed_splits`` (their token ids as Transform
   wrote them) and on the raw reviews of ``splits`` (through the TransformGraph).

@@ -11,18 +11,19 @@ slice is gated on its own. The copy costs the golden test split's files once per
 (about 13 MB for 25,000 reviews, gzipped).
 """
 
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 
 from components.drift_gate import copy_split_artifact
 from components.imdb_beam import EVAL, TEST
 
 
-@tfx.dsl.components.component
+@component
 def EvaluationExamples(  # noqa: N802 - TFX names a component (a function here) like a class
-  golden_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-  span_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-  examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
+  golden_examples: InputArtifact[standard_artifacts.Examples],
+  span_examples: InputArtifact[standard_artifacts.Examples],
+  examples: OutputArtifact[standard_artifacts.Examples],
 ):
   """Copies ``golden_examples``' ``test`` split and ``span_examples``' ``eval`` split into
   ``examples`` (split names ``test`` and ``eval``; span and version ``span_examples``').

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Iterator
 
 from absl import flags
-from tfx import v1 as tfx
+from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import batch_util  # noqa: F401 - defines the flag
@@ -65,7 +65,7 @@ class Executor(evaluator_executor.Executor):
       super().Do(input_dict, output_dict, exec_properties)
 
 
-class Evaluator(tfx.components.Evaluator):
+class Evaluator(evaluator_component.Evaluator):
   """TFX's ``Evaluator`` (same parameters, by keyword; same outputs and node id) with
   ``Executor`` and, when neither ``module_file`` nor ``module_path`` is given,
   ``module_path=EXTRACTORS_MODULE``.

@@ -27,10 +27,15 @@ import os
 
 import apache_beam as beam
 import tensorflow_datasets as tfds
-from tfx import v1 as tfx
 from tfx.components.util import examples_utils
+from tfx.dsl.component.experimental.annotations import (
+  BeamComponentParameter,
+  OutputArtifact,
+  Parameter,
+)
+from tfx.dsl.component.experimental.decorators import component
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifact_utils
+from tfx.types import standard_artifact_utils, standard_artifacts
 
 from components.imdb_beam import ReadTFDS, write_splits
 
@@ -94,18 +99,18 @@ def prepare_builder(
   return builder
 
 
-@tfx.dsl.components.component(use_beam=True)
+@component(use_beam=True)
 def ImdbExampleGen(  # noqa: N802 - TFX names a component (a function here) like a class
-  examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
-  train_split: tfx.dsl.components.Parameter[str] = "train",
-  test_split: tfx.dsl.components.Parameter[str] = "test",
-  eval_percent: tfx.dsl.components.Parameter[int] = 10,
-  tfds_data_dir: tfx.dsl.components.Parameter[str] = "",
-  download: tfx.dsl.components.Parameter[bool] = False,
-  dataset_version: tfx.dsl.components.Parameter[str] = "1.0.0",
-  unlabelled_split: tfx.dsl.components.Parameter[str] = "",
-  files_per_split: tfx.dsl.components.Parameter[int] = 2,
-  beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+  examples: OutputArtifact[standard_artifacts.Examples],
+  train_split: Parameter[str] = "train",
+  test_split: Parameter[str] = "test",
+  eval_percent: Parameter[int] = 10,
+  tfds_data_dir: Parameter[str] = "",
+  download: Parameter[bool] = False,
+  dataset_version: Parameter[str] = "1.0.0",
+  unlabelled_split: Parameter[str] = "",
+  files_per_split: Parameter[int] = 2,
+  beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
   """Reads IMDB through TFDS and emits Examples with ``train``, ``eval`` and ``test`` splits
   (and ``unlabelled`` with ``unlabelled_split``).

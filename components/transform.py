@@ -16,7 +16,7 @@ contents (``name_shards_by_content``).
 import os
 
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.components.transform import component as transform_component
 from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
@@ -68,7 +68,7 @@ class Executor(transform_executor.Executor):
         name_shards_by_content(artifact_utils.get_split_uri([examples], split))
 
 
-class Transform(tfx.components.Transform):
+class Transform(transform_component.Transform):
   """TFX's ``Transform`` (same parameters, outputs and node id) with ``Executor``."""
 
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

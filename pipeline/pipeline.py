@@ -19,11 +19,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 from tfx.components.distribution_validator.component import DistributionValidator
+from tfx.components.example_validator.component import ExampleValidator
+from tfx.components.pusher.component import Pusher
+from tfx.components.schema_gen.component import SchemaGen
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.components.trainer.component import Trainer
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution import resolver_function
 from tfx.dsl.input_resolution.canned_resolver_functions import all_spans, rolling_range
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+  LatestBlessedModelStrategy,
+)
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from components import serving_pusher
 from components.anomalies_gate import AnomaliesGate
@@ -85,7 +98,7 @@ def create_pipeline(
   last_node: str | None = None,
   code_versions: Mapping[str, str] | None = None,
   spans: SpanInput | None = None,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
   """Builds the pipeline; has no side effects (nothing is read, written or run).
 
   Args:
@@ -177,9 +190,9 @@ def create_pipeline(
   evaluator_args = beam_profiles.evaluator_beam_args(beam_pipeline_args)
   if evaluator_args:
     for node in nodes:
-      if isinstance(node, tfx.components.Evaluator):
+      if isinstance(node, Evaluator):
         node.with_beam_pipeline_args(evaluator_args)
-  return tfx.dsl.Pipeline(
+  return tfx_pipeline.Pipeline(
     pipeline_name=pipeline_name,
     pipeline_root=pipeline_root,
     components=nodes,
@@ -217,8 +230,8 @@ def _window(drift_gate, window_spans: int | None):
   runs after this run's gate, so the window includes the new span; a span that failed
   ingestion, the schema check or the drift check was never published, so never in.
   """
-  published = tfx.dsl.Channel(
-    type=tfx.types.standard_artifacts.Examples,
+  published = Channel(
+    type=standard_artifacts.Examples,
     producer_component_id=drift_gate.id,
     output_key="validated_examples",
   )
@@ -253,7 +266,7 @@ def _baseline(this_run, published_key: str):
   new arrived) is compared with what it was compared with then. The first span has no
   predecessor and is compared with itself, so it passes.
   """
-  published = tfx.dsl.Channel(
+  published = Channel(
     type=this_run.type, producer_component_id=_DRIFT_GATE_ID, output_key=published_key
   )
   return _published_before({"published": published, "arrived": this_run})
@@ -302,25 +315,21 @@ def _nodes(
     )
     new_examples = review_example_gen.outputs["examples"]
     # The curated schema types the statistics (label is categorical, for its drift).
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path or CURATED_SCHEMA_PATH)
-    statistics_gen = tfx.components.StatisticsGen(
-      examples=new_examples, schema=schema_gen.outputs["schema"]
-    )
+    schema_gen = ImportSchemaGen(schema_file=schema_path or CURATED_SCHEMA_PATH)
+    statistics_gen = StatisticsGen(examples=new_examples, schema=schema_gen.outputs["schema"])
   else:
     # Not of the unlabelled split: nothing validates or reads its statistics (its reviews
     # lack the label the schema requires), and it is half of all reviews.
-    statistics_gen = tfx.components.StatisticsGen(
-      examples=new_examples, exclude_splits=[UNLABELLED]
-    )
+    statistics_gen = StatisticsGen(examples=new_examples, exclude_splits=[UNLABELLED])
     if schema_path:
-      schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+      schema_gen = ImportSchemaGen(schema_file=schema_path)
     else:
-      schema_gen = tfx.components.SchemaGen(
+      schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"],
         infer_feature_shape=True,
         exclude_splits=[EVAL, TEST, UNLABELLED],
       )
-  example_validator = tfx.components.ExampleValidator(
+  example_validator = ExampleValidator(
     statistics=statistics_gen.outputs["statistics"],
     schema=schema_gen.outputs["schema"],
     exclude_splits=[UNLABELLED],
@@ -330,9 +339,9 @@ def _nodes(
   # one the Pusher reads: a model the Evaluator blessed but the suite stopped is never
   # resolved as a baseline or a warm start.
   blessed_models = dict(
-    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-    model_blessing=tfx.dsl.Channel(
-      type=tfx.types.standard_artifacts.ModelBlessing,
+    model=Channel(type=standard_artifacts.Model),
+    model_blessing=Channel(
+      type=standard_artifacts.ModelBlessing,
       producer_component_id=_BEHAVIOUR_VALIDATOR_ID,
       output_key="behaviour_blessing",
     ),
@@ -341,7 +350,7 @@ def _nodes(
   if spans:
     # The model serving when the newest span arrived: its vocabulary for the drift check,
     # and where training starts (model_resolvers: a run with nothing new is then cached).
-    arrival_resolver = tfx.dsl.Resolver(
+    arrival_resolver = Resolver(
       strategy_class=model_resolvers.ServingAtArrivalStrategy,
       arrived_examples=new_examples,
       **blessed_models,
@@ -376,7 +385,7 @@ def _nodes(
     ),
     # The Trainer reads train and eval; the Evaluator and every later reader take the
     # golden test reviews raw (the served model holds the TransformGraph).
-    splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
+    splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
     # No pre- and post-transform statistics: the pre-transform ones are StatisticsGen's
     # of the train split again, and the post-transform ones describe token ids, which
     # nothing reads; computing them was TFDV's second pass over the data inside Transform.
@@ -409,13 +418,13 @@ def _nodes(
         sort_keys=True,
       ),
     )
-  trainer = tfx.components.Trainer(
+  trainer = Trainer(
     run_fn=RUN_FN,
     examples=transform.outputs["transformed_examples"],
     transform_graph=transform.outputs["transform_graph"],
     schema=schema_gen.outputs["schema"],
-    train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
-    eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+    train_args=trainer_pb2.TrainArgs(splits=[TRAIN]),
+    eval_args=trainer_pb2.EvalArgs(splits=[EVAL]),
     base_model=embedding_trainer.outputs["embeddings"] if embedding_trainer else serving_model,
     custom_config=_with_code_version(hparams.to_custom_config(), code_versions, "trainer"),
   )
@@ -424,15 +433,13 @@ def _nodes(
   # already serving (a cached Trainer) is judged, again from the cache, against the model it
   # was first judged against rather than against itself.
   if spans:
-    model_resolver = tfx.dsl.Resolver(
+    model_resolver = Resolver(
       strategy_class=model_resolvers.PreviousBlessedModelStrategy,
       candidate=trainer.outputs["model"],
       **blessed_models,
     )
   else:
-    model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **blessed_models
-    )
+    model_resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **blessed_models)
   model_resolver = model_resolver.with_id(BASELINE_RESOLVER)
   evaluation_examples = None
   if spans:
@@ -456,11 +463,11 @@ def _nodes(
   ).with_id(_BEHAVIOUR_VALIDATOR_ID)
   # TFX's Pusher, except that a model already serving (a run on unchanged data) is not
   # pushed again as a new version (components.serving_pusher).
-  pusher = tfx.components.Pusher(
+  pusher = Pusher(
     model=trainer.outputs["model"],
     model_blessing=behaviour_validator.outputs["behaviour_blessing"],
-    push_destination=tfx.proto.PushDestination(
-      filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+    push_destination=pusher_pb2.PushDestination(
+      filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
     ),
     custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor),
   )

@@ -8,8 +8,9 @@ output directory's layout, ``pipeline.beam_profiles`` Beam's options).
 import time
 from typing import TextIO
 
-from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline import summary as summary_lib
 from pipeline import tfx_fixes
@@ -24,14 +25,14 @@ def orchestrator(runner: str):
     ValueError: an unknown runner name.
   """
   if runner == "local":
-    return tfx.orchestration.LocalDagRunner()
+    return LocalDagRunner()
   if runner == "beam":
     return BeamDagRunner()
   raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
 
 
 def run_pipeline(
-  pipeline: tfx.dsl.Pipeline,
+  pipeline: tfx_pipeline.Pipeline,
   runner: str = "local",
   show_progress: bool = True,
   stream: TextIO | None = None,

@@ -27,3 +27,15 @@ def test_the_command_line_imports_no_tensorflow_before_a_command_runs():
   modules = _modules_after("import cli.main")
   heavy = {"tensorflow", "tfx", "apache_beam", "tensorflow_serving", "grpc"}
   assert not heavy & {name.split(".")[0] for name in modules}
+
+
+def test_a_run_imports_neither_tfx_v1_nor_the_google_cloud_clients_of_its_extensions():
+  # `from tfx import v1` imports every TFX extension, Vertex AI's client library among
+  # them (about 3 s per process); the pipeline, its components and the Trainer's module
+  # import TFX's modules directly.
+  modules = _modules_after(
+    "from core import environment; environment.configure(); "
+    "import pipeline.pipeline, pipeline.runner, models.trainer"
+  )
+  assert "pipeline.pipeline" in modules and "tfx.components" in modules
+  assert not {"tfx.v1", "google.cloud.aiplatform"} & modules

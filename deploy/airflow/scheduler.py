@@ -21,7 +21,7 @@ def main() -> None:
   from tfx.dsl.compiler import compiler  # noqa: F401
   from tfx.orchestration.portable import launcher  # noqa: F401
 
-  import pipeline.pipeline  # noqa: F401 (tfx.v1, TensorFlow and the components)
+  import pipeline.pipeline  # noqa: F401 (TFX, TensorFlow and the components)
 
   sys.argv = ["airflow", "scheduler", *sys.argv[1:]]
   airflow_main()
