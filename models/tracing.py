@@ -62,7 +62,7 @@ def cpu_kernel_lstms(model, strategy) -> Iterator[int]:
   server may run) keep both kernels.
 
   Measured on the Trainer alone (8,000 train and 2,529 eval reviews, one epoch; 2-core
-  machine, idle): fit 24.1 s against 26.0 s, calibration 2.6 s against 3.2 s, the same
+  machine, idle): fit 24.0 s against 26.0 s, calibration 2.5 s against 3.2 s, the same
   loss, metrics and temperature to the last digit.
 
   Args:
