@@ -1,6 +1,7 @@
 """AutoGraph's conversion rules with tf_keras exempt (models.tracing)."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras as keras
 from tensorflow.python.autograph.core import config
@@ -57,7 +58,8 @@ def _masked_lstms() -> keras.Model:
 
 
 def test_lstms_trace_only_their_cpu_kernel_inside_the_block():
-  assert not tf.config.list_logical_devices("GPU")  # CI's machine
+  if tf.config.list_logical_devices("GPU"):
+    pytest.skip("a GPU is visible: the LSTMs keep both kernels (the next test)")
   model = _masked_lstms()
   tokens = tf.constant([[3, 4, 5, 0], [7, 1, 0, 0], [2, 2, 2, 9]], tf.int64)
 
@@ -80,7 +82,7 @@ def test_lstms_trace_only_their_cpu_kernel_inside_the_block():
     np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), atol=1e-6)
 
 
-def test_the_flag_is_set_back_when_the_block_raises_and_a_tpu_strategy_is_left_alone():
+def test_the_flag_is_set_back_on_errors_and_left_alone_on_a_tpu_or_with_a_gpu(monkeypatch):
   model = _masked_lstms()
   lstms = [m for m in model.submodules if isinstance(m, keras.layers.LSTM)]
   try:
@@ -96,4 +98,16 @@ def test_the_flag_is_set_back_when_the_block_raises_and_a_tpu_strategy_is_left_a
       pass
 
   with tracing.cpu_kernel_lstms(model, FakeTPUStrategy()) as switched:
+    assert switched == 0 and all(lstm._could_use_gpu_kernel for lstm in lstms)
+
+  # A GPU could run the cuDNN kernel: nothing is switched.
+  visible = tf.config.list_logical_devices
+  monkeypatch.setattr(
+    tf.config,
+    "list_logical_devices",
+    lambda kind=None: (
+      [tf.config.LogicalDevice("/device:GPU:0", "GPU")] if kind == "GPU" else visible(kind)
+    ),
+  )
+  with tracing.cpu_kernel_lstms(model, tf.distribute.get_strategy()) as switched:
     assert switched == 0 and all(lstm._could_use_gpu_kernel for lstm in lstms)
