@@ -169,7 +169,6 @@ class Corpus:
   Attributes:
     path: the corpus file, one review a line.
     reviews: lines written (reviews).
-    tokens: words written.
     sentences: lines with at least one word (gensim skips empty lines).
     word_counts: word -> occurrences, in the order of each word's first occurrence (the
       order of gensim's own scan, on which its vocabulary's tie order rests).
@@ -177,9 +176,13 @@ class Corpus:
 
   path: str
   reviews: int
-  tokens: int
   sentences: int
   word_counts: dict[str, int]
+
+  @property
+  def tokens(self) -> int:
+    """Words written."""
+    return sum(self.word_counts.values())
 
 
 class _IdCounter:
@@ -188,7 +191,6 @@ class _IdCounter:
 
   def __init__(self, size: int):
     self._counts = np.zeros(size, np.int64)
-    self._seen = np.zeros(size, bool)
     self._first_seen: list[int] = []
     self._pending: list[np.ndarray] = []
 
@@ -210,13 +212,11 @@ class _IdCounter:
       return
     ids = np.concatenate(self._pending)
     self._pending = []
-    self._counts += np.bincount(ids, minlength=len(self._counts))
-    unseen = ids[~self._seen[ids]]
+    unseen = ids[self._counts[ids] == 0]
     if unseen.size:
       unique, first = np.unique(unseen, return_index=True)
-      new = unique[np.argsort(first)]
-      self._seen[new] = True
-      self._first_seen.extend(new.tolist())
+      self._first_seen.extend(unique[np.argsort(first)].tolist())
+    self._counts += np.bincount(ids, minlength=len(self._counts))
 
 
 def write_corpus(sequences: Iterator[np.ndarray], words: Sequence[str], path: str) -> Corpus:
@@ -228,7 +228,7 @@ def write_corpus(sequences: Iterator[np.ndarray], words: Sequence[str], path: st
   Raises:
     IndexError: an id outside ``words``.
   """
-  reviews = tokens = sentences = 0
+  reviews = sentences = 0
   by_id = np.asarray(words, dtype=object)
   counter = _IdCounter(len(words))
   with open(path, "w", encoding="utf-8") as f:
@@ -237,9 +237,8 @@ def write_corpus(sequences: Iterator[np.ndarray], words: Sequence[str], path: st
       f.write("\n")
       counter.add(ids)
       reviews += 1
-      tokens += len(ids)
       sentences += bool(len(ids))
-  return Corpus(path, reviews, tokens, sentences, counter.by_word(words))
+  return Corpus(path, reviews, sentences, counter.by_word(words))
 
 
 def word2vec_workers(hp: HParams) -> int:

@@ -126,6 +126,16 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   raise ValueError(f"unknown strategy {name!r}")
 
 
+def accelerator(strategy: tf.distribute.Strategy) -> str | None:
+  """What ``strategy``'s model computes on: ``"tpu"`` for a ``TPUStrategy``, ``"gpu"`` when
+  a GPU is visible, None on CPUs alone."""
+  if isinstance(strategy, tf.distribute.TPUStrategy):
+    return "tpu"
+  if tf.config.list_logical_devices("GPU"):
+    return "gpu"
+  return None
+
+
 def precision_policy(strategy: tf.distribute.Strategy, mixed_precision: bool) -> str | None:
   """The Keras mixed-precision policy to train ``strategy``'s model under.
 
@@ -143,9 +153,10 @@ def precision_policy(strategy: tf.distribute.Strategy, mixed_precision: bool) ->
   """
   if not mixed_precision:
     return None
-  if isinstance(strategy, tf.distribute.TPUStrategy):
+  kind = accelerator(strategy)
+  if kind == "tpu":
     return "mixed_bfloat16"
-  if tf.config.list_logical_devices("GPU"):
+  if kind == "gpu":
     return "mixed_float16"
   raise StrategyUnavailableError(
     "mixed_precision needs a GPU (mixed_float16) or a TPU (mixed_bfloat16); none is "

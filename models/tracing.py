@@ -70,13 +70,12 @@ def cpu_kernel_lstms(model, strategy) -> Iterator[int]:
       ``Bidirectional`` too).
     strategy: the ``tf.distribute`` strategy the model was built under.
   """
-  import tensorflow as tf
   import tf_keras as keras
 
+  from models.strategy import accelerator
+
   switched = []
-  if not tf.config.list_logical_devices("GPU") and not isinstance(
-    strategy, tf.distribute.TPUStrategy
-  ):
+  if accelerator(strategy) is None:
     switched = [
       layer
       for layer in model.submodules
