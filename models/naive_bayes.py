@@ -93,7 +93,7 @@ def log_count_ratios(
     raise ValueError(f"alpha must be > 0, got {alpha}")
   total = num_features(input_dim, bigram_buckets)
 
-  @tf.function
+  @tf.function(autograph=False)
   def count(x, y):
     ids, present = present_features(x[features.TOKENS_KEY], input_dim, bigram_buckets)
     labels = tf.cast(tf.reshape(y, [-1, 1]), tf.int64)

@@ -109,7 +109,8 @@ def token_id_sequences(
   text_spec = {features.TEXT_KEY: tf_transform_output.raw_feature_spec()[features.TEXT_KEY]}
   tft_layer = tf_transform_output.transform_features_layer()
 
-  @tf.function
+  # No AutoGraph: it would rewrite the layer's tf.Transform and Keras code (models.tracing).
+  @tf.function(autograph=False)
   def to_ids(serialized):
     raw = tf.io.parse_example(serialized, text_spec)
     return tft_layer(raw)[features.TOKENS_KEY]

@@ -113,7 +113,7 @@ def half_logits(
   """
   logits_model = half_logits_model(explain_model)
 
-  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)], autograph=False)
   def logits_of(tokens):
     return logits_model(tokens, training=False)
 

@@ -132,7 +132,7 @@ def eval_probabilities(
   ``dataset`` (batches ``({"tokens": int [batch, time]}, labels)``, finite), called
   in cross-replica context like ``stacking.half_logits``."""
 
-  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)], autograph=False)
   def probabilities_of(tokens):
     return explain_model(tokens, training=False)[0]
 

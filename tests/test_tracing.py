@@ -4,10 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+import tiny_model
 from tensorflow.python.autograph.core import config
-from tensorflow.python.autograph.impl import conversion
+from tensorflow.python.autograph.impl import api, conversion
 
-from models import layers, tracing
+from components.imdb_beam import to_tf_example
+from core import features
+from models import layers, pretraining, signatures, tracing
+from models import model as model_lib
 
 
 def test_keras_is_left_unconverted_and_our_layers_are_not(monkeypatch):
@@ -111,3 +115,38 @@ def test_the_flag_is_set_back_on_errors_and_left_alone_on_a_tpu_or_with_a_gpu(mo
   )
   with tracing.cpu_kernel_lstms(model, tf.distribute.get_strategy()) as switched:
     assert switched == 0 and all(lstm._could_use_gpu_kernel for lstm in lstms)
+
+
+def test_the_export_and_the_raw_review_ids_trace_without_autograph(tmp_path, monkeypatch):
+  """The signatures and the EmbeddingTrainer's raw-review function convert none of our,
+  tf.Transform's or Keras's functions: with AutoGraph on, a trace through the
+  TransformGraph's Keras layer rewrote them (``models.tracing``)."""
+  tf_transform_output = tiny_model.analyze_reviews(str(tmp_path / "transform"))
+  _, explain_model = model_lib.build(tiny_model.HP)
+  converted = []
+  convert = api._convert_actual
+
+  def recording(entity, program_ctx):
+    converted.append(getattr(entity, "__module__", None) or "")
+    return convert(entity, program_ctx)
+
+  monkeypatch.setattr(api, "_convert_actual", recording)
+  export_dir = str(tmp_path / "model")
+  signatures.export_saved_model(explain_model, tf_transform_output, tiny_model.HP, export_dir)
+  path = str(tmp_path / "reviews.tfrecord.gz")
+  with tf.io.TFRecordWriter(path, "GZIP") as writer:
+    for review, label in tiny_model.REVIEWS:
+      writer.write(to_tf_example(review, label).SerializeToString())
+  ids = list(pretraining.token_id_sequences([path], tf_transform_output))
+  ours = [m for m in converted if m.split(".")[0] in ("models", "tensorflow_transform", "tf_keras")]
+  assert ours == []
+  # TensorFlow's saver converts a wrapper of its own: the recording saw the export.
+  assert converted
+  expected = tiny_model.transform_reviews(tf_transform_output, tiny_model.REVIEWS)
+  tokens = expected[features.TOKENS_KEY]
+  assert [row.tolist() for row in ids] == [
+    row[row != features.PADDING_ID].tolist() for row in tokens
+  ]
+  loaded = tf.saved_model.load(export_dir)
+  text = tf.constant([review for review, _ in tiny_model.REVIEWS])
+  assert loaded.signatures["predict_text"](text=text)["probabilities"].shape == [len(text)]
