@@ -101,8 +101,12 @@ def log_count_ratios(batches: Batches, input_dim: int) -> tuple[np.ndarray, np.n
   reviews = np.zeros(2, np.int64)
   for rows, labels in batches():
     rows, labels = _checked(rows, labels, input_dim)
-    for row, label in zip(rows, labels):
-      counts[label] += np.bincount(np.unique(row), minlength=input_dim)
+    # Each review's distinct ids: its sorted ids where they change, counted per class.
+    ids = np.sort(rows, axis=1)
+    distinct = np.ones(ids.shape, bool)
+    distinct[:, 1:] = ids[:, 1:] != ids[:, :-1]
+    for label in (0, 1):
+      counts[label] += np.bincount(ids[distinct & (labels == label)[:, None]], minlength=input_dim)
     reviews += np.bincount(labels, minlength=2)
   counts[:, 0] = 0
   ratios = np.log((counts[1] + 1) / (reviews[1] + 1)) - np.log((counts[0] + 1) / (reviews[0] + 1))
