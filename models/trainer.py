@@ -293,7 +293,7 @@ def run_fn(fn_args: FnArgs) -> None:
       here.
   """
   hp = HParams.from_custom_config(fn_args.custom_config)
-  tracing.leave_keras_unconverted()
+  tracing.exempt_from_autograph()
   # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be created at
   # program startup (it configures the collective ops).
   strategy = make_strategy(hp.strategy)

@@ -29,7 +29,7 @@ def _keras_unconverted():
   """Keras models trace in tests as in the Trainer (``models.tracing``)."""
   from models import tracing
 
-  tracing.leave_keras_unconverted()
+  tracing.exempt_from_autograph()
 
 
 @pytest.fixture(scope="session", autouse=True)

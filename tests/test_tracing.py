@@ -14,23 +14,29 @@ from models import layers, pretraining, signatures, tracing
 from models import model as model_lib
 
 
-def test_keras_is_left_unconverted_and_our_layers_are_not(monkeypatch):
+def test_keras_and_our_package_are_left_unconverted(monkeypatch):
   monkeypatch.setattr(config, "CONVERSION_RULES", config.CONVERSION_RULES)
-  # TensorFlow 2.16's own rules convert tf_keras (the reason for the module).
-  config.CONVERSION_RULES = tuple(r for r in config.CONVERSION_RULES if not r.matches("tf_keras"))
+  # TensorFlow 2.16's own rules convert tf_keras (the reason for the module) and ours.
+  config.CONVERSION_RULES = tuple(
+    r for r in config.CONVERSION_RULES if not (r.matches("tf_keras") or r.matches("models"))
+  )
   assert not conversion.is_allowlisted(keras.layers.Dense.call)
-  tracing.leave_keras_unconverted()
+  assert not conversion.is_allowlisted(layers.AttentionPooling.call)
+  tracing.exempt_from_autograph()
   rules = config.CONVERSION_RULES
   assert conversion.is_allowlisted(keras.layers.Dense.call)
   assert conversion.is_allowlisted(keras.Model.train_step)
-  assert not conversion.is_allowlisted(layers.AttentionPooling.call)
-  tracing.leave_keras_unconverted()
+  assert conversion.is_allowlisted(layers.AttentionPooling.call)
+  assert conversion.is_allowlisted(pretraining.token_id_sequences)
+  assert not conversion.is_allowlisted(test_a_layer_with_python_control_flow_still_traces)
+  tracing.exempt_from_autograph()
   assert rules == config.CONVERSION_RULES  # once per process
 
 
 def test_a_layer_with_python_control_flow_still_traces(monkeypatch):
+  """A layer outside the exempt packages (this test module's) is still converted."""
   monkeypatch.setattr(config, "CONVERSION_RULES", config.CONVERSION_RULES)
-  tracing.leave_keras_unconverted()
+  tracing.exempt_from_autograph()
 
   class Clip(keras.layers.Layer):
     def call(self, x):
