@@ -45,8 +45,9 @@ def imports_frozen() -> Iterator[None]:
   modules loaded one took 0.25-0.54 s, holding the GIL, so the components' Python
   threads and the orchestrator waited meanwhile: a full run had 9 of them while its
   components ran, 3.2 s in all; with the block, 29 shorter ones, 1.6 s (``gc.callbacks``,
-  one run each, 2-core machine). Objects the components create are still collected. Nothing is collected later than without the block except
-  cyclic garbage that already existed when it started, which ``gc.unfreeze`` hands back.
+  one run each, 2-core machine). Objects the components create are still collected.
+  Nothing is collected later than without the block except cyclic garbage that already
+  existed when it started, which ``gc.unfreeze`` hands back.
   """
   gc.freeze()
   try:
