@@ -29,7 +29,8 @@ TransformGraph's Keras layer is tf.Transform's and Keras's. Measured on the 2-co
 idle, on a full run's artifacts: the EmbeddingTrainer's first batch of raw reviews 0.57 s
 against 4.16 s (one core busy meanwhile), the Trainer's export 2.97 and 2.79 s against 4.55
 and 4.64 s (4,000 train reviews, same temperature), outputs unchanged (the tests compare
-them).
+them). The package rule alone would not do for these: in a trace with AutoGraph on, Keras
+still converts the TransformGraph layer's ``call``, which is tf.Transform's.
 
 TensorFlow has no public API for a conversion rule (``tf.autograph.experimental.
 do_not_convert`` marks one function), hence the internal module; the rule's effect is
