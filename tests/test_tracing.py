@@ -18,7 +18,7 @@ def test_keras_and_our_package_are_left_unconverted(monkeypatch):
   monkeypatch.setattr(config, "CONVERSION_RULES", config.CONVERSION_RULES)
   # TensorFlow 2.16's own rules convert tf_keras (the reason for the module) and ours.
   config.CONVERSION_RULES = tuple(
-    r for r in config.CONVERSION_RULES if not (r.matches("tf_keras") or r.matches("models"))
+    r for r in config.CONVERSION_RULES if not any(map(r.matches, tracing.UNCONVERTED_PACKAGES))
   )
   assert not conversion.is_allowlisted(keras.layers.Dense.call)
   assert not conversion.is_allowlisted(layers.AttentionPooling.call)
@@ -144,7 +144,8 @@ def test_the_export_and_the_raw_review_ids_trace_without_autograph(tmp_path, mon
     for review, label in tiny_model.REVIEWS:
       writer.write(to_tf_example(review, label).SerializeToString())
   ids = list(pretraining.token_id_sequences([path], tf_transform_output))
-  ours = [m for m in converted if m.split(".")[0] in ("models", "tensorflow_transform", "tf_keras")]
+  watched = (*tracing.UNCONVERTED_PACKAGES, "tensorflow_transform")
+  ours = [m for m in converted if m.split(".")[0] in watched]
   assert ours == []
   # TensorFlow's saver converts a wrapper of its own: the recording saw the export.
   assert converted
