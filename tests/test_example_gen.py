@@ -108,6 +108,51 @@ def test_to_tf_example_with_a_span():
   assert list(f["span"].int64_list.value) == [3]
 
 
+WORD_COUNT_CASES = [
+  b"A fine film<br />with   five words",
+  b"",
+  b"   ",
+  b" leading",
+  b"trailing\n",
+  b"tab\tnewline\ncarriage\rreturn\x0bvertical\x0cform",
+  b"\x1cnot\x1dASCII\x85whitespace\xa0",
+  "caf\u00e9 \u00a0 na\u00efve".encode(),
+  b"\xff\xfe invalid UTF-8 \xc3",
+]
+
+
+def test_word_counts_are_those_of_bytes_split():
+  assert beam_side.word_counts(WORD_COUNT_CASES).tolist() == [
+    len(text.split()) for text in WORD_COUNT_CASES
+  ]
+  # Alone, reversed and beside a longer batch, each text counts the same.
+  for text in WORD_COUNT_CASES:
+    assert beam_side.word_counts([text]).tolist() == [len(text.split())]
+  reversed_ = [*WORD_COUNT_CASES[::-1], b"w " * 300]
+  assert beam_side.word_counts(reversed_).tolist() == [len(t.split()) for t in reversed_]
+  assert beam_side.word_counts([]).shape == (0,)
+
+
+def test_serialize_examples_is_to_tf_example_of_each_review():
+  texts = [b"a short one", b"w " * 300, b"", b"the last review"]
+  serialized = beam_side.serialize_examples(texts, [1, 0, 1, 0], span=4)
+  for text, label, record in zip(texts, [1, 0, 1, 0], serialized):
+    example = tf.train.Example.FromString(record)
+    assert example == beam_side.to_tf_example(text, label, 4)
+    f = example.features.feature
+    assert list(f["text"].bytes_list.value) == [text]
+    assert list(f["label"].int64_list.value) == [label]
+    assert list(f["span"].int64_list.value) == [4]
+    assert list(f["review_length"].int64_list.value) == [len(text.split())]
+  unlabelled = beam_side.serialize_examples(texts, None)
+  assert [set(tf.train.Example.FromString(r).features.feature) for r in unlabelled] == [
+    {"text", "review_length", "length_bucket"}
+  ] * 4
+  assert beam_side.serialize_examples([], None) == []
+  with pytest.raises(ValueError, match="3 labels for 4 texts"):
+    beam_side.serialize_examples(texts, [1, 0, 1])
+
+
 def test_write_splits_golden_test_alone_is_span_0(tmp_path):
   # Beside spans (no train records) the golden test reviews are span 0; otherwise no span.
   golden = str(tmp_path / "golden")
@@ -133,11 +178,18 @@ TRAIN_RECORDS = [(f"train review {i} ".encode() + b"word " * (i % 300), i % 2) f
 TEST_RECORDS = [(f"test review {i}".encode(), (i + 1) % 2) for i in range(30)]
 
 
+def _batches(records, size=16):
+  """``records`` in batches of ``size`` (lists of pairs), the elements of a source."""
+  records = list(records)
+  return [records[i : i + size] for i in range(0, len(records), size)]
+
+
 def _write(uri, train, test, unlabelled=None, **kwargs):
-  """``write_splits`` on an in-process Beam pipeline, the sources ``beam.Create``d."""
+  """``write_splits`` on an in-process Beam pipeline, the sources ``beam.Create``d in
+  batches of 16 reviews."""
 
   def source(records):
-    return None if records is None else beam.Create(list(records))
+    return None if records is None else beam.Create(_batches(records))
 
   return beam_side.write_splits(
     beam.Pipeline(),
@@ -239,18 +291,18 @@ def test_write_splits_empty_split_raises_and_leaves_no_finished_file(tmp_path):
   assert not glob.glob(os.path.join(uri, "*")) + glob.glob(os.path.join(uri, ".*"))
 
 
-def _fails_on_the_tenth(pair):
-  if pair[0].startswith(b"train review 9 "):
+def _fails_on_the_tenth(batch):
+  if any(text.startswith(b"train review 9 ") for text, _ in batch):
     raise OSError("source went away")
-  return pair
+  return batch
 
 
 def test_write_splits_removes_every_split_when_reading_fails(tmp_path):
   # The test split is written in full before the train source fails on a later bundle.
   uri = str(tmp_path / "examples")
-  failing = beam.Create(TRAIN_RECORDS) | beam.Map(_fails_on_the_tenth)
+  failing = beam.Create(_batches(TRAIN_RECORDS)) | beam.Map(_fails_on_the_tenth)
   with pytest.raises(Exception, match="went away"):
-    beam_side.write_splits(beam.Pipeline(), uri, failing, beam.Create(TEST_RECORDS))
+    beam_side.write_splits(beam.Pipeline(), uri, failing, beam.Create(_batches(TEST_RECORDS)))
   assert not glob.glob(os.path.join(uri, "*")) + glob.glob(os.path.join(uri, ".*"))
 
 
@@ -400,9 +452,11 @@ def test_reads_whole_files(builder, split, whole):
   assert beam_side.reads_whole_files(builder, split) is whole
 
 
-def test_as_pairs_unbatches_in_order():
+def test_as_batch_keeps_the_tfds_order():
   batch = {"text": tf.constant([b"great", b"awful"]), "label": tf.constant([1, 0], tf.int64)}
-  assert list(beam_side._as_pairs(batch)) == [(b"great", 1), (b"awful", 0)]
+  assert beam_side._as_batch(batch) == [(b"great", 1), (b"awful", 0)]
+  record = {"text": tf.constant(b"fine"), "label": tf.constant(1, tf.int64)}
+  assert beam_side._as_batch_of_one(record) == [(b"fine", 1)]
 
 
 def test_a_whole_split_is_read_in_batches_as_tfds_orders_it(builder, tmp_path):
