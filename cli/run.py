@@ -17,7 +17,7 @@ from cli.options import (
   training_options,
 )
 from models.hparams import ATTENTIONS, MODELS, STRATEGIES, HParams
-from pipeline import beam_profiles, layout, remote, run_lock
+from pipeline import beam_profiles, collector, layout, remote, run_lock
 
 
 @click.command()
@@ -239,7 +239,9 @@ def run(
     "mixed_precision": mixed_precision,
     **parse_hparams(hparams),
   }
-  with RunConsole(verbose) as console:
+  # The collector stays off while the libraries load and the report is written; the run
+  # turns it on (pipeline.collector).
+  with RunConsole(verbose) as console, collector.paused():
     # Everything is checked before anything is written; TensorFlow's import noise waits in
     # the console's spool meanwhile.
     try:

@@ -5,18 +5,15 @@ BeamDagRunner and reads back from MLMD what the run did (``pipeline.layout`` hol
 output directory's layout, ``pipeline.beam_profiles`` Beam's options).
 """
 
-import contextlib
-import gc
 import time
-from collections.abc import Iterator
 from typing import TextIO
 
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
+from pipeline import collector, tfx_fixes
 from pipeline import summary as summary_lib
-from pipeline import tfx_fixes
 from pipeline.layout import RUNNERS
 from pipeline.progress import ComponentProgress
 
@@ -32,28 +29,6 @@ def orchestrator(runner: str):
   if runner == "beam":
     return BeamDagRunner()
   raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
-
-
-@contextlib.contextmanager
-def imports_frozen() -> Iterator[None]:
-  """Within the block, Python's cyclic garbage collector leaves alone every object that
-  exists when it starts (``gc.freeze``; ``gc.unfreeze`` after): by then, the modules of
-  TensorFlow, TFX, Beam, TFMA and TFDV that the pipeline's components import, which live
-  as long as the process.
-
-  Why: a full collection (generation 2) walks every tracked object, and with those
-  modules loaded one took 0.25-0.54 s, holding the GIL, so the components' Python
-  threads and the orchestrator waited meanwhile: a full run had 9 of them while its
-  components ran, 3.2 s in all; with the block, 29 shorter ones, 1.6 s (``gc.callbacks``,
-  one run each, 2-core machine). Objects the components create are still collected.
-  Nothing is collected later than without the block except cyclic garbage that already
-  existed when it started, which ``gc.unfreeze`` hands back.
-  """
-  gc.freeze()
-  try:
-    yield
-  finally:
-    gc.unfreeze()
 
 
 def run_pipeline(
@@ -83,7 +58,7 @@ def run_pipeline(
       pipeline.metadata_connection_config, name, node_ids, started_ms, stream=stream
     ).start()
   try:
-    with tfx_fixes.workarounds(), imports_frozen():  # TFX and ML Metadata defects
+    with tfx_fixes.workarounds(), collector.imports_frozen():  # tfx_fixes: TFX and MLMD defects
       orchestrator(runner).run(pipeline)
   finally:
     if progress:
