@@ -3,8 +3,8 @@
 Beam's workers unpickle a DoFn by importing the module that defines it. Defined beside the
 TFX component, ``_ToExamples`` made every worker import ``tfx.v1`` too (its extensions pull
 in the Google Cloud clients): several seconds of each worker's start that reading and
-writing reviews never needed. This module imports Beam, TensorFlow, TFDS and
-``core.features`` only.
+writing reviews never needed. This module imports Beam, TensorFlow, TFDS, tfx_bsl's
+example coder (with pyarrow and numpy) and ``core.features`` only.
 """
 
 import gzip
