@@ -284,7 +284,8 @@ def main(out_dir, train_split, test_split, output):
   if os.path.exists(out_dir):
     raise click.ClickException(f"{out_dir} exists: remove it, or choose another --out-dir")
   output_dir, log_dir = os.path.join(out_dir, "pipeline"), os.path.join(out_dir, "logs")
-  os.makedirs(log_dir)
+  for directory in (output_dir, log_dir):  # output_dir holds ML Metadata's SQLite file
+    os.makedirs(directory)
   splits = (train_split, test_split)
   direct_args = default_beam_pipeline_args()
   started = time.monotonic()
