@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from components.imdb_beam import to_tf_example
+from components.imdb_beam import serialize_examples
 from components.imdb_example_gen import DATASET_NAME, prepare_builder, resolve_data_dir
 from core import features
 from models.hparams import HParams
@@ -105,7 +105,7 @@ def evaluate_halves(
   model (``signatures.ExportModule``). The reviews go through the export's own
   ``transform_features`` signature, then the halves' logits are read from the rebuilt
   model; ``served`` is ``predict_text``'s label. The reviews are made into tf.Examples as
-  ExampleGen makes them (``to_tf_example``), so every raw feature the transform parses is
+  ExampleGen makes them (``serialize_examples``), so every raw feature the transform parses is
   there.
 
   Args:
@@ -152,10 +152,7 @@ def evaluate_halves(
   )
   logits, labels, served = [], [], []
   for batch in tfds.as_numpy(dataset.batch(batch_size)):
-    examples = [
-      to_tf_example(text, int(label)).SerializeToString()
-      for text, label in zip(batch["text"], batch["label"])
-    ]
+    examples = serialize_examples(batch["text"].tolist(), batch["label"].tolist())
     tokens = transform(examples=tf.constant(examples))[features.TOKENS_KEY]
     logits.append(logits_model(tokens, training=False).numpy())
     served.append(predict(text=tf.constant(batch["text"]))["label"].numpy())

@@ -456,7 +456,7 @@ def test_as_batch_keeps_the_tfds_order():
   batch = {"text": tf.constant([b"great", b"awful"]), "label": tf.constant([1, 0], tf.int64)}
   assert beam_side._as_batch(batch) == [(b"great", 1), (b"awful", 0)]
   record = {"text": tf.constant(b"fine"), "label": tf.constant(1, tf.int64)}
-  assert beam_side._as_batch_of_one(record) == [(b"fine", 1)]
+  assert beam_side._as_pair(record) == (b"fine", 1)
 
 
 def test_a_whole_split_is_read_in_batches_as_tfds_orders_it(builder, tmp_path):
